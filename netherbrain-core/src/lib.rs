@@ -1,0 +1,49 @@
+//! # netherbrain-core
+//!
+//! The Netherbrain SDK: everything needed to run LLM agents with tools from
+//! any Rust program, and the traits every other Netherbrain crate adapts.
+//!
+//! Start with:
+//! - [`provider::Provider`] — one streaming call to a model; adapters for
+//!   OpenAI-compatible servers ([`provider::openai`], feature `openai`) and
+//!   Anthropic ([`provider::anthropic`], feature `anthropic`).
+//! - [`tool::Tool`] — a typed tool; [`tool::ToolRegistry`] validates
+//!   arguments and runs calls.
+//! - [`agent`] — the loop that runs model rounds and tools, emitting
+//!   [`AgentEvent`]s (AG-UI vocabulary).
+//! - [`store::StateStore`] — persistence, with [`store::MemoryStore`].
+//! - [`channel::Channel`] — a chat platform, for gateways.
+//! - [`runtime`] — the session registry: one run per conversation,
+//!   subscriptions with replay, interrupt, steer and drain.
+//!
+//! With `default-features = false` the crate pulls no HTTP client.
+
+#![warn(missing_docs)]
+
+pub mod agent;
+mod event;
+mod ids;
+mod message;
+mod preset;
+pub mod provider;
+mod session;
+pub mod store;
+pub mod tool;
+mod usage;
+
+pub use event::{AgentEvent, EventEnvelope, RunResult, custom};
+pub use ids::{
+    ApiKeyId, ConversationId, EventSeq, MailboxId, ParseIdError, PresetId, SessionId, UserId,
+    WorkspaceId,
+};
+pub use message::{
+    ContentPart, ImageSource, Message, Role, ToolCall, ToolResult, ToolResultStatus,
+};
+pub use preset::{ApprovalPolicy, PresetConfig};
+pub use provider::{FinishReason, ProviderError};
+pub use session::{ParseStatusError, SessionStatus};
+pub use usage::{Usage, UsageByModel};
+
+/// Re-exported so tool authors can derive `JsonSchema` without adding the
+/// dependency themselves.
+pub use schemars;

@@ -1,0 +1,192 @@
+//! [`StateStore`]: everything the runtime persists.
+//!
+//! Users and API keys, presets, workspaces, conversations, sessions and the
+//! per-session log of messages and events. [`MemoryStore`] is a complete
+//! in-memory implementation; `netherbrain-store` provides SQLite and
+//! Postgres. With the `testing` feature, [`conformance`] holds the test suite
+//! every backend must pass.
+
+mod cursor;
+mod error;
+// mod memory; (in progress)
+mod records;
+pub mod validate;
+
+use async_trait::async_trait;
+
+pub use cursor::ConversationCursor;
+pub use error::{StoreError, StoreResult};
+
+pub use records::*;
+
+use crate::event::EventEnvelope;
+use crate::ids::{ApiKeyId, ConversationId, EventSeq, PresetId, SessionId, UserId, WorkspaceId};
+use crate::message::Message;
+
+/// Persistence for the runtime.
+///
+/// Contract (proven for every backend by [`conformance`]):
+/// - unknown ids return [`StoreError::NotFound`]; duplicate unique names and
+///   deleting referenced rows return [`StoreError::Conflict`]; invalid input
+///   (see [`validate`]) returns [`StoreError::Invalid`] and changes nothing;
+/// - every multi-row change is one transaction;
+/// - at most one `running` session per conversation, enforced atomically:
+///   a second [`create_session`](Self::create_session) returns
+///   [`StoreError::Busy`] naming the active one;
+/// - a session's input is durable when `create_session` returns;
+/// - event sequence numbers are unique and increasing per session.
+#[async_trait]
+pub trait StateStore: Send + Sync + std::fmt::Debug {
+    /// Checks the backend is reachable.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- users ----
+
+    /// Creates a user. Duplicate usernames conflict.
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    /// Gets a user by id.
+    async fn get_user(&self, id: UserId) -> StoreResult<User>;
+    /// Gets a user by username.
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<User>;
+    /// Lists all users, ordered by username.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Changes a user.
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User>;
+    /// Number of users (to decide whether to bootstrap an admin).
+    async fn count_users(&self) -> StoreResult<u64>;
+
+    // ---- API keys ----
+
+    /// Stores a new API key. Duplicate prefixes conflict.
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
+    /// Finds a key by its visible prefix (revoked and expired keys too).
+    async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey>;
+    /// A user's keys, newest first.
+    async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>>;
+    /// Revokes a key; revoking twice is a conflict.
+    async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey>;
+
+    // ---- presets ----
+
+    /// Creates a preset. Duplicate names conflict.
+    async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset>;
+    /// Gets a preset by id.
+    async fn get_preset(&self, id: PresetId) -> StoreResult<Preset>;
+    /// Gets a preset by name.
+    async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset>;
+    /// Lists presets by name.
+    async fn list_presets(&self) -> StoreResult<Vec<Preset>>;
+    /// Changes a preset.
+    async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset>;
+    /// Deletes a preset; a conflict while a conversation names it as default.
+    async fn delete_preset(&self, id: PresetId) -> StoreResult<()>;
+
+    // ---- workspaces ----
+
+    /// Creates a workspace. Duplicate names conflict.
+    async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace>;
+    /// Gets a workspace.
+    async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace>;
+    /// Lists workspaces by name.
+    async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>>;
+    /// Changes a workspace (metadata is merged).
+    async fn update_workspace(
+        &self,
+        id: WorkspaceId,
+        patch: WorkspacePatch,
+    ) -> StoreResult<Workspace>;
+    /// Deletes a workspace; a conflict while conversations belong to it.
+    async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<()>;
+
+    // ---- conversations ----
+
+    /// Creates a conversation. The owner, workspace and preset must exist.
+    async fn create_conversation(&self, conversation: NewConversation)
+    -> StoreResult<Conversation>;
+    /// Gets a conversation.
+    async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation>;
+    /// Lists conversations, newest activity first, one page at a time.
+    async fn list_conversations(&self, query: ConversationQuery)
+    -> StoreResult<Page<Conversation>>;
+    /// Changes a conversation (metadata is shallow-merged).
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        patch: ConversationPatch,
+    ) -> StoreResult<Conversation>;
+    /// Full-text search over title, summary and message text, best match
+    /// first; `owner` restricts to one user's conversations.
+    async fn search_conversations(
+        &self,
+        owner: Option<UserId>,
+        query: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>>;
+
+    // ---- sessions ----
+
+    /// Creates a `running` session and stores its input as its first
+    /// messages, atomically; [`StoreError::Busy`] if the conversation
+    /// already has a running session.
+    async fn create_session(&self, session: NewSession) -> StoreResult<Session>;
+    /// Gets a session.
+    async fn get_session(&self, id: SessionId) -> StoreResult<Session>;
+    /// A conversation's sessions, oldest first.
+    async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>>;
+    /// The conversation's running session, if any.
+    async fn active_session(&self, conversation_id: ConversationId)
+    -> StoreResult<Option<Session>>;
+    /// Moves a running session to a terminal status. A conflict if it is not
+    /// running any more.
+    async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session>;
+    /// Marks every session left running (by a crash) as interrupted and
+    /// returns their ids.
+    async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>>;
+
+    // ---- session log ----
+
+    /// Appends messages and events to a running session in one
+    /// transaction. A conflict if the session is not running or an event
+    /// sequence number is not above the stored ones.
+    async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()>;
+    /// The session's own messages (input first), in order.
+    async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>>;
+    /// Events with sequence numbers above `after`, at most `limit`, in order.
+    async fn list_events(
+        &self,
+        session_id: SessionId,
+        after: EventSeq,
+        limit: u32,
+    ) -> StoreResult<Vec<EventEnvelope>>;
+    /// The highest stored event sequence number of a session (0 if none).
+    async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq>;
+
+    /// The history a session sees: the messages of its ancestors (following
+    /// `parent_session_id`, oldest first) followed by its own.
+    async fn session_history(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        let mut chain = Vec::new();
+        let mut next = Some(session_id);
+        while let Some(id) = next {
+            if chain.len() > 100_000 {
+                return Err(StoreError::Backend("session parent chain too long".into()));
+            }
+            let session = self.get_session(id).await?;
+            next = session.parent_session_id;
+            chain.push(id);
+        }
+        let mut history = Vec::new();
+        for id in chain.into_iter().rev() {
+            history.extend(self.session_messages(id).await?);
+        }
+        Ok(history)
+    }
+
+    // ---- mailbox ----
+
+    /// Leaves a result for a conversation.
+    async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry>;
+    /// Takes (marks delivered and returns) the conversation's undelivered
+    /// entries, oldest first.
+    async fn take_mailbox(&self, conversation_id: ConversationId)
+    -> StoreResult<Vec<MailboxEntry>>;
+}

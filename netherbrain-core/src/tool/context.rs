@@ -1,0 +1,86 @@
+//! What a tool knows about the call it serves.
+
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::ids::{ConversationId, SessionId};
+
+/// Context of one tool call: cancellation, which session and conversation
+/// the call belongs to, and the workspace's project directories (the only
+/// places file and shell tools may touch).
+///
+/// ```
+/// use netherbrain_core::tool::ToolContext;
+/// let ctx = ToolContext::default().with_project_dirs(vec!["/srv/project".into()]);
+/// assert!(!ctx.cancel.is_cancelled());
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ToolContext {
+    /// Cancelled when the run is interrupted; long tools should watch it.
+    pub cancel: CancellationToken,
+    /// The session running the call.
+    pub session_id: SessionId,
+    /// The conversation of the session.
+    pub conversation_id: ConversationId,
+    /// The id of the call being served.
+    pub call_id: String,
+    /// Directories the workspace allows.
+    pub project_dirs: Vec<PathBuf>,
+}
+
+impl ToolContext {
+    /// A context for the given session and conversation.
+    ///
+    /// ```
+    /// use netherbrain_core::{ConversationId, SessionId, tool::ToolContext};
+    /// let ctx = ToolContext::new(SessionId::new(), ConversationId::new());
+    /// # let _ = ctx;
+    /// ```
+    #[must_use]
+    pub fn new(session_id: SessionId, conversation_id: ConversationId) -> Self {
+        Self {
+            session_id,
+            conversation_id,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the cancellation token.
+    ///
+    /// ```
+    /// let ctx = netherbrain_core::tool::ToolContext::default()
+    ///     .with_cancel(tokio_util::sync::CancellationToken::new());
+    /// # let _ = ctx;
+    /// ```
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Sets the project directories.
+    ///
+    /// ```
+    /// let ctx = netherbrain_core::tool::ToolContext::default().with_project_dirs(vec![]);
+    /// assert!(ctx.project_dirs.is_empty());
+    /// ```
+    #[must_use]
+    pub fn with_project_dirs(mut self, dirs: Vec<PathBuf>) -> Self {
+        self.project_dirs = dirs;
+        self
+    }
+
+    /// Sets the call id.
+    ///
+    /// ```
+    /// let ctx = netherbrain_core::tool::ToolContext::default().with_call_id("call_1");
+    /// assert_eq!(ctx.call_id, "call_1");
+    /// ```
+    #[must_use]
+    pub fn with_call_id(mut self, call_id: impl Into<String>) -> Self {
+        self.call_id = call_id.into();
+        self
+    }
+}

@@ -1,0 +1,1 @@
+//! The Netherbrain IM gateway: chat platforms bridged to agents.

@@ -1,0 +1,1 @@
+//! The Netherbrain HTTP server and its typed client.

@@ -1,0 +1,1 @@
+//! Netherbrain state store backends (SQLite, Postgres) and blob storage.
