@@ -237,6 +237,13 @@ pub enum ContentPart {
     ToolCall(ToolCall),
     /// The result of a tool call.
     ToolResult(ToolResult),
+    /// A summary that replaces all earlier history (written by context
+    /// compaction). Adapters send it as text; history before the last
+    /// summary is not sent to the model again.
+    Summary {
+        /// The summary text.
+        text: String,
+    },
 }
 
 impl ContentPart {
