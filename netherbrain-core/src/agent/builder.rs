@@ -47,7 +47,6 @@ impl Agent {
     /// let agent = Agent::builder(Arc::new(ScriptedProvider::new([])), "m").build();
     /// assert!(agent.tools().is_empty());
     /// ```
-    #[must_use]
     pub fn builder(provider: Arc<dyn Provider>, model: impl Into<String>) -> AgentBuilder {
         AgentBuilder {
             agent: Self {

@@ -186,7 +186,7 @@ mod tests {
             Message::assistant(&big),
             Message::user("latest"),
         ];
-        let cut = truncation_cut(None, &msgs, 150);
+        let cut = truncation_cut(None, &msgs, 300);
         assert_eq!(cut, 3);
         assert_eq!(truncation_cut(None, &msgs, 1), 5);
         assert_eq!(truncation_cut(None, &msgs, 100_000), 0);

@@ -81,11 +81,11 @@ impl ScriptedResponse {
         }
     }
 
-    /// A plain text answer (one delta, usage of 10 in / 5 out, `stop`).
+    /// A plain text answer (two deltas, usage of 10 in / 5 out, `stop`).
     ///
     /// ```
     /// let r = netherbrain_core::testing::ScriptedResponse::text("hello");
-    /// assert_eq!(r.events.len(), 3);
+    /// assert_eq!(r.events.len(), 4);
     /// ```
     #[must_use]
     pub fn text(text: impl Into<String>) -> Self {
@@ -117,7 +117,6 @@ impl ScriptedResponse {
     ///     .build();
     /// assert!(!r.events.is_empty());
     /// ```
-    #[must_use]
     pub fn builder() -> ResponseBuilder {
         ResponseBuilder::default()
     }
