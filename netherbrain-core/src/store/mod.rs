@@ -6,9 +6,10 @@
 //! Postgres. With the `testing` feature, [`conformance`] holds the test suite
 //! every backend must pass.
 
+#[cfg(feature = "testing")]
+pub mod conformance;
 mod cursor;
 mod error;
-// mod memory; (in progress)
 mod records;
 pub mod validate;
 
