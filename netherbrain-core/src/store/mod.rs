@@ -10,6 +10,7 @@
 pub mod conformance;
 mod cursor;
 mod error;
+mod memory;
 mod records;
 pub mod validate;
 
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 
 pub use cursor::ConversationCursor;
 pub use error::{StoreError, StoreResult};
+pub use memory::MemoryStore;
 
 pub use records::*;
 
