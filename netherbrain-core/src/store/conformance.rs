@@ -53,6 +53,10 @@
 //! newest first) the tests sleep a few milliseconds between steps, so
 //! backends with millisecond or microsecond timestamps pass too.
 
+// Patches are built the way other crates must build these
+// `#[non_exhaustive]` types: `Default` then field assignments.
+#![allow(clippy::field_reassign_with_default)]
+
 use std::time::Duration;
 
 use serde_json::Value;
@@ -61,7 +65,7 @@ use super::{
     Conversation, Metadata, NewConversation, NewPreset, NewSession, NewUser, NewWorkspace, Preset,
     Session, StateStore, StoreError, StoreResult, User, UserRole, Workspace,
 };
-use crate::ids::{ConversationId, PresetId, UserId};
+use crate::ids::{ConversationId, UserId};
 use crate::message::Message;
 use crate::preset::PresetConfig;
 
@@ -118,6 +122,38 @@ macro_rules! store_conformance_tests {
             workspace_duplicate_name_conflicts,
             workspace_metadata_merge,
             workspace_delete_while_referenced_conflicts,
+            conversation_create_and_get,
+            conversation_create_requires_references,
+            conversation_update_merges_metadata,
+            conversation_invalid_update_changes_nothing,
+            conversation_status,
+            list_orders_by_last_activity,
+            list_pages_with_cursor,
+            list_owner_isolation,
+            list_status_filter,
+            list_workspace_filter,
+            list_metadata_filter,
+            list_rejects_bad_cursor_and_limit,
+            search_title_summary_and_messages,
+            search_prefers_title_matches,
+            search_owner_isolation,
+            search_rejects_bad_input,
+            session_create_stores_input,
+            session_create_requires_references,
+            session_busy_while_running,
+            session_finish,
+            session_finish_twice_conflicts,
+            session_list_and_active,
+            session_history_follows_fork,
+            append_messages_and_events,
+            append_rejects_non_increasing_seq,
+            append_requires_running_session,
+            list_events_after_and_limit,
+            recover_interrupts_running_sessions,
+            mailbox_post_and_take,
+        );
+        $crate::store_conformance_tests!(@arc $make;
+            concurrent_create_session_single_winner,
         );
     };
     (@plain $make:expr; $($name:ident),* $(,)?) => {
@@ -253,11 +289,6 @@ async fn start_session(
 /// Ids of a listing, for comparisons.
 fn conversation_ids(items: &[Conversation]) -> Vec<ConversationId> {
     items.iter().map(|c| c.id).collect()
-}
-
-#[allow(dead_code)]
-fn preset_ids(items: &[Preset]) -> Vec<PresetId> {
-    items.iter().map(|p| p.id).collect()
 }
 
 /// Checks the store answers.

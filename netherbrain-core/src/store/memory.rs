@@ -1,5 +1,6 @@
 //! [`MemoryStore`]: a complete [`StateStore`] kept in process memory.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -284,7 +285,7 @@ impl StateStore for MemoryStore {
             .filter(|k| k.user_id == user_id)
             .cloned()
             .collect();
-        keys.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        keys.sort_by_key(|k| Reverse((k.created_at, k.id)));
         Ok(keys)
     }
 
@@ -539,7 +540,7 @@ impl StateStore for MemoryStore {
                 cursor.is_none_or(|cur| (c.last_activity_at, c.id) < (cur.last_activity_at, cur.id))
             })
             .collect();
-        items.sort_by(|a, b| (b.last_activity_at, b.id).cmp(&(a.last_activity_at, a.id)));
+        items.sort_by_key(|c| Reverse((c.last_activity_at, c.id)));
         let limit = query.limit as usize;
         let next_cursor = (items.len() > limit).then(|| {
             let last = items[limit - 1];
