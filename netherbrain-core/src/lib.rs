@@ -28,6 +28,8 @@ mod preset;
 pub mod provider;
 mod session;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tool;
 mod usage;
 
