@@ -26,6 +26,7 @@ mod ids;
 mod message;
 mod preset;
 pub mod provider;
+pub mod runtime;
 mod session;
 pub mod store;
 #[cfg(feature = "testing")]

@@ -72,7 +72,10 @@ impl LiveLog {
         let len = state.events.len();
         let start = usize::try_from(after).unwrap_or(usize::MAX).min(len);
         let end = start.saturating_add(LIVE_BATCH).min(len);
-        let batch = state.events[start..end].iter().map(|e| (**e).clone()).collect();
+        let batch = state.events[start..end]
+            .iter()
+            .map(|e| (**e).clone())
+            .collect();
         (batch, state.closed && end == len)
     }
 }

@@ -18,7 +18,7 @@
 //! use netherbrain_core::agent::Agent;
 //! use netherbrain_core::runtime::{Runtime, StartRun};
 //! use netherbrain_core::store::{MemoryStore, NewConversation, NewUser, StateStore, UserRole};
-//! use netherbrain_core::testing::ScriptedProvider;
+//! use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
 //! use netherbrain_core::{AgentEvent, Message};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
@@ -26,7 +26,7 @@
 //! let user = store.create_user(NewUser::new("ada", UserRole::User)).await.unwrap();
 //! let conversation = store.create_conversation(NewConversation::new(user.id)).await.unwrap();
 //!
-//! let provider = Arc::new(ScriptedProvider::new().with_text("Hello!"));
+//! let provider = Arc::new(ScriptedProvider::new([ScriptedResponse::text("Hello!")]));
 //! let agent = Arc::new(Agent::builder(provider, "test-model").build());
 //! let runtime = Runtime::new(store.clone());
 //!
@@ -53,7 +53,9 @@ use tracing::Instrument;
 
 use self::log::LiveLog;
 use self::sink::StoreSink;
-use crate::agent::{Agent, RunControl, RunOutcome, RunRequest, SteeringQueue, ToolDecision, pending_tool_calls};
+use crate::agent::{
+    Agent, RunControl, RunOutcome, RunRequest, SteeringQueue, ToolDecision, pending_tool_calls,
+};
 use crate::event::{AgentEvent, EventEnvelope};
 use crate::ids::{ConversationId, EventSeq, PresetId, SessionId};
 use crate::message::Message;
@@ -114,7 +116,7 @@ pub struct RuntimeConfig {}
 /// use netherbrain_core::runtime::StartRun;
 /// use netherbrain_core::{ConversationId, Message};
 /// # fn agent() -> Arc<netherbrain_core::agent::Agent> {
-/// #     let p = Arc::new(netherbrain_core::testing::ScriptedProvider::new());
+/// #     let p = Arc::new(netherbrain_core::testing::ScriptedProvider::new([]));
 /// #     Arc::new(netherbrain_core::agent::Agent::builder(p, "m").build())
 /// # }
 /// let start = StartRun::new(ConversationId::new(), agent(), vec![Message::user("hi")])
@@ -272,7 +274,10 @@ impl Runtime {
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.inner.registry.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Marks sessions a crash left running as interrupted. Call once at
@@ -284,7 +289,10 @@ impl Runtime {
     pub async fn recover(&self) -> Result<Vec<SessionId>, RuntimeError> {
         let recovered = self.inner.store.recover_sessions().await?;
         if !recovered.is_empty() {
-            tracing::info!(count = recovered.len(), "marked sessions left running as interrupted");
+            tracing::info!(
+                count = recovered.len(),
+                "marked sessions left running as interrupted"
+            );
         }
         Ok(recovered)
     }
@@ -304,7 +312,10 @@ impl Runtime {
     /// The running session of a conversation, if it runs in this process.
     #[must_use]
     pub fn active_session(&self, conversation_id: ConversationId) -> Option<SessionId> {
-        self.registry().by_conversation.get(&conversation_id).copied()
+        self.registry()
+            .by_conversation
+            .get(&conversation_id)
+            .copied()
     }
 
     /// Whether a session is running in this process.
@@ -341,7 +352,9 @@ impl Runtime {
         if let Some(parent) = &parent
             && parent.status.is_active()
         {
-            return Err(RuntimeError::Busy { session_id: parent.id });
+            return Err(RuntimeError::Busy {
+                session_id: parent.id,
+            });
         }
         let history = match &parent {
             Some(parent) => store.session_history(parent.id).await?,
@@ -354,10 +367,13 @@ impl Runtime {
             .with_id(session_id)
             .with_parent(parent.as_ref().map(|p| p.id))
             .with_preset(start.preset_id);
-        let session = store.create_session(new_session).await.map_err(|e| match e {
-            StoreError::Busy { active } => RuntimeError::Busy { session_id: active },
-            other => RuntimeError::Store(other),
-        })?;
+        let session = store
+            .create_session(new_session)
+            .await
+            .map_err(|e| match e {
+                StoreError::Busy { active } => RuntimeError::Busy { session_id: active },
+                other => RuntimeError::Store(other),
+            })?;
 
         let control = RunControl::default();
         let log = Arc::new(LiveLog::new());
@@ -367,19 +383,24 @@ impl Runtime {
             control: control.clone(),
             log: log.clone(),
         });
-        {
+        let lost_race = {
             let mut registry = self.registry();
-            if let Some(&other) = registry.by_conversation.get(&conversation_id) {
-                // Lost a race with another start in this process that the
-                // store has not seen yet; undo ours.
-                drop(registry);
-                let _ = store
-                    .finish_session(session_id, SessionFinish::new(SessionStatus::Failed))
-                    .await;
-                return Err(RuntimeError::Busy { session_id: other });
+            match registry.by_conversation.get(&conversation_id) {
+                Some(&other) => Some(other),
+                None => {
+                    registry.by_session.insert(session_id, active.clone());
+                    registry.by_conversation.insert(conversation_id, session_id);
+                    None
+                }
             }
-            registry.by_session.insert(session_id, active.clone());
-            registry.by_conversation.insert(conversation_id, session_id);
+        };
+        if let Some(other) = lost_race {
+            // Another start in this process won a race the store did not see
+            // (it was not yet recorded); undo ours.
+            let _ = store
+                .finish_session(session_id, SessionFinish::new(SessionStatus::Failed))
+                .await;
+            return Err(RuntimeError::Busy { session_id: other });
         }
         self.inner.running.send_modify(|n| *n += 1);
 
@@ -392,7 +413,9 @@ impl Runtime {
         let span = tracing::info_span!("run", %session_id, %conversation_id);
         tokio::spawn(
             async move {
-                runtime.drive(session, start.agent, request, control, log).await;
+                runtime
+                    .drive(session, start.agent, request, control, log)
+                    .await;
             }
             .instrument(span),
         );
@@ -403,7 +426,14 @@ impl Runtime {
     }
 
     /// Runs the agent, persists the outcome, then releases the conversation.
-    async fn drive(&self, session: Session, agent: Arc<Agent>, request: RunRequest, control: RunControl, log: Arc<LiveLog>) {
+    async fn drive(
+        &self,
+        session: Session,
+        agent: Arc<Agent>,
+        request: RunRequest,
+        control: RunControl,
+        log: Arc<LiveLog>,
+    ) {
         let store = self.inner.store.clone();
         let session_id = session.id;
         let mut sink = StoreSink::new(store.clone(), session_id, log.clone());
@@ -430,7 +460,10 @@ impl Runtime {
                 let envelope = EventEnvelope::new(session_id, log.len() + 1, event);
                 log.push(envelope.clone());
                 let _ = store
-                    .append(session_id, crate::store::SessionAppend::new(Vec::new(), vec![envelope]))
+                    .append(
+                        session_id,
+                        crate::store::SessionAppend::new(Vec::new(), vec![envelope]),
+                    )
                     .await;
                 let mut finish = SessionFinish::new(SessionStatus::Failed);
                 finish.error = Some(message);
@@ -458,14 +491,27 @@ impl Runtime {
     /// # Errors
     ///
     /// `NotFound` for an unknown session.
-    pub async fn subscribe(&self, session_id: SessionId, after: EventSeq) -> Result<BoxStream<'static, EventEnvelope>, RuntimeError> {
-        let live = self.registry().by_session.get(&session_id).map(|a| a.log.clone());
+    pub async fn subscribe(
+        &self,
+        session_id: SessionId,
+        after: EventSeq,
+    ) -> Result<BoxStream<'static, EventEnvelope>, RuntimeError> {
+        let live = self
+            .registry()
+            .by_session
+            .get(&session_id)
+            .map(|a| a.log.clone());
         if live.is_none() {
             self.inner.store.get_session(session_id).await?;
         }
         // A run that finished between the lookup and now is still served
         // whole from its live log, which outlives the registry entry.
-        Ok(log::subscribe(self.inner.store.clone(), session_id, live, after))
+        Ok(log::subscribe(
+            self.inner.store.clone(),
+            session_id,
+            live,
+            after,
+        ))
     }
 
     /// Waits for a session to end and returns it as stored.
@@ -474,7 +520,11 @@ impl Runtime {
     ///
     /// `NotFound` for an unknown session.
     pub async fn wait(&self, session_id: SessionId) -> Result<Session, RuntimeError> {
-        let live = self.registry().by_session.get(&session_id).map(|a| a.log.clone());
+        let live = self
+            .registry()
+            .by_session
+            .get(&session_id)
+            .map(|a| a.log.clone());
         if live.is_some() {
             let mut running = self.inner.running.subscribe();
             while self.is_running(session_id) {
@@ -520,7 +570,10 @@ impl Runtime {
     /// # Errors
     ///
     /// [`RuntimeError::NoActiveSession`].
-    pub fn interrupt_conversation(&self, conversation_id: ConversationId) -> Result<SessionId, RuntimeError> {
+    pub fn interrupt_conversation(
+        &self,
+        conversation_id: ConversationId,
+    ) -> Result<SessionId, RuntimeError> {
         let active = self.active_in(conversation_id)?;
         active.control.cancel.cancel();
         Ok(active.session_id)
@@ -532,7 +585,11 @@ impl Runtime {
     /// # Errors
     ///
     /// [`RuntimeError::NotRunning`] or empty text.
-    pub fn steer(&self, session_id: SessionId, text: impl Into<String>) -> Result<(), RuntimeError> {
+    pub fn steer(
+        &self,
+        session_id: SessionId,
+        text: impl Into<String>,
+    ) -> Result<(), RuntimeError> {
         let text = non_empty(text.into())?;
         steer_queue(&self.active(session_id)?.control.steering, text);
         Ok(())
@@ -543,7 +600,11 @@ impl Runtime {
     /// # Errors
     ///
     /// [`RuntimeError::NoActiveSession`] or empty text.
-    pub fn steer_conversation(&self, conversation_id: ConversationId, text: impl Into<String>) -> Result<SessionId, RuntimeError> {
+    pub fn steer_conversation(
+        &self,
+        conversation_id: ConversationId,
+        text: impl Into<String>,
+    ) -> Result<SessionId, RuntimeError> {
         let text = non_empty(text.into())?;
         let active = self.active_in(conversation_id)?;
         steer_queue(&active.control.steering, text);
@@ -556,17 +617,21 @@ impl Runtime {
         self.inner.draining.send_replace(true);
         let before = self.running_count();
         let mut running = self.inner.running.subscribe();
-        let finished_in_time = tokio::time::timeout(timeout, running.wait_for(|n| *n == 0)).await.is_ok();
+        let finished_in_time = tokio::time::timeout(timeout, running.wait_for(|n| *n == 0))
+            .await
+            .is_ok();
         let mut report = DrainReport::default();
         if !finished_in_time {
-            let actives: Vec<Arc<ActiveRun>> = self.registry().by_session.values().cloned().collect();
+            let actives: Vec<Arc<ActiveRun>> =
+                self.registry().by_session.values().cloned().collect();
             for active in &actives {
                 tracing::info!(session_id = %active.session_id, conversation_id = %active.conversation_id, "interrupting run for shutdown");
                 active.control.cancel.cancel();
                 report.interrupted.push(active.session_id);
             }
             // Interrupted runs stop at once; bound the wait anyway.
-            let _ = tokio::time::timeout(Duration::from_secs(10), running.wait_for(|n| *n == 0)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), running.wait_for(|n| *n == 0)).await;
         }
         report.finished = before.saturating_sub(report.interrupted.len());
         report
@@ -575,7 +640,9 @@ impl Runtime {
 
 fn non_empty(text: String) -> Result<String, RuntimeError> {
     if text.trim().is_empty() {
-        Err(RuntimeError::InvalidInput("steering text must not be empty".into()))
+        Err(RuntimeError::InvalidInput(
+            "steering text must not be empty".into(),
+        ))
     } else {
         Ok(text)
     }
@@ -586,12 +653,22 @@ fn steer_queue(queue: &SteeringQueue, text: String) {
 }
 
 /// Checks input and resume decisions before anything is recorded.
-fn validate_start(start: &StartRun, parent: Option<&Session>, history: &[Message]) -> Result<(), RuntimeError> {
+fn validate_start(
+    start: &StartRun,
+    parent: Option<&Session>,
+    history: &[Message],
+) -> Result<(), RuntimeError> {
     let awaiting = parent.is_some_and(|p| p.status == SessionStatus::AwaitingToolResults);
-    let pending = if awaiting { pending_tool_calls(history) } else { Vec::new() };
+    let pending = if awaiting {
+        pending_tool_calls(history)
+    } else {
+        Vec::new()
+    };
     if start.resume.is_empty() {
         if start.input.is_empty() {
-            return Err(RuntimeError::InvalidInput("the input must not be empty".into()));
+            return Err(RuntimeError::InvalidInput(
+                "the input must not be empty".into(),
+            ));
         }
         if !pending.is_empty() {
             return Err(RuntimeError::InvalidResume(format!(
@@ -602,7 +679,9 @@ fn validate_start(start: &StartRun, parent: Option<&Session>, history: &[Message
         return Ok(());
     }
     if pending.is_empty() {
-        return Err(RuntimeError::InvalidResume("there are no pending tool calls to resume".into()));
+        return Err(RuntimeError::InvalidResume(
+            "there are no pending tool calls to resume".into(),
+        ));
     }
     for decision in &start.resume {
         if !pending.iter().any(|c| c.id == decision.call_id()) {
@@ -613,7 +692,11 @@ fn validate_start(start: &StartRun, parent: Option<&Session>, history: &[Message
         }
     }
     for call in &pending {
-        let count = start.resume.iter().filter(|d| d.call_id() == call.id).count();
+        let count = start
+            .resume
+            .iter()
+            .filter(|d| d.call_id() == call.id)
+            .count();
         if count != 1 {
             return Err(RuntimeError::InvalidResume(format!(
                 "tool call `{}` needs exactly one decision",

@@ -28,7 +28,11 @@ pub(crate) struct StoreSink {
 }
 
 impl StoreSink {
-    pub(crate) fn new(store: Arc<dyn StateStore>, session_id: SessionId, log: Arc<LiveLog>) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn StateStore>,
+        session_id: SessionId,
+        log: Arc<LiveLog>,
+    ) -> Self {
         Self {
             store,
             session_id,
@@ -45,7 +49,7 @@ impl StoreSink {
         self.store
             .append(self.session_id, SessionAppend::new(messages, events))
             .await
-            .map_err(|e| SinkError::Store(e.to_string()))
+            .map_err(SinkError::failed)
     }
 
     /// Writes buffered events.
