@@ -691,9 +691,9 @@ pub(crate) fn classify_error(kind: &str, message: &str) -> ProviderError {
             retry_after: None,
             message,
         }
-    } else if has("auth") || has("permission") || has("invalid_api_key") {
+    } else if has("auth") || has("permission") || has("invalid_api_key") || has("billing") {
         ProviderError::Auth { message }
-    } else if has("invalid_request") || has("not_found") || has("invalid") {
+    } else if has("invalid") || has("not_found") || has("too_large") {
         ProviderError::InvalidRequest { message }
     } else {
         // overloaded, server_error, api_error, timeouts and anything unknown:
