@@ -326,10 +326,10 @@ fn request_body(request: &ModelRequest, default_max_tokens: u32) -> Value {
         );
     } else {
         if let Some(t) = s.temperature {
-            body.insert("temperature".into(), json!(t));
+            body.insert("temperature".into(), http::float(t));
         }
         if let Some(p) = s.top_p {
-            body.insert("top_p".into(), json!(p));
+            body.insert("top_p".into(), http::float(p));
         }
     }
     if !s.stop.is_empty() {

@@ -360,6 +360,17 @@ pub(crate) fn build_headers(
     Ok(map)
 }
 
+/// An `f32` setting as JSON, without the noise of widening it to `f64`
+/// (`0.2` rather than `0.20000000298023224`).
+pub(crate) fn float(value: f32) -> Value {
+    value
+        .to_string()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(Value::Null, Value::Number)
+}
+
 /// A JSON `POST` request.
 pub(crate) fn post_json(
     url: &str,

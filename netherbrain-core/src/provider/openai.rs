@@ -258,10 +258,10 @@ fn request_body(request: &ModelRequest) -> Value {
     }
     let s = &request.settings;
     if let Some(t) = s.temperature {
-        body.insert("temperature".into(), json!(t));
+        body.insert("temperature".into(), http::float(t));
     }
     if let Some(p) = s.top_p {
-        body.insert("top_p".into(), json!(p));
+        body.insert("top_p".into(), http::float(p));
     }
     if let Some(m) = s.max_tokens {
         body.insert("max_tokens".into(), json!(m));
