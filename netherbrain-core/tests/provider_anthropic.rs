@@ -294,7 +294,8 @@ async fn rate_limit_with_retry_after_then_success() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn http_errors_are_classified() {
-    let cases: [(u16, Value, fn(&ProviderError) -> bool); 4] = [
+    type Check = fn(&ProviderError) -> bool;
+    let cases: [(u16, Value, Check); 4] = [
         (
             401,
             json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}),

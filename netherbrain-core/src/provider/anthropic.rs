@@ -795,9 +795,11 @@ mod tests {
     #[test]
     fn thinking_budget_fits_max_tokens() {
         let req = |max: Option<u32>, effort: Option<ReasoningEffort>| {
-            let mut settings = ModelSettings::default();
-            settings.max_tokens = max;
-            settings.reasoning_effort = effort;
+            let settings = ModelSettings {
+                max_tokens: max,
+                reasoning_effort: effort,
+                ..ModelSettings::default()
+            };
             ModelRequest::new("m", vec![]).with_settings(settings)
         };
         assert_eq!(token_limits(&req(None, None), 4096), (4096, None));
