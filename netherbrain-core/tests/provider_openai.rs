@@ -491,3 +491,163 @@ async fn summary_replaces_earlier_history() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A one-connection HTTP/1.1 server on 127.0.0.1 that answers with a
+/// chunked SSE body, writing each part as its own chunk (with a pause), so
+/// the client really receives split events and split characters. With
+/// `hang`, it then keeps the connection open and reports whether the client
+/// closed it.
+mod raw {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::oneshot;
+
+    async fn read_request(socket: &mut TcpStream) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut tmp).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&tmp[..n]);
+            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..pos]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                while buf.len() < pos + 4 + len {
+                    let n = socket.read(&mut tmp).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&tmp[..n]);
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    pub(crate) async fn serve(
+        parts: Vec<Vec<u8>>,
+        hang: bool,
+    ) -> std::io::Result<(String, oneshot::Receiver<bool>)> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let uri = format!("http://{}/v1", listener.local_addr()?);
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let result: std::io::Result<bool> = async {
+                read_request(&mut socket).await?;
+                socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                    .await?;
+                for part in parts {
+                    socket.write_all(format!("{:x}\r\n", part.len()).as_bytes()).await?;
+                    socket.write_all(&part).await?;
+                    socket.write_all(b"\r\n").await?;
+                    socket.flush().await?;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                if !hang {
+                    socket.write_all(b"0\r\n\r\n").await?;
+                    socket.flush().await?;
+                    return Ok(false);
+                }
+                // Wait for the client to go away.
+                let mut tmp = [0u8; 64];
+                match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut tmp)).await {
+                    Ok(Ok(0) | Err(_)) => Ok(true),
+                    _ => Ok(false),
+                }
+            }
+            .await;
+            let _ = tx.send(result.unwrap_or(true));
+        });
+        Ok((uri, rx))
+    }
+}
+
+fn raw_provider(uri: String, idle: Duration) -> OpenAiProvider {
+    OpenAiProvider::new(
+        OpenAiConfig::new(uri).with_http(
+            HttpOptions::default()
+                .with_idle_timeout(idle)
+                .with_retry(RetryPolicy::none()),
+        ),
+    )
+}
+
+#[tokio::test]
+async fn events_and_characters_split_across_network_chunks() -> anyhow::Result<()> {
+    let body = sse(
+        &[
+            delta(json!({"content": "naïve "})),
+            delta(json!({"content": "日本 🦀"})),
+            finish("stop"),
+        ],
+        true,
+    )
+    .into_bytes();
+    // Cut inside "ï" (2 bytes), "日" (3 bytes) and "🦀" (4 bytes).
+    let mut cuts: Vec<usize> = ["ï", "日", "🦀"]
+        .iter()
+        .filter_map(|c| {
+            let needle = c.as_bytes();
+            body.windows(needle.len())
+                .position(|w| w == needle)
+                .map(|p| p + 1)
+        })
+        .collect();
+    assert_eq!(cuts.len(), 3);
+    cuts.push(body.len());
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for cut in cuts {
+        parts.push(body[start..cut].to_vec());
+        start = cut;
+    }
+    let (uri, _) = raw::serve(parts, false).await?;
+    let response = raw_provider(uri, Duration::from_secs(5))
+        .complete(request())
+        .await?;
+    assert_eq!(response.message.text(), "naïve 日本 🦀");
+    assert_eq!(response.finish_reason, Some(FinishReason::Stop));
+    Ok(())
+}
+
+#[tokio::test]
+async fn silence_between_chunks_times_out() -> anyhow::Result<()> {
+    let first = sse(&[delta(json!({"content": "hi"}))], false).into_bytes();
+    let (uri, _) = raw::serve(vec![first], true).await?;
+    let items: Vec<_> = raw_provider(uri, Duration::from_millis(300))
+        .stream(request())
+        .collect()
+        .await;
+    assert_eq!(items[0], Ok(ProviderEvent::TextDelta("hi".into())));
+    assert!(
+        matches!(&items[1], Err(ProviderError::Transient { message }) if message.contains("no data")),
+        "{items:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn dropping_the_stream_closes_the_connection() -> anyhow::Result<()> {
+    let first = sse(&[delta(json!({"content": "hi"}))], false).into_bytes();
+    let (uri, closed) = raw::serve(vec![first], true).await?;
+    let mut stream = raw_provider(uri, Duration::from_secs(30)).stream(request());
+    assert_eq!(
+        stream.next().await,
+        Some(Ok(ProviderEvent::TextDelta("hi".into())))
+    );
+    drop(stream);
+    assert!(closed.await?, "the server did not see the connection close");
+    Ok(())
+}

@@ -214,7 +214,7 @@ impl AnthropicProvider {
     /// ```
     #[must_use]
     pub fn new(config: AnthropicConfig) -> Self {
-        let transport = Transport::new(config.http);
+        let transport = Transport::new(config.http.clone());
         Self { config, transport }
     }
 

@@ -175,7 +175,7 @@ impl RetryPolicy {
 /// let o = HttpOptions::default().with_first_byte_timeout(Duration::from_secs(30));
 /// assert_eq!(o.first_byte_timeout, Duration::from_secs(30));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HttpOptions {
     /// Time to establish the TCP/TLS connection (default 10 s).
@@ -307,7 +307,7 @@ impl Transport {
         let state = RunState {
             client,
             request,
-            options: self.options,
+            options: self.options.clone(),
             new_decoder,
             provider,
             attempt: 0,

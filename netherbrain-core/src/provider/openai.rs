@@ -190,7 +190,7 @@ impl OpenAiProvider {
     /// ```
     #[must_use]
     pub fn new(config: OpenAiConfig) -> Self {
-        let transport = Transport::new(config.http);
+        let transport = Transport::new(config.http.clone());
         Self { config, transport }
     }
 
