@@ -54,12 +54,27 @@ use crate::message::{ContentPart, ImageSource, Message, Role};
 use crate::usage::Usage;
 
 /// The default base URL.
+///
+/// ```
+/// use netherbrain_core::provider::anthropic::{AnthropicConfig, DEFAULT_BASE_URL};
+/// assert_eq!(AnthropicConfig::default().base_url, DEFAULT_BASE_URL);
+/// ```
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
-/// The `anthropic-version` header sent with every request.
+/// The `anthropic-version` header sent with every request (an extra
+/// header of the same name overrides it).
+///
+/// ```
+/// assert_eq!(netherbrain_core::provider::anthropic::API_VERSION, "2023-06-01");
+/// ```
 pub const API_VERSION: &str = "2023-06-01";
 
 /// The `max_tokens` sent when the request sets none.
+///
+/// ```
+/// use netherbrain_core::provider::anthropic::{AnthropicConfig, DEFAULT_MAX_TOKENS};
+/// assert_eq!(AnthropicConfig::default().default_max_tokens, DEFAULT_MAX_TOKENS);
+/// ```
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 /// Configuration of an [`AnthropicProvider`].

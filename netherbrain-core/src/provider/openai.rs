@@ -52,6 +52,11 @@ use crate::message::{ContentPart, ImageSource, Message, Role};
 use crate::usage::Usage;
 
 /// The default base URL, OpenAI's API.
+///
+/// ```
+/// use netherbrain_core::provider::openai::{DEFAULT_BASE_URL, OpenAiConfig};
+/// assert_eq!(OpenAiConfig::default().base_url, DEFAULT_BASE_URL);
+/// ```
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// Configuration of an [`OpenAiProvider`].
