@@ -26,8 +26,11 @@ mod ids;
 mod message;
 mod preset;
 pub mod provider;
+pub mod runtime;
 mod session;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tool;
 mod usage;
 

@@ -36,7 +36,13 @@
 //! ```
 
 mod accumulator;
+#[cfg(feature = "anthropic")]
+pub mod anthropic;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "openai")]
+pub mod openai;
 mod request;
 
 use std::fmt;

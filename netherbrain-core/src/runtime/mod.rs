@@ -1,0 +1,717 @@
+//! The session runtime: runs agents in the background, one run at a time
+//! per conversation, and lets anyone subscribe, interrupt, steer or drain.
+//!
+//! - [`Runtime::start`] records a session (its input durable before the
+//!   model is called) and runs it in a task. A second start in the same
+//!   conversation is [`RuntimeError::Busy`] naming the active session.
+//! - [`Runtime::subscribe`] streams a session's events after a given id:
+//!   the live tail while it runs, the persisted log once it has finished.
+//! - [`Runtime::interrupt`] / [`Runtime::steer`] act on a running session
+//!   (or, with the `_conversation` variants, on a conversation's).
+//! - [`Runtime::drain`] refuses new runs, waits for running ones, then
+//!   interrupts what is left; [`Runtime::recover`] marks sessions a crash
+//!   left running as interrupted.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use futures::StreamExt;
+//! use netherbrain_core::agent::Agent;
+//! use netherbrain_core::runtime::{Runtime, StartRun};
+//! use netherbrain_core::store::{MemoryStore, NewConversation, NewUser, StateStore, UserRole};
+//! use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
+//! use netherbrain_core::{AgentEvent, Message};
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let store = Arc::new(MemoryStore::new());
+//! let user = store.create_user(NewUser::new("ada", UserRole::User)).await.unwrap();
+//! let conversation = store.create_conversation(NewConversation::new(user.id)).await.unwrap();
+//!
+//! let provider = Arc::new(ScriptedProvider::new([ScriptedResponse::text("Hello!")]));
+//! let agent = Arc::new(Agent::builder(provider, "test-model").build());
+//! let runtime = Runtime::new(store.clone());
+//!
+//! let run = runtime
+//!     .start(StartRun::new(conversation.id, agent, vec![Message::user("Hi")]))
+//!     .await
+//!     .unwrap();
+//! let events: Vec<_> = runtime.subscribe(run.session_id, 0).await.unwrap().collect().await;
+//! assert!(matches!(events.last().unwrap().event, AgentEvent::RunFinished { .. }));
+//! # });
+//! ```
+
+mod log;
+mod sink;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use self::log::LiveLog;
+use self::sink::StoreSink;
+use crate::agent::{
+    Agent, RunControl, RunOutcome, RunRequest, SteeringQueue, ToolDecision, pending_tool_calls,
+};
+use crate::event::{AgentEvent, EventEnvelope};
+use crate::ids::{ConversationId, EventSeq, PresetId, SessionId};
+use crate::message::Message;
+use crate::session::SessionStatus;
+use crate::store::{NewSession, Session, SessionFinish, StateStore, StoreError};
+
+/// Why the runtime refused or failed a request.
+///
+/// ```
+/// use netherbrain_core::runtime::RuntimeError;
+/// use netherbrain_core::SessionId;
+/// let e = RuntimeError::Busy { session_id: SessionId::new() };
+/// assert!(e.to_string().starts_with("conversation is busy"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The conversation already has a running session.
+    #[error("conversation is busy with session {session_id}")]
+    Busy {
+        /// The running session.
+        session_id: SessionId,
+    },
+    /// The runtime is draining and accepts no new runs.
+    #[error("the runtime is shutting down and accepts no new runs")]
+    Draining,
+    /// The session is not running (in this process).
+    #[error("session {0} is not running")]
+    NotRunning(SessionId),
+    /// The conversation has no running session.
+    #[error("conversation {0} has no running session")]
+    NoActiveSession(ConversationId),
+    /// A resume does not match the pending tool calls.
+    #[error("invalid resume: {0}")]
+    InvalidResume(String),
+    /// The input is empty or otherwise unusable.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A store call failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Tunables of a [`Runtime`].
+///
+/// ```
+/// let cfg = netherbrain_core::runtime::RuntimeConfig::default();
+/// # let _ = cfg;
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RuntimeConfig {}
+
+/// What to run: a conversation, the agent, and the new input or a resume.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use netherbrain_core::runtime::StartRun;
+/// use netherbrain_core::{ConversationId, Message};
+/// # fn agent() -> Arc<netherbrain_core::agent::Agent> {
+/// #     let p = Arc::new(netherbrain_core::testing::ScriptedProvider::new([]));
+/// #     Arc::new(netherbrain_core::agent::Agent::builder(p, "m").build())
+/// # }
+/// let start = StartRun::new(ConversationId::new(), agent(), vec![Message::user("hi")])
+///     .with_project_dirs(vec!["/srv/project".into()]);
+/// # let _ = start;
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StartRun {
+    /// The conversation (must exist).
+    pub conversation_id: ConversationId,
+    /// The configured agent.
+    pub agent: Arc<Agent>,
+    /// New user input (may be empty only for a resume).
+    pub input: Vec<Message>,
+    /// Preset recorded on the session.
+    pub preset_id: Option<PresetId>,
+    /// Where the history comes from: `None` continues the conversation's
+    /// latest session; `Some(id)` branches from that session (a fork).
+    pub parent_session_id: Option<SessionId>,
+    /// Approvals, denials or results for the tool calls the parent session
+    /// left pending.
+    pub resume: Vec<ToolDecision>,
+    /// Directories tools may touch.
+    pub project_dirs: Vec<PathBuf>,
+    /// Use this id for the new session.
+    pub session_id: Option<SessionId>,
+}
+
+impl StartRun {
+    /// A run continuing the conversation with new input.
+    #[must_use]
+    pub fn new(conversation_id: ConversationId, agent: Arc<Agent>, input: Vec<Message>) -> Self {
+        Self {
+            conversation_id,
+            agent,
+            input,
+            preset_id: None,
+            parent_session_id: None,
+            resume: Vec::new(),
+            project_dirs: Vec::new(),
+            session_id: None,
+        }
+    }
+
+    /// Sets the preset recorded on the session.
+    #[must_use]
+    pub fn with_preset(mut self, preset: Option<PresetId>) -> Self {
+        self.preset_id = preset;
+        self
+    }
+
+    /// Branches from a given session instead of the latest one.
+    #[must_use]
+    pub fn with_parent(mut self, parent: SessionId) -> Self {
+        self.parent_session_id = Some(parent);
+        self
+    }
+
+    /// Resumes pending tool calls with these decisions.
+    #[must_use]
+    pub fn with_resume(mut self, decisions: Vec<ToolDecision>) -> Self {
+        self.resume = decisions;
+        self
+    }
+
+    /// Sets the project directories.
+    #[must_use]
+    pub fn with_project_dirs(mut self, dirs: Vec<PathBuf>) -> Self {
+        self.project_dirs = dirs;
+        self
+    }
+
+    /// Uses a caller-chosen session id.
+    #[must_use]
+    pub fn with_session_id(mut self, id: SessionId) -> Self {
+        self.session_id = Some(id);
+        self
+    }
+}
+
+/// A started run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunHandle {
+    /// The new session.
+    pub session_id: SessionId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+}
+
+/// What a drain did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DrainReport {
+    /// Runs that finished on their own within the timeout.
+    pub finished: usize,
+    /// Runs interrupted when the timeout passed.
+    pub interrupted: Vec<SessionId>,
+}
+
+#[derive(Debug)]
+struct ActiveRun {
+    session_id: SessionId,
+    conversation_id: ConversationId,
+    control: RunControl,
+    log: Arc<LiveLog>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    by_session: HashMap<SessionId, Arc<ActiveRun>>,
+    by_conversation: HashMap<ConversationId, SessionId>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn StateStore>,
+    registry: Mutex<Registry>,
+    draining: watch::Sender<bool>,
+    /// Number of running runs; drain waits for zero.
+    running: watch::Sender<usize>,
+}
+
+/// Runs agents in the background; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl Runtime {
+    /// A runtime over a store.
+    #[must_use]
+    pub fn new(store: Arc<dyn StateStore>) -> Self {
+        Self::with_config(store, RuntimeConfig::default())
+    }
+
+    /// A runtime with explicit configuration.
+    #[must_use]
+    pub fn with_config(store: Arc<dyn StateStore>, _config: RuntimeConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                registry: Mutex::new(Registry::default()),
+                draining: watch::channel(false).0,
+                running: watch::channel(0).0,
+            }),
+        }
+    }
+
+    /// The store this runtime persists to.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.inner.store
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks sessions a crash left running as interrupted. Call once at
+    /// start-up, before the first [`start`](Self::start).
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn recover(&self) -> Result<Vec<SessionId>, RuntimeError> {
+        let recovered = self.inner.store.recover_sessions().await?;
+        if !recovered.is_empty() {
+            tracing::info!(
+                count = recovered.len(),
+                "marked sessions left running as interrupted"
+            );
+        }
+        Ok(recovered)
+    }
+
+    /// Whether [`drain`](Self::drain) has begun.
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        *self.inner.draining.borrow()
+    }
+
+    /// Number of runs in progress in this process.
+    #[must_use]
+    pub fn running_count(&self) -> usize {
+        *self.inner.running.borrow()
+    }
+
+    /// The running session of a conversation, if it runs in this process.
+    #[must_use]
+    pub fn active_session(&self, conversation_id: ConversationId) -> Option<SessionId> {
+        self.registry()
+            .by_conversation
+            .get(&conversation_id)
+            .copied()
+    }
+
+    /// Whether a session is running in this process.
+    #[must_use]
+    pub fn is_running(&self, session_id: SessionId) -> bool {
+        self.registry().by_session.contains_key(&session_id)
+    }
+
+    /// Records a new session and runs it in the background.
+    ///
+    /// The session's input is durable when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Busy`] if the conversation has a running session,
+    /// [`RuntimeError::Draining`], [`RuntimeError::InvalidResume`] when the
+    /// decisions do not match the pending calls, or a store error (unknown
+    /// conversation or parent → `NotFound`).
+    pub async fn start(&self, start: StartRun) -> Result<RunHandle, RuntimeError> {
+        if self.is_draining() {
+            return Err(RuntimeError::Draining);
+        }
+        let conversation_id = start.conversation_id;
+        if let Some(active) = self.active_session(conversation_id) {
+            return Err(RuntimeError::Busy { session_id: active });
+        }
+        let store = &self.inner.store;
+        store.get_conversation(conversation_id).await?;
+
+        let parent = match start.parent_session_id {
+            Some(parent) => Some(store.get_session(parent).await?),
+            None => store.list_sessions(conversation_id).await?.pop(),
+        };
+        if let Some(parent) = &parent
+            && parent.status.is_active()
+        {
+            return Err(RuntimeError::Busy {
+                session_id: parent.id,
+            });
+        }
+        let history = match &parent {
+            Some(parent) => store.session_history(parent.id).await?,
+            None => Vec::new(),
+        };
+        validate_start(&start, parent.as_ref(), &history)?;
+
+        let session_id = start.session_id.unwrap_or_default();
+        let new_session = NewSession::new(conversation_id, start.input.clone())
+            .with_id(session_id)
+            .with_parent(parent.as_ref().map(|p| p.id))
+            .with_preset(start.preset_id);
+        let session = store
+            .create_session(new_session)
+            .await
+            .map_err(|e| match e {
+                StoreError::Busy { active } => RuntimeError::Busy { session_id: active },
+                other => RuntimeError::Store(other),
+            })?;
+
+        let control = RunControl::default();
+        let log = Arc::new(LiveLog::new());
+        let active = Arc::new(ActiveRun {
+            session_id,
+            conversation_id,
+            control: control.clone(),
+            log: log.clone(),
+        });
+        let lost_race = {
+            let mut registry = self.registry();
+            match registry.by_conversation.get(&conversation_id) {
+                Some(&other) => Some(other),
+                None => {
+                    registry.by_session.insert(session_id, active.clone());
+                    registry.by_conversation.insert(conversation_id, session_id);
+                    None
+                }
+            }
+        };
+        if let Some(other) = lost_race {
+            // Another start in this process won a race the store did not see
+            // (it was not yet recorded); undo ours.
+            let _ = store
+                .finish_session(session_id, SessionFinish::new(SessionStatus::Failed))
+                .await;
+            return Err(RuntimeError::Busy { session_id: other });
+        }
+        self.inner.running.send_modify(|n| *n += 1);
+
+        let request = RunRequest::new(conversation_id, session_id)
+            .with_history(history)
+            .with_input(start.input)
+            .with_resume(start.resume)
+            .with_project_dirs(start.project_dirs);
+        let runtime = self.clone();
+        let span = tracing::info_span!("run", %session_id, %conversation_id);
+        tokio::spawn(
+            async move {
+                runtime
+                    .drive(session, start.agent, request, control, log)
+                    .await;
+            }
+            .instrument(span),
+        );
+        Ok(RunHandle {
+            session_id,
+            conversation_id,
+        })
+    }
+
+    /// Runs the agent, persists the outcome, then releases the conversation.
+    async fn drive(
+        &self,
+        session: Session,
+        agent: Arc<Agent>,
+        request: RunRequest,
+        control: RunControl,
+        log: Arc<LiveLog>,
+    ) {
+        let store = self.inner.store.clone();
+        let session_id = session.id;
+        let mut sink = StoreSink::new(store.clone(), session_id, log.clone());
+        // The agent runs in its own task so a panicking tool or provider
+        // cannot leave the conversation busy forever.
+        let task = tokio::spawn(async move {
+            let outcome = agent.run(request, control, &mut sink).await;
+            (outcome, sink)
+        });
+        let finish = match task.await {
+            Ok((outcome, mut sink)) => {
+                if let Err(err) = sink.flush().await {
+                    tracing::error!(error = %err, "could not persist the last events of a run");
+                }
+                finish_from_outcome(outcome)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "agent run panicked");
+                let message = "the run stopped unexpectedly".to_owned();
+                let event = AgentEvent::RunError {
+                    message: message.clone(),
+                    code: Some("internal".into()),
+                };
+                let envelope = EventEnvelope::new(session_id, log.len() + 1, event);
+                log.push(envelope.clone());
+                let _ = store
+                    .append(
+                        session_id,
+                        crate::store::SessionAppend::new(Vec::new(), vec![envelope]),
+                    )
+                    .await;
+                let mut finish = SessionFinish::new(SessionStatus::Failed);
+                finish.error = Some(message);
+                finish
+            }
+        };
+        if let Err(err) = store.finish_session(session_id, finish).await {
+            tracing::error!(error = %err, "could not record the end of a run");
+        }
+        {
+            let mut registry = self.registry();
+            registry.by_session.remove(&session_id);
+            if registry.by_conversation.get(&session.conversation_id) == Some(&session_id) {
+                registry.by_conversation.remove(&session.conversation_id);
+            }
+        }
+        log.close();
+        self.inner.running.send_modify(|n| *n = n.saturating_sub(1));
+    }
+
+    /// Streams a session's events with sequence numbers above `after`
+    /// (`0` for all): the live tail while it runs, ending when it ends; the
+    /// stored log when it has finished.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown session.
+    pub async fn subscribe(
+        &self,
+        session_id: SessionId,
+        after: EventSeq,
+    ) -> Result<BoxStream<'static, EventEnvelope>, RuntimeError> {
+        let live = self
+            .registry()
+            .by_session
+            .get(&session_id)
+            .map(|a| a.log.clone());
+        if live.is_none() {
+            self.inner.store.get_session(session_id).await?;
+        }
+        // A run that finished between the lookup and now is still served
+        // whole from its live log, which outlives the registry entry.
+        Ok(log::subscribe(
+            self.inner.store.clone(),
+            session_id,
+            live,
+            after,
+        ))
+    }
+
+    /// Waits for a session to end and returns it as stored.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown session.
+    pub async fn wait(&self, session_id: SessionId) -> Result<Session, RuntimeError> {
+        let live = self
+            .registry()
+            .by_session
+            .get(&session_id)
+            .map(|a| a.log.clone());
+        if live.is_some() {
+            let mut running = self.inner.running.subscribe();
+            while self.is_running(session_id) {
+                if running.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+        Ok(self.inner.store.get_session(session_id).await?)
+    }
+
+    fn active(&self, session_id: SessionId) -> Result<Arc<ActiveRun>, RuntimeError> {
+        self.registry()
+            .by_session
+            .get(&session_id)
+            .cloned()
+            .ok_or(RuntimeError::NotRunning(session_id))
+    }
+
+    fn active_in(&self, conversation_id: ConversationId) -> Result<Arc<ActiveRun>, RuntimeError> {
+        let registry = self.registry();
+        registry
+            .by_conversation
+            .get(&conversation_id)
+            .and_then(|id| registry.by_session.get(id))
+            .cloned()
+            .ok_or(RuntimeError::NoActiveSession(conversation_id))
+    }
+
+    /// Interrupts a running session: it stops at once and commits what it
+    /// produced.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::NotRunning`].
+    pub fn interrupt(&self, session_id: SessionId) -> Result<(), RuntimeError> {
+        self.active(session_id)?.control.cancel.cancel();
+        Ok(())
+    }
+
+    /// Interrupts a conversation's running session and returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::NoActiveSession`].
+    pub fn interrupt_conversation(
+        &self,
+        conversation_id: ConversationId,
+    ) -> Result<SessionId, RuntimeError> {
+        let active = self.active_in(conversation_id)?;
+        active.control.cancel.cancel();
+        Ok(active.session_id)
+    }
+
+    /// Queues user text for a running session; it is injected at the next
+    /// model-round boundary.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::NotRunning`] or empty text.
+    pub fn steer(
+        &self,
+        session_id: SessionId,
+        text: impl Into<String>,
+    ) -> Result<(), RuntimeError> {
+        let text = non_empty(text.into())?;
+        steer_queue(&self.active(session_id)?.control.steering, text);
+        Ok(())
+    }
+
+    /// Steers a conversation's running session and returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::NoActiveSession`] or empty text.
+    pub fn steer_conversation(
+        &self,
+        conversation_id: ConversationId,
+        text: impl Into<String>,
+    ) -> Result<SessionId, RuntimeError> {
+        let text = non_empty(text.into())?;
+        let active = self.active_in(conversation_id)?;
+        steer_queue(&active.control.steering, text);
+        Ok(active.session_id)
+    }
+
+    /// Refuses new runs, waits up to `timeout` for running ones to finish,
+    /// then interrupts the rest and waits for them to commit.
+    pub async fn drain(&self, timeout: Duration) -> DrainReport {
+        self.inner.draining.send_replace(true);
+        let before = self.running_count();
+        let mut running = self.inner.running.subscribe();
+        let finished_in_time = tokio::time::timeout(timeout, running.wait_for(|n| *n == 0))
+            .await
+            .is_ok();
+        let mut report = DrainReport::default();
+        if !finished_in_time {
+            let actives: Vec<Arc<ActiveRun>> =
+                self.registry().by_session.values().cloned().collect();
+            for active in &actives {
+                tracing::info!(session_id = %active.session_id, conversation_id = %active.conversation_id, "interrupting run for shutdown");
+                active.control.cancel.cancel();
+                report.interrupted.push(active.session_id);
+            }
+            // Interrupted runs stop at once; bound the wait anyway.
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), running.wait_for(|n| *n == 0)).await;
+        }
+        report.finished = before.saturating_sub(report.interrupted.len());
+        report
+    }
+}
+
+fn non_empty(text: String) -> Result<String, RuntimeError> {
+    if text.trim().is_empty() {
+        Err(RuntimeError::InvalidInput(
+            "steering text must not be empty".into(),
+        ))
+    } else {
+        Ok(text)
+    }
+}
+
+fn steer_queue(queue: &SteeringQueue, text: String) {
+    queue.push(text);
+}
+
+/// Checks input and resume decisions before anything is recorded.
+fn validate_start(
+    start: &StartRun,
+    parent: Option<&Session>,
+    history: &[Message],
+) -> Result<(), RuntimeError> {
+    let awaiting = parent.is_some_and(|p| p.status == SessionStatus::AwaitingToolResults);
+    let pending = if awaiting {
+        pending_tool_calls(history)
+    } else {
+        Vec::new()
+    };
+    if start.resume.is_empty() {
+        if start.input.is_empty() {
+            return Err(RuntimeError::InvalidInput(
+                "the input must not be empty".into(),
+            ));
+        }
+        if !pending.is_empty() {
+            return Err(RuntimeError::InvalidResume(format!(
+                "the conversation is waiting for {} tool result(s); resume with decisions for them",
+                pending.len()
+            )));
+        }
+        return Ok(());
+    }
+    if pending.is_empty() {
+        return Err(RuntimeError::InvalidResume(
+            "there are no pending tool calls to resume".into(),
+        ));
+    }
+    for decision in &start.resume {
+        if !pending.iter().any(|c| c.id == decision.call_id()) {
+            return Err(RuntimeError::InvalidResume(format!(
+                "`{}` is not a pending tool call",
+                decision.call_id()
+            )));
+        }
+    }
+    for call in &pending {
+        let count = start
+            .resume
+            .iter()
+            .filter(|d| d.call_id() == call.id)
+            .count();
+        if count != 1 {
+            return Err(RuntimeError::InvalidResume(format!(
+                "tool call `{}` needs exactly one decision",
+                call.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn finish_from_outcome(outcome: RunOutcome) -> SessionFinish {
+    let mut finish = SessionFinish::new(outcome.status);
+    finish.final_message = outcome.final_message;
+    finish.deferred_tool_calls = outcome.deferred_tool_calls;
+    finish.usage = outcome.usage;
+    finish.error = outcome.error.map(|e| e.message);
+    finish
+}
