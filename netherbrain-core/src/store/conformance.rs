@@ -1,5 +1,7 @@
 //! The test suite every [`StateStore`] backend must pass.
 //!
+//! Available with the `testing` feature.
+//!
 //! Each `pub async fn` here checks one behaviour of the contract documented
 //! on [`StateStore`] against a **fresh, empty** store and panics with a
 //! message naming the broken rule. Backends do not call them one by one:
