@@ -61,7 +61,10 @@ impl RecordedMessage {
 ///
 /// Cloning gives another handle to the same channel, so a test keeps one
 /// while the code under test owns another. Messages injected before
-/// [`run`](Channel::run) starts are queued and delivered in order.
+/// [`run`](Channel::run) starts are queued and delivered in order; one
+/// `run` delivers at a time (a second waits until the first returns), and
+/// a cancelled `run` loses no queued message. Outbound message ids are
+/// `"1"`, `"2"`, … in sending order.
 /// [`send`](Channel::send) and [`edit`](Channel::edit) enforce the
 /// configured [`ChannelCapabilities`] like a real platform would:
 /// over-long text is [`ChannelError::TooLong`], editing without
