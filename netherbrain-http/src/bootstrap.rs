@@ -71,6 +71,9 @@ pub async fn bootstrap_admin(
     store
         .create_api_key(NewApiKey::new(admin.id, "bootstrap", prefix, hash))
         .await?;
-    tracing::info!(user = BOOTSTRAP_ADMIN_USERNAME, "bootstrapped admin account");
+    tracing::info!(
+        user = BOOTSTRAP_ADMIN_USERNAME,
+        "bootstrapped admin account"
+    );
     Ok(generated.then_some(secret))
 }

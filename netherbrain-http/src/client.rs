@@ -19,8 +19,8 @@ use crate::dto::{
     ApiKeyList, ApiKeyView, ChangePasswordRequest, CreateApiKeyRequest, CreatePresetRequest,
     CreateUserRequest, CreateWorkspaceRequest, CreatedApiKey, ErrorBody, HealthResponse,
     ImportPresetsResponse, LoginRequest, LoginResponse, PresetList, PresetView,
-    ResetPasswordRequest, UpdatePresetRequest, UpdateUserRequest, UpdateWorkspaceRequest,
-    UserList, UserView, WorkspaceList, WorkspaceView,
+    ResetPasswordRequest, UpdatePresetRequest, UpdateUserRequest, UpdateWorkspaceRequest, UserList,
+    UserView, WorkspaceList, WorkspaceView,
 };
 
 /// What a client call can fail with.
@@ -108,7 +108,8 @@ impl Client {
         token: Option<String>,
     ) -> Result<Self, ClientError> {
         let base = base_url.into().trim_end_matches('/').to_owned();
-        let parsed = reqwest::Url::parse(&base).map_err(|e| ClientError::InvalidUrl(e.to_string()))?;
+        let parsed =
+            reqwest::Url::parse(&base).map_err(|e| ClientError::InvalidUrl(e.to_string()))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ClientError::InvalidUrl(format!(
                 "unsupported scheme `{}`",
@@ -234,7 +235,11 @@ impl Client {
     /// # Errors
     ///
     /// [`ClientError`]; `401` for bad credentials, `429` when throttled.
-    pub async fn login(&self, username: &str, password: &str) -> Result<LoginResponse, ClientError> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<LoginResponse, ClientError> {
         self.post(
             "/api/auth/login",
             &LoginRequest {
@@ -331,7 +336,8 @@ impl Client {
     ///
     /// [`ClientError`].
     pub async fn deactivate_user(&self, id: Uuid) -> Result<UserView, ClientError> {
-        self.post_empty(&format!("/api/users/{id}/deactivate")).await
+        self.post_empty(&format!("/api/users/{id}/deactivate"))
+            .await
     }
 
     /// `POST /api/users/{id}/activate`.
@@ -365,7 +371,10 @@ impl Client {
     /// # Errors
     ///
     /// [`ClientError`].
-    pub async fn create_key(&self, req: &CreateApiKeyRequest) -> Result<CreatedApiKey, ClientError> {
+    pub async fn create_key(
+        &self,
+        req: &CreateApiKeyRequest,
+    ) -> Result<CreatedApiKey, ClientError> {
         self.post("/api/keys/create", req).await
     }
 
@@ -398,7 +407,10 @@ impl Client {
     /// # Errors
     ///
     /// [`ClientError`].
-    pub async fn create_preset(&self, req: &CreatePresetRequest) -> Result<PresetView, ClientError> {
+    pub async fn create_preset(
+        &self,
+        req: &CreatePresetRequest,
+    ) -> Result<PresetView, ClientError> {
         self.post("/api/presets/create", req).await
     }
 
@@ -439,7 +451,8 @@ impl Client {
     ///
     /// [`ClientError`]; `409` while referenced.
     pub async fn delete_preset(&self, id: Uuid) -> Result<(), ClientError> {
-        self.post_no_content(&format!("/api/presets/{id}/delete")).await
+        self.post_no_content(&format!("/api/presets/{id}/delete"))
+            .await
     }
 
     /// `POST /api/presets/import` with a TOML document.
@@ -490,7 +503,10 @@ impl Client {
     ///
     /// [`ClientError`].
     pub async fn list_workspaces(&self) -> Result<Vec<WorkspaceView>, ClientError> {
-        Ok(self.get::<WorkspaceList>("/api/workspaces/list").await?.items)
+        Ok(self
+            .get::<WorkspaceList>("/api/workspaces/list")
+            .await?
+            .items)
     }
 
     /// `GET /api/workspaces/{id}`.
@@ -512,7 +528,8 @@ impl Client {
         id: Uuid,
         req: &UpdateWorkspaceRequest,
     ) -> Result<WorkspaceView, ClientError> {
-        self.post(&format!("/api/workspaces/{id}/update"), req).await
+        self.post(&format!("/api/workspaces/{id}/update"), req)
+            .await
     }
 
     /// `POST /api/workspaces/{id}/delete`.

@@ -62,7 +62,10 @@ impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")
             .field("bind", &self.bind)
-            .field("auth_token", &self.auth_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("body_limit", &self.body_limit)
             .field("login_rate_limit", &self.login_rate_limit)
             .field("login_token_ttl", &self.login_token_ttl)

@@ -43,7 +43,9 @@ mod server;
 mod state;
 
 pub use auth::{AdminUser, AuthUser};
-pub use bootstrap::{BOOTSTRAP_ADMIN_USERNAME, BootstrapError, MIN_OPERATOR_TOKEN_LEN, bootstrap_admin};
+pub use bootstrap::{
+    BOOTSTRAP_ADMIN_USERNAME, BootstrapError, MIN_OPERATOR_TOKEN_LEN, bootstrap_admin,
+};
 pub use config::{LoginRateLimit, PasswordHashParams, ServerConfig};
 pub use error::ApiError;
 pub use extract::{Json, Path, Query};

@@ -189,8 +189,7 @@ impl Metrics {
         self.with(|| {
             metrics::counter!(TOKENS_TOTAL, "model" => model.clone(), "kind" => "input")
                 .increment(input);
-            metrics::counter!(TOKENS_TOTAL, "model" => model, "kind" => "output")
-                .increment(output);
+            metrics::counter!(TOKENS_TOTAL, "model" => model, "kind" => "output").increment(output);
         });
     }
 

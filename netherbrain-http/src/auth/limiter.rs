@@ -69,7 +69,11 @@ impl LoginLimiter {
         let window = self.limit.window;
         let mut map = self.lock();
         if map.len() > SWEEP_THRESHOLD {
-            map.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < window));
+            map.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < window)
+            });
         }
         let times = map.entry(Self::key(username, ip)).or_default();
         times.push_back(now);

@@ -138,7 +138,10 @@ fn invalid_token() -> ApiError {
 }
 
 /// Resolves the bearer token of a request to an active user.
-pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<AuthUser, ApiError> {
     let Some(token) = bearer_token(headers) else {
         return Err(ApiError::unauthorized(
             "missing `Authorization: Bearer <token>` header",
@@ -206,9 +209,15 @@ mod tests {
     fn parses_bearer_tokens() {
         let mut h = HeaderMap::new();
         assert_eq!(bearer_token(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(bearer_token(&h), Some("abc"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  abc "));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
         assert_eq!(bearer_token(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer_token(&h), None);

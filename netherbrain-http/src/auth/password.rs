@@ -98,10 +98,18 @@ mod tests {
         let p = PasswordHashParams::insecure_fast();
         let h = hash(p, "correct horse".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify(p, "correct horse".into(), Some(h.clone())).await.unwrap());
+        assert!(
+            verify(p, "correct horse".into(), Some(h.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!verify(p, "wrong".into(), Some(h)).await.unwrap());
         assert!(!verify(p, "x".into(), None).await.unwrap());
-        assert!(!verify(p, "x".into(), Some("not a phc".into())).await.unwrap());
+        assert!(
+            !verify(p, "x".into(), Some("not a phc".into()))
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

@@ -73,8 +73,8 @@ pub(crate) async fn login(
         }
     };
     limiter.reset(&req.username, ip);
-    let ttl = chrono::Duration::from_std(state.config().login_token_ttl)
-        .map_err(ApiError::internal)?;
+    let ttl =
+        chrono::Duration::from_std(state.config().login_token_ttl).map_err(ApiError::internal)?;
     let expires_at = Utc::now() + ttl;
     let (_, token) = issue_key(&state, user.id, LOGIN_KEY_NAME, Some(expires_at)).await?;
     Ok(Json(LoginResponse {

@@ -285,10 +285,8 @@ mod tests {
 
     #[test]
     fn parses_one_or_many() {
-        let one = parse_presets(
-            "name = \"a\"\n[config]\nprofile = \"openai\"\nmodel = \"m\"\n",
-        )
-        .unwrap();
+        let one =
+            parse_presets("name = \"a\"\n[config]\nprofile = \"openai\"\nmodel = \"m\"\n").unwrap();
         assert_eq!(one.len(), 1);
         let many = parse_presets(
             "[[presets]]\nname = \"a\"\n[presets.config]\nprofile = \"p\"\nmodel = \"m\"\n\
@@ -301,8 +299,14 @@ mod tests {
     #[test]
     fn rejects_bad_documents() {
         assert_eq!(parse_presets("name = ").unwrap_err().status().as_u16(), 400);
-        assert_eq!(parse_presets("name = \"a\"").unwrap_err().status().as_u16(), 422);
-        assert_eq!(parse_presets("presets = []").unwrap_err().status().as_u16(), 422);
+        assert_eq!(
+            parse_presets("name = \"a\"").unwrap_err().status().as_u16(),
+            422
+        );
+        assert_eq!(
+            parse_presets("presets = []").unwrap_err().status().as_u16(),
+            422
+        );
         let dup = "[[presets]]\nname = \"a\"\n[presets.config]\nprofile = \"p\"\nmodel = \"m\"\n\
                    [[presets]]\nname = \"a\"\n[presets.config]\nprofile = \"p\"\nmodel = \"m\"\n";
         assert_eq!(parse_presets(dup).unwrap_err().status().as_u16(), 422);

@@ -149,7 +149,9 @@ pub(crate) async fn update(
     patch.name = req.name;
     patch.project_dirs = req.project_dirs;
     patch.metadata = req.metadata;
-    Ok(Json(state.store().update_workspace(id, patch).await?.into()))
+    Ok(Json(
+        state.store().update_workspace(id, patch).await?.into(),
+    ))
 }
 
 /// Deletes a workspace; `409` while conversations belong to it.
