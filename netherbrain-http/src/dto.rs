@@ -56,9 +56,10 @@ pub struct HealthResponse {
 
 // ---- users ----
 
-/// A user's role.
+/// A user's role (schema name `UserRole`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = UserRole)]
 pub enum Role {
     /// Manages users, presets and workspaces.
     Admin,

@@ -25,6 +25,24 @@
 //!
 //! Handlers only parse, call the store (later: the core runtime) and map
 //! errors; the business rules live in `netherbrain-core`.
+//!
+//! ## Authentication
+//!
+//! - **API keys** look like `nb_<prefix>_<secret>`: an 8-character
+//!   lowercase prefix (stored in clear, unique, used for lookup) and a
+//!   40-character alphanumeric secret from the OS CSPRNG. The store keeps
+//!   only the SHA-256 of the whole key (hex), compared in constant time.
+//! - **Login tokens** (`POST /api/auth/login`) are API keys named `login`
+//!   with an expiry (`ServerConfig::login_token_ttl`, 30 days); they show up
+//!   in `GET /api/keys/list` and are revoked by `POST /api/auth/logout`.
+//!   Passwords are Argon2id PHC strings; failed logins are throttled per
+//!   username and client IP.
+//! - **Bootstrap**: [`bootstrap_admin`] creates the `admin` account on an
+//!   empty store, with a key that is the operator token (`NETHER_AUTH_TOKEN`)
+//!   or a generated one returned once for printing.
+//! - **Operator token**: when configured it authenticates as the bootstrap
+//!   admin on every start, independent of the keys in the database.
+//! - Binding a non-loopback address needs [`auth_configured`].
 
 #![warn(missing_docs)]
 

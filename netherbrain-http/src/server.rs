@@ -113,16 +113,22 @@ async fn track_requests(State(state): State<AppState>, req: Request, next: Next)
     response
 }
 
-/// Whether requests can be authenticated: an operator token is set or an
-/// active admin account exists (bootstrap creates one with a key). Auth is
-/// always enforced on non-public routes; this only decides whether a
-/// non-loopback bind is allowed.
+/// Whether requests can be authenticated: an operator token of at least
+/// [`MIN_OPERATOR_TOKEN_LEN`](crate::MIN_OPERATOR_TOKEN_LEN) characters is
+/// configured, or an active admin account exists (bootstrap creates one,
+/// with a key). Auth is always enforced on non-public routes; this only
+/// decides whether a non-loopback bind is allowed.
 ///
 /// # Errors
 ///
 /// Store failures.
 pub async fn auth_configured(state: &AppState) -> Result<bool, StoreError> {
-    if state.config().auth_token.is_some() {
+    if state
+        .config()
+        .auth_token
+        .as_deref()
+        .is_some_and(|t| t.chars().count() >= crate::MIN_OPERATOR_TOKEN_LEN)
+    {
         return Ok(true);
     }
     Ok(state

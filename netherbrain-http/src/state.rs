@@ -99,6 +99,17 @@ impl AppStateBuilder {
 
     /// Builds the state.
     pub fn build(self) -> AppState {
+        if self
+            .config
+            .auth_token
+            .as_deref()
+            .is_some_and(|t| t.chars().count() < crate::MIN_OPERATOR_TOKEN_LEN)
+        {
+            tracing::warn!(
+                "the operator token is shorter than {} characters; it does not count as auth for non-loopback binds",
+                crate::MIN_OPERATOR_TOKEN_LEN
+            );
+        }
         let login_limiter = LoginLimiter::new(self.config.login_rate_limit);
         AppState {
             inner: Arc::new(Inner {

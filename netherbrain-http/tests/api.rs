@@ -5,9 +5,9 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{TestServer, assert_error, config, start, start_with};
+use common::{TestServer, assert_error, config, start, start_flaky, start_with};
 use netherbrain_core::PresetConfig;
-use netherbrain_core::store::{NewConversation, StateStore};
+use netherbrain_core::store::{NewConversation, StateStore, StoreError};
 use netherbrain_http::client::ClientError;
 use netherbrain_http::dto::{
     CreateApiKeyRequest, CreatePresetRequest, CreateUserRequest, CreateWorkspaceRequest,
@@ -855,6 +855,44 @@ async fn openapi_is_served() {
         doc,
         serde_json::to_value(netherbrain_http::openapi()).unwrap()
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn store_failures_map_to_503_and_opaque_500() {
+    let s = start_flaky().await;
+    let flaky = s.flaky.clone().unwrap();
+    flaky.fail_with(Some(StoreError::Unavailable(
+        "connection refused to 10.0.0.7".into(),
+    )));
+    let resp = s.http.get(s.url("/api/health")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let health: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["store"], "unavailable");
+    let resp = s
+        .http
+        .get(s.url("/api/presets/list"))
+        .bearer_auth(&s.admin_token)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(resp, 503, "unavailable").await;
+    assert!(!body.to_string().contains("10.0.0.7"), "{body}");
+
+    flaky.fail_with(Some(StoreError::Backend("syntax error near SELECT".into())));
+    let resp = s
+        .http
+        .get(s.url("/api/presets/list"))
+        .bearer_auth(&s.admin_token)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(resp, 500, "internal").await;
+    assert!(!body.to_string().contains("SELECT"), "{body}");
+
+    flaky.fail_with(None);
+    assert_eq!(s.anon.health().await.unwrap().status, "ok");
     s.stop().await;
 }
 

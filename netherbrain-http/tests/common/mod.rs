@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod flaky;
+
 use std::sync::Arc;
 
 use netherbrain_core::store::{MemoryStore, StateStore};
@@ -14,7 +16,9 @@ use tokio::task::JoinHandle;
 /// A running server.
 pub struct TestServer {
     pub base: String,
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<dyn StateStore>,
+    /// Set when started with [`start_flaky`].
+    pub flaky: Option<Arc<flaky::FlakyStore>>,
     pub state: AppState,
     /// Authenticated as the bootstrap admin.
     pub admin: Client,
@@ -36,22 +40,26 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(config: ServerConfig) -> TestServer {
-    let store = Arc::new(MemoryStore::new());
+    start_store(Arc::new(MemoryStore::new()), None, config).await
+}
+
+/// A server over a store that can be made to fail.
+pub async fn start_flaky() -> TestServer {
+    let flaky = Arc::new(flaky::FlakyStore::new());
+    start_store(flaky.clone(), Some(flaky), config()).await
+}
+
+async fn start_store(
+    store: Arc<dyn StateStore>,
+    flaky: Option<Arc<flaky::FlakyStore>>,
+    config: ServerConfig,
+) -> TestServer {
     let token = config.auth_token.clone();
     let generated = bootstrap_admin(store.as_ref(), token.as_deref())
         .await
         .expect("bootstrap");
     let admin_token = generated.or(token).expect("an admin token");
-    start_on(store, config, admin_token).await
-}
-
-pub async fn start_on(
-    store: Arc<MemoryStore>,
-    config: ServerConfig,
-    admin_token: String,
-) -> TestServer {
-    let dyn_store: Arc<dyn StateStore> = store.clone();
-    let state = AppState::new(dyn_store, config);
+    let state = AppState::new(store.clone(), config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -71,6 +79,7 @@ pub async fn start_on(
     TestServer {
         base,
         store,
+        flaky,
         state,
         admin,
         anon,
