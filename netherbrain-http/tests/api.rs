@@ -386,6 +386,17 @@ async fn api_keys_lifecycle() {
         409
     );
 
+    // Names are validated.
+    let e = henry_client
+        .create_key(&CreateApiKeyRequest {
+            name: String::new(),
+            expires_at: None,
+            user_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(&e), 422);
+
     // Expiry must be in the future.
     let e = henry_client
         .create_key(&CreateApiKeyRequest {
