@@ -408,6 +408,20 @@ async fn api_keys_lifecycle() {
         .unwrap_err();
     assert_eq!(api_status(&e), 422);
 
+    // Expired keys stop authenticating.
+    let short_lived = henry_client
+        .create_key(&CreateApiKeyRequest {
+            name: "short".into(),
+            expires_at: Some(Utc::now() + chrono::Duration::milliseconds(700)),
+            user_id: None,
+        })
+        .await
+        .unwrap();
+    let short_client = s.anon.with_token(short_lived.secret);
+    assert_eq!(short_client.me().await.unwrap().id, henry.id);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(api_status(&short_client.me().await.unwrap_err()), 401);
+
     // Admins manage anyone's keys.
     let for_henry = s
         .admin
