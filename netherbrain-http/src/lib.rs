@@ -1,1 +1,73 @@
-//! The Netherbrain HTTP server and its typed client.
+//! # netherbrain-http
+//!
+//! The Netherbrain HTTP server (axum) and, behind the `client` feature, a
+//! typed client for it.
+//!
+//! The API is RPC-style under `/api`: `GET` for reads, `POST` for every
+//! write. Every route except `GET /api/health`, `POST /api/auth/login` and
+//! `GET /api/openapi.json` requires `Authorization: Bearer <token>`, where
+//! the token is an API key (login tokens are API keys too) or the operator
+//! token configured with [`ServerConfig::with_auth_token`]. Errors are JSON
+//! `{"error": {"code": "...", "message": "..."}}` (see [`ApiError`]).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use netherbrain_http::{AppState, ServerConfig, bootstrap_admin, serve};
+//! # async fn run(store: Arc<dyn netherbrain_core::store::StateStore>) -> Result<(), Box<dyn std::error::Error>> {
+//! if let Some(token) = bootstrap_admin(store.as_ref(), None).await? {
+//!     println!("admin token (shown once): {token}");
+//! }
+//! let state = AppState::new(store, ServerConfig::default());
+//! let listener = netherbrain_http::bind(&state).await?;
+//! serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Handlers only parse, call the store (later: the core runtime) and map
+//! errors; the business rules live in `netherbrain-core`.
+//!
+//! ## Authentication
+//!
+//! - **API keys** look like `nb_<prefix>_<secret>`: an 8-character
+//!   lowercase prefix (stored in clear, unique, used for lookup) and a
+//!   40-character alphanumeric secret from the OS CSPRNG. The store keeps
+//!   only the SHA-256 of the whole key (hex), compared in constant time.
+//! - **Login tokens** (`POST /api/auth/login`) are API keys named `login`
+//!   with an expiry (`ServerConfig::login_token_ttl`, 30 days); they show up
+//!   in `GET /api/keys/list` and are revoked by `POST /api/auth/logout`.
+//!   Passwords are Argon2id PHC strings; failed logins are throttled per
+//!   username and client IP.
+//! - **Bootstrap**: [`bootstrap_admin`] creates the `admin` account on an
+//!   empty store, with a key that is the operator token (`NETHER_AUTH_TOKEN`)
+//!   or a generated one returned once for printing.
+//! - **Operator token**: when configured it authenticates as the bootstrap
+//!   admin on every start, independent of the keys in the database.
+//! - Binding a non-loopback address needs [`auth_configured`].
+
+#![warn(missing_docs)]
+
+mod auth;
+mod bootstrap;
+#[cfg(feature = "client")]
+pub mod client;
+mod config;
+pub mod dto;
+mod error;
+mod extract;
+pub mod metrics;
+mod openapi;
+mod routes;
+mod server;
+mod state;
+
+pub use auth::{AdminUser, AuthUser};
+pub use bootstrap::{
+    BOOTSTRAP_ADMIN_USERNAME, BootstrapError, MIN_OPERATOR_TOKEN_LEN, bootstrap_admin,
+};
+pub use config::{LoginRateLimit, PasswordHashParams, ServerConfig};
+pub use error::ApiError;
+pub use extract::{Json, Path, Query};
+pub use metrics::{Metrics, MetricsError};
+pub use openapi::{ApiDoc, openapi, openapi_json};
+pub use server::{ServeError, auth_configured, bind, check_bind_allowed, router, serve};
+pub use state::{AppState, AppStateBuilder};

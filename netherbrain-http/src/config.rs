@@ -1,0 +1,215 @@
+//! Server configuration.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// How the server is run. Build it from [`ServerConfig::default`] and the
+/// `with_*` methods (the struct is `#[non_exhaustive]`).
+///
+/// ```
+/// use std::time::Duration;
+/// use netherbrain_http::ServerConfig;
+/// let config = ServerConfig::default()
+///     .with_bind("127.0.0.1:8080".parse().unwrap())
+///     .with_body_limit(64 * 1024)
+///     .with_shutdown_timeout(Duration::from_secs(5));
+/// assert_eq!(config.bind.port(), 8080);
+/// assert!(config.auth_token.is_none());
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Where to listen. Default `127.0.0.1:9001`. A non-loopback address is
+    /// refused unless auth is configured (see [`crate::auth_configured`]).
+    pub bind: SocketAddr,
+    /// Operator token (`NETHER_AUTH_TOKEN`, read by the CLI). When set it
+    /// authenticates as the bootstrap admin on every start, whatever the
+    /// database holds. Never printed by `Debug`.
+    pub auth_token: Option<String>,
+    /// Largest request body in bytes; larger bodies get `413`. Default 1 MiB.
+    pub body_limit: usize,
+    /// Failed-login throttling.
+    pub login_rate_limit: LoginRateLimit,
+    /// How long a token issued by `POST /api/auth/login` lives. Default 30 days.
+    pub login_token_ttl: Duration,
+    /// How long [`crate::serve`] waits for open connections after the
+    /// shutdown signal before it gives up on them. Default 30 s.
+    pub shutdown_timeout: Duration,
+    /// Argon2id cost for new password hashes.
+    pub password_hash: PasswordHashParams,
+    /// Whether `GET /metrics` requires a bearer token. Default `false`
+    /// (Prometheus scrapers usually run next to the server).
+    pub metrics_require_auth: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 9001)),
+            auth_token: None,
+            body_limit: 1024 * 1024,
+            login_rate_limit: LoginRateLimit::default(),
+            login_token_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            shutdown_timeout: Duration::from_secs(30),
+            password_hash: PasswordHashParams::default(),
+            metrics_require_auth: false,
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("bind", &self.bind)
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("body_limit", &self.body_limit)
+            .field("login_rate_limit", &self.login_rate_limit)
+            .field("login_token_ttl", &self.login_token_ttl)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("password_hash", &self.password_hash)
+            .field("metrics_require_auth", &self.metrics_require_auth)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// Sets the listen address.
+    #[must_use]
+    pub fn with_bind(mut self, bind: SocketAddr) -> Self {
+        self.bind = bind;
+        self
+    }
+
+    /// Sets (or clears) the operator token.
+    #[must_use]
+    pub fn with_auth_token(mut self, token: Option<String>) -> Self {
+        self.auth_token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// Sets the request body limit in bytes.
+    #[must_use]
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Sets failed-login throttling.
+    #[must_use]
+    pub fn with_login_rate_limit(mut self, limit: LoginRateLimit) -> Self {
+        self.login_rate_limit = limit;
+        self
+    }
+
+    /// Sets the lifetime of login tokens.
+    #[must_use]
+    pub fn with_login_token_ttl(mut self, ttl: Duration) -> Self {
+        self.login_token_ttl = ttl;
+        self
+    }
+
+    /// Sets the graceful shutdown timeout.
+    #[must_use]
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sets the Argon2id cost for new password hashes.
+    #[must_use]
+    pub fn with_password_hash(mut self, params: PasswordHashParams) -> Self {
+        self.password_hash = params;
+        self
+    }
+
+    /// Sets whether `GET /metrics` requires a bearer token.
+    #[must_use]
+    pub fn with_metrics_require_auth(mut self, required: bool) -> Self {
+        self.metrics_require_auth = required;
+        self
+    }
+}
+
+/// Failed logins allowed per username and client IP within a window; more
+/// get `429 Too Many Requests` with `Retry-After`.
+///
+/// ```
+/// let limit = netherbrain_http::LoginRateLimit::default();
+/// assert_eq!(limit.max_failures, 5);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoginRateLimit {
+    /// Failures allowed within `window`.
+    pub max_failures: u32,
+    /// The sliding window.
+    pub window: std::time::Duration,
+}
+
+impl Default for LoginRateLimit {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+impl LoginRateLimit {
+    /// `max_failures` per `window`.
+    #[must_use]
+    pub fn new(max_failures: u32, window: Duration) -> Self {
+        Self {
+            max_failures,
+            window,
+        }
+    }
+}
+
+/// Argon2id parameters for new password hashes. Existing hashes keep the
+/// parameters recorded in their PHC string.
+///
+/// The default follows the OWASP recommendation (19 MiB, 2 passes, 1 lane).
+/// [`PasswordHashParams::insecure_fast`] is for tests only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PasswordHashParams {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for PasswordHashParams {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl PasswordHashParams {
+    /// Custom parameters.
+    #[must_use]
+    pub fn new(memory_kib: u32, iterations: u32, parallelism: u32) -> Self {
+        Self {
+            memory_kib,
+            iterations,
+            parallelism,
+        }
+    }
+
+    /// The cheapest parameters Argon2 accepts: fast tests, no protection.
+    #[must_use]
+    pub fn insecure_fast() -> Self {
+        Self::new(8, 1, 1)
+    }
+}

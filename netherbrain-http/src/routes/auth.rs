@@ -1,0 +1,154 @@
+//! `/api/auth/*`: login, who am I, password change, logout.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use chrono::Utc;
+use netherbrain_core::store::UserPatch;
+
+use crate::auth::{AuthUser, ClientIp, password};
+use crate::dto::{ChangePasswordRequest, LoginRequest, LoginResponse, UserView};
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::routes::keys::issue_key;
+use crate::state::AppState;
+
+/// Name of the API keys that logins issue.
+pub(crate) const LOGIN_KEY_NAME: &str = "login";
+
+/// Routes that need no token.
+pub(crate) fn public_routes() -> Router<AppState> {
+    Router::new().route("/api/auth/login", post(login))
+}
+
+/// Routes for authenticated callers.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/me", get(me))
+        .route("/api/auth/password", post(change_password))
+        .route("/api/auth/logout", post(logout))
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::unauthorized("invalid username or password")
+}
+
+/// Exchanges a username and password for a bearer token (an API key named
+/// `login` that expires). Failed attempts are throttled per username and
+/// client IP.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 401, description = "Wrong username or password", body = crate::dto::ErrorBody),
+        (status = 429, description = "Too many failed attempts; see `Retry-After`", body = crate::dto::ErrorBody),
+    )
+)]
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let limiter = state.login_limiter();
+    if let Err(retry) = limiter.check(&req.username, ip) {
+        return Err(ApiError::rate_limited(retry.as_secs().max(1)));
+    }
+    let user = match state.store().get_user_by_username(&req.username).await {
+        Ok(user) => Some(user),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = password::verify(state.config().password_hash, req.password, hash).await?;
+    let user = match user {
+        Some(user) if ok && user.active => user,
+        _ => {
+            limiter.record_failure(&req.username, ip);
+            tracing::info!(username = %req.username, "failed login");
+            return Err(bad_credentials());
+        }
+    };
+    limiter.reset(&req.username, ip);
+    let ttl =
+        chrono::Duration::from_std(state.config().login_token_ttl).map_err(ApiError::internal)?;
+    let expires_at = Utc::now() + ttl;
+    let (_, token) = issue_key(&state, user.id, LOGIN_KEY_NAME, Some(expires_at)).await?;
+    Ok(Json(LoginResponse {
+        token,
+        expires_at,
+        user: user.into(),
+    }))
+}
+
+/// The authenticated user.
+#[utoipa::path(
+    get,
+    path = "/api/auth/me",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller", body = UserView),
+        (status = 401, description = "No usable token", body = crate::dto::ErrorBody),
+    )
+)]
+pub(crate) async fn me(auth: AuthUser) -> Json<UserView> {
+    Json(auth.user.into())
+}
+
+/// Changes the caller's password. `current_password` is required when the
+/// account has a password.
+#[utoipa::path(
+    post,
+    path = "/api/auth/password",
+    tag = "auth",
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed", body = UserView),
+        (status = 401, description = "Wrong current password", body = crate::dto::ErrorBody),
+        (status = 422, description = "New password too short", body = crate::dto::ErrorBody),
+    )
+)]
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(req): Json<ChangePasswordRequest>,
+) -> Result<Json<UserView>, ApiError> {
+    password::check_policy(&req.new_password)?;
+    let params = state.config().password_hash;
+    if let Some(current_hash) = auth.user.password_hash.clone() {
+        let current = req.current_password.unwrap_or_default();
+        if !password::verify(params, current, Some(current_hash)).await? {
+            return Err(ApiError::unauthorized("current password is wrong"));
+        }
+    }
+    let hash = password::hash(params, req.new_password).await?;
+    let mut patch = UserPatch::default();
+    patch.password_hash = Some(hash);
+    let user = state.store().update_user(auth.id(), patch).await?;
+    Ok(Json(user.into()))
+}
+
+/// Revokes the token used for this request. The operator token cannot be
+/// revoked (`409`).
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The token is revoked", body = crate::dto::ApiKeyView),
+        (status = 409, description = "The operator token cannot be revoked", body = crate::dto::ErrorBody),
+    )
+)]
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Json<crate::dto::ApiKeyView>, ApiError> {
+    let Some(key_id) = auth.key_id else {
+        return Err(ApiError::conflict("the operator token cannot be revoked"));
+    };
+    let key = state.store().revoke_api_key(key_id).await?;
+    Ok(Json(key.into()))
+}

@@ -1,0 +1,11 @@
+//! Route handlers, one module per resource. Each module exposes `routes()`;
+//! [`crate::router`] merges them. The conversation, session and streaming
+//! modules slot in the same way.
+
+pub(crate) mod auth;
+pub(crate) mod health;
+pub(crate) mod keys;
+pub(crate) mod meta;
+pub(crate) mod presets;
+pub(crate) mod users;
+pub(crate) mod workspaces;

@@ -1,0 +1,140 @@
+//! A real server over TCP on a MemoryStore, for the integration tests.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod flaky;
+
+use std::sync::Arc;
+
+use netherbrain_core::store::{MemoryStore, StateStore};
+use netherbrain_http::client::Client;
+use netherbrain_http::dto::{CreateUserRequest, Role, UserView};
+use netherbrain_http::{AppState, PasswordHashParams, ServerConfig, bootstrap_admin, serve};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running server.
+pub struct TestServer {
+    pub base: String,
+    pub store: Arc<dyn StateStore>,
+    /// Set when started with [`start_flaky`].
+    pub flaky: Option<Arc<flaky::FlakyStore>>,
+    pub state: AppState,
+    /// Authenticated as the bootstrap admin.
+    pub admin: Client,
+    /// No token.
+    pub anon: Client,
+    pub admin_token: String,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Test defaults: cheap password hashing.
+pub fn config() -> ServerConfig {
+    ServerConfig::default().with_password_hash(PasswordHashParams::insecure_fast())
+}
+
+pub async fn start() -> TestServer {
+    start_with(config()).await
+}
+
+pub async fn start_with(config: ServerConfig) -> TestServer {
+    start_store(Arc::new(MemoryStore::new()), None, config).await
+}
+
+/// A server over a store that can be made to fail.
+pub async fn start_flaky() -> TestServer {
+    let flaky = Arc::new(flaky::FlakyStore::new());
+    start_store(flaky.clone(), Some(flaky), config()).await
+}
+
+async fn start_store(
+    store: Arc<dyn StateStore>,
+    flaky: Option<Arc<flaky::FlakyStore>>,
+    config: ServerConfig,
+) -> TestServer {
+    let token = config.auth_token.clone();
+    let generated = bootstrap_admin(store.as_ref(), token.as_deref())
+        .await
+        .expect("bootstrap");
+    let admin_token = generated.or(token).expect("an admin token");
+    let state = AppState::new(store.clone(), config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task_state = state.clone();
+    let task = tokio::spawn(async move {
+        serve(listener, task_state, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    let base = format!("http://{addr}");
+    let anon = Client::new(base.clone(), None).expect("client");
+    let admin = anon.with_token(admin_token.clone());
+    TestServer {
+        base,
+        store,
+        flaky,
+        state,
+        admin,
+        anon,
+        admin_token,
+        http: reqwest::Client::new(),
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a user with a password and logs in; returns the user and a
+    /// client with its token.
+    pub async fn user(&self, username: &str, role: Role) -> (UserView, Client) {
+        let password = format!("{username}-password");
+        let user = self
+            .admin
+            .create_user(&CreateUserRequest {
+                username: username.to_owned(),
+                password: Some(password.clone()),
+                display_name: None,
+                role,
+            })
+            .await
+            .expect("create user");
+        let login = self.anon.login(username, &password).await.expect("login");
+        (user, self.anon.with_token(login.token))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+    }
+}
+
+/// Asserts an error response: status, JSON body of the error shape, code.
+pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(ct.starts_with("application/json"), "content-type {ct}");
+    let body: serde_json::Value = resp.json().await.expect("json body");
+    assert_eq!(body["error"]["code"], code, "body {body}");
+    assert!(body["error"]["message"].is_string(), "body {body}");
+    body
+}
