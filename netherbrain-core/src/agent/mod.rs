@@ -55,6 +55,7 @@
 //!   request or summarised into a persisted summary message.
 
 mod builder;
+mod catalog;
 mod history;
 mod limits;
 mod request;
@@ -63,6 +64,7 @@ mod sink;
 mod stream;
 
 pub use builder::{Agent, AgentBuilder};
+pub use catalog::{AgentCatalog, CatalogError, ProfileInfo};
 pub use limits::{AgentLimits, CompactionStrategy};
 pub use request::{
     RunControl, RunFailure, RunOutcome, RunRequest, SteeringQueue, ToolDecision, pending_tool_calls,

@@ -39,6 +39,7 @@ mod accumulator;
 #[cfg(feature = "anthropic")]
 pub mod anthropic;
 mod error;
+mod profile;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "openai")]
@@ -54,6 +55,7 @@ use serde::{Deserialize, Serialize};
 
 pub use accumulator::{AccumulatedToolCall, AccumulatorUpdate, ModelResponse, ResponseAccumulator};
 pub use error::ProviderError;
+pub use profile::{ProfileError, ProviderKind, ProviderProfile};
 pub use request::{ModelRequest, ModelSettings, ReasoningEffort, ToolDefinition};
 
 use crate::usage::Usage;

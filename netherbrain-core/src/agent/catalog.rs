@@ -1,0 +1,224 @@
+//! Turning presets into agents: the providers and tool sets a deployment
+//! offers, by name.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::preset::PresetConfig;
+use crate::provider::{ProfileError, Provider, ProviderProfile};
+use crate::tool::{RegistryError, ToolRegistry, ToolSet};
+
+use super::Agent;
+
+/// Why a preset could not be turned into an agent.
+///
+/// ```
+/// use netherbrain_core::agent::CatalogError;
+/// let e = CatalogError::UnknownProfile("gpt".into());
+/// assert_eq!(e.to_string(), "unknown provider profile `gpt`");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// The preset names a profile the catalog does not have.
+    #[error("unknown provider profile `{0}`")]
+    UnknownProfile(String),
+    /// The preset names a tool set the catalog does not have.
+    #[error("unknown tool set `{0}`")]
+    UnknownToolSet(String),
+    /// Tools could not be registered (duplicate names, bad schema, a tool
+    /// set that failed).
+    #[error(transparent)]
+    Tools(#[from] RegistryError),
+    /// A profile could not be built.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+}
+
+#[derive(Clone)]
+struct ProviderEntry {
+    provider: Arc<dyn Provider>,
+    kind: Option<&'static str>,
+    models: Vec<String>,
+}
+
+/// A provider profile as discovery shows it.
+///
+/// ```
+/// let catalog = netherbrain_core::agent::AgentCatalog::new();
+/// assert!(catalog.profiles().is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProfileInfo {
+    /// Profile name.
+    pub name: String,
+    /// `openai`, `anthropic`, or `None` for a custom provider.
+    pub kind: Option<&'static str>,
+    /// Models the profile advertises.
+    pub models: Vec<String>,
+}
+
+/// The providers (by profile name) and tool sets (by name) a deployment
+/// offers; [`agent`](Self::agent) builds the [`Agent`] a preset describes.
+///
+/// ```
+/// use std::sync::Arc;
+/// use netherbrain_core::agent::AgentCatalog;
+/// use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
+/// use netherbrain_core::PresetConfig;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let catalog = AgentCatalog::new()
+///     .with_provider("local", Arc::new(ScriptedProvider::new([ScriptedResponse::text("hi")])), vec!["tiny".into()]);
+/// let agent = catalog
+///     .agent(&PresetConfig::new("local", "tiny").with_system_prompt("Be brief."))
+///     .await
+///     .unwrap();
+/// assert_eq!(agent.model(), "tiny");
+/// assert!(catalog.agent(&PresetConfig::new("missing", "x")).await.is_err());
+/// # });
+/// ```
+#[derive(Clone, Default)]
+pub struct AgentCatalog {
+    providers: BTreeMap<String, ProviderEntry>,
+    toolsets: BTreeMap<String, Arc<dyn ToolSet>>,
+}
+
+impl fmt::Debug for AgentCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentCatalog")
+            .field("providers", &self.providers.keys().collect::<Vec<_>>())
+            .field("toolsets", &self.toolsets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl AgentCatalog {
+    /// An empty catalog.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a catalog from provider profiles.
+    ///
+    /// # Errors
+    ///
+    /// The first profile that cannot be built (e.g. a missing API key).
+    pub fn from_profiles(profiles: &[ProviderProfile]) -> Result<Self, CatalogError> {
+        let mut catalog = Self::new();
+        for profile in profiles {
+            let provider = profile.build()?;
+            catalog.providers.insert(
+                profile.name.clone(),
+                ProviderEntry {
+                    provider,
+                    kind: Some(profile.kind.as_str()),
+                    models: profile.models.clone(),
+                },
+            );
+        }
+        Ok(catalog)
+    }
+
+    /// Adds (or replaces) a provider under a profile name.
+    #[must_use]
+    pub fn with_provider(mut self, name: impl Into<String>, provider: Arc<dyn Provider>, models: Vec<String>) -> Self {
+        self.providers.insert(
+            name.into(),
+            ProviderEntry {
+                provider,
+                kind: None,
+                models,
+            },
+        );
+        self
+    }
+
+    /// Adds (or replaces) a tool set under its name.
+    #[must_use]
+    pub fn with_toolset(mut self, toolset: Arc<dyn ToolSet>) -> Self {
+        self.toolsets.insert(toolset.name().to_owned(), toolset);
+        self
+    }
+
+    /// The provider of a profile.
+    #[must_use]
+    pub fn provider(&self, profile: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(profile).map(|e| &e.provider)
+    }
+
+    /// Profiles with their advertised models, by name.
+    #[must_use]
+    pub fn profiles(&self) -> Vec<ProfileInfo> {
+        self.providers
+            .iter()
+            .map(|(name, e)| ProfileInfo {
+                name: name.clone(),
+                kind: e.kind,
+                models: e.models.clone(),
+            })
+            .collect()
+    }
+
+    /// Names of the tool sets, sorted.
+    #[must_use]
+    pub fn toolset_names(&self) -> Vec<String> {
+        self.toolsets.keys().cloned().collect()
+    }
+
+    /// The tool sets, by name.
+    pub fn toolsets(&self) -> impl Iterator<Item = &Arc<dyn ToolSet>> {
+        self.toolsets.values()
+    }
+
+    /// Checks that a preset's profile and tool sets exist, without building
+    /// anything.
+    ///
+    /// # Errors
+    ///
+    /// [`CatalogError::UnknownProfile`] or [`CatalogError::UnknownToolSet`].
+    pub fn check(&self, config: &PresetConfig) -> Result<(), CatalogError> {
+        if !self.providers.contains_key(&config.profile) {
+            return Err(CatalogError::UnknownProfile(config.profile.clone()));
+        }
+        if let Some(missing) = config.toolsets.iter().find(|t| !self.toolsets.contains_key(*t)) {
+            return Err(CatalogError::UnknownToolSet(missing.clone()));
+        }
+        Ok(())
+    }
+
+    /// Builds the agent a preset describes: its profile's provider, model,
+    /// prompt, settings, the tools of its tool sets, approval policy and
+    /// limits.
+    ///
+    /// # Errors
+    ///
+    /// Unknown profile or tool set, or tools that cannot be registered.
+    pub async fn agent(&self, config: &PresetConfig) -> Result<Agent, CatalogError> {
+        self.check(config)?;
+        let provider = self
+            .providers
+            .get(&config.profile)
+            .map(|e| e.provider.clone())
+            .ok_or_else(|| CatalogError::UnknownProfile(config.profile.clone()))?;
+        let mut tools = ToolRegistry::new();
+        for name in &config.toolsets {
+            let set = self
+                .toolsets
+                .get(name)
+                .ok_or_else(|| CatalogError::UnknownToolSet(name.clone()))?;
+            tools.add_set(set.as_ref()).await?;
+        }
+        let mut builder = Agent::builder(provider, config.model.clone())
+            .settings(config.settings.clone())
+            .tools(tools)
+            .approval(config.approval.clone())
+            .limits(config.limits.clone());
+        if let Some(prompt) = &config.system_prompt {
+            builder = builder.system_prompt(prompt.clone());
+        }
+        Ok(builder.build())
+    }
+}
