@@ -197,5 +197,32 @@ fn accumulation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, loop_rounds, loop_tool_calls, accumulation);
+/// `ToolRegistry::call` alone (schema validation, timeout, cancellation
+/// watch), to separate it from the loop's share of a call.
+fn registry_call(c: &mut Criterion) {
+    let rt = runtime();
+    let tools = ToolRegistry::new().with(Noop).expect("tool");
+    let timeout = std::time::Duration::from_secs(60);
+    c.bench_function("registry_call", |b| {
+        b.to_async(&rt).iter(|| async {
+            let out = tools
+                .call(
+                    "noop",
+                    serde_json::json!({}),
+                    ToolContext::default(),
+                    timeout,
+                )
+                .await;
+            black_box(out.expect("ok"))
+        });
+    });
+}
+
+criterion_group!(
+    benches,
+    loop_rounds,
+    loop_tool_calls,
+    accumulation,
+    registry_call
+);
 criterion_main!(benches);
