@@ -104,6 +104,23 @@ impl Tool for Fail {
     }
 }
 
+#[derive(Debug)]
+struct Crash;
+
+#[async_trait]
+impl Tool for Crash {
+    type Args = NoArgs;
+    fn name(&self) -> &str {
+        "crash"
+    }
+    fn description(&self) -> &str {
+        "Panics"
+    }
+    async fn call(&self, _args: NoArgs, _ctx: ToolContext) -> Result<ToolOutput, ToolError> {
+        panic!("index out of bounds")
+    }
+}
+
 /// Needs approval; records that it ran.
 #[derive(Debug)]
 struct Danger;
@@ -159,6 +176,8 @@ fn tools() -> ToolRegistry {
         .with(Fail)
         .unwrap()
         .with(Danger)
+        .unwrap()
+        .with(Crash)
         .unwrap()
 }
 
@@ -273,7 +292,7 @@ async fn snapshot_two_round_tool_run() {
         .collect();
     assert_eq!(got, vec![("call_1", "3"), ("call_2", "7")]);
     assert_eq!(second.system.as_deref(), Some("You are a test agent."));
-    assert_eq!(second.tools.len(), 4);
+    assert_eq!(second.tools.len(), 5);
     insta::assert_json_snapshot!(transcript(&outcome, &sink));
 }
 
@@ -471,13 +490,19 @@ async fn tool_failures_become_error_results_and_the_run_continues() {
             name: "unknown tool",
             tool: "teleport",
             args: "{}",
-            expect: "unknown tool `teleport`; available tools: add, danger, fail, sleep",
+            expect: "unknown tool `teleport`; available tools: add, crash, danger, fail, sleep",
         },
         Case {
             name: "timeout",
             tool: "sleep",
             args: r#"{"ms": 10000}"#,
             expect: "timed out",
+        },
+        Case {
+            name: "tool panic",
+            tool: "crash",
+            args: "{}",
+            expect: "the tool crashed: index out of bounds",
         },
         Case {
             name: "tool failure",
