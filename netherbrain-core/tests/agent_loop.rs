@@ -1030,3 +1030,27 @@ async fn approval_policy_always_defers_everything() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn interrupted_before_the_first_round_calls_no_model() {
+    let provider = scripted([ScriptedResponse::text("unused")]);
+    let agent = agent(&provider, AgentLimits::default());
+    let control = RunControl::default();
+    control.cancel.cancel();
+    let (outcome, sink) = run(&agent, request(22).with_user_text("x"), control).await;
+    assert_well_formed(&sink);
+    assert_eq!(outcome.status, SessionStatus::Interrupted);
+    assert!(provider.requests().is_empty());
+    assert!(sink.messages.is_empty());
+    assert_eq!(outcome.new_messages, vec![Message::user("x")]);
+}
+
+#[tokio::test]
+async fn run_stream_outcome_without_consuming_events() {
+    let provider = scripted([ScriptedResponse::text("hi")]);
+    let agent = Arc::new(agent(&provider, AgentLimits::default()));
+    let stream = agent.run_stream(request(23).with_user_text("x"), RunControl::default());
+    let outcome = stream.outcome().await;
+    assert_eq!(outcome.status, SessionStatus::Committed);
+    assert_eq!(outcome.new_messages.len(), 2);
+}

@@ -344,6 +344,9 @@ impl<'a> Runner<'a> {
     }
 
     async fn stream_once(&mut self) -> Step<Attempt> {
+        if self.is_cancelled() {
+            return Err(Halt::Interrupted);
+        }
         let mut stream = self.agent.provider.stream(self.model_request());
         let mut acc = ResponseAccumulator::new();
         let mut round = RoundEvents {
