@@ -104,6 +104,23 @@ impl Tool for Fail {
     }
 }
 
+#[derive(Debug)]
+struct Crash;
+
+#[async_trait]
+impl Tool for Crash {
+    type Args = NoArgs;
+    fn name(&self) -> &str {
+        "crash"
+    }
+    fn description(&self) -> &str {
+        "Panics"
+    }
+    async fn call(&self, _args: NoArgs, _ctx: ToolContext) -> Result<ToolOutput, ToolError> {
+        panic!("index out of bounds")
+    }
+}
+
 /// Needs approval; records that it ran.
 #[derive(Debug)]
 struct Danger;
@@ -159,6 +176,8 @@ fn tools() -> ToolRegistry {
         .with(Fail)
         .unwrap()
         .with(Danger)
+        .unwrap()
+        .with(Crash)
         .unwrap()
 }
 
@@ -273,7 +292,7 @@ async fn snapshot_two_round_tool_run() {
         .collect();
     assert_eq!(got, vec![("call_1", "3"), ("call_2", "7")]);
     assert_eq!(second.system.as_deref(), Some("You are a test agent."));
-    assert_eq!(second.tools.len(), 4);
+    assert_eq!(second.tools.len(), 5);
     insta::assert_json_snapshot!(transcript(&outcome, &sink));
 }
 
@@ -471,13 +490,19 @@ async fn tool_failures_become_error_results_and_the_run_continues() {
             name: "unknown tool",
             tool: "teleport",
             args: "{}",
-            expect: "unknown tool `teleport`; available tools: add, danger, fail, sleep",
+            expect: "unknown tool `teleport`; available tools: add, crash, danger, fail, sleep",
         },
         Case {
             name: "timeout",
             tool: "sleep",
             args: r#"{"ms": 10000}"#,
             expect: "timed out",
+        },
+        Case {
+            name: "tool panic",
+            tool: "crash",
+            args: "{}",
+            expect: "the tool crashed: index out of bounds",
         },
         Case {
             name: "tool failure",
@@ -1004,4 +1029,28 @@ async fn approval_policy_always_defers_everything() {
         }
         other => panic!("unexpected {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn interrupted_before_the_first_round_calls_no_model() {
+    let provider = scripted([ScriptedResponse::text("unused")]);
+    let agent = agent(&provider, AgentLimits::default());
+    let control = RunControl::default();
+    control.cancel.cancel();
+    let (outcome, sink) = run(&agent, request(22).with_user_text("x"), control).await;
+    assert_well_formed(&sink);
+    assert_eq!(outcome.status, SessionStatus::Interrupted);
+    assert!(provider.requests().is_empty());
+    assert!(sink.messages.is_empty());
+    assert_eq!(outcome.new_messages, vec![Message::user("x")]);
+}
+
+#[tokio::test]
+async fn run_stream_outcome_without_consuming_events() {
+    let provider = scripted([ScriptedResponse::text("hi")]);
+    let agent = Arc::new(agent(&provider, AgentLimits::default()));
+    let stream = agent.run_stream(request(23).with_user_text("x"), RunControl::default());
+    let outcome = stream.outcome().await;
+    assert_eq!(outcome.status, SessionStatus::Committed);
+    assert_eq!(outcome.new_messages.len(), 2);
 }

@@ -4,7 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use futures::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt, StreamExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -342,6 +344,9 @@ impl<'a> Runner<'a> {
     }
 
     async fn stream_once(&mut self) -> Step<Attempt> {
+        if self.is_cancelled() {
+            return Err(Halt::Interrupted);
+        }
         let mut stream = self.agent.provider.stream(self.model_request());
         let mut acc = ResponseAccumulator::new();
         let mut round = RoundEvents {
@@ -898,16 +903,25 @@ impl ToolExec<'_> {
             .with_cancel(self.cancel.child_token())
             .with_call_id(call.id.clone())
             .with_project_dirs(self.project_dirs.to_vec());
-        let result = self
-            .agent
-            .tools
-            .call(
-                &call.name,
-                call.arguments,
-                ctx,
-                self.agent.limits.tool_timeout,
-            )
-            .await;
+        let call_fut = self.agent.tools.call(
+            &call.name,
+            call.arguments,
+            ctx,
+            self.agent.limits.tool_timeout,
+        );
+        // a panicking tool must not take the run (or the runtime) down
+        let result = match AssertUnwindSafe(call_fut).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => {
+                let detail = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(tool = %call.name, call_id = %call.id, %detail, "tool panicked");
+                Err(ToolError::failed(format!("the tool crashed: {detail}")))
+            }
+        };
         tracing::debug!(tool = %call.name, call_id = %call.id, ok = result.is_ok(), "tool call");
         match result {
             Ok(output) => ToolResult::success(call.id, output.content),
