@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use netherbrain_core::agent::AgentCatalog;
+use netherbrain_core::runtime::Runtime;
 use netherbrain_core::store::StateStore;
 
 use crate::auth::LoginLimiter;
@@ -11,8 +13,9 @@ use crate::metrics::Metrics;
 /// What every handler can reach: the store, the configuration, metrics and
 /// the login throttle. Cheap to clone (one `Arc`).
 ///
-/// The session runtime (`netherbrain_core::runtime`) joins here, through
-/// [`AppStateBuilder`], when the conversation endpoints land.
+/// The session [`Runtime`] runs agents built from presets by the
+/// [`AgentCatalog`] (the provider profiles and tool sets of this
+/// deployment).
 #[derive(Clone, Debug)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -21,6 +24,8 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn StateStore>,
+    runtime: Runtime,
+    catalog: Arc<AgentCatalog>,
     config: ServerConfig,
     metrics: Metrics,
     login_limiter: LoginLimiter,
@@ -37,6 +42,8 @@ impl AppState {
     pub fn builder(store: Arc<dyn StateStore>) -> AppStateBuilder {
         AppStateBuilder {
             store,
+            runtime: None,
+            catalog: Arc::new(AgentCatalog::new()),
             config: ServerConfig::default(),
             metrics: None,
         }
@@ -46,6 +53,18 @@ impl AppState {
     #[must_use]
     pub fn store(&self) -> &Arc<dyn StateStore> {
         &self.inner.store
+    }
+
+    /// The session runtime.
+    #[must_use]
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// The providers and tool sets presets can use.
+    #[must_use]
+    pub fn catalog(&self) -> &Arc<AgentCatalog> {
+        &self.inner.catalog
     }
 
     /// The configuration.
@@ -80,6 +99,8 @@ impl AppState {
 #[must_use]
 pub struct AppStateBuilder {
     store: Arc<dyn StateStore>,
+    runtime: Option<Runtime>,
+    catalog: Arc<AgentCatalog>,
     config: ServerConfig,
     metrics: Option<Metrics>,
 }
@@ -88,6 +109,19 @@ impl AppStateBuilder {
     /// Sets the configuration.
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Uses this runtime (it must run over the same store); by default a
+    /// new one is created over the store.
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Sets the catalog of providers and tool sets (default: empty).
+    pub fn catalog(mut self, catalog: Arc<AgentCatalog>) -> Self {
+        self.catalog = catalog;
         self
     }
 
@@ -113,6 +147,10 @@ impl AppStateBuilder {
         let login_limiter = LoginLimiter::new(self.config.login_rate_limit);
         AppState {
             inner: Arc::new(Inner {
+                runtime: self
+                    .runtime
+                    .unwrap_or_else(|| Runtime::new(self.store.clone())),
+                catalog: self.catalog,
                 store: self.store,
                 config: self.config,
                 metrics: self.metrics.unwrap_or_default(),

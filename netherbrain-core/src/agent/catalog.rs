@@ -124,7 +124,12 @@ impl AgentCatalog {
 
     /// Adds (or replaces) a provider under a profile name.
     #[must_use]
-    pub fn with_provider(mut self, name: impl Into<String>, provider: Arc<dyn Provider>, models: Vec<String>) -> Self {
+    pub fn with_provider(
+        mut self,
+        name: impl Into<String>,
+        provider: Arc<dyn Provider>,
+        models: Vec<String>,
+    ) -> Self {
         self.providers.insert(
             name.into(),
             ProviderEntry {
@@ -183,7 +188,11 @@ impl AgentCatalog {
         if !self.providers.contains_key(&config.profile) {
             return Err(CatalogError::UnknownProfile(config.profile.clone()));
         }
-        if let Some(missing) = config.toolsets.iter().find(|t| !self.toolsets.contains_key(*t)) {
+        if let Some(missing) = config
+            .toolsets
+            .iter()
+            .find(|t| !self.toolsets.contains_key(*t))
+        {
             return Err(CatalogError::UnknownToolSet(missing.clone()));
         }
         Ok(())

@@ -39,11 +39,11 @@ mod accumulator;
 #[cfg(feature = "anthropic")]
 pub mod anthropic;
 mod error;
-mod profile;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "openai")]
 pub mod openai;
+mod profile;
 mod request;
 
 use std::fmt;
