@@ -609,3 +609,90 @@ async fn bad_requests_change_nothing() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn runs_start_from_presets_through_the_catalog() {
+    use netherbrain_core::PresetConfig;
+    use netherbrain_core::agent::{AgentCatalog, CatalogError};
+    use netherbrain_core::runtime::PresetRun;
+    use netherbrain_core::store::{ConversationPatch, NewPreset, NewWorkspace};
+
+    let f = fixture().await;
+    let provider = Arc::new(ScriptedProvider::new([ScriptedResponse::text(
+        "from the preset",
+    )]));
+    let catalog = AgentCatalog::new().with_provider("local", provider.clone(), vec!["tiny".into()]);
+
+    // No preset anywhere: a clear error, nothing recorded.
+    let none = f
+        .runtime
+        .start_preset(
+            &catalog,
+            PresetRun::new(f.conversation, vec![Message::user("hi")]),
+        )
+        .await;
+    assert_eq!(none, Err(RuntimeError::NoPreset));
+
+    let broken = f
+        .store
+        .create_preset(NewPreset::new(
+            "broken",
+            PresetConfig::new("missing-profile", "x"),
+        ))
+        .await
+        .unwrap();
+    let unknown = f
+        .runtime
+        .start_preset(
+            &catalog,
+            PresetRun::new(f.conversation, vec![Message::user("hi")]).with_preset(Some(broken.id)),
+        )
+        .await;
+    assert_eq!(
+        unknown,
+        Err(RuntimeError::Catalog(CatalogError::UnknownProfile(
+            "missing-profile".into()
+        )))
+    );
+    assert!(
+        f.store
+            .list_sessions(f.conversation)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let preset = f
+        .store
+        .create_preset(NewPreset::new(
+            "tiny",
+            PresetConfig::new("local", "tiny").with_system_prompt("Be brief."),
+        ))
+        .await
+        .unwrap();
+    let mut patch = ConversationPatch::default();
+    patch.default_preset = Some(Some(preset.id));
+    f.store
+        .update_conversation(f.conversation, patch)
+        .await
+        .unwrap();
+    f.store
+        .create_workspace(NewWorkspace::new("lab").with_project_dirs(vec!["/srv/lab".into()]))
+        .await
+        .unwrap();
+
+    let run = f
+        .runtime
+        .start_preset(
+            &catalog,
+            PresetRun::new(f.conversation, vec![Message::user("hi")]),
+        )
+        .await
+        .unwrap();
+    let session = f.runtime.wait(run.session_id).await.unwrap();
+    assert_eq!(session.preset_id, Some(preset.id));
+    assert_eq!(session.final_message.as_deref(), Some("from the preset"));
+    let request = &provider.requests()[0];
+    assert_eq!(request.model, "tiny");
+    assert_eq!(request.system.as_deref(), Some("Be brief."));
+}

@@ -40,6 +40,7 @@
 //! ```
 
 mod log;
+mod preset_run;
 mod sink;
 
 use std::collections::HashMap;
@@ -50,6 +51,8 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 use tracing::Instrument;
+
+pub use self::preset_run::PresetRun;
 
 use self::log::LiveLog;
 use self::sink::StoreSink;
@@ -94,6 +97,12 @@ pub enum RuntimeError {
     /// The input is empty or otherwise unusable.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// No preset was given and the conversation has none.
+    #[error("no preset given and the conversation has no default preset")]
+    NoPreset,
+    /// The preset cannot be turned into an agent.
+    #[error(transparent)]
+    Catalog(#[from] crate::agent::CatalogError),
     /// A store call failed.
     #[error(transparent)]
     Store(#[from] StoreError),
