@@ -1,0 +1,143 @@
+//! Input validation shared by both backends (on top of
+//! [`netherbrain_core::store::validate`]), run before any write so invalid
+//! input changes nothing.
+
+use netherbrain_core::store::{
+    validate, ConversationPatch, NewApiKey, NewConversation, NewPreset, NewUser, NewWorkspace,
+    PresetPatch, SessionAppend, SessionFinish, StoreError, StoreResult, UserPatch, WorkspacePatch,
+};
+use netherbrain_core::SessionId;
+
+/// Longest project directory path.
+pub(crate) const MAX_PATH_LEN: usize = 4096;
+
+pub(crate) fn new_user(u: &NewUser) -> StoreResult<()> {
+    validate::username(&u.username)?;
+    validate::text("display_name", u.display_name.as_deref(), validate::MAX_NAME_LEN)?;
+    validate::text("password_hash", u.password_hash.as_deref(), validate::MAX_TEXT_LEN)
+}
+
+pub(crate) fn user_patch(p: &UserPatch) -> StoreResult<()> {
+    if let Some(name) = &p.display_name {
+        validate::text("display_name", name.as_deref(), validate::MAX_NAME_LEN)?;
+    }
+    validate::text("password_hash", p.password_hash.as_deref(), validate::MAX_TEXT_LEN)
+}
+
+pub(crate) fn new_api_key(k: &NewApiKey) -> StoreResult<()> {
+    validate::name("name", &k.name)?;
+    validate::name("prefix", &k.prefix)?;
+    if k.hash.is_empty() {
+        return Err(StoreError::Invalid("hash must not be empty".into()));
+    }
+    validate::text("hash", Some(&k.hash), validate::MAX_TEXT_LEN)
+}
+
+pub(crate) fn new_preset(p: &NewPreset) -> StoreResult<()> {
+    validate::name("name", &p.name)?;
+    validate::text("description", p.description.as_deref(), validate::MAX_TEXT_LEN)
+}
+
+pub(crate) fn preset_patch(p: &PresetPatch) -> StoreResult<()> {
+    if let Some(name) = &p.name {
+        validate::name("name", name)?;
+    }
+    if let Some(d) = &p.description {
+        validate::text("description", d.as_deref(), validate::MAX_TEXT_LEN)?;
+    }
+    Ok(())
+}
+
+fn project_dirs(dirs: &[String]) -> StoreResult<()> {
+    for d in dirs {
+        if d.trim().is_empty() {
+            return Err(StoreError::Invalid("project_dirs must not contain empty paths".into()));
+        }
+        validate::text("project_dirs", Some(d), MAX_PATH_LEN)?;
+        if d.contains('\0') {
+            return Err(StoreError::Invalid("project_dirs must not contain NUL".into()));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn new_workspace(w: &NewWorkspace) -> StoreResult<()> {
+    validate::name("name", &w.name)?;
+    project_dirs(&w.project_dirs)?;
+    validate::metadata(&w.metadata)
+}
+
+pub(crate) fn workspace_patch(p: &WorkspacePatch) -> StoreResult<()> {
+    if let Some(name) = &p.name {
+        validate::name("name", name)?;
+    }
+    if let Some(dirs) = &p.project_dirs {
+        project_dirs(dirs)?;
+    }
+    if let Some(m) = &p.metadata {
+        validate::metadata(m)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn new_conversation(c: &NewConversation) -> StoreResult<()> {
+    validate::text("title", c.title.as_deref(), validate::MAX_TITLE_LEN)?;
+    validate::metadata(&c.metadata)
+}
+
+pub(crate) fn conversation_patch(p: &ConversationPatch) -> StoreResult<()> {
+    if let Some(t) = &p.title {
+        validate::text("title", t.as_deref(), validate::MAX_TITLE_LEN)?;
+    }
+    if let Some(s) = &p.summary {
+        validate::text("summary", s.as_deref(), validate::MAX_TEXT_LEN)?;
+    }
+    if let Some(m) = &p.metadata {
+        validate::metadata(m)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn finish(f: &SessionFinish) -> StoreResult<()> {
+    if !f.status.is_terminal() {
+        return Err(StoreError::Invalid(format!(
+            "`{}` is not a terminal session status",
+            f.status
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an append's events belong to the session and increase; returns
+/// the lowest sequence number (to compare with the stored ones).
+pub(crate) fn append(session_id: SessionId, a: &SessionAppend) -> StoreResult<Option<u64>> {
+    let mut prev: Option<u64> = None;
+    for e in &a.events {
+        if e.session_id != session_id {
+            return Err(StoreError::Invalid(format!(
+                "event {} belongs to session {}, not {session_id}",
+                e.seq, e.session_id
+            )));
+        }
+        if e.seq == 0 || prev.is_some_and(|p| e.seq <= p) {
+            return Err(StoreError::Conflict(format!(
+                "event sequence number {} is not above the previous one",
+                e.seq
+            )));
+        }
+        crate::common::seq_to_i64(e.seq)?;
+        prev = Some(e.seq);
+    }
+    Ok(a.events.first().map(|e| e.seq))
+}
+
+/// A search query's length.
+pub(crate) fn search_query(query: &str) -> StoreResult<()> {
+    if query.chars().count() > validate::MAX_QUERY_LEN {
+        return Err(StoreError::Invalid(format!(
+            "query must be at most {} characters",
+            validate::MAX_QUERY_LEN
+        )));
+    }
+    Ok(())
+}
