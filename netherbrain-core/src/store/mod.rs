@@ -5,10 +5,59 @@
 //! in-memory implementation; `netherbrain-store` provides SQLite and
 //! Postgres. With the `testing` feature, [`conformance`] holds the test suite
 //! every backend must pass.
+//!
+//! # Example
+//!
+//! A user starts a conversation; one run stores its input, streams an
+//! event and commits:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+//! use netherbrain_core::store::{
+//!     MemoryStore, NewConversation, NewSession, NewUser, SessionAppend, SessionFinish,
+//!     StateStore, StoreError, UserRole,
+//! };
+//! use netherbrain_core::{AgentEvent, EventEnvelope, Message, SessionStatus};
+//!
+//! let store = MemoryStore::new();
+//! let user = store.create_user(NewUser::new("ada", UserRole::User)).await?;
+//! let conversation = store
+//!     .create_conversation(NewConversation::new(user.id).with_title("Questions"))
+//!     .await?;
+//!
+//! // The input is durable once `create_session` returns.
+//! let session = store
+//!     .create_session(NewSession::new(conversation.id, vec![Message::user("2 + 2?")]))
+//!     .await?;
+//! // Only one run per conversation at a time.
+//! let second = store.create_session(NewSession::new(conversation.id, vec![])).await;
+//! assert_eq!(second.unwrap_err(), StoreError::Busy { active: session.id });
+//!
+//! let event = AgentEvent::TextMessageContent { message_id: "m1".into(), delta: "4".into() };
+//! store
+//!     .append(
+//!         session.id,
+//!         SessionAppend::new(
+//!             vec![Message::assistant("4")],
+//!             vec![EventEnvelope::new(session.id, 1, event)],
+//!         ),
+//!     )
+//!     .await?;
+//! store.finish_session(session.id, SessionFinish::new(SessionStatus::Committed)).await?;
+//!
+//! let history = store.session_history(session.id).await?;
+//! assert_eq!(history.iter().map(Message::text).collect::<Vec<_>>(), ["2 + 2?", "4"]);
+//! assert_eq!(store.last_event_seq(session.id).await?, 1);
+//! # Ok(())
+//! # }
+//! ```
 
+#[cfg(feature = "testing")]
+pub mod conformance;
 mod cursor;
 mod error;
-// mod memory; (in progress)
+mod memory;
 mod records;
 pub mod validate;
 
@@ -16,6 +65,7 @@ use async_trait::async_trait;
 
 pub use cursor::ConversationCursor;
 pub use error::{StoreError, StoreResult};
+pub use memory::MemoryStore;
 
 pub use records::*;
 
@@ -34,7 +84,11 @@ use crate::message::Message;
 ///   a second [`create_session`](Self::create_session) returns
 ///   [`StoreError::Busy`] naming the active one;
 /// - a session's input is durable when `create_session` returns;
-/// - event sequence numbers are unique and increasing per session.
+/// - event sequence numbers are unique and increasing per session;
+/// - timestamps the store sets have microsecond precision, and a row read
+///   back equals the row the creating call returned;
+/// - which [`validate`] check applies to which field is listed in the
+///   [`validate`] module docs.
 #[async_trait]
 pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Checks the backend is reachable.
@@ -105,7 +159,10 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     -> StoreResult<Conversation>;
     /// Gets a conversation.
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation>;
-    /// Lists conversations, newest activity first, one page at a time.
+    /// Lists conversations, newest activity first (ties: higher id first),
+    /// one page at a time, paged by a keyset [`ConversationCursor`]. A
+    /// malformed cursor or a `limit` outside 1–200 is
+    /// [`StoreError::Invalid`]; `status: None` lists every status.
     async fn list_conversations(&self, query: ConversationQuery)
     -> StoreResult<Page<Conversation>>;
     /// Changes a conversation (metadata is shallow-merged).
@@ -115,7 +172,10 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
         patch: ConversationPatch,
     ) -> StoreResult<Conversation>;
     /// Full-text search over title, summary and message text, best match
-    /// first; `owner` restricts to one user's conversations.
+    /// first; `owner` restricts to one user's conversations. Every word of
+    /// the query must match (case-insensitively); title matches rank
+    /// before matches in message text only. An empty or over-long query
+    /// and a `limit` outside 1–200 are [`StoreError::Invalid`].
     async fn search_conversations(
         &self,
         owner: Option<UserId>,
@@ -126,8 +186,10 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     // ---- sessions ----
 
     /// Creates a `running` session and stores its input as its first
-    /// messages, atomically; [`StoreError::Busy`] if the conversation
-    /// already has a running session.
+    /// messages, atomically, and bumps the conversation's
+    /// `last_activity_at`. [`StoreError::Busy`] if the conversation already
+    /// has a `created` or `running` session; `NotFound` for an unknown
+    /// conversation or parent; a conflict for a taken id.
     async fn create_session(&self, session: NewSession) -> StoreResult<Session>;
     /// Gets a session.
     async fn get_session(&self, id: SessionId) -> StoreResult<Session>;
@@ -136,22 +198,27 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// The conversation's running session, if any.
     async fn active_session(&self, conversation_id: ConversationId)
     -> StoreResult<Option<Session>>;
-    /// Moves a running session to a terminal status. A conflict if it is not
-    /// running any more.
+    /// Moves a running session to a terminal status, storing the outcome and
+    /// `finished_at`. A conflict if it is not running any more;
+    /// [`StoreError::Invalid`] if `finish.status` is not terminal.
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session>;
-    /// Marks every session left running (by a crash) as interrupted and
-    /// returns their ids.
+    /// Marks every session left `created` or `running` (by a crash) as
+    /// interrupted, with `finished_at`, and returns their ids. What they
+    /// produced is kept.
     async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>>;
 
     // ---- session log ----
 
     /// Appends messages and events to a running session in one
-    /// transaction. A conflict if the session is not running or an event
-    /// sequence number is not above the stored ones.
+    /// transaction: all or nothing. A conflict if the session is not
+    /// running or the events' sequence numbers are not strictly increasing
+    /// and above the stored ones; [`StoreError::Invalid`] if an event's
+    /// `session_id` is another session's.
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()>;
     /// The session's own messages (input first), in order.
     async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>>;
-    /// Events with sequence numbers above `after`, at most `limit`, in order.
+    /// Events with sequence numbers above `after`, at most `limit`, in order
+    /// (`after = 0` starts at the first event).
     async fn list_events(
         &self,
         session_id: SessionId,

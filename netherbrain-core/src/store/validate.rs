@@ -1,5 +1,21 @@
 //! Input checks shared by every store backend, so all of them reject the
 //! same input with the same [`StoreError::Invalid`] message.
+//!
+//! Backends run these checks before touching any row:
+//!
+//! | input | check |
+//! | --- | --- |
+//! | user `username` | [`username`] |
+//! | user `display_name` (create and patch) | [`text`] with [`MAX_NAME_LEN`] |
+//! | API key `name`, `prefix` | [`name`] |
+//! | preset, workspace `name` (create and patch) | [`name`] |
+//! | preset `description` | [`text`] with [`MAX_TEXT_LEN`] |
+//! | workspace, conversation `metadata` | [`metadata`] on create; on patch, of the merged result ([`merge_metadata`]) |
+//! | conversation `title` | [`text`] with [`MAX_TITLE_LEN`] |
+//! | conversation `summary` | [`text`] with [`MAX_TEXT_LEN`] |
+//! | listing `limit`, search `limit` | [`page_size`] |
+//! | listing `cursor` | [`ConversationCursor::decode`](super::ConversationCursor::decode) |
+//! | search query | non-blank after trimming, at most [`MAX_QUERY_LEN`] characters |
 
 use super::{Metadata, StoreError, StoreResult};
 

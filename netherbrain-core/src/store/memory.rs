@@ -1,0 +1,894 @@
+//! [`MemoryStore`]: a complete [`StateStore`] kept in process memory.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::validate::{self, MAX_NAME_LEN, MAX_QUERY_LEN, MAX_TEXT_LEN, MAX_TITLE_LEN};
+use super::{
+    ApiKey, Conversation, ConversationCursor, ConversationPatch, ConversationQuery,
+    ConversationStatus, MailboxEntry, NewApiKey, NewConversation, NewMailboxEntry, NewPreset,
+    NewSession, NewUser, NewWorkspace, Page, Preset, PresetPatch, Session, SessionAppend,
+    SessionFinish, StateStore, StoreError, StoreResult, User, UserPatch, Workspace, WorkspacePatch,
+};
+use crate::event::EventEnvelope;
+use crate::ids::{
+    ApiKeyId, ConversationId, EventSeq, MailboxId, PresetId, SessionId, UserId, WorkspaceId,
+};
+use crate::message::Message;
+use crate::session::SessionStatus;
+
+/// A [`StateStore`] that keeps everything in memory: for tests, examples
+/// and embedders that need no persistence. Nothing survives the process.
+///
+/// All tables sit behind one mutex, so every call is one atomic
+/// transaction; the lock is never held across an `.await`. Timestamps have
+/// microsecond precision (like the SQL backends) and strictly increase
+/// within one store, so orderings by time are deterministic.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+/// use netherbrain_core::store::{MemoryStore, NewUser, StateStore, UserRole};
+///
+/// let store = MemoryStore::new();
+/// let user = store.create_user(NewUser::new("ada", UserRole::Admin)).await?;
+/// assert_eq!(store.get_user_by_username("ada").await?.id, user.id);
+/// assert_eq!(store.count_users().await?, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    /// Last timestamp handed out, in microseconds since the epoch.
+    clock_micros: i64,
+    users: BTreeMap<UserId, User>,
+    api_keys: BTreeMap<ApiKeyId, ApiKey>,
+    presets: BTreeMap<PresetId, Preset>,
+    workspaces: BTreeMap<WorkspaceId, Workspace>,
+    conversations: HashMap<ConversationId, Conversation>,
+    sessions: HashMap<SessionId, SessionRow>,
+    /// Session ids per conversation, oldest first.
+    conversation_sessions: HashMap<ConversationId, Vec<SessionId>>,
+    /// In posting order.
+    mailbox: Vec<MailboxEntry>,
+}
+
+#[derive(Debug)]
+struct SessionRow {
+    session: Session,
+    messages: Vec<Message>,
+    events: Vec<EventEnvelope>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    ///
+    /// ```
+    /// let store = netherbrain_core::store::MemoryStore::new();
+    /// # let _ = store;
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Locks the tables. A panic while the lock was held cannot leave them
+    /// half-changed (every method validates before it mutates), so a
+    /// poisoned lock is recovered.
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Tables {
+    /// Now, at microsecond precision, strictly after the last timestamp.
+    fn now(&mut self) -> DateTime<Utc> {
+        let micros = Utc::now().timestamp_micros().max(self.clock_micros + 1);
+        self.clock_micros = micros;
+        DateTime::from_timestamp_micros(micros).unwrap_or_default()
+    }
+
+    fn user(&self, id: UserId) -> StoreResult<&User> {
+        self.users
+            .get(&id)
+            .ok_or_else(|| StoreError::not_found("user", id))
+    }
+
+    fn preset(&self, id: PresetId) -> StoreResult<&Preset> {
+        self.presets
+            .get(&id)
+            .ok_or_else(|| StoreError::not_found("preset", id))
+    }
+
+    fn workspace(&self, id: WorkspaceId) -> StoreResult<&Workspace> {
+        self.workspaces
+            .get(&id)
+            .ok_or_else(|| StoreError::not_found("workspace", id))
+    }
+
+    fn conversation(&self, id: ConversationId) -> StoreResult<&Conversation> {
+        self.conversations
+            .get(&id)
+            .ok_or_else(|| StoreError::not_found("conversation", id))
+    }
+
+    fn session(&self, id: SessionId) -> StoreResult<&SessionRow> {
+        self.sessions
+            .get(&id)
+            .ok_or_else(|| StoreError::not_found("session", id))
+    }
+
+    fn active_session(&self, conversation_id: ConversationId) -> Option<&Session> {
+        self.conversation_sessions
+            .get(&conversation_id)?
+            .iter()
+            .filter_map(|id| self.sessions.get(id))
+            .map(|row| &row.session)
+            .find(|s| s.status.is_active())
+    }
+
+    fn touch_conversation(&mut self, id: ConversationId, at: DateTime<Utc>) {
+        if let Some(conversation) = self.conversations.get_mut(&id) {
+            conversation.last_activity_at = at;
+        }
+    }
+
+    /// Text a search looks at: each session message of the conversation.
+    fn message_texts(&self, conversation_id: ConversationId) -> Vec<String> {
+        self.conversation_sessions
+            .get(&conversation_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.sessions.get(id))
+            .flat_map(|row| row.messages.iter().map(|m| m.text().to_lowercase()))
+            .collect()
+    }
+}
+
+fn validate_conversation_text(title: Option<&str>, summary: Option<&str>) -> StoreResult<()> {
+    validate::text("title", title, MAX_TITLE_LEN)?;
+    validate::text("summary", summary, MAX_TEXT_LEN)
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    // ---- users ----
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        validate::username(&user.username)?;
+        validate::text("display_name", user.display_name.as_deref(), MAX_NAME_LEN)?;
+        let mut t = self.lock();
+        if t.users.values().any(|u| u.username == user.username) {
+            return Err(StoreError::Conflict(format!(
+                "username `{}` is taken",
+                user.username
+            )));
+        }
+        let now = t.now();
+        let row = User {
+            id: UserId::new(),
+            username: user.username,
+            display_name: user.display_name,
+            role: user.role,
+            password_hash: user.password_hash,
+            active: true,
+            created_at: now,
+            updated_at: now,
+        };
+        t.users.insert(row.id, row.clone());
+        Ok(row)
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<User> {
+        self.lock().user(id).cloned()
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<User> {
+        self.lock()
+            .users
+            .values()
+            .find(|u| u.username == username)
+            .cloned()
+            .ok_or_else(|| StoreError::not_found("user", username))
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let mut users: Vec<User> = self.lock().users.values().cloned().collect();
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(users)
+    }
+
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
+        if let Some(name) = &patch.display_name {
+            validate::text("display_name", name.as_deref(), MAX_NAME_LEN)?;
+        }
+        let mut t = self.lock();
+        t.user(id)?;
+        let now = t.now();
+        let user = t
+            .users
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::not_found("user", id))?;
+        if let Some(display_name) = patch.display_name {
+            user.display_name = display_name;
+        }
+        if let Some(role) = patch.role {
+            user.role = role;
+        }
+        if let Some(active) = patch.active {
+            user.active = active;
+        }
+        if let Some(hash) = patch.password_hash {
+            user.password_hash = Some(hash);
+        }
+        user.updated_at = now;
+        Ok(user.clone())
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        Ok(self.lock().users.len() as u64)
+    }
+
+    // ---- API keys ----
+
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        validate::name("name", &key.name)?;
+        validate::name("prefix", &key.prefix)?;
+        let mut t = self.lock();
+        t.user(key.user_id)?;
+        if t.api_keys.values().any(|k| k.prefix == key.prefix) {
+            return Err(StoreError::Conflict(
+                "an API key with this prefix exists".into(),
+            ));
+        }
+        let row = ApiKey {
+            id: ApiKeyId::new(),
+            user_id: key.user_id,
+            name: key.name,
+            prefix: key.prefix,
+            hash: key.hash,
+            created_at: t.now(),
+            expires_at: key.expires_at,
+            revoked_at: None,
+        };
+        t.api_keys.insert(row.id, row.clone());
+        Ok(row)
+    }
+
+    async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey> {
+        self.lock()
+            .api_keys
+            .values()
+            .find(|k| k.prefix == prefix)
+            .cloned()
+            .ok_or_else(|| StoreError::not_found("api key", prefix))
+    }
+
+    async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>> {
+        let mut keys: Vec<ApiKey> = self
+            .lock()
+            .api_keys
+            .values()
+            .filter(|k| k.user_id == user_id)
+            .cloned()
+            .collect();
+        keys.sort_by_key(|k| Reverse((k.created_at, k.id)));
+        Ok(keys)
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
+        let mut t = self.lock();
+        let now = t.now();
+        let key = t
+            .api_keys
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::not_found("api key", id))?;
+        if key.revoked_at.is_some() {
+            return Err(StoreError::Conflict("API key is already revoked".into()));
+        }
+        key.revoked_at = Some(now);
+        Ok(key.clone())
+    }
+
+    // ---- presets ----
+
+    async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
+        validate::name("name", &preset.name)?;
+        validate::text("description", preset.description.as_deref(), MAX_TEXT_LEN)?;
+        let mut t = self.lock();
+        if t.presets.values().any(|p| p.name == preset.name) {
+            return Err(StoreError::Conflict(format!(
+                "preset `{}` exists",
+                preset.name
+            )));
+        }
+        let now = t.now();
+        let row = Preset {
+            id: PresetId::new(),
+            name: preset.name,
+            description: preset.description,
+            config: preset.config,
+            created_at: now,
+            updated_at: now,
+        };
+        t.presets.insert(row.id, row.clone());
+        Ok(row)
+    }
+
+    async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
+        self.lock().preset(id).cloned()
+    }
+
+    async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset> {
+        self.lock()
+            .presets
+            .values()
+            .find(|p| p.name == name)
+            .cloned()
+            .ok_or_else(|| StoreError::not_found("preset", name))
+    }
+
+    async fn list_presets(&self) -> StoreResult<Vec<Preset>> {
+        let mut presets: Vec<Preset> = self.lock().presets.values().cloned().collect();
+        presets.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(presets)
+    }
+
+    async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
+        if let Some(name) = &patch.name {
+            validate::name("name", name)?;
+        }
+        if let Some(description) = &patch.description {
+            validate::text("description", description.as_deref(), MAX_TEXT_LEN)?;
+        }
+        let mut t = self.lock();
+        t.preset(id)?;
+        if let Some(name) = &patch.name
+            && t.presets.values().any(|p| p.id != id && &p.name == name)
+        {
+            return Err(StoreError::Conflict(format!("preset `{name}` exists")));
+        }
+        let now = t.now();
+        let preset = t
+            .presets
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::not_found("preset", id))?;
+        if let Some(name) = patch.name {
+            preset.name = name;
+        }
+        if let Some(description) = patch.description {
+            preset.description = description;
+        }
+        if let Some(config) = patch.config {
+            preset.config = config;
+        }
+        preset.updated_at = now;
+        Ok(preset.clone())
+    }
+
+    async fn delete_preset(&self, id: PresetId) -> StoreResult<()> {
+        let mut t = self.lock();
+        t.preset(id)?;
+        if t.conversations
+            .values()
+            .any(|c| c.default_preset == Some(id))
+        {
+            return Err(StoreError::Conflict(
+                "preset is the default of a conversation".into(),
+            ));
+        }
+        t.presets.remove(&id);
+        Ok(())
+    }
+
+    // ---- workspaces ----
+
+    async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
+        validate::name("name", &workspace.name)?;
+        validate::metadata(&workspace.metadata)?;
+        let mut t = self.lock();
+        if t.workspaces.values().any(|w| w.name == workspace.name) {
+            return Err(StoreError::Conflict(format!(
+                "workspace `{}` exists",
+                workspace.name
+            )));
+        }
+        let now = t.now();
+        let row = Workspace {
+            id: WorkspaceId::new(),
+            name: workspace.name,
+            project_dirs: workspace.project_dirs,
+            metadata: workspace.metadata,
+            created_at: now,
+            updated_at: now,
+        };
+        t.workspaces.insert(row.id, row.clone());
+        Ok(row)
+    }
+
+    async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
+        self.lock().workspace(id).cloned()
+    }
+
+    async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
+        let mut workspaces: Vec<Workspace> = self.lock().workspaces.values().cloned().collect();
+        workspaces.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(workspaces)
+    }
+
+    async fn update_workspace(
+        &self,
+        id: WorkspaceId,
+        patch: WorkspacePatch,
+    ) -> StoreResult<Workspace> {
+        if let Some(name) = &patch.name {
+            validate::name("name", name)?;
+        }
+        let mut t = self.lock();
+        let mut updated = t.workspace(id)?.clone();
+        if let Some(name) = patch.name {
+            if t.workspaces.values().any(|w| w.id != id && w.name == name) {
+                return Err(StoreError::Conflict(format!("workspace `{name}` exists")));
+            }
+            updated.name = name;
+        }
+        if let Some(dirs) = patch.project_dirs {
+            updated.project_dirs = dirs;
+        }
+        if let Some(metadata) = &patch.metadata {
+            validate::merge_metadata(&mut updated.metadata, metadata);
+            validate::metadata(&updated.metadata)?;
+        }
+        updated.updated_at = t.now();
+        t.workspaces.insert(id, updated.clone());
+        Ok(updated)
+    }
+
+    async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<()> {
+        let mut t = self.lock();
+        t.workspace(id)?;
+        if t.conversations.values().any(|c| c.workspace_id == Some(id)) {
+            return Err(StoreError::Conflict(
+                "conversations belong to the workspace".into(),
+            ));
+        }
+        t.workspaces.remove(&id);
+        Ok(())
+    }
+
+    // ---- conversations ----
+
+    async fn create_conversation(
+        &self,
+        conversation: NewConversation,
+    ) -> StoreResult<Conversation> {
+        validate_conversation_text(conversation.title.as_deref(), None)?;
+        validate::metadata(&conversation.metadata)?;
+        let mut t = self.lock();
+        t.user(conversation.owner)?;
+        if let Some(workspace) = conversation.workspace_id {
+            t.workspace(workspace)?;
+        }
+        if let Some(preset) = conversation.default_preset {
+            t.preset(preset)?;
+        }
+        if t.conversations.contains_key(&conversation.id) {
+            return Err(StoreError::Conflict(format!(
+                "conversation {} exists",
+                conversation.id
+            )));
+        }
+        let now = t.now();
+        let row = Conversation {
+            id: conversation.id,
+            owner: conversation.owner,
+            workspace_id: conversation.workspace_id,
+            title: conversation.title,
+            summary: None,
+            default_preset: conversation.default_preset,
+            metadata: conversation.metadata,
+            status: ConversationStatus::Active,
+            created_at: now,
+            updated_at: now,
+            last_activity_at: now,
+        };
+        t.conversations.insert(row.id, row.clone());
+        Ok(row)
+    }
+
+    async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation> {
+        self.lock().conversation(id).cloned()
+    }
+
+    async fn list_conversations(
+        &self,
+        query: ConversationQuery,
+    ) -> StoreResult<Page<Conversation>> {
+        validate::page_size(query.limit)?;
+        let cursor = query
+            .cursor
+            .as_deref()
+            .map(ConversationCursor::decode)
+            .transpose()?;
+        let needle = query.metadata.map(serde_json::Value::Object);
+        let t = self.lock();
+        let mut items: Vec<&Conversation> = t
+            .conversations
+            .values()
+            .filter(|c| query.owner.is_none_or(|o| c.owner == o))
+            .filter(|c| query.status.is_none_or(|s| c.status == s))
+            .filter(|c| query.workspace_id.is_none_or(|w| c.workspace_id == Some(w)))
+            .filter(|c| {
+                needle.as_ref().is_none_or(|n| {
+                    validate::json_contains(&serde_json::Value::Object(c.metadata.clone()), n)
+                })
+            })
+            .filter(|c| {
+                cursor.is_none_or(|cur| (c.last_activity_at, c.id) < (cur.last_activity_at, cur.id))
+            })
+            .collect();
+        items.sort_by_key(|c| Reverse((c.last_activity_at, c.id)));
+        let limit = query.limit as usize;
+        let next_cursor = (items.len() > limit).then(|| {
+            let last = items[limit - 1];
+            ConversationCursor {
+                last_activity_at: last.last_activity_at,
+                id: last.id,
+            }
+            .encode()
+        });
+        let items = items.into_iter().take(limit).cloned().collect();
+        Ok(Page::new(items, next_cursor))
+    }
+
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        patch: ConversationPatch,
+    ) -> StoreResult<Conversation> {
+        validate_conversation_text(
+            patch.title.as_ref().and_then(Option::as_deref),
+            patch.summary.as_ref().and_then(Option::as_deref),
+        )?;
+        let mut t = self.lock();
+        let mut updated = t.conversation(id)?.clone();
+        if let Some(Some(preset)) = patch.default_preset {
+            t.preset(preset)?;
+        }
+        if let Some(title) = patch.title {
+            updated.title = title;
+        }
+        if let Some(summary) = patch.summary {
+            updated.summary = summary;
+        }
+        if let Some(preset) = patch.default_preset {
+            updated.default_preset = preset;
+        }
+        if let Some(metadata) = &patch.metadata {
+            validate::merge_metadata(&mut updated.metadata, metadata);
+            validate::metadata(&updated.metadata)?;
+        }
+        if let Some(status) = patch.status {
+            updated.status = status;
+        }
+        updated.updated_at = t.now();
+        t.conversations.insert(id, updated.clone());
+        Ok(updated)
+    }
+
+    async fn search_conversations(
+        &self,
+        owner: Option<UserId>,
+        query: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>> {
+        validate::page_size(limit)?;
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(StoreError::Invalid("search query must not be empty".into()));
+        }
+        if query.chars().count() > MAX_QUERY_LEN {
+            return Err(StoreError::Invalid(format!(
+                "search query must be at most {MAX_QUERY_LEN} characters"
+            )));
+        }
+        let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+        let t = self.lock();
+        let mut hits: Vec<(usize, usize, &Conversation)> = Vec::new();
+        for conversation in t.conversations.values() {
+            if owner.is_some_and(|o| conversation.owner != o) {
+                continue;
+            }
+            let title = conversation.title.as_deref().unwrap_or("").to_lowercase();
+            let summary = conversation.summary.as_deref().unwrap_or("").to_lowercase();
+            let mut messages: Option<Vec<String>> = None;
+            let (mut in_title, mut in_summary, mut all) = (0, 0, true);
+            for word in &words {
+                let t_hit = title.contains(word.as_str());
+                let s_hit = summary.contains(word.as_str());
+                in_title += usize::from(t_hit);
+                in_summary += usize::from(s_hit);
+                if !t_hit && !s_hit {
+                    let texts = messages.get_or_insert_with(|| t.message_texts(conversation.id));
+                    if !texts.iter().any(|m| m.contains(word.as_str())) {
+                        all = false;
+                        break;
+                    }
+                }
+            }
+            if all {
+                hits.push((in_title, in_summary, conversation));
+            }
+        }
+        hits.sort_by(|a, b| {
+            (b.0, b.1, b.2.last_activity_at, b.2.id).cmp(&(a.0, a.1, a.2.last_activity_at, a.2.id))
+        });
+        Ok(hits
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, _, c)| c.clone())
+            .collect())
+    }
+
+    // ---- sessions ----
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
+        let mut t = self.lock();
+        t.conversation(session.conversation_id)?;
+        if t.sessions.contains_key(&session.id) {
+            return Err(StoreError::Conflict(format!(
+                "session {} exists",
+                session.id
+            )));
+        }
+        if let Some(parent) = session.parent_session_id {
+            t.session(parent)?;
+        }
+        if let Some(active) = t.active_session(session.conversation_id) {
+            return Err(StoreError::Busy { active: active.id });
+        }
+        let now = t.now();
+        let row = Session {
+            id: session.id,
+            conversation_id: session.conversation_id,
+            parent_session_id: session.parent_session_id,
+            status: SessionStatus::Running,
+            preset_id: session.preset_id,
+            input: session.input.clone(),
+            final_message: None,
+            deferred_tool_calls: Vec::new(),
+            usage: crate::usage::UsageByModel::default(),
+            error: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        };
+        t.sessions.insert(
+            row.id,
+            SessionRow {
+                session: row.clone(),
+                messages: session.input,
+                events: Vec::new(),
+            },
+        );
+        t.conversation_sessions
+            .entry(row.conversation_id)
+            .or_default()
+            .push(row.id);
+        t.touch_conversation(row.conversation_id, now);
+        Ok(row)
+    }
+
+    async fn get_session(&self, id: SessionId) -> StoreResult<Session> {
+        Ok(self.lock().session(id)?.session.clone())
+    }
+
+    async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>> {
+        let t = self.lock();
+        t.conversation(conversation_id)?;
+        Ok(t.conversation_sessions
+            .get(&conversation_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| t.sessions.get(id))
+            .map(|row| row.session.clone())
+            .collect())
+    }
+
+    async fn active_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Session>> {
+        let t = self.lock();
+        t.conversation(conversation_id)?;
+        Ok(t.active_session(conversation_id).cloned())
+    }
+
+    async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
+        if !finish.status.is_terminal() {
+            return Err(StoreError::Invalid(format!(
+                "a session cannot finish as `{}`",
+                finish.status
+            )));
+        }
+        let mut t = self.lock();
+        let status = t.session(id)?.session.status;
+        if status != SessionStatus::Running {
+            return Err(StoreError::Conflict(format!(
+                "session {id} is `{status}`, not running"
+            )));
+        }
+        let now = t.now();
+        let row = t
+            .sessions
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::not_found("session", id))?;
+        let session = &mut row.session;
+        session.status = finish.status;
+        session.final_message = finish.final_message;
+        session.deferred_tool_calls = finish.deferred_tool_calls;
+        session.usage = finish.usage;
+        session.error = finish.error;
+        session.updated_at = now;
+        session.finished_at = Some(now);
+        let session = session.clone();
+        t.touch_conversation(session.conversation_id, now);
+        Ok(session)
+    }
+
+    async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
+        let mut t = self.lock();
+        let now = t.now();
+        let mut recovered: Vec<&mut Session> = t
+            .sessions
+            .values_mut()
+            .map(|row| &mut row.session)
+            .filter(|s| s.status.is_active())
+            .collect();
+        recovered.sort_by_key(|s| (s.created_at, s.id));
+        Ok(recovered
+            .into_iter()
+            .map(|session| {
+                session.status = SessionStatus::Interrupted;
+                session.updated_at = now;
+                session.finished_at = Some(now);
+                session.id
+            })
+            .collect())
+    }
+
+    // ---- session log ----
+
+    async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
+        if let Some(e) = append.events.iter().find(|e| e.session_id != session_id) {
+            return Err(StoreError::Invalid(format!(
+                "event {} belongs to session {}, not {session_id}",
+                e.seq, e.session_id
+            )));
+        }
+        let mut t = self.lock();
+        let row = t
+            .sessions
+            .get_mut(&session_id)
+            .ok_or_else(|| StoreError::not_found("session", session_id))?;
+        if row.session.status != SessionStatus::Running {
+            return Err(StoreError::Conflict(format!(
+                "session {session_id} is `{}`, not running",
+                row.session.status
+            )));
+        }
+        let mut last = row.events.last().map_or(0, |e| e.seq);
+        for event in &append.events {
+            if event.seq <= last {
+                return Err(StoreError::Conflict(format!(
+                    "event sequence number {} is not above {last}",
+                    event.seq
+                )));
+            }
+            last = event.seq;
+        }
+        row.messages.extend(append.messages);
+        row.events.extend(append.events);
+        Ok(())
+    }
+
+    async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        Ok(self.lock().session(session_id)?.messages.clone())
+    }
+
+    async fn list_events(
+        &self,
+        session_id: SessionId,
+        after: EventSeq,
+        limit: u32,
+    ) -> StoreResult<Vec<EventEnvelope>> {
+        let t = self.lock();
+        let events = &t.session(session_id)?.events;
+        let start = events.partition_point(|e| e.seq <= after);
+        Ok(events[start..]
+            .iter()
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
+        Ok(self
+            .lock()
+            .session(session_id)?
+            .events
+            .last()
+            .map_or(0, |e| e.seq))
+    }
+
+    async fn session_history(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        let t = self.lock();
+        let mut chain = Vec::new();
+        let mut next = Some(session_id);
+        while let Some(id) = next {
+            if chain.len() > t.sessions.len() {
+                return Err(StoreError::Backend(
+                    "session parent chain has a cycle".into(),
+                ));
+            }
+            let row = t.session(id)?;
+            chain.push(row);
+            next = row.session.parent_session_id;
+        }
+        Ok(chain
+            .into_iter()
+            .rev()
+            .flat_map(|row| row.messages.iter().cloned())
+            .collect())
+    }
+
+    // ---- mailbox ----
+
+    async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry> {
+        let mut t = self.lock();
+        t.conversation(entry.conversation_id)?;
+        if let Some(source) = entry.source_session_id {
+            t.session(source)?;
+        }
+        let row = MailboxEntry {
+            id: MailboxId::new(),
+            conversation_id: entry.conversation_id,
+            source_session_id: entry.source_session_id,
+            content: entry.content,
+            created_at: t.now(),
+            delivered_at: None,
+        };
+        t.mailbox.push(row.clone());
+        Ok(row)
+    }
+
+    async fn take_mailbox(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Vec<MailboxEntry>> {
+        let mut t = self.lock();
+        t.conversation(conversation_id)?;
+        let now = t.now();
+        Ok(t.mailbox
+            .iter_mut()
+            .filter(|e| e.conversation_id == conversation_id && e.delivered_at.is_none())
+            .map(|e| {
+                e.delivered_at = Some(now);
+                e.clone()
+            })
+            .collect())
+    }
+}
