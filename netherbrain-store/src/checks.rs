@@ -2,26 +2,38 @@
 //! [`netherbrain_core::store::validate`]), run before any write so invalid
 //! input changes nothing.
 
-use netherbrain_core::store::{
-    validate, ConversationPatch, NewApiKey, NewConversation, NewPreset, NewUser, NewWorkspace,
-    PresetPatch, SessionAppend, SessionFinish, StoreError, StoreResult, UserPatch, WorkspacePatch,
-};
 use netherbrain_core::SessionId;
+use netherbrain_core::store::{
+    ConversationPatch, NewApiKey, NewConversation, NewPreset, NewUser, NewWorkspace, PresetPatch,
+    SessionAppend, SessionFinish, StoreError, StoreResult, UserPatch, WorkspacePatch, validate,
+};
 
 /// Longest project directory path.
 pub(crate) const MAX_PATH_LEN: usize = 4096;
 
 pub(crate) fn new_user(u: &NewUser) -> StoreResult<()> {
     validate::username(&u.username)?;
-    validate::text("display_name", u.display_name.as_deref(), validate::MAX_NAME_LEN)?;
-    validate::text("password_hash", u.password_hash.as_deref(), validate::MAX_TEXT_LEN)
+    validate::text(
+        "display_name",
+        u.display_name.as_deref(),
+        validate::MAX_NAME_LEN,
+    )?;
+    validate::text(
+        "password_hash",
+        u.password_hash.as_deref(),
+        validate::MAX_TEXT_LEN,
+    )
 }
 
 pub(crate) fn user_patch(p: &UserPatch) -> StoreResult<()> {
     if let Some(name) = &p.display_name {
         validate::text("display_name", name.as_deref(), validate::MAX_NAME_LEN)?;
     }
-    validate::text("password_hash", p.password_hash.as_deref(), validate::MAX_TEXT_LEN)
+    validate::text(
+        "password_hash",
+        p.password_hash.as_deref(),
+        validate::MAX_TEXT_LEN,
+    )
 }
 
 pub(crate) fn new_api_key(k: &NewApiKey) -> StoreResult<()> {
@@ -35,7 +47,11 @@ pub(crate) fn new_api_key(k: &NewApiKey) -> StoreResult<()> {
 
 pub(crate) fn new_preset(p: &NewPreset) -> StoreResult<()> {
     validate::name("name", &p.name)?;
-    validate::text("description", p.description.as_deref(), validate::MAX_TEXT_LEN)
+    validate::text(
+        "description",
+        p.description.as_deref(),
+        validate::MAX_TEXT_LEN,
+    )
 }
 
 pub(crate) fn preset_patch(p: &PresetPatch) -> StoreResult<()> {
@@ -51,11 +67,15 @@ pub(crate) fn preset_patch(p: &PresetPatch) -> StoreResult<()> {
 fn project_dirs(dirs: &[String]) -> StoreResult<()> {
     for d in dirs {
         if d.trim().is_empty() {
-            return Err(StoreError::Invalid("project_dirs must not contain empty paths".into()));
+            return Err(StoreError::Invalid(
+                "project_dirs must not contain empty paths".into(),
+            ));
         }
         validate::text("project_dirs", Some(d), MAX_PATH_LEN)?;
         if d.contains('\0') {
-            return Err(StoreError::Invalid("project_dirs must not contain NUL".into()));
+            return Err(StoreError::Invalid(
+                "project_dirs must not contain NUL".into(),
+            ));
         }
     }
     Ok(())
@@ -74,9 +94,6 @@ pub(crate) fn workspace_patch(p: &WorkspacePatch) -> StoreResult<()> {
     if let Some(dirs) = &p.project_dirs {
         project_dirs(dirs)?;
     }
-    if let Some(m) = &p.metadata {
-        validate::metadata(m)?;
-    }
     Ok(())
 }
 
@@ -91,9 +108,6 @@ pub(crate) fn conversation_patch(p: &ConversationPatch) -> StoreResult<()> {
     }
     if let Some(s) = &p.summary {
         validate::text("summary", s.as_deref(), validate::MAX_TEXT_LEN)?;
-    }
-    if let Some(m) = &p.metadata {
-        validate::metadata(m)?;
     }
     Ok(())
 }
@@ -131,8 +145,13 @@ pub(crate) fn append(session_id: SessionId, a: &SessionAppend) -> StoreResult<Op
     Ok(a.events.first().map(|e| e.seq))
 }
 
-/// A search query's length.
-pub(crate) fn search_query(query: &str) -> StoreResult<()> {
+/// A search query (non-blank, at most `MAX_QUERY_LEN` characters) and
+/// its limit.
+pub(crate) fn search_query(query: &str, limit: u32) -> StoreResult<()> {
+    validate::page_size(limit)?;
+    if query.trim().is_empty() {
+        return Err(StoreError::Invalid("search query must not be empty".into()));
+    }
     if query.chars().count() > validate::MAX_QUERY_LEN {
         return Err(StoreError::Invalid(format!(
             "query must be at most {} characters",

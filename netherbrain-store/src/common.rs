@@ -107,7 +107,9 @@ pub(crate) fn classify(err: sqlx::Error) -> DbFailure {
     use sqlx::error::ErrorKind;
     match err {
         sqlx::Error::Database(db) => {
-            let detail = db.constraint().map_or_else(|| db.message().to_owned(), str::to_owned);
+            let detail = db
+                .constraint()
+                .map_or_else(|| db.message().to_owned(), str::to_owned);
             match db.kind() {
                 ErrorKind::UniqueViolation => DbFailure::Unique(detail),
                 ErrorKind::ForeignKeyViolation => DbFailure::ForeignKey(detail),
@@ -131,29 +133,33 @@ pub(crate) fn classify(err: sqlx::Error) -> DbFailure {
                         "40001" | "40P01" | "53300" | "57P03" | "57P01" | "57P02" => {
                             StoreError::Unavailable(db.message().to_owned())
                         }
-                        c if c.starts_with("08") => StoreError::Unavailable(db.message().to_owned()),
+                        c if c.starts_with("08") => {
+                            StoreError::Unavailable(db.message().to_owned())
+                        }
                         _ => StoreError::Backend(db.message().to_owned()),
                     })
                 }
             }
         }
-        sqlx::Error::PoolTimedOut => {
-            DbFailure::Other(StoreError::Unavailable("timed out waiting for a database connection".into()))
-        }
+        sqlx::Error::PoolTimedOut => DbFailure::Other(StoreError::Unavailable(
+            "timed out waiting for a database connection".into(),
+        )),
         sqlx::Error::PoolClosed => {
             DbFailure::Other(StoreError::Unavailable("database pool closed".into()))
         }
-        sqlx::Error::Io(e) => DbFailure::Other(StoreError::Unavailable(format!("database I/O: {e}"))),
-        sqlx::Error::Tls(e) => DbFailure::Other(StoreError::Unavailable(format!("database TLS: {e}"))),
+        sqlx::Error::Io(e) => {
+            DbFailure::Other(StoreError::Unavailable(format!("database I/O: {e}")))
+        }
+        sqlx::Error::Tls(e) => {
+            DbFailure::Other(StoreError::Unavailable(format!("database TLS: {e}")))
+        }
         sqlx::Error::WorkerCrashed => {
             DbFailure::Other(StoreError::Unavailable("database worker crashed".into()))
         }
         sqlx::Error::Configuration(e) => {
             DbFailure::Other(StoreError::Invalid(format!("database configuration: {e}")))
         }
-        sqlx::Error::RowNotFound => {
-            DbFailure::Other(StoreError::Backend("row not found".into()))
-        }
+        sqlx::Error::RowNotFound => DbFailure::Other(StoreError::Backend("row not found".into())),
         other => DbFailure::Other(StoreError::Backend(other.to_string())),
     }
 }
@@ -186,7 +192,10 @@ mod tests {
 
     #[test]
     fn terms_are_sanitised() {
-        assert_eq!(search_terms("Hello, \"wor*ld\" OR NEAR("), vec!["hello", "wor", "ld", "or", "near"]);
+        assert_eq!(
+            search_terms("Hello, \"wor*ld\" OR NEAR("),
+            vec!["hello", "wor", "ld", "or", "near"]
+        );
         assert!(search_terms("  ***  \"\" ").is_empty());
         assert_eq!(search_terms("a a A"), vec!["a"]);
     }

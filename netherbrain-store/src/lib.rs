@@ -30,7 +30,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
-pub use config::{default_data_dir, default_database_url, DATABASE_URL_ENV, DATA_DIR_ENV};
+pub use config::{DATA_DIR_ENV, DATABASE_URL_ENV, default_data_dir, default_database_url};
 pub use netherbrain_core::store::{StateStore, StoreError, StoreResult};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -59,7 +59,10 @@ impl Backend {
     ///
     /// [`StoreError::Invalid`] for any other scheme.
     pub fn from_url(url: &str) -> StoreResult<Self> {
-        let scheme = url.split_once(':').map_or("", |(s, _)| s).to_ascii_lowercase();
+        let scheme = url
+            .split_once(':')
+            .map_or("", |(s, _)| s)
+            .to_ascii_lowercase();
         match scheme.as_str() {
             "sqlite" => Ok(Self::Sqlite),
             "postgres" | "postgresql" => Ok(Self::Postgres),

@@ -11,11 +11,11 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::future::BoxFuture;
 use netherbrain_core::store::{StoreError, StoreResult};
-use sqlx::migrate::{Migration, MigrationSource, Migrator};
 use sqlx::Row;
+use sqlx::migrate::{Migration, MigrationSource, Migrator};
 
-use crate::common::{db_err, migrate_err};
 use crate::Backend;
+use crate::common::{db_err, migrate_err};
 
 /// One schema migration and whether (and when) it was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,10 @@ impl MigrationInfo {
 /// The migrations compiled into this build for a backend, all pending.
 #[must_use]
 pub fn available(backend: Backend) -> Vec<MigrationInfo> {
-    migrator(backend).iter().map(MigrationInfo::pending).collect()
+    migrator(backend)
+        .iter()
+        .map(MigrationInfo::pending)
+        .collect()
 }
 
 fn migrator(backend: Backend) -> &'static Migrator {
@@ -224,11 +227,15 @@ async fn applied(backend: Backend, url: &str) -> StoreResult<Vec<MigrationInfo>>
 }
 
 fn parse_sqlite_time(s: &str) -> StoreResult<DateTime<Utc>> {
-    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-        .map(|t| t.and_utc())
-        .ok_or_else(|| StoreError::Backend(format!("bad migration timestamp `{s}`")))
+    [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    .map(|t| t.and_utc())
+    .ok_or_else(|| StoreError::Backend(format!("bad migration timestamp `{s}`")))
 }
 
 /// A fixed list of migrations (a prefix of the embedded ones).

@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use crate::checks;
 use crate::common::{
-    DbFailure, classify, db_err, migrate_err, now, search_terms, search_text, seq_to_i64,
-    to_json, truncate,
+    DbFailure, classify, db_err, migrate_err, now, search_terms, search_text, seq_to_i64, to_json,
+    truncate,
 };
 use crate::rows::{
     self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, SESSION_COLS, USER_COLS,
@@ -60,10 +60,9 @@ pub(crate) async fn open_pool(url: &str) -> StoreResult<PgPool> {
             sqlx::Error::Configuration(e) => {
                 StoreError::Invalid(format!("invalid Postgres URL: {e}"))
             }
-            sqlx::Error::Database(db) => StoreError::Unavailable(format!(
-                "cannot connect to Postgres: {}",
-                db.message()
-            )),
+            sqlx::Error::Database(db) => {
+                StoreError::Unavailable(format!("cannot connect to Postgres: {}", db.message()))
+            }
             other => match db_err(other) {
                 StoreError::Backend(m) => {
                     StoreError::Unavailable(format!("cannot connect to Postgres: {m}"))
@@ -83,11 +82,16 @@ fn status_of(s: &str) -> StoreResult<SessionStatus> {
 }
 
 /// Maps an insert/update error where a unique violation means `taken`.
-fn unique_or(res: Result<sqlx::postgres::PgQueryResult, sqlx::Error>, taken: impl FnOnce() -> StoreError) -> StoreResult<()> {
+fn unique_or(
+    res: Result<sqlx::postgres::PgQueryResult, sqlx::Error>,
+    taken: impl FnOnce() -> StoreError,
+) -> StoreResult<()> {
     match res.map_err(classify) {
         Ok(_) => Ok(()),
         Err(DbFailure::Unique(_)) => Err(taken()),
-        Err(DbFailure::ForeignKey(c)) => Err(StoreError::Conflict(format!("still referenced ({c})"))),
+        Err(DbFailure::ForeignKey(c)) => {
+            Err(StoreError::Conflict(format!("still referenced ({c})")))
+        }
         Err(DbFailure::Other(e)) => Err(e),
     }
 }
@@ -138,7 +142,8 @@ impl PostgresStore {
             .fetch_optional(&mut **tx)
             .await
             .map_err(db_err)?;
-        row.map(|_| ()).ok_or_else(|| StoreError::not_found(entity, id))
+        row.map(|_| ())
+            .ok_or_else(|| StoreError::not_found(entity, id))
     }
 
     async fn fetch_opt(&self, sql: &str, id: Uuid) -> StoreResult<Option<PgRow>> {
@@ -234,19 +239,24 @@ impl StateStore for PostgresStore {
 
     async fn get_user(&self, id: UserId) -> StoreResult<User> {
         let row = self
-            .fetch_opt(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"), uuid_of(id))
+            .fetch_opt(
+                &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
+                uuid_of(id),
+            )
             .await?
             .ok_or_else(|| StoreError::not_found("user", id))?;
         rows::user(&row)
     }
 
     async fn get_user_by_username(&self, username: &str) -> StoreResult<User> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE username = $1"))
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("user", username))?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("user", username))?;
         rows::user(&row)
     }
 
@@ -351,7 +361,6 @@ impl StateStore for PostgresStore {
     }
 
     async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>> {
-        self.get_user(user_id).await?;
         let rows = sqlx::query(&format!(
             "SELECT {API_KEY_COLS} FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
         ))
@@ -415,19 +424,24 @@ impl StateStore for PostgresStore {
 
     async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
         let row = self
-            .fetch_opt(&format!("SELECT {PRESET_COLS} FROM presets WHERE id = $1"), uuid_of(id))
+            .fetch_opt(
+                &format!("SELECT {PRESET_COLS} FROM presets WHERE id = $1"),
+                uuid_of(id),
+            )
             .await?
             .ok_or_else(|| StoreError::not_found("preset", id))?;
         rows::preset(&row)
     }
 
     async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset> {
-        let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("preset", name))?;
+        let row = sqlx::query(&format!(
+            "SELECT {PRESET_COLS} FROM presets WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("preset", name))?;
         rows::preset(&row)
     }
 
@@ -819,10 +833,9 @@ impl StateStore for PostgresStore {
         query: &str,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
-        checks::search_query(query)?;
+        checks::search_query(query, limit)?;
         let terms = search_terms(query);
-        let limit = limit.min(validate::MAX_PAGE_SIZE);
-        if terms.is_empty() || limit == 0 {
+        if terms.is_empty() {
             return Ok(Vec::new());
         }
         // Words are letters and digits only, so `word:*` is always valid
@@ -838,13 +851,13 @@ impl StateStore for PostgresStore {
         let sql = format!(
             "WITH q AS (SELECT to_tsquery('simple', $1) AS q), \
              hits AS ( \
-               SELECT m.conversation_id AS cid, ts_rank(to_tsvector('simple', m.text), q.q) AS score \
+               SELECT m.conversation_id AS cid, 0 AS meta, ts_rank(to_tsvector('simple', m.text), q.q) AS score \
                  FROM session_messages m, q WHERE to_tsvector('simple', m.text) @@ q.q \
                UNION ALL \
-               SELECT c2.id, 2 * ts_rank(to_tsvector('simple', coalesce(c2.title, '') || ' ' || coalesce(c2.summary, '')), q.q) \
+               SELECT c2.id, 1, ts_rank(to_tsvector('simple', coalesce(c2.title, '') || ' ' || coalesce(c2.summary, '')), q.q) \
                  FROM conversations c2, q \
                  WHERE to_tsvector('simple', coalesce(c2.title, '') || ' ' || coalesce(c2.summary, '')) @@ q.q \
-             ), best AS (SELECT cid, MAX(score) AS score, COUNT(*) AS n FROM hits GROUP BY cid) \
+             ), best AS (SELECT cid, MAX(meta) AS meta, MAX(score) AS score, COUNT(*) AS n FROM hits GROUP BY cid) \
              SELECT {cols} FROM conversations c JOIN best ON best.cid = c.id \
              WHERE ($2::uuid IS NULL OR c.owner_id = $2) \
                AND NOT EXISTS ( \
@@ -852,7 +865,7 @@ impl StateStore for PostgresStore {
                    to_tsvector('simple', coalesce(c.title, '') || ' ' || coalesce(c.summary, '')) @@ to_tsquery('simple', t.term) \
                    OR EXISTS (SELECT 1 FROM session_messages m2 WHERE m2.conversation_id = c.id \
                               AND to_tsvector('simple', m2.text) @@ to_tsquery('simple', t.term)))) \
-             ORDER BY best.score DESC, best.n DESC, c.last_activity_at DESC, c.id DESC LIMIT $4"
+             ORDER BY best.meta DESC, best.score DESC, best.n DESC, c.last_activity_at DESC, c.id DESC LIMIT $4"
         );
         let rows = sqlx::query(&sql)
             .bind(any)
@@ -875,7 +888,13 @@ impl StateStore for PostgresStore {
             messages.push((to_json(m)?, search_text(m)));
         }
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "conversations", "conversation", session.conversation_id).await?;
+        Self::require(
+            &mut tx,
+            "conversations",
+            "conversation",
+            session.conversation_id,
+        )
+        .await?;
         if let Some(parent) = session.parent_session_id {
             Self::require(&mut tx, "sessions", "session", parent).await?;
         }
@@ -945,7 +964,10 @@ impl StateStore for PostgresStore {
 
     async fn get_session(&self, id: SessionId) -> StoreResult<Session> {
         let row = self
-            .fetch_opt(&format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1"), uuid_of(id))
+            .fetch_opt(
+                &format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1"),
+                uuid_of(id),
+            )
             .await?
             .ok_or_else(|| StoreError::not_found("session", id))?;
         rows::session(&row)
@@ -1026,7 +1048,7 @@ impl StateStore for PostgresStore {
         let mut tx = self.begin().await?;
         let rows = sqlx::query(
             "UPDATE sessions SET status = 'interrupted', updated_at = $1, finished_at = $1 \
-             WHERE status = 'running' RETURNING id, conversation_id",
+             WHERE status IN ('created', 'running') RETURNING id, conversation_id",
         )
         .bind(at)
         .fetch_all(&mut *tx)
@@ -1049,7 +1071,10 @@ impl StateStore for PostgresStore {
         tx.commit().await.map_err(db_err)?;
         ids.sort();
         if !ids.is_empty() {
-            tracing::info!(count = ids.len(), "marked sessions left running as interrupted");
+            tracing::info!(
+                count = ids.len(),
+                "marked sessions left running as interrupted"
+            );
         }
         Ok(ids.into_iter().map(SessionId::from_uuid).collect())
     }
@@ -1074,12 +1099,13 @@ impl StateStore for PostgresStore {
         }
         let mut tx = self.begin().await?;
         // Locks the session row: appends to one session are serialised.
-        let row = sqlx::query("SELECT status, conversation_id FROM sessions WHERE id = $1 FOR UPDATE")
-            .bind(uuid_of(session_id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("session", session_id))?;
+        let row =
+            sqlx::query("SELECT status, conversation_id FROM sessions WHERE id = $1 FOR UPDATE")
+                .bind(uuid_of(session_id))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| StoreError::not_found("session", session_id))?;
         let status = status_of(&row.try_get::<String, _>("status").map_err(db_err)?)?;
         let conversation: Uuid = row.try_get("conversation_id").map_err(db_err)?;
         if status != SessionStatus::Running {
@@ -1135,13 +1161,12 @@ impl StateStore for PostgresStore {
 
     async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
         self.session_exists(session_id).await?;
-        let rows = sqlx::query(
-            "SELECT message FROM session_messages WHERE session_id = $1 ORDER BY seq",
-        )
-        .bind(uuid_of(session_id))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        let rows =
+            sqlx::query("SELECT message FROM session_messages WHERE session_id = $1 ORDER BY seq")
+                .bind(uuid_of(session_id))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
         rows.iter()
             .map(|r| {
                 r.try_get::<sqlx::types::Json<Message>, _>("message")
@@ -1196,7 +1221,13 @@ impl StateStore for PostgresStore {
         let at = now();
         let content = to_json(&entry.content)?;
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "conversations", "conversation", entry.conversation_id).await?;
+        Self::require(
+            &mut tx,
+            "conversations",
+            "conversation",
+            entry.conversation_id,
+        )
+        .await?;
         if let Some(s) = entry.source_session_id {
             Self::require(&mut tx, "sessions", "session", s).await?;
         }

@@ -201,8 +201,7 @@ pub(crate) const USER_COLS: &str =
 pub(crate) const API_KEY_COLS: &str =
     "id, user_id, name, prefix, hash, created_at, expires_at, revoked_at";
 pub(crate) const PRESET_COLS: &str = "id, name, description, config, created_at, updated_at";
-pub(crate) const WORKSPACE_COLS: &str =
-    "id, name, project_dirs, metadata, created_at, updated_at";
+pub(crate) const WORKSPACE_COLS: &str = "id, name, project_dirs, metadata, created_at, updated_at";
 pub(crate) const CONVERSATION_COLS: &str = "id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at";
 pub(crate) const SESSION_COLS: &str = "id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at";
 pub(crate) const MAILBOX_COLS: &str =

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use netherbrain_core::store::{
-    validate, ApiKey, Conversation, ConversationCursor, ConversationPatch, ConversationQuery,
-    MailboxEntry, NewApiKey, NewConversation, NewMailboxEntry, NewPreset, NewSession, NewUser,
-    NewWorkspace, Page, Preset, PresetPatch, Session, SessionAppend, SessionFinish, StateStore,
-    StoreError, StoreResult, User, UserPatch, Workspace, WorkspacePatch,
+    ApiKey, Conversation, ConversationCursor, ConversationPatch, ConversationQuery, MailboxEntry,
+    NewApiKey, NewConversation, NewMailboxEntry, NewPreset, NewSession, NewUser, NewWorkspace,
+    Page, Preset, PresetPatch, Session, SessionAppend, SessionFinish, StateStore, StoreError,
+    StoreResult, User, UserPatch, Workspace, WorkspacePatch, validate,
 };
 use netherbrain_core::{
     ApiKeyId, ConversationId, EventEnvelope, EventSeq, MailboxId, Message, PresetId, SessionId,
@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use crate::checks;
 use crate::common::{
-    classify, db_err, micros, migrate_err, now, search_terms, search_text,
-    seq_to_i64, to_json, truncate, DbFailure,
+    DbFailure, classify, db_err, micros, migrate_err, now, search_terms, search_text, seq_to_i64,
+    to_json, truncate,
 };
 use crate::rows::{
     self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, SESSION_COLS, USER_COLS,
@@ -274,7 +274,10 @@ impl SqliteStore {
             .ok_or_else(|| StoreError::not_found("conversation", id))
     }
 
-    async fn running_session_id(&self, conversation: ConversationId) -> StoreResult<Option<SessionId>> {
+    async fn running_session_id(
+        &self,
+        conversation: ConversationId,
+    ) -> StoreResult<Option<SessionId>> {
         let row = self
             .fetch_one_opt(
                 "SELECT id FROM sessions WHERE conversation_id = ? AND status = 'running'",
@@ -379,7 +382,10 @@ impl StateStore for SqliteStore {
 
     async fn get_user(&self, id: UserId) -> StoreResult<User> {
         let row = self
-            .fetch_one_opt(&format!("SELECT {USER_COLS} FROM users WHERE id = ?"), uuid_of(id))
+            .fetch_one_opt(
+                &format!("SELECT {USER_COLS} FROM users WHERE id = ?"),
+                uuid_of(id),
+            )
             .await?
             .ok_or_else(|| StoreError::not_found("user", id))?;
         rows::user(&row)
@@ -474,7 +480,9 @@ impl StateStore for SqliteStore {
                     key.prefix
                 )));
             }
-            Err(DbFailure::ForeignKey(_)) => return Err(StoreError::not_found("user", key.user_id)),
+            Err(DbFailure::ForeignKey(_)) => {
+                return Err(StoreError::not_found("user", key.user_id));
+            }
             Err(DbFailure::Other(e)) => return Err(e),
         }
         let row = sqlx::query(&format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = ?"))
@@ -488,17 +496,18 @@ impl StateStore for SqliteStore {
     }
 
     async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey> {
-        let row = sqlx::query(&format!("SELECT {API_KEY_COLS} FROM api_keys WHERE prefix = ?"))
-            .bind(prefix)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("api key", prefix))?;
+        let row = sqlx::query(&format!(
+            "SELECT {API_KEY_COLS} FROM api_keys WHERE prefix = ?"
+        ))
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("api key", prefix))?;
         rows::api_key(&row)
     }
 
     async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>> {
-        self.get_user(user_id).await?;
         let rows = sqlx::query(&format!(
             "SELECT {API_KEY_COLS} FROM api_keys WHERE user_id = ? ORDER BY created_at DESC, id DESC"
         ))
@@ -519,7 +528,9 @@ impl StateStore for SqliteStore {
             .ok_or_else(|| StoreError::not_found("api key", id))?;
         let mut key = rows::api_key(&row)?;
         if key.revoked_at.is_some() {
-            return Err(StoreError::Conflict(format!("API key {id} is already revoked")));
+            return Err(StoreError::Conflict(format!(
+                "API key {id} is already revoked"
+            )));
         }
         let at = now();
         sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ?")
@@ -575,7 +586,10 @@ impl StateStore for SqliteStore {
 
     async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
         let row = self
-            .fetch_one_opt(&format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"), uuid_of(id))
+            .fetch_one_opt(
+                &format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"),
+                uuid_of(id),
+            )
             .await?
             .ok_or_else(|| StoreError::not_found("preset", id))?;
         rows::preset(&row)
@@ -694,11 +708,13 @@ impl StateStore for SqliteStore {
             Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
             Err(DbFailure::Other(e)) => return Err(e),
         }
-        let row = sqlx::query(&format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(&format!(
+            "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"
+        ))
+        .bind(uuid_of(id))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
         let created = rows::workspace(&row)?;
         tx.commit().await?;
         Ok(created)
@@ -716,10 +732,12 @@ impl StateStore for SqliteStore {
     }
 
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
-        let rows = sqlx::query(&format!("SELECT {WORKSPACE_COLS} FROM workspaces ORDER BY name"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {WORKSPACE_COLS} FROM workspaces ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
         rows.iter().map(rows::workspace).collect()
     }
 
@@ -730,12 +748,14 @@ impl StateStore for SqliteStore {
     ) -> StoreResult<Workspace> {
         checks::workspace_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("workspace", id))?;
+        let row = sqlx::query(&format!(
+            "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"
+        ))
+        .bind(uuid_of(id))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("workspace", id))?;
         let mut ws = rows::workspace(&row)?;
         if let Some(name) = patch.name {
             ws.name = name;
@@ -977,10 +997,9 @@ impl StateStore for SqliteStore {
         query: &str,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
-        checks::search_query(query)?;
+        checks::search_query(query, limit)?;
         let terms = search_terms(query);
-        let limit = limit.min(validate::MAX_PAGE_SIZE);
-        if terms.is_empty() || limit == 0 {
+        if terms.is_empty() {
             return Ok(Vec::new());
         }
         // Each word is a quoted FTS5 prefix query; a conversation matches
@@ -992,13 +1011,13 @@ impl StateStore for SqliteStore {
                         UNION SELECT c2.id FROM conversation_fts \
                         JOIN conversations c2 ON c2.pk = conversation_fts.rowid WHERE conversation_fts MATCH ?";
         let mut sql = format!(
-            "WITH hits(cid, score) AS ( \
-               SELECT m.conversation_id, bm25(message_fts) FROM message_fts \
+            "WITH hits(cid, meta, score) AS ( \
+               SELECT m.conversation_id, 0, bm25(message_fts) FROM message_fts \
                  JOIN session_messages m ON m.pk = message_fts.rowid WHERE message_fts MATCH ?1 \
                UNION ALL \
-               SELECT c2.id, bm25(conversation_fts) * 2.0 FROM conversation_fts \
+               SELECT c2.id, 1, bm25(conversation_fts) FROM conversation_fts \
                  JOIN conversations c2 ON c2.pk = conversation_fts.rowid WHERE conversation_fts MATCH ?1 \
-             ), best AS (SELECT cid, MIN(score) AS score, COUNT(*) AS n FROM hits GROUP BY cid) \
+             ), best AS (SELECT cid, MAX(meta) AS meta, MIN(score) AS score, COUNT(*) AS n FROM hits GROUP BY cid) \
              SELECT {cols} FROM conversations c JOIN best ON best.cid = c.id WHERE (?2 IS NULL OR c.owner_id = ?2)",
             cols = CONVERSATION_COLS
                 .split(", ")
@@ -1015,7 +1034,7 @@ impl StateStore for SqliteStore {
                 ));
             }
         }
-        sql.push_str(" ORDER BY best.score ASC, best.n DESC, c.last_activity_at DESC, c.id DESC LIMIT ?3");
+        sql.push_str(" ORDER BY best.meta DESC, best.score ASC, best.n DESC, c.last_activity_at DESC, c.id DESC LIMIT ?3");
         let mut q = sqlx::query(&sql)
             .bind(any)
             .bind(owner.map(uuid_of))
@@ -1039,7 +1058,13 @@ impl StateStore for SqliteStore {
             messages.push((to_json(m)?, search_text(m)));
         }
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "conversations", "conversation", session.conversation_id).await?;
+        Self::require(
+            &mut tx,
+            "conversations",
+            "conversation",
+            session.conversation_id,
+        )
+        .await?;
         if let Some(parent) = session.parent_session_id {
             Self::require(&mut tx, "sessions", "session", parent).await?;
         }
@@ -1110,7 +1135,10 @@ impl StateStore for SqliteStore {
 
     async fn get_session(&self, id: SessionId) -> StoreResult<Session> {
         let row = self
-            .fetch_one_opt(&format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?"), uuid_of(id))
+            .fetch_one_opt(
+                &format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?"),
+                uuid_of(id),
+            )
             .await?
             .ok_or_else(|| StoreError::not_found("session", id))?;
         rows::session(&row)
@@ -1197,7 +1225,7 @@ impl StateStore for SqliteStore {
         let at = now();
         let mut tx = self.begin().await?;
         let rows = sqlx::query(
-            "SELECT id, conversation_id FROM sessions WHERE status = 'running' ORDER BY id",
+            "SELECT id, conversation_id FROM sessions WHERE status IN ('created', 'running') ORDER BY id",
         )
         .fetch_all(&mut **tx)
         .await
@@ -1225,7 +1253,10 @@ impl StateStore for SqliteStore {
         }
         tx.commit().await?;
         if !ids.is_empty() {
-            tracing::info!(count = ids.len(), "marked sessions left running as interrupted");
+            tracing::info!(
+                count = ids.len(),
+                "marked sessions left running as interrupted"
+            );
         }
         Ok(ids)
     }
@@ -1293,14 +1324,16 @@ impl StateStore for SqliteStore {
             }
         }
         for (seq, at, event) in &events {
-            sqlx::query("INSERT INTO session_events (session_id, seq, at, event) VALUES (?, ?, ?, ?)")
-                .bind(uuid_of(session_id))
-                .bind(seq)
-                .bind(at)
-                .bind(event)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO session_events (session_id, seq, at, event) VALUES (?, ?, ?, ?)",
+            )
+            .bind(uuid_of(session_id))
+            .bind(seq)
+            .bind(at)
+            .bind(event)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
         }
         tx.commit().await
     }
@@ -1366,7 +1399,13 @@ impl StateStore for SqliteStore {
         let at = now();
         let content = to_json(&entry.content)?;
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "conversations", "conversation", entry.conversation_id).await?;
+        Self::require(
+            &mut tx,
+            "conversations",
+            "conversation",
+            entry.conversation_id,
+        )
+        .await?;
         if let Some(s) = entry.source_session_id {
             Self::require(&mut tx, "sessions", "session", s).await?;
         }

@@ -6,7 +6,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -80,15 +79,25 @@ impl Drop for PgDatabase {
 pub async fn sqlite() -> Arc<dyn StateStore> {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/nb.db", dir.path().display());
-    let store = netherbrain_store::connect(&url).await.expect("open SQLite store");
-    Arc::new(Guarded { inner: store, _guard: Box::new(dir) })
+    let store = netherbrain_store::connect(&url)
+        .await
+        .expect("open SQLite store");
+    Arc::new(Guarded {
+        inner: store,
+        _guard: Box::new(dir),
+    })
 }
 
 /// A fresh Postgres store in its own database.
 pub async fn postgres() -> Arc<dyn StateStore> {
     let db = PgDatabase::create().await;
-    let store = netherbrain_store::connect(&db.url).await.expect("open Postgres store");
-    Arc::new(Guarded { inner: store, _guard: Box::new(db) })
+    let store = netherbrain_store::connect(&db.url)
+        .await
+        .expect("open Postgres store");
+    Arc::new(Guarded {
+        inner: store,
+        _guard: Box::new(db),
+    })
 }
 
 /// A store that keeps something alive (a temp dir, a test database) and
