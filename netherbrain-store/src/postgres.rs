@@ -1,5 +1,6 @@
 //! [`PostgresStore`]: shared state for several runtime replicas.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +15,7 @@ use netherbrain_core::{
     ApiKeyId, ConversationId, EventEnvelope, EventSeq, MailboxId, Message, PresetId, SessionId,
     SessionStatus, UserId, WorkspaceId,
 };
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
@@ -49,27 +50,39 @@ pub struct PostgresStore {
     pool: PgPool,
 }
 
-/// Opens a pool without migrating.
+/// Opens a pool without migrating. One connection is made first, so an
+/// unreachable server or bad credentials fail at once with a clear error
+/// instead of after the pool's acquire timeout.
 pub(crate) async fn open_pool(url: &str) -> StoreResult<PgPool> {
+    use sqlx::{ConnectOptions, Connection};
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Invalid(format!("invalid Postgres URL: {e}")))?;
+    let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| StoreError::Unavailable("timed out connecting to Postgres".into()))?
+        .map_err(connect_err)?;
+    let _ = probe.close().await;
     PgPoolOptions::new()
         .max_connections(POOL_SIZE)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect(url)
+        .connect_with(options)
         .await
-        .map_err(|e| match e {
-            sqlx::Error::Configuration(e) => {
-                StoreError::Invalid(format!("invalid Postgres URL: {e}"))
+        .map_err(connect_err)
+}
+
+fn connect_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Configuration(e) => StoreError::Invalid(format!("invalid Postgres URL: {e}")),
+        sqlx::Error::Database(db) => {
+            StoreError::Unavailable(format!("cannot connect to Postgres: {}", db.message()))
+        }
+        other => match db_err(other) {
+            StoreError::Backend(m) => {
+                StoreError::Unavailable(format!("cannot connect to Postgres: {m}"))
             }
-            sqlx::Error::Database(db) => {
-                StoreError::Unavailable(format!("cannot connect to Postgres: {}", db.message()))
-            }
-            other => match db_err(other) {
-                StoreError::Backend(m) => {
-                    StoreError::Unavailable(format!("cannot connect to Postgres: {m}"))
-                }
-                e => e,
-            },
-        })
+            e => e,
+        },
+    }
 }
 
 fn uuid_of(id: impl Into<Uuid>) -> Uuid {
