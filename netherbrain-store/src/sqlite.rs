@@ -30,8 +30,8 @@ use crate::common::{
     to_json, truncate,
 };
 use crate::rows::{
-    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, SESSION_COLS, USER_COLS,
-    WORKSPACE_COLS,
+    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
+    USER_COLS, WORKSPACE_COLS,
 };
 
 /// The embedded migrations for SQLite.
@@ -289,12 +289,17 @@ impl SqliteStore {
             .map_err(db_err)
     }
 
-    async fn list_page(
+    /// One batch of the listing: rows after `after` in listing order,
+    /// filtered by metadata containment. Returns the matching
+    /// conversations, the position of the last row scanned and how many
+    /// rows were scanned.
+    async fn list_batch(
         &self,
         query: &ConversationQuery,
+        needle: Option<&serde_json::Value>,
         after: Option<ConversationCursor>,
         batch: u32,
-    ) -> StoreResult<Vec<Conversation>> {
+    ) -> StoreResult<(Vec<Conversation>, Option<ConversationCursor>, usize)> {
         let mut sql = format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE 1 = 1");
         if query.owner.is_some() {
             sql.push_str(" AND owner_id = ?");
@@ -304,6 +309,12 @@ impl SqliteStore {
         }
         if query.workspace_id.is_some() {
             sql.push_str(" AND workspace_id = ?");
+        }
+        // Top-level scalar members of the filter narrow the scan in SQL
+        // (a superset: every row is still checked exactly below).
+        let pushed = needle.map(pushdown).unwrap_or_default();
+        for (key, _) in &pushed {
+            sql.push_str(&format!(" AND json_extract(metadata, '$.{key}') = ?"));
         }
         if after.is_some() {
             sql.push_str(" AND (last_activity_at < ? OR (last_activity_at = ? AND id < ?))");
@@ -319,14 +330,68 @@ impl SqliteStore {
         if let Some(ws) = query.workspace_id {
             q = q.bind(uuid_of(ws));
         }
+        for (_, value) in pushed {
+            q = match value {
+                Scalar::Text(t) => q.bind(t),
+                Scalar::Int(i) => q.bind(i),
+            };
+        }
         if let Some(c) = after {
             let at = micros(c.last_activity_at);
             q = q.bind(at).bind(at).bind(uuid_of(c.id));
         }
         q = q.bind(i64::from(batch));
         let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
-        rows.iter().map(rows::conversation).collect()
+        let last = match rows.last() {
+            Some(r) => Some(ConversationCursor {
+                last_activity_at: r.ts("last_activity_at")?,
+                id: ConversationId::from_uuid(r.uuid("id")?),
+            }),
+            None => None,
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(n) = needle {
+                // Check the raw metadata before decoding the whole row.
+                if !validate::json_contains(&row.json("metadata")?, n) {
+                    continue;
+                }
+            }
+            out.push(rows::conversation(row)?);
+        }
+        Ok((out, last, rows.len()))
     }
+}
+
+/// A scalar pushed down into SQL.
+enum Scalar {
+    Text(String),
+    Int(i64),
+}
+
+/// The filter's top-level members that SQLite can compare directly:
+/// plain keys with string, integer or boolean values.
+fn pushdown(needle: &serde_json::Value) -> Vec<(String, Scalar)> {
+    let Some(map) = needle.as_object() else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter(|(k, _)| {
+            !k.is_empty()
+                && k.len() <= 64
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .filter_map(|(k, v)| {
+            let scalar = match v {
+                serde_json::Value::String(s) => Scalar::Text(s.clone()),
+                serde_json::Value::Bool(b) => Scalar::Int(i64::from(*b)),
+                serde_json::Value::Number(n) => Scalar::Int(n.as_i64()?),
+                _ => return None,
+            };
+            Some((k.clone(), scalar))
+        })
+        .take(8)
+        .collect()
 }
 
 fn status_of(s: &str) -> StoreResult<SessionStatus> {
@@ -900,26 +965,17 @@ impl StateStore for SqliteStore {
         };
         let mut items = Vec::with_capacity(limit + 1);
         loop {
-            let rows = self.list_page(&query, after, batch).await?;
-            let exhausted = rows.len() < batch as usize;
-            if let Some(last) = rows.last() {
-                after = Some(ConversationCursor {
-                    last_activity_at: last.last_activity_at,
-                    id: last.id,
-                });
-            }
-            for c in rows {
-                let keep = needle.as_ref().is_none_or(|n| {
-                    validate::json_contains(&serde_json::Value::Object(c.metadata.clone()), n)
-                });
-                if keep {
-                    items.push(c);
-                    if items.len() > limit {
-                        break;
-                    }
+            let (matched, last, scanned) = self
+                .list_batch(&query, needle.as_ref(), after, batch)
+                .await?;
+            after = last;
+            for c in matched {
+                items.push(c);
+                if items.len() > limit {
+                    break;
                 }
             }
-            if items.len() > limit || exhausted {
+            if items.len() > limit || scanned < batch as usize {
                 break;
             }
         }
