@@ -1,15 +1,13 @@
 //! Input validation shared by both backends (on top of
-//! [`netherbrain_core::store::validate`]), run before any write so invalid
-//! input changes nothing.
+//! [`netherbrain_core::store::validate`], following the table in its module
+//! docs, so every backend rejects the same input), run before any write so
+//! invalid input changes nothing.
 
 use netherbrain_core::SessionId;
 use netherbrain_core::store::{
     ConversationPatch, NewApiKey, NewConversation, NewPreset, NewUser, NewWorkspace, PresetPatch,
     SessionAppend, SessionFinish, StoreError, StoreResult, UserPatch, WorkspacePatch, validate,
 };
-
-/// Longest project directory path.
-pub(crate) const MAX_PATH_LEN: usize = 4096;
 
 pub(crate) fn new_user(u: &NewUser) -> StoreResult<()> {
     validate::username(&u.username)?;
@@ -38,11 +36,7 @@ pub(crate) fn user_patch(p: &UserPatch) -> StoreResult<()> {
 
 pub(crate) fn new_api_key(k: &NewApiKey) -> StoreResult<()> {
     validate::name("name", &k.name)?;
-    validate::name("prefix", &k.prefix)?;
-    if k.hash.is_empty() {
-        return Err(StoreError::Invalid("hash must not be empty".into()));
-    }
-    validate::text("hash", Some(&k.hash), validate::MAX_TEXT_LEN)
+    validate::name("prefix", &k.prefix)
 }
 
 pub(crate) fn new_preset(p: &NewPreset) -> StoreResult<()> {
@@ -64,35 +58,14 @@ pub(crate) fn preset_patch(p: &PresetPatch) -> StoreResult<()> {
     Ok(())
 }
 
-fn project_dirs(dirs: &[String]) -> StoreResult<()> {
-    for d in dirs {
-        if d.trim().is_empty() {
-            return Err(StoreError::Invalid(
-                "project_dirs must not contain empty paths".into(),
-            ));
-        }
-        validate::text("project_dirs", Some(d), MAX_PATH_LEN)?;
-        if d.contains('\0') {
-            return Err(StoreError::Invalid(
-                "project_dirs must not contain NUL".into(),
-            ));
-        }
-    }
-    Ok(())
-}
-
 pub(crate) fn new_workspace(w: &NewWorkspace) -> StoreResult<()> {
     validate::name("name", &w.name)?;
-    project_dirs(&w.project_dirs)?;
     validate::metadata(&w.metadata)
 }
 
 pub(crate) fn workspace_patch(p: &WorkspacePatch) -> StoreResult<()> {
     if let Some(name) = &p.name {
         validate::name("name", name)?;
-    }
-    if let Some(dirs) = &p.project_dirs {
-        project_dirs(dirs)?;
     }
     Ok(())
 }

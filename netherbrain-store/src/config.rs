@@ -1,5 +1,6 @@
 //! Where data lives by default.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Environment variable naming the data directory.
@@ -11,7 +12,13 @@ pub const DATABASE_URL_ENV: &str = "NETHER_DATABASE_URL";
 /// else `$HOME/.local/share/netherbrain`, else `./netherbrain-data`.
 #[must_use]
 pub fn default_data_dir() -> PathBuf {
-    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    data_dir_from(&|name| std::env::var_os(name))
+}
+
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+fn data_dir_from(get: Lookup<'_>) -> PathBuf {
+    let non_empty = |name: &str| get(name).filter(|v| !v.is_empty());
     if let Some(dir) = non_empty(DATA_DIR_ENV) {
         return PathBuf::from(dir);
     }
@@ -32,13 +39,63 @@ pub fn default_data_dir() -> PathBuf {
 /// `sqlite://<data dir>/netherbrain.db`.
 #[must_use]
 pub fn default_database_url() -> String {
-    if let Some(url) = std::env::var_os(DATABASE_URL_ENV).filter(|v| !v.is_empty()) {
+    database_url_from(&|name| std::env::var_os(name))
+}
+
+fn database_url_from(get: Lookup<'_>) -> String {
+    if let Some(url) = get(DATABASE_URL_ENV).filter(|v| !v.is_empty()) {
         return url.to_string_lossy().into_owned();
     }
-    sqlite_url(&default_data_dir().join("netherbrain.db"))
+    sqlite_url(&data_dir_from(get).join("netherbrain.db"))
 }
 
 /// A `sqlite://` URL for a file path.
 pub(crate) fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite://{}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    #[test]
+    fn data_dir_precedence() {
+        let get = env(&[
+            (DATA_DIR_ENV, "/srv/nb"),
+            ("XDG_DATA_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(data_dir_from(&get), PathBuf::from("/srv/nb"));
+        let get = env(&[("XDG_DATA_HOME", "/x"), ("HOME", "/h")]);
+        assert_eq!(data_dir_from(&get), PathBuf::from("/x/netherbrain"));
+        let get = env(&[("XDG_DATA_HOME", "relative"), ("HOME", "/h")]);
+        assert_eq!(
+            data_dir_from(&get),
+            PathBuf::from("/h/.local/share/netherbrain")
+        );
+        let get = env(&[(DATA_DIR_ENV, ""), ("HOME", "/h")]);
+        assert_eq!(
+            data_dir_from(&get),
+            PathBuf::from("/h/.local/share/netherbrain")
+        );
+    }
+
+    #[test]
+    fn database_url_precedence() {
+        let get = env(&[
+            (DATABASE_URL_ENV, "postgres://db/nb"),
+            (DATA_DIR_ENV, "/srv/nb"),
+        ]);
+        assert_eq!(database_url_from(&get), "postgres://db/nb");
+        let get = env(&[(DATA_DIR_ENV, "/srv/nb")]);
+        assert_eq!(database_url_from(&get), "sqlite:///srv/nb/netherbrain.db");
+    }
 }

@@ -89,6 +89,10 @@ fn uuid_of(id: impl Into<Uuid>) -> Uuid {
     id.into()
 }
 
+fn strip_nul(s: &str) -> String {
+    s.replace('\0', "")
+}
+
 fn status_of(s: &str) -> StoreResult<SessionStatus> {
     s.parse()
         .map_err(|_| StoreError::Backend(format!("unknown session status `{s}` in database")))
@@ -1025,10 +1029,11 @@ impl StateStore for PostgresStore {
              error = $5, updated_at = $6, finished_at = $6 WHERE id = $7 AND status = 'running' RETURNING {SESSION_COLS}"
         ))
         .bind(finish.status.as_str())
-        .bind(&finish.final_message)
+        // Postgres text cannot hold NUL; a model's output must still commit.
+        .bind(finish.final_message.as_deref().map(strip_nul))
         .bind(&deferred)
         .bind(&usage)
-        .bind(&finish.error)
+        .bind(finish.error.as_deref().map(strip_nul))
         .bind(at)
         .bind(uuid_of(id))
         .fetch_optional(&mut *tx)

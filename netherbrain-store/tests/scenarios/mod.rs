@@ -704,6 +704,12 @@ pub async fn append_and_events(s: Store) {
         s.session_messages(sess2.id).await.unwrap()[0].text(),
         "nul\u{0}byte ✓ \u{1F600}"
     );
+    // A model's output with NUL characters still commits.
+    let mut fin = SessionFinish::new(SessionStatus::Committed);
+    fin.final_message = Some("a\u{0}b".into());
+    fin.error = Some("e\u{0}".into());
+    let done = s.finish_session(sess2.id, fin).await.unwrap();
+    assert_eq!(s.get_session(sess2.id).await.unwrap(), done);
 }
 
 pub async fn search(s: Store) {
