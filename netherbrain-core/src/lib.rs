@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod channel;
 mod event;
 mod ids;
 mod message;

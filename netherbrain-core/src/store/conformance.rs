@@ -1,5 +1,7 @@
 //! The test suite every [`StateStore`] backend must pass.
 //!
+//! Available with the `testing` feature.
+//!
 //! Each `pub async fn` here checks one behaviour of the contract documented
 //! on [`StateStore`] against a **fresh, empty** store and panics with a
 //! message naming the broken rule. Backends do not call them one by one:
@@ -26,7 +28,10 @@
 //!
 //! The expression is evaluated anew for every test, so a backend that
 //! needs a database per test (a temporary file, a fresh Postgres schema)
-//! creates it there. For the in-memory store:
+//! creates it there. The tests are named after the functions below (e.g.
+//! `session_busy_while_running`); to run several backends from one file,
+//! invoke the macro once per backend inside its own `mod`. For the
+//! in-memory store:
 //!
 //! ```ignore
 //! use std::sync::Arc;
@@ -81,8 +86,8 @@ pub use conversations::*;
 pub use sessions::*;
 pub use users::*;
 
-/// Expands to one test per function of [`store::conformance`], each run
-/// against a fresh store.
+/// Expands to one test per function of [`store::conformance`], named
+/// after it and run against a fresh store.
 ///
 /// `$make` is an expression evaluating to a future whose output is an
 /// `Arc<dyn StateStore>`; it is evaluated once per test. The calling crate
@@ -93,10 +98,17 @@ pub use users::*;
 /// use std::sync::Arc;
 /// use netherbrain_core::store::{MemoryStore, StateStore};
 ///
-/// netherbrain_core::store_conformance_tests!(async {
-///     Arc::new(MemoryStore::new()) as Arc<dyn StateStore>
-/// });
+/// mod memory {
+///     use super::*;
+///     netherbrain_core::store_conformance_tests!(async {
+///         Arc::new(MemoryStore::new()) as Arc<dyn StateStore>
+///     });
+/// }
 /// ```
+///
+/// `concurrent_create_session_single_winner` runs on a two-worker
+/// multi-threaded runtime; every other test on tokio's default test
+/// runtime.
 ///
 /// [`store::conformance`]: crate::store::conformance
 #[macro_export]

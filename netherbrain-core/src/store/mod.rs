@@ -53,7 +53,7 @@
 //! # }
 //! ```
 
-#[cfg(feature = "testing")]
+#[cfg(any(feature = "testing", doc))]
 pub mod conformance;
 mod cursor;
 mod error;

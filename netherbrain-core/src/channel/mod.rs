@@ -1,0 +1,510 @@
+//! [`Channel`]: a chat platform (Telegram, Discord, …) as a gateway sees it.
+//!
+//! The trait is deliberately small: identity, [capabilities](ChannelCapabilities),
+//! a receive loop feeding [`InboundMessage`]s, and send/edit. Throttling,
+//! splitting long replies and rendering markup live in the gateway bridge,
+//! so a custom bot implements only the platform calls.
+//! [`MemoryChannel`] is an in-memory implementation for tests.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), netherbrain_core::channel::ChannelError> {
+//! use std::sync::Arc;
+//! use netherbrain_core::channel::{Channel, MemoryChannel};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let test_channel = MemoryChannel::new("test");
+//! let channel: Arc<dyn Channel> = Arc::new(test_channel.clone());
+//!
+//! // The bridge runs the receive loop and reads inbound messages…
+//! let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+//! let cancel = CancellationToken::new();
+//! let receiver = tokio::spawn({
+//!     let channel = Arc::clone(&channel);
+//!     let cancel = cancel.clone();
+//!     async move { channel.run(tx, cancel).await }
+//! });
+//! test_channel.inject_text("chat-1", "user-1", "hello");
+//! let inbound = rx.recv().await.unwrap();
+//!
+//! // …and answers in the same chat.
+//! channel.send(&inbound.chat, "hi there").await?;
+//! assert_eq!(test_channel.sent()[0].text, "hi there");
+//!
+//! cancel.cancel();
+//! receiver.await.unwrap()?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod memory;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+pub use memory::{MemoryChannel, RecordedMessage};
+/// Re-exported: [`Channel::run`] takes one.
+pub use tokio_util::sync::CancellationToken;
+
+/// A chat on a platform: a direct message, a group, a channel thread.
+///
+/// ```
+/// use netherbrain_core::channel::ChatRef;
+/// let chat = ChatRef::new("telegram", "-100123");
+/// assert_eq!(chat.channel, "telegram");
+/// assert_eq!(chat.to_string(), "telegram:-100123");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChatRef {
+    /// The [`Channel::id`] of the platform.
+    pub channel: String,
+    /// The platform's id of the chat.
+    pub chat_id: String,
+}
+
+impl ChatRef {
+    /// A chat on a channel.
+    ///
+    /// ```
+    /// let chat = netherbrain_core::channel::ChatRef::new("discord", "998877");
+    /// assert_eq!(chat.chat_id, "998877");
+    /// ```
+    #[must_use]
+    pub fn new(channel: impl Into<String>, chat_id: impl Into<String>) -> Self {
+        Self {
+            channel: channel.into(),
+            chat_id: chat_id.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ChatRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.channel, self.chat_id)
+    }
+}
+
+/// Who sent an inbound message.
+///
+/// ```
+/// use netherbrain_core::channel::SenderRef;
+/// let sender = SenderRef::new("42").with_display_name("Ada");
+/// assert_eq!(sender.display_name.as_deref(), Some("Ada"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SenderRef {
+    /// The platform's id of the user (what allow-lists match).
+    pub id: String,
+    /// Name to show, if the platform gives one.
+    pub display_name: Option<String>,
+}
+
+impl SenderRef {
+    /// A sender without display name.
+    ///
+    /// ```
+    /// let sender = netherbrain_core::channel::SenderRef::new("42");
+    /// assert_eq!(sender.display_name, None);
+    /// ```
+    #[must_use]
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            display_name: None,
+        }
+    }
+
+    /// Sets the display name.
+    ///
+    /// ```
+    /// let sender = netherbrain_core::channel::SenderRef::new("42").with_display_name("Ada");
+    /// assert_eq!(sender.id, "42");
+    /// ```
+    #[must_use]
+    pub fn with_display_name(mut self, name: impl Into<String>) -> Self {
+        self.display_name = Some(name.into());
+        self
+    }
+}
+
+/// A text message received from a platform.
+///
+/// ```
+/// use netherbrain_core::channel::{ChatRef, InboundMessage, SenderRef};
+/// let msg = InboundMessage::new(ChatRef::new("telegram", "1"), SenderRef::new("7"), "hi", "501");
+/// assert_eq!(msg.text, "hi");
+/// assert_eq!(msg.message_id, "501");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct InboundMessage {
+    /// Where it was sent.
+    pub chat: ChatRef,
+    /// Who sent it.
+    pub sender: SenderRef,
+    /// Its text (markup already removed by the channel).
+    pub text: String,
+    /// The platform's id of the message.
+    pub message_id: String,
+    /// When the channel received it.
+    pub received_at: DateTime<Utc>,
+}
+
+impl InboundMessage {
+    /// A message received now.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::{ChatRef, InboundMessage, SenderRef};
+    /// let msg = InboundMessage::new(ChatRef::new("c", "1"), SenderRef::new("u"), "text", "m1");
+    /// assert!(msg.received_at <= chrono::Utc::now());
+    /// ```
+    #[must_use]
+    pub fn new(
+        chat: ChatRef,
+        sender: SenderRef,
+        text: impl Into<String>,
+        message_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            chat,
+            sender,
+            text: text.into(),
+            message_id: message_id.into(),
+            received_at: Utc::now(),
+        }
+    }
+
+    /// Sets when it was received (e.g. the platform's timestamp).
+    ///
+    /// ```
+    /// use netherbrain_core::channel::{ChatRef, InboundMessage, SenderRef};
+    /// let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    /// let msg = InboundMessage::new(ChatRef::new("c", "1"), SenderRef::new("u"), "t", "m")
+    ///     .with_received_at(at);
+    /// assert_eq!(msg.received_at, at);
+    /// ```
+    #[must_use]
+    pub fn with_received_at(mut self, at: DateTime<Utc>) -> Self {
+        self.received_at = at;
+        self
+    }
+}
+
+/// A message the channel sent, as needed to edit it later.
+///
+/// ```
+/// use netherbrain_core::channel::{ChatRef, SentMessage};
+/// let sent = SentMessage::new(ChatRef::new("telegram", "1"), "77");
+/// assert_eq!(sent.message_id, "77");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SentMessage {
+    /// The chat it was sent to.
+    pub chat: ChatRef,
+    /// The platform's id of the message.
+    pub message_id: String,
+}
+
+impl SentMessage {
+    /// A sent message.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::{ChatRef, SentMessage};
+    /// let sent = SentMessage::new(ChatRef::new("discord", "5"), "1234");
+    /// assert_eq!(sent.chat.chat_id, "5");
+    /// ```
+    #[must_use]
+    pub fn new(chat: ChatRef, message_id: impl Into<String>) -> Self {
+        Self {
+            chat,
+            message_id: message_id.into(),
+        }
+    }
+}
+
+/// The markup a platform renders in message text.
+///
+/// ```
+/// use netherbrain_core::channel::MarkupDialect;
+/// assert_eq!(MarkupDialect::default(), MarkupDialect::Plain);
+/// assert_eq!(MarkupDialect::TelegramHtml.as_str(), "telegram_html");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MarkupDialect {
+    /// No markup: text is shown as is.
+    #[default]
+    Plain,
+    /// CommonMark.
+    Markdown,
+    /// Telegram's HTML subset (`<b>`, `<i>`, `<code>`, `<pre>`, `<a>`, …).
+    TelegramHtml,
+    /// Telegram's MarkdownV2 (with its escaping rules).
+    TelegramMarkdownV2,
+    /// Discord's Markdown flavour.
+    DiscordMarkdown,
+}
+
+impl MarkupDialect {
+    /// The snake_case name.
+    ///
+    /// ```
+    /// assert_eq!(netherbrain_core::channel::MarkupDialect::DiscordMarkdown.as_str(), "discord_markdown");
+    /// ```
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Markdown => "markdown",
+            Self::TelegramHtml => "telegram_html",
+            Self::TelegramMarkdownV2 => "telegram_markdown_v2",
+            Self::DiscordMarkdown => "discord_markdown",
+        }
+    }
+}
+
+/// What a platform can do, so the bridge can adapt its output: stream by
+/// editing one message or send several, split at the length limit, render
+/// markup.
+///
+/// ```
+/// use netherbrain_core::channel::{ChannelCapabilities, MarkupDialect};
+/// let telegram = ChannelCapabilities::new()
+///     .with_edit_in_place(true)
+///     .with_max_message_len(4096)
+///     .with_markup(MarkupDialect::TelegramHtml);
+/// assert!(telegram.edit_in_place);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChannelCapabilities {
+    /// Sent messages can be edited (streamed replies update one message).
+    pub edit_in_place: bool,
+    /// Longest message text, in characters.
+    pub max_message_len: usize,
+    /// Markup the platform renders.
+    pub markup: MarkupDialect,
+}
+
+impl Default for ChannelCapabilities {
+    /// No editing, 4096 characters, plain text.
+    ///
+    /// ```
+    /// let caps = netherbrain_core::channel::ChannelCapabilities::default();
+    /// assert!(!caps.edit_in_place);
+    /// assert_eq!(caps.max_message_len, 4096);
+    /// ```
+    fn default() -> Self {
+        Self {
+            edit_in_place: false,
+            max_message_len: 4096,
+            markup: MarkupDialect::Plain,
+        }
+    }
+}
+
+impl ChannelCapabilities {
+    /// The [`Default`] capabilities.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::ChannelCapabilities;
+    /// assert_eq!(ChannelCapabilities::new(), ChannelCapabilities::default());
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets whether sent messages can be edited.
+    ///
+    /// ```
+    /// let caps = netherbrain_core::channel::ChannelCapabilities::new().with_edit_in_place(true);
+    /// assert!(caps.edit_in_place);
+    /// ```
+    #[must_use]
+    pub const fn with_edit_in_place(mut self, edit_in_place: bool) -> Self {
+        self.edit_in_place = edit_in_place;
+        self
+    }
+
+    /// Sets the longest message text, in characters.
+    ///
+    /// ```
+    /// let caps = netherbrain_core::channel::ChannelCapabilities::new().with_max_message_len(2000);
+    /// assert_eq!(caps.max_message_len, 2000);
+    /// ```
+    #[must_use]
+    pub const fn with_max_message_len(mut self, max_message_len: usize) -> Self {
+        self.max_message_len = max_message_len;
+        self
+    }
+
+    /// Sets the markup dialect.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::{ChannelCapabilities, MarkupDialect};
+    /// let caps = ChannelCapabilities::new().with_markup(MarkupDialect::DiscordMarkdown);
+    /// assert_eq!(caps.markup, MarkupDialect::DiscordMarkdown);
+    /// ```
+    #[must_use]
+    pub const fn with_markup(mut self, markup: MarkupDialect) -> Self {
+        self.markup = markup;
+        self
+    }
+}
+
+/// What went wrong talking to a platform.
+///
+/// ```
+/// use std::time::Duration;
+/// use netherbrain_core::channel::ChannelError;
+/// let e = ChannelError::RateLimited { retry_after: Some(Duration::from_secs(3)) };
+/// assert!(e.is_retryable());
+/// assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+/// assert!(!ChannelError::Unsupported.is_retryable());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The platform throttled us; try again after `retry_after` if given.
+    #[error("rate limited by the platform{}", retry_after.map(|d| format!(", retry after {d:?}")).unwrap_or_default())]
+    RateLimited {
+        /// How long the platform asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// The text exceeds the platform's message length.
+    #[error("message of {len} characters exceeds the limit of {max}")]
+    TooLong {
+        /// Length of the text, in characters.
+        len: usize,
+        /// The limit ([`ChannelCapabilities::max_message_len`]).
+        max: usize,
+    },
+    /// The channel cannot do this (e.g. edit messages).
+    #[error("operation not supported by this channel")]
+    Unsupported,
+    /// Network or platform API failure.
+    #[error("channel transport error: {0}")]
+    Transport(String),
+    /// The channel or the receiving side is closed.
+    #[error("channel closed")]
+    Closed,
+}
+
+impl ChannelError {
+    /// Whether trying again later may succeed ([`RateLimited`](Self::RateLimited)
+    /// and [`Transport`](Self::Transport)).
+    ///
+    /// ```
+    /// use netherbrain_core::channel::ChannelError;
+    /// assert!(ChannelError::Transport("timeout".into()).is_retryable());
+    /// assert!(!ChannelError::Closed.is_retryable());
+    /// ```
+    #[must_use]
+    pub const fn is_retryable(&self) -> bool {
+        matches!(self, Self::RateLimited { .. } | Self::Transport(_))
+    }
+
+    /// The wait a rate limit asked for.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::ChannelError;
+    /// assert_eq!(ChannelError::Closed.retry_after(), None);
+    /// ```
+    #[must_use]
+    pub const fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A chat platform. Object-safe: gateways hold `Arc<dyn Channel>`.
+///
+/// Implementations translate platform calls only; they do not throttle,
+/// split or format (the gateway bridge does, guided by
+/// [`capabilities`](Self::capabilities)). They should map platform
+/// throttling to [`ChannelError::RateLimited`] and over-long text to
+/// [`ChannelError::TooLong`].
+///
+/// ```
+/// use async_trait::async_trait;
+/// use netherbrain_core::channel::{
+///     Channel, ChannelCapabilities, ChannelError, ChatRef, InboundMessage, SentMessage,
+/// };
+/// use tokio::sync::mpsc;
+/// use tokio_util::sync::CancellationToken;
+///
+/// /// Prints replies; receives nothing.
+/// struct Stdout;
+///
+/// #[async_trait]
+/// impl Channel for Stdout {
+///     fn id(&self) -> &str {
+///         "stdout"
+///     }
+///     fn capabilities(&self) -> ChannelCapabilities {
+///         ChannelCapabilities::new().with_max_message_len(usize::MAX)
+///     }
+///     async fn run(
+///         &self,
+///         _inbound: mpsc::Sender<InboundMessage>,
+///         cancel: CancellationToken,
+///     ) -> Result<(), ChannelError> {
+///         cancel.cancelled().await;
+///         Ok(())
+///     }
+///     async fn send(&self, chat: &ChatRef, text: &str) -> Result<SentMessage, ChannelError> {
+///         println!("{chat}: {text}");
+///         Ok(SentMessage::new(chat.clone(), "0"))
+///     }
+///     // `edit` keeps its default: `ChannelError::Unsupported`.
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let channel: Box<dyn Channel> = Box::new(Stdout);
+/// let sent = channel.send(&ChatRef::new("stdout", "-"), "hello").await.unwrap();
+/// assert_eq!(channel.edit(&sent, "bye").await, Err(ChannelError::Unsupported));
+/// # }
+/// ```
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// The platform's identity (`"telegram"`, `"discord"`), as found in
+    /// [`ChatRef::channel`].
+    fn id(&self) -> &str;
+
+    /// What the platform can do.
+    fn capabilities(&self) -> ChannelCapabilities;
+
+    /// The receive loop: feeds every inbound message into `inbound` until
+    /// `cancel` fires, then returns `Ok(())`. Returns
+    /// [`ChannelError::Closed`] if the receiving side is dropped, and other
+    /// errors when the platform connection fails for good (transient
+    /// failures are retried inside).
+    async fn run(
+        &self,
+        inbound: mpsc::Sender<InboundMessage>,
+        cancel: CancellationToken,
+    ) -> Result<(), ChannelError>;
+
+    /// Sends `text` (in the platform's [`MarkupDialect`]) to a chat.
+    async fn send(&self, chat: &ChatRef, text: &str) -> Result<SentMessage, ChannelError>;
+
+    /// Replaces the text of a sent message. The default returns
+    /// [`ChannelError::Unsupported`]; channels with
+    /// [`ChannelCapabilities::edit_in_place`] override it.
+    async fn edit(&self, message: &SentMessage, text: &str) -> Result<(), ChannelError> {
+        let _ = (message, text);
+        Err(ChannelError::Unsupported)
+    }
+}
