@@ -302,9 +302,11 @@ impl BlobStore {
                 .with_access_key_id(id)
                 .with_secret_access_key(secret);
         }
-        let mut retry = RetryConfig::default();
-        retry.max_retries = 2;
-        retry.retry_timeout = Duration::from_secs(10);
+        let retry = RetryConfig {
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(10),
+            ..RetryConfig::default()
+        };
         let client = ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(30))
@@ -482,9 +484,8 @@ fn map_err(key: &str, err: object_store::Error) -> BlobError {
                 "reset by peer",
                 "broken pipe",
             ];
-            if unreachable.iter().any(|w| lower.contains(w)) {
-                BlobError::Unavailable(format!("{store}: {text}"))
-            } else if lower.contains("permission denied") || lower.contains("read-only") {
+            let io_blocked = lower.contains("permission denied") || lower.contains("read-only");
+            if io_blocked || unreachable.iter().any(|w| lower.contains(w)) {
                 BlobError::Unavailable(format!("{store}: {text}"))
             } else {
                 BlobError::Backend(format!("{store}: {text}"))

@@ -62,12 +62,20 @@ pub(crate) async fn open_pool(url: &str) -> StoreResult<PgPool> {
         .map_err(|_| StoreError::Unavailable("timed out connecting to Postgres".into()))?
         .map_err(connect_err)?;
     let _ = probe.close().await;
-    PgPoolOptions::new()
+    // Host and database only: the URL may hold a password.
+    let (host, port, database) = (
+        options.get_host().to_owned(),
+        options.get_port(),
+        options.get_database().unwrap_or("").to_owned(),
+    );
+    let pool = PgPoolOptions::new()
         .max_connections(POOL_SIZE)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(connect_err)
+        .map_err(connect_err)?;
+    tracing::info!(%host, port, %database, "connected to Postgres");
+    Ok(pool)
 }
 
 fn connect_err(e: sqlx::Error) -> StoreError {

@@ -90,28 +90,33 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
-/// Connection options for a `sqlite:` URL: WAL, `synchronous = NORMAL`,
-/// foreign keys, busy timeout, create if missing.
-pub(crate) fn connect_options(url: &str) -> StoreResult<(SqliteConnectOptions, bool)> {
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    let options = SqliteConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Invalid(format!("invalid SQLite URL: {e}")))?
+/// Applies the store's settings: WAL, `synchronous = NORMAL`, foreign
+/// keys, busy timeout, create if missing.
+fn tune(options: SqliteConnectOptions, in_memory: bool) -> SqliteConnectOptions {
+    let options = options
         .create_if_missing(true)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
-    let options = if in_memory {
+    if in_memory {
         options
     } else {
         options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-    };
-    Ok((options, in_memory))
+    }
 }
 
-/// Opens a pool (creating parent directories) without migrating.
+/// Opens a pool for a `sqlite:` URL (creating parent directories) without
+/// migrating.
 pub(crate) async fn open_pool(url: &str) -> StoreResult<SqlitePool> {
-    let (options, in_memory) = connect_options(url)?;
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Invalid(format!("invalid SQLite URL: {e}")))?;
+    open_pool_with(options, in_memory).await
+}
+
+async fn open_pool_with(options: SqliteConnectOptions, in_memory: bool) -> StoreResult<SqlitePool> {
+    let options = tune(options, in_memory);
     if !in_memory {
         if let Some(parent) = options.get_filename().parent() {
             if !parent.as_os_str().is_empty() {
@@ -134,7 +139,18 @@ pub(crate) async fn open_pool(url: &str) -> StoreResult<SqlitePool> {
     } else {
         pool.max_connections(POOL_SIZE)
     };
-    pool.connect_with(options).await.map_err(db_err)
+    let filename = options.get_filename().display().to_string();
+    let pool = pool
+        .connect_with(options)
+        .await
+        .map_err(|e| match db_err(e) {
+            StoreError::Backend(m) => {
+                StoreError::Unavailable(format!("cannot open SQLite database {filename}: {m}"))
+            }
+            other => other,
+        })?;
+    tracing::info!(path = %filename, in_memory, "opened SQLite database");
+    Ok(pool)
 }
 
 fn uuid_of(id: impl Into<Uuid>) -> Uuid {
@@ -162,30 +178,8 @@ impl SqliteStore {
     ///
     /// As [`connect`](Self::connect).
     pub async fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
-        let path = path.as_ref();
-        if let Some(parent) = path.parent() {
-            if !parent.as_os_str().is_empty() {
-                tokio::fs::create_dir_all(parent).await.map_err(|e| {
-                    StoreError::Unavailable(format!(
-                        "cannot create directory {}: {e}",
-                        parent.display()
-                    ))
-                })?;
-            }
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
-        let pool = SqlitePoolOptions::new()
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .max_connections(POOL_SIZE)
-            .connect_with(options)
-            .await
-            .map_err(db_err)?;
+        let options = SqliteConnectOptions::new().filename(path.as_ref());
+        let pool = open_pool_with(options, false).await?;
         Self::from_pool(pool).await
     }
 

@@ -3,7 +3,7 @@
 
 mod support;
 
-use netherbrain_core::store::{ConversationQuery, StateStore};
+use netherbrain_core::store::ConversationQuery;
 use netherbrain_core::{ConversationId, SessionId, UserId};
 use netherbrain_store::migrate;
 use uuid::Uuid;

@@ -102,12 +102,12 @@ async fn kill_9_keeps_every_acknowledged_append() {
     child.kill().unwrap();
     child.wait().unwrap();
     // Acknowledgements already in the pipe count too.
-    drop(rx.try_iter().for_each(|line| {
-        if let Some(seq) = line.strip_prefix("ACK ") {
+    reader.join().unwrap();
+    for line in rx.try_iter() {
+        if let Some(seq) = line.split("ACK ").nth(1) {
             acked = acked.max(seq.parse().unwrap());
         }
-    }));
-    reader.join().unwrap();
+    }
     let session = session.expect("child started a session");
     assert!(acked >= 10, "child made progress (acked {acked})");
 
@@ -236,5 +236,16 @@ async fn listing_a_page_of_ten_thousand_is_fast() {
     assert!(
         filtered_time < Duration::from_millis(200),
         "{filtered_time:?}"
+    );
+}
+
+#[tokio::test]
+async fn unopenable_file_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    // The "file" is a directory.
+    let err = SqliteStore::open(dir.path()).await.unwrap_err();
+    assert!(
+        matches!(err, netherbrain_core::store::StoreError::Unavailable(_)),
+        "{err:?}"
     );
 }
