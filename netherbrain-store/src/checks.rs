@@ -95,10 +95,9 @@ pub(crate) fn finish(f: &SessionFinish) -> StoreResult<()> {
     Ok(())
 }
 
-/// Checks an append's events belong to the session and increase; returns
-/// the lowest sequence number (to compare with the stored ones).
-pub(crate) fn append(session_id: SessionId, a: &SessionAppend) -> StoreResult<Option<u64>> {
-    let mut prev: Option<u64> = None;
+/// Checks an append's events belong to the session and have storable
+/// sequence numbers.
+pub(crate) fn append(session_id: SessionId, a: &SessionAppend) -> StoreResult<()> {
     for e in &a.events {
         if e.session_id != session_id {
             return Err(StoreError::Invalid(format!(
@@ -106,16 +105,25 @@ pub(crate) fn append(session_id: SessionId, a: &SessionAppend) -> StoreResult<Op
                 e.seq, e.session_id
             )));
         }
-        if e.seq == 0 || prev.is_some_and(|p| e.seq <= p) {
+        crate::common::seq_to_i64(e.seq)?;
+    }
+    Ok(())
+}
+
+/// Checks the events' sequence numbers increase strictly, starting above
+/// the highest stored one (`last`, 0 when none).
+pub(crate) fn event_order(last: i64, a: &SessionAppend) -> StoreResult<()> {
+    let mut prev = u64::try_from(last).unwrap_or(0);
+    for e in &a.events {
+        if e.seq <= prev {
             return Err(StoreError::Conflict(format!(
-                "event sequence number {} is not above the previous one",
+                "event sequence number {} is not above {prev}",
                 e.seq
             )));
         }
-        crate::common::seq_to_i64(e.seq)?;
-        prev = Some(e.seq);
+        prev = e.seq;
     }
-    Ok(a.events.first().map(|e| e.seq))
+    Ok(())
 }
 
 /// A search query (non-blank, at most `MAX_QUERY_LEN` characters) and

@@ -25,8 +25,8 @@ use crate::common::{
     truncate,
 };
 use crate::rows::{
-    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, SESSION_COLS, USER_COLS,
-    WORKSPACE_COLS,
+    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
+    USER_COLS, WORKSPACE_COLS,
 };
 
 /// The embedded migrations for Postgres.
@@ -199,7 +199,7 @@ impl PostgresStore {
     ) -> StoreResult<Option<SessionId>> {
         let row = self
             .fetch_opt(
-                "SELECT id FROM sessions WHERE conversation_id = $1 AND status = 'running'",
+                "SELECT id FROM sessions WHERE conversation_id = $1 AND status IN ('created', 'running')",
                 uuid_of(conversation),
             )
             .await?;
@@ -1018,7 +1018,7 @@ impl StateStore for PostgresStore {
         let row = self
             .fetch_opt(
                 &format!(
-                    "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = $1 AND status = 'running'"
+                    "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = $1 AND status IN ('created', 'running')"
                 ),
                 uuid_of(conversation_id),
             )
@@ -1070,45 +1070,33 @@ impl StateStore for PostgresStore {
     }
 
     async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
-        let at = now();
-        let mut tx = self.begin().await?;
+        // Recovery is not activity: conversations keep their place in listings.
         let rows = sqlx::query(
             "UPDATE sessions SET status = 'interrupted', updated_at = $1, finished_at = $1 \
-             WHERE status IN ('created', 'running') RETURNING id, conversation_id",
+             WHERE status IN ('created', 'running') RETURNING id, created_at",
         )
-        .bind(at)
-        .fetch_all(&mut *tx)
+        .bind(now())
+        .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut conversations = Vec::with_capacity(rows.len());
+        let mut recovered = Vec::with_capacity(rows.len());
         for row in &rows {
-            ids.push(row.try_get::<Uuid, _>("id").map_err(db_err)?);
-            conversations.push(row.try_get::<Uuid, _>("conversation_id").map_err(db_err)?);
+            recovered.push((row.ts("created_at")?, SessionId::from_uuid(row.uuid("id")?)));
         }
-        if !conversations.is_empty() {
-            sqlx::query("UPDATE conversations SET last_activity_at = $1 WHERE id = ANY($2)")
-                .bind(at)
-                .bind(&conversations)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        ids.sort();
-        if !ids.is_empty() {
+        recovered.sort();
+        if !recovered.is_empty() {
             tracing::info!(
-                count = ids.len(),
+                count = recovered.len(),
                 "marked sessions left running as interrupted"
             );
         }
-        Ok(ids.into_iter().map(SessionId::from_uuid).collect())
+        Ok(recovered.into_iter().map(|(_, id)| id).collect())
     }
 
     // ---- session log ----
 
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
-        let first_seq = checks::append(session_id, &append)?;
+        checks::append(session_id, &append)?;
         let mut docs = Vec::with_capacity(append.messages.len());
         let mut texts = Vec::with_capacity(append.messages.len());
         for m in &append.messages {
@@ -1139,7 +1127,7 @@ impl StateStore for PostgresStore {
                 "session {session_id} is not running (it is {status})"
             )));
         }
-        if let Some(first) = first_seq {
+        if !append.events.is_empty() {
             let last: i64 = sqlx::query_scalar(
                 "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = $1",
             )
@@ -1147,11 +1135,7 @@ impl StateStore for PostgresStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
-            if seq_to_i64(first)? <= last {
-                return Err(StoreError::Conflict(format!(
-                    "event sequence number {first} is not above the stored {last}"
-                )));
-            }
+            checks::event_order(last, &append)?;
         }
         if !docs.is_empty() {
             sqlx::query(

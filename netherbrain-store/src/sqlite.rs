@@ -274,7 +274,7 @@ impl SqliteStore {
     ) -> StoreResult<Option<SessionId>> {
         let row = self
             .fetch_one_opt(
-                "SELECT id FROM sessions WHERE conversation_id = ? AND status = 'running'",
+                "SELECT id FROM sessions WHERE conversation_id = ? AND status IN ('created', 'running')",
                 uuid_of(conversation),
             )
             .await?;
@@ -1214,7 +1214,7 @@ impl StateStore for SqliteStore {
         let row = self
             .fetch_one_opt(
                 &format!(
-                    "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = ? AND status = 'running'"
+                    "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = ? AND status IN ('created', 'running')"
                 ),
                 uuid_of(conversation_id),
             )
@@ -1272,49 +1272,36 @@ impl StateStore for SqliteStore {
     }
 
     async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
+        // Recovery is not activity: conversations keep their place in listings.
         let at = now();
         let mut tx = self.begin().await?;
         let rows = sqlx::query(
-            "SELECT id, conversation_id FROM sessions WHERE status IN ('created', 'running') ORDER BY id",
+            "UPDATE sessions SET status = 'interrupted', updated_at = ?1, finished_at = ?1 \
+             WHERE status IN ('created', 'running') RETURNING id, created_at",
         )
+        .bind(micros(at))
         .fetch_all(&mut **tx)
         .await
         .map_err(db_err)?;
-        let mut ids = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: Uuid = row.try_get("id").map_err(db_err)?;
-            let conversation: Uuid = row.try_get("conversation_id").map_err(db_err)?;
-            sqlx::query(
-                "UPDATE sessions SET status = 'interrupted', updated_at = ?, finished_at = ? WHERE id = ?",
-            )
-            .bind(micros(at))
-            .bind(micros(at))
-            .bind(id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
-            sqlx::query("UPDATE conversations SET last_activity_at = ? WHERE id = ?")
-                .bind(micros(at))
-                .bind(conversation)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_err)?;
-            ids.push(SessionId::from_uuid(id));
-        }
         tx.commit().await?;
-        if !ids.is_empty() {
+        let mut recovered = Vec::with_capacity(rows.len());
+        for row in &rows {
+            recovered.push((row.ts("created_at")?, SessionId::from_uuid(row.uuid("id")?)));
+        }
+        recovered.sort();
+        if !recovered.is_empty() {
             tracing::info!(
-                count = ids.len(),
+                count = recovered.len(),
                 "marked sessions left running as interrupted"
             );
         }
-        Ok(ids)
+        Ok(recovered.into_iter().map(|(_, id)| id).collect())
     }
 
     // ---- session log ----
 
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
-        let first_seq = checks::append(session_id, &append)?;
+        checks::append(session_id, &append)?;
         let mut messages = Vec::with_capacity(append.messages.len());
         for m in &append.messages {
             messages.push((to_json(m)?, search_text(m)));
@@ -1337,7 +1324,7 @@ impl StateStore for SqliteStore {
                 "session {session_id} is not running (it is {status})"
             )));
         }
-        if let Some(first) = first_seq {
+        if !append.events.is_empty() {
             let last: i64 = sqlx::query_scalar(
                 "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = ?",
             )
@@ -1345,11 +1332,7 @@ impl StateStore for SqliteStore {
             .fetch_one(&mut **tx)
             .await
             .map_err(db_err)?;
-            if seq_to_i64(first)? <= last {
-                return Err(StoreError::Conflict(format!(
-                    "event sequence number {first} is not above the stored {last}"
-                )));
-            }
+            checks::event_order(last, &append)?;
         }
         if !messages.is_empty() {
             let next: i64 = sqlx::query_scalar(

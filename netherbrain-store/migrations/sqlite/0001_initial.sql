@@ -80,8 +80,10 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_conversation ON sessions (conversation_id, created_at);
 CREATE INDEX sessions_preset ON sessions (preset_id);
--- At most one running session per conversation, enforced by the database.
-CREATE UNIQUE INDEX sessions_one_running ON sessions (conversation_id) WHERE status = 'running';
+-- At most one active (created or running) session per conversation,
+-- enforced by the database.
+CREATE UNIQUE INDEX sessions_one_running ON sessions (conversation_id)
+    WHERE status IN ('created', 'running');
 
 CREATE TABLE session_messages (
     pk              INTEGER PRIMARY KEY,
