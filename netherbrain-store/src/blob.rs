@@ -172,7 +172,7 @@ impl S3Config {
         self
     }
 
-    /// Reads `NETHER_S3_*` (see [`env`]); `Ok(None)` when
+    /// Reads `NETHER_S3_*` (see [`env`](mod@env)); `Ok(None)` when
     /// `NETHER_S3_BUCKET` is unset.
     ///
     /// # Errors
