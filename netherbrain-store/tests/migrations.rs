@@ -101,6 +101,12 @@ async fn sqlite_v1_data_survives_upgrade() {
             .bind(s.conversation).bind(s.user).bind(now).bind(now).bind(now).execute(&mut conn).await.unwrap();
         sqlx::query("INSERT INTO sessions (id, conversation_id, status, input, deferred_tool_calls, usage, created_at, updated_at) VALUES (?, ?, 'running', ?, '[]', '{}', ?, ?)")
             .bind(s.session).bind(s.conversation).bind(format!("[{MESSAGE}]")).bind(now).bind(now).execute(&mut conn).await.unwrap();
+        let index: String =
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'sessions_one_running'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(index.contains("'created', 'running'"), "{index}");
         sqlx::query("INSERT INTO session_messages (session_id, conversation_id, seq, message, text) VALUES (?, ?, 0, ?, 'remember the zebra')")
             .bind(s.session).bind(s.conversation).bind(MESSAGE).execute(&mut conn).await.unwrap();
         conn.close().await.unwrap();
@@ -136,6 +142,13 @@ async fn postgres_v1_data_survives_upgrade() {
             .bind(s.conversation).bind(s.user).bind(now).execute(&mut conn).await.unwrap();
         sqlx::query("INSERT INTO sessions (id, conversation_id, status, input, deferred_tool_calls, usage, created_at, updated_at) VALUES ($1, $2, 'running', $3::json, '[]', '{}', $4, $4)")
             .bind(s.session).bind(s.conversation).bind(format!("[{MESSAGE}]")).bind(now).execute(&mut conn).await.unwrap();
+        let index: String = sqlx::query_scalar(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'sessions_one_running'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert!(index.contains("created"), "{index}");
         sqlx::query("INSERT INTO session_messages (session_id, seq, conversation_id, message, text) VALUES ($1, 0, $2, $3::json, 'remember the zebra')")
             .bind(s.session).bind(s.conversation).bind(MESSAGE).execute(&mut conn).await.unwrap();
         conn.close().await.unwrap();
