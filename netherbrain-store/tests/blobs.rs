@@ -129,3 +129,37 @@ async fn unreachable_s3_is_unavailable_quickly() {
         Err(BlobError::Unavailable(_))
     ));
 }
+
+/// Runs against a real S3-compatible server when `NETHER_TEST_S3_ENDPOINT`
+/// names one (e.g. MinIO or `moto_server`) with an existing bucket
+/// `NETHER_TEST_S3_BUCKET` (default `nb-test`); skipped otherwise.
+#[tokio::test]
+async fn s3_put_get_head_delete_when_configured() {
+    let Ok(endpoint) = std::env::var("NETHER_TEST_S3_ENDPOINT") else {
+        eprintln!("skipped: NETHER_TEST_S3_ENDPOINT is not set");
+        return;
+    };
+    let bucket = std::env::var("NETHER_TEST_S3_BUCKET").unwrap_or_else(|_| "nb-test".into());
+    let id = std::env::var("NETHER_TEST_S3_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into());
+    let secret =
+        std::env::var("NETHER_TEST_S3_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into());
+    let config = S3Config::new(bucket)
+        .with_endpoint(endpoint)
+        .with_credentials(id, secret);
+    let blobs = BlobStore::s3(&config).unwrap().with_max_size(1024);
+    let key = format!("tests/{}/hello.txt", uuid::Uuid::new_v4());
+    let meta = blobs
+        .put(&key, Bytes::from_static(b"hello s3"))
+        .await
+        .unwrap();
+    assert_eq!(meta.size, 8);
+    assert_eq!(&blobs.get(&key).await.unwrap()[..], b"hello s3");
+    assert_eq!(blobs.head(&key).await.unwrap().size, 8);
+    assert!(matches!(
+        blobs.put(&key, Bytes::from(vec![0u8; 2048])).await,
+        Err(BlobError::TooLarge { .. })
+    ));
+    blobs.delete(&key).await.unwrap();
+    assert!(matches!(blobs.get(&key).await, Err(BlobError::NotFound(_))));
+    blobs.delete(&key).await.unwrap();
+}
