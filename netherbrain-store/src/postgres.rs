@@ -45,6 +45,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the schema is always current. Conversation search uses Postgres full
 /// text search (`simple` configuration, prefix matching) over GIN indexes;
 /// metadata filters use `jsonb @>`.
+///
+/// TLS (rustls, system trust roots) follows the URL's `sslmode`
+/// (`prefer` by default; `require`, `verify-ca`, `verify-full`; add
+/// `sslrootcert=` for a private CA).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,

@@ -184,3 +184,23 @@ async fn unreachable_postgres_is_unavailable() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn postgres_over_tls_when_the_server_offers_it() {
+    use sqlx::Connection;
+    let db = support::PgDatabase::create().await;
+    let url = format!("{}?sslmode=require", db.url);
+    // Skip when the test server has TLS off.
+    if sqlx::PgConnection::connect(&url).await.is_err() {
+        eprintln!("skipped: the test server does not offer TLS");
+        return;
+    }
+    let store = netherbrain_store::connect(&url).await.unwrap();
+    store.ping().await.unwrap();
+    assert_eq!(
+        migrate::current(&url).await.unwrap().map(|m| m.version),
+        migrate::available(netherbrain_store::Backend::Postgres)
+            .last()
+            .map(|m| m.version)
+    );
+}
