@@ -926,3 +926,64 @@ pub async fn bad_input_changes_nothing(s: Store) {
     }
     s.ping().await.unwrap();
 }
+
+pub async fn concurrent_appends_keep_every_message(s: Store) {
+    let u = user(&s, "ada").await;
+    let c = conversation(&s, u, "busy").await;
+    let sess = s
+        .create_session(NewSession::new(c, vec![Message::user("start")]))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.append(
+                sess.id,
+                SessionAppend::new(vec![Message::assistant(format!("m{i}"))], vec![]),
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let texts: Vec<String> = s
+        .session_messages(sess.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(Message::text)
+        .collect();
+    assert_eq!(texts.len(), 17);
+    for i in 0..16 {
+        assert!(texts.contains(&format!("m{i}")));
+    }
+    // Events from racing appenders: exactly one of two equal sequence numbers wins.
+    let a = {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move {
+            s.append(sess.id, SessionAppend::new(vec![], vec![ev(sess.id, 1)]))
+                .await
+        })
+    };
+    let b = {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move {
+            s.append(sess.id, SessionAppend::new(vec![], vec![ev(sess.id, 1)]))
+                .await
+        })
+    };
+    let results = [a.await.unwrap(), b.await.unwrap()];
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::Conflict(_))))
+    );
+    assert_eq!(s.list_events(sess.id, 0, 10).await.unwrap().len(), 1);
+}
