@@ -231,10 +231,11 @@ async fn listing_a_page_of_ten_thousand_is_fast() {
     let filtered_time = started.elapsed();
     assert_eq!(filtered.items.len(), 50);
     eprintln!("page of 50 of 10,000: worst {worst:?}; with metadata filter {filtered_time:?}");
-    // Generous bounds: debug builds on a shared 2-core machine.
-    assert!(worst < Duration::from_millis(50), "{worst:?}");
+    // Generous bounds (debug builds on a busy 2-core machine): these catch
+    // full scans, not milliseconds. Typical: 3-5 ms and 10-30 ms.
+    assert!(worst < Duration::from_millis(100), "{worst:?}");
     assert!(
-        filtered_time < Duration::from_millis(200),
+        filtered_time < Duration::from_millis(400),
         "{filtered_time:?}"
     );
 }
