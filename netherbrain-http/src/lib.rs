@@ -57,8 +57,12 @@ mod extract;
 pub mod metrics;
 mod openapi;
 mod routes;
+mod runs;
 mod server;
+mod sse;
 mod state;
+mod summarize;
+mod ws;
 
 pub use auth::{AdminUser, AuthUser};
 pub use bootstrap::{
