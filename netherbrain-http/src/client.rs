@@ -767,10 +767,7 @@ impl Client {
     /// # Errors
     ///
     /// [`ClientError`]; `422` without a preset or messages.
-    pub async fn summarize_conversation(
-        &self,
-        id: Uuid,
-    ) -> Result<ConversationView, ClientError> {
+    pub async fn summarize_conversation(&self, id: Uuid) -> Result<ConversationView, ClientError> {
         self.post_empty(&format!("/api/conversations/{id}/summarize"))
             .await
     }
@@ -988,7 +985,10 @@ impl ResumingStream {
         };
         match current.next().await {
             Some(Ok(event)) => self.on_event(&event),
-            Some(Err(e)) => self.failed(ClientError::Decode(format!("event stream: {e}"))).await,
+            Some(Err(e)) => {
+                self.failed(ClientError::Decode(format!("event stream: {e}")))
+                    .await
+            }
             None => self.on_end().await,
         }
     }
@@ -1036,7 +1036,10 @@ impl ResumingStream {
         };
         match self.client.session_status(sid).await {
             Ok(status) if !status.running && status.last_event_seq <= self.last => Step::End,
-            Ok(_) => self.failed(ClientError::Decode("event stream closed early".into())).await,
+            Ok(_) => {
+                self.failed(ClientError::Decode("event stream closed early".into()))
+                    .await
+            }
             Err(e @ ClientError::Api { .. }) => {
                 self.done = true;
                 Step::Yield(Err(e))

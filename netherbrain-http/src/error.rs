@@ -335,7 +335,11 @@ mod tests {
     fn runtime_errors_map_to_statuses() {
         let id = SessionId::new();
         let cases = [
-            (RuntimeError::Busy { session_id: id }, 409, "conversation_busy"),
+            (
+                RuntimeError::Busy { session_id: id },
+                409,
+                "conversation_busy",
+            ),
             (RuntimeError::Draining, 503, "unavailable"),
             (RuntimeError::NotRunning(id), 409, "not_running"),
             (RuntimeError::NoPreset, 422, "invalid"),

@@ -42,7 +42,11 @@ pub(crate) async fn owned_session(
 ) -> Result<(Session, Conversation), ApiError> {
     let not_found = || ApiError::from(StoreError::not_found("session", id.to_string()));
     let session = state.store().get_session(id).await?;
-    let conversation = match state.store().get_conversation(session.conversation_id).await {
+    let conversation = match state
+        .store()
+        .get_conversation(session.conversation_id)
+        .await
+    {
         Ok(c) => c,
         Err(StoreError::NotFound { .. }) => return Err(not_found()),
         Err(e) => return Err(e.into()),

@@ -168,7 +168,9 @@ async fn upgrade(State(state): State<AppState>, parts: Parts) -> Result<Response
     };
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state)
         .await
-        .map_err(|r| ApiError::bad_request(format!("expected a WebSocket upgrade: {}", r.body_text())))?;
+        .map_err(|r| {
+            ApiError::bad_request(format!("expected a WebSocket upgrade: {}", r.body_text()))
+        })?;
     Ok(ws
         .on_upgrade(move |socket| connection(state, user, socket))
         .into_response())
@@ -235,9 +237,19 @@ async fn handle(
 ) -> Option<ServerFrame> {
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => return Some(ServerFrame::error("invalid_json", format!("not JSON: {e}"), None)),
+        Err(e) => {
+            return Some(ServerFrame::error(
+                "invalid_json",
+                format!("not JSON: {e}"),
+                None,
+            ));
+        }
     };
-    let Some(kind) = value.get("type").and_then(|t| t.as_str()).map(str::to_owned) else {
+    let Some(kind) = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+    else {
         return Some(ServerFrame::error(
             "invalid_frame",
             "a frame is a JSON object with a string `type`",
@@ -437,8 +449,8 @@ async fn chat(
     let conversation = match frame.conversation_id {
         Some(id) => owned_conversation(state, user, ConversationId::from(id)).await?,
         None => {
-            let preset =
-                preset_id.ok_or_else(|| ApiError::invalid("a new conversation needs `preset_id`"))?;
+            let preset = preset_id
+                .ok_or_else(|| ApiError::invalid("a new conversation needs `preset_id`"))?;
             state.store().get_preset(preset).await?;
             state
                 .store()
@@ -473,7 +485,13 @@ async fn chat(
             .collect();
         subs.insert(
             conversation.id,
-            spawn_follower(state, conversation.id, tx, seen, Some((handle.session_id, 0))),
+            spawn_follower(
+                state,
+                conversation.id,
+                tx,
+                seen,
+                Some((handle.session_id, 0)),
+            ),
         );
     }
     Ok(None)

@@ -13,8 +13,8 @@ use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
 use netherbrain_core::{AgentEvent, SessionStatus};
 use netherbrain_http::client::{Client, ClientError};
 use netherbrain_http::dto::{
-    ConversationListQuery, CreateConversationRequest, ForkConversationRequest, RunConversationRequest,
-    RunInput, UpdateConversationRequest,
+    ConversationListQuery, CreateConversationRequest, ForkConversationRequest,
+    RunConversationRequest, RunInput, UpdateConversationRequest,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -30,7 +30,11 @@ async fn server_with(provider: ScriptedProvider) -> (TestServer, Arc<ScriptedPro
     (s, provider, preset)
 }
 
-fn run_req(conversation_id: Option<Uuid>, preset_id: Option<Uuid>, text: &str) -> RunConversationRequest {
+fn run_req(
+    conversation_id: Option<Uuid>,
+    preset_id: Option<Uuid>,
+    text: &str,
+) -> RunConversationRequest {
     RunConversationRequest {
         conversation_id,
         preset_id,
@@ -47,7 +51,10 @@ fn last_status(events: &[netherbrain_core::EventEnvelope]) -> SessionStatus {
 }
 
 fn api(e: &ClientError) -> (u16, String) {
-    (e.status().expect("api error"), e.code().unwrap_or_default().to_owned())
+    (
+        e.status().expect("api error"),
+        e.code().unwrap_or_default().to_owned(),
+    )
 }
 
 #[tokio::test]
@@ -70,8 +77,16 @@ async fn streamed_run_transcript_and_bodies() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let conversation: Uuid = resp.headers()["x-conversation-id"].to_str().unwrap().parse().unwrap();
-    let session: Uuid = resp.headers()["x-session-id"].to_str().unwrap().parse().unwrap();
+    let conversation: Uuid = resp.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let session: Uuid = resp.headers()["x-session-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let transcript = resp.text().await.unwrap();
     insta::assert_snapshot!("run_sse_transcript", redact(&transcript));
 
@@ -80,11 +95,18 @@ async fn streamed_run_transcript_and_bodies() {
     assert_eq!(view.status, "committed");
     assert_eq!(view.final_message.as_deref(), Some("Hello there!"));
 
-    let mut body = serde_json::to_value(alice.get_conversation(conversation).await.unwrap()).unwrap();
+    let mut body =
+        serde_json::to_value(alice.get_conversation(conversation).await.unwrap()).unwrap();
     redact_json(&mut body);
     insta::assert_json_snapshot!("conversation_get", body);
 
-    let mut turns = serde_json::to_value(alice.conversation_turns(conversation, None, None).await.unwrap()).unwrap();
+    let mut turns = serde_json::to_value(
+        alice
+            .conversation_turns(conversation, None, None)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     redact_json(&mut turns);
     insta::assert_json_snapshot!("conversation_turns", turns);
     s.stop().await;
@@ -92,45 +114,75 @@ async fn streamed_run_transcript_and_bodies() {
 
 #[tokio::test]
 async fn busy_conversation_is_409_and_interrupt_works() {
-    let (s, _provider, preset) =
-        server(vec![ScriptedResponse::builder().text("partial").hang().build()]).await;
+    let (s, _provider, preset) = server(vec![
+        ScriptedResponse::builder().text("partial").hang().build(),
+    ])
+    .await;
     let (_, alice, token) = s.user_token("alice").await;
-    let started = alice.run(&run_req(None, Some(preset), "long task")).await.unwrap();
+    let started = alice
+        .run(&run_req(None, Some(preset), "long task"))
+        .await
+        .unwrap();
 
     let resp = s
         .http
         .post(s.url("/api/conversations/run"))
         .bearer_auth(&token)
-        .json(&json!({"conversation_id": started.conversation_id, "input": "again", "stream": false}))
+        .json(
+            &json!({"conversation_id": started.conversation_id, "input": "again", "stream": false}),
+        )
         .send()
         .await
         .unwrap();
     let body = assert_error(resp, 409, "conversation_busy").await;
-    assert_eq!(body["error"]["active_session_id"], json!(started.session_id));
+    assert_eq!(
+        body["error"]["active_session_id"],
+        json!(started.session_id)
+    );
 
-    let detail = alice.get_conversation(started.conversation_id).await.unwrap();
-    assert_eq!(detail.active_session.as_ref().map(|a| a.id), Some(started.session_id));
+    let detail = alice
+        .get_conversation(started.conversation_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        detail.active_session.as_ref().map(|a| a.id),
+        Some(started.session_id)
+    );
 
     let status = alice.session_status(started.session_id).await.unwrap();
     assert!(status.running);
 
-    let interrupted = alice.interrupt_conversation(started.conversation_id).await.unwrap();
+    let interrupted = alice
+        .interrupt_conversation(started.conversation_id)
+        .await
+        .unwrap();
     assert_eq!(interrupted.session_id, started.session_id);
     let events = finish(&alice, started.session_id).await;
     assert_eq!(last_status(&events), SessionStatus::Interrupted);
-    assert_eq!(alice.get_session(started.session_id).await.unwrap().status, "interrupted");
+    assert_eq!(
+        alice.get_session(started.session_id).await.unwrap().status,
+        "interrupted"
+    );
 
-    let e = alice.interrupt_conversation(started.conversation_id).await.unwrap_err();
+    let e = alice
+        .interrupt_conversation(started.conversation_id)
+        .await
+        .unwrap_err();
     assert_eq!(api(&e), (409, "not_running".into()));
-    let e = alice.interrupt_session(started.session_id).await.unwrap_err();
+    let e = alice
+        .interrupt_session(started.session_id)
+        .await
+        .unwrap_err();
     assert_eq!(api(&e), (409, "not_running".into()));
     s.stop().await;
 }
 
 #[tokio::test]
 async fn session_interrupt_over_http() {
-    let (s, _provider, preset) =
-        server(vec![ScriptedResponse::builder().text("partial").hang().build()]).await;
+    let (s, _provider, preset) = server(vec![
+        ScriptedResponse::builder().text("partial").hang().build(),
+    ])
+    .await;
     let (_, alice, _) = s.user_token("alice").await;
     let started = alice.run(&run_req(None, Some(preset), "go")).await.unwrap();
     alice.interrupt_session(started.session_id).await.unwrap();
@@ -142,24 +194,44 @@ async fn session_interrupt_over_http() {
 #[tokio::test]
 async fn steer_over_http_reaches_the_model() {
     let (s, provider, preset) = server_with(
-        ScriptedProvider::new([ScriptedResponse::text("first answer"), ScriptedResponse::text("second answer")])
-            .with_event_delay(Duration::from_millis(100)),
+        ScriptedProvider::new([
+            ScriptedResponse::text("first answer"),
+            ScriptedResponse::text("second answer"),
+        ])
+        .with_event_delay(Duration::from_millis(100)),
     )
     .await;
     let (_, alice, _) = s.user_token("alice").await;
-    let started = alice.run(&run_req(None, Some(preset), "tell me")).await.unwrap();
-    let steered = alice.steer_session(started.session_id, "also mention cats").await.unwrap();
+    let started = alice
+        .run(&run_req(None, Some(preset), "tell me"))
+        .await
+        .unwrap();
+    let steered = alice
+        .steer_session(started.session_id, "also mention cats")
+        .await
+        .unwrap();
     assert_eq!(steered.session_id, started.session_id);
     let events = finish(&alice, started.session_id).await;
     assert_eq!(last_status(&events), SessionStatus::Committed);
     let requests = provider.requests();
     assert_eq!(requests.len(), 2);
-    assert!(requests[1].messages.iter().any(|m| m.text() == "also mention cats"));
+    assert!(
+        requests[1]
+            .messages
+            .iter()
+            .any(|m| m.text() == "also mention cats")
+    );
 
     // Empty steering text is 422; steering a finished run is 409.
-    let e = alice.steer_session(started.session_id, " ").await.unwrap_err();
+    let e = alice
+        .steer_session(started.session_id, " ")
+        .await
+        .unwrap_err();
     assert_eq!(api(&e), (422, "invalid".into()));
-    let e = alice.steer_conversation(started.conversation_id, "late").await.unwrap_err();
+    let e = alice
+        .steer_conversation(started.conversation_id, "late")
+        .await
+        .unwrap_err();
     assert_eq!(api(&e), (409, "not_running".into()));
     s.stop().await;
 }
@@ -167,14 +239,21 @@ async fn steer_over_http_reaches_the_model() {
 #[tokio::test]
 async fn approval_round_trip_over_http() {
     let (s, _provider, preset) = server(vec![
-        ScriptedResponse::builder().tool_call("c1", "deploy", r#"{"target":"prod"}"#).build(),
+        ScriptedResponse::builder()
+            .tool_call("c1", "deploy", r#"{"target":"prod"}"#)
+            .build(),
         ScriptedResponse::text("Deployed."),
-        ScriptedResponse::builder().tool_call("c2", "deploy", r#"{"target":"staging"}"#).build(),
+        ScriptedResponse::builder()
+            .tool_call("c2", "deploy", r#"{"target":"staging"}"#)
+            .build(),
         ScriptedResponse::text("Not deploying."),
     ])
     .await;
     let (_, alice, _) = s.user_token("alice").await;
-    let first = alice.run(&run_req(None, Some(preset), "ship it")).await.unwrap();
+    let first = alice
+        .run(&run_req(None, Some(preset), "ship it"))
+        .await
+        .unwrap();
     let events = finish(&alice, first.session_id).await;
     assert_eq!(last_status(&events), SessionStatus::AwaitingToolResults);
     let waiting = alice.get_session(first.session_id).await.unwrap();
@@ -257,7 +336,10 @@ async fn fork_from_a_committed_session() {
         })
         .await
         .unwrap();
-    let first = alice.run(&run_req(Some(conv.id), None, "plan a trip")).await.unwrap();
+    let first = alice
+        .run(&run_req(Some(conv.id), None, "plan a trip"))
+        .await
+        .unwrap();
     finish(&alice, first.session_id).await;
 
     // Without input: the fork point is recorded, the first run uses it.
@@ -283,11 +365,18 @@ async fn fork_from_a_committed_session() {
         forked.metadata["forked_from"],
         json!({"conversation_id": conv.id, "session_id": first.session_id})
     );
-    let run = alice.run(&run_req(Some(forked.id), None, "continue")).await.unwrap();
+    let run = alice
+        .run(&run_req(Some(forked.id), None, "continue"))
+        .await
+        .unwrap();
     finish(&alice, run.session_id).await;
     let session = alice.get_session(run.session_id).await.unwrap();
     assert_eq!(session.parent_session_id, Some(first.session_id));
-    let seen: Vec<String> = provider.requests()[1].messages.iter().map(|m| m.text()).collect();
+    let seen: Vec<String> = provider.requests()[1]
+        .messages
+        .iter()
+        .map(|m| m.text())
+        .collect();
     assert_eq!(seen, ["plan a trip", "A1", "continue"]);
 
     // With input: the first run starts at once.
@@ -305,9 +394,20 @@ async fn fork_from_a_committed_session() {
         .unwrap();
     let sid = fork.session_id.expect("a run");
     finish(&alice, sid).await;
-    assert_eq!(alice.get_session(sid).await.unwrap().parent_session_id, Some(first.session_id));
+    assert_eq!(
+        alice.get_session(sid).await.unwrap().parent_session_id,
+        Some(first.session_id)
+    );
     // The source conversation is untouched.
-    assert_eq!(alice.conversation_turns(conv.id, None, None).await.unwrap().items.len(), 1);
+    assert_eq!(
+        alice
+            .conversation_turns(conv.id, None, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 
     // A session of another conversation cannot be forked from here.
     let e = alice
@@ -336,7 +436,12 @@ async fn metadata_merge_paging_filter_and_search() {
     let (_, alice, _) = s.user_token("alice").await;
     let (_, bob, _) = s.user_token("bob").await;
     let mut ids = Vec::new();
-    for (title, source) in [("Rust traits", "web"), ("Cooking pasta", "web"), ("Garden", "tg"), ("Taxes", "web")] {
+    for (title, source) in [
+        ("Rust traits", "web"),
+        ("Cooking pasta", "web"),
+        ("Garden", "tg"),
+        ("Taxes", "web"),
+    ] {
         let c = alice
             .create_conversation(&CreateConversationRequest {
                 title: Some(title.into()),
@@ -358,29 +463,50 @@ async fn metadata_merge_paging_filter_and_search() {
         )
         .await
         .unwrap();
-    assert_eq!(updated.metadata, *meta(json!({"source": "web", "tag": "x"})).as_ref().unwrap());
+    assert_eq!(
+        updated.metadata,
+        *meta(json!({"source": "web", "tag": "x"})).as_ref().unwrap()
+    );
     assert_eq!(updated.summary.as_deref(), Some("About traits"));
     assert_eq!(updated.title.as_deref(), Some("Rust traits"));
     let archived = alice
-        .update_conversation(ids[3], &UpdateConversationRequest { status: Some("archived".into()), ..Default::default() })
+        .update_conversation(
+            ids[3],
+            &UpdateConversationRequest {
+                status: Some("archived".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(archived.status, "archived");
 
     // Paging: two pages of two, no overlap.
     let page1 = alice
-        .list_conversations(&ConversationListQuery { limit: Some(2), ..Default::default() })
+        .list_conversations(&ConversationListQuery {
+            limit: Some(2),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(page1.items.len(), 2);
     let cursor = page1.next_cursor.clone().expect("more");
     let page2 = alice
-        .list_conversations(&ConversationListQuery { limit: Some(2), cursor: Some(cursor), ..Default::default() })
+        .list_conversations(&ConversationListQuery {
+            limit: Some(2),
+            cursor: Some(cursor),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(page2.items.len(), 2);
     assert!(page2.next_cursor.is_none());
-    let mut all: Vec<Uuid> = page1.items.iter().chain(&page2.items).map(|c| c.id).collect();
+    let mut all: Vec<Uuid> = page1
+        .items
+        .iter()
+        .chain(&page2.items)
+        .map(|c| c.id)
+        .collect();
     all.sort();
     let mut expected = ids.clone();
     expected.sort();
@@ -388,21 +514,38 @@ async fn metadata_merge_paging_filter_and_search() {
 
     // Filters.
     let tg = alice
-        .list_conversations(&ConversationListQuery { metadata: Some(r#"{"source":"tg"}"#.into()), ..Default::default() })
+        .list_conversations(&ConversationListQuery {
+            metadata: Some(r#"{"source":"tg"}"#.into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(tg.items.iter().map(|c| c.id).collect::<Vec<_>>(), [ids[2]]);
     let active = alice
-        .list_conversations(&ConversationListQuery { status: Some("active".into()), ..Default::default() })
+        .list_conversations(&ConversationListQuery {
+            status: Some("active".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(active.items.len(), 3);
-    assert!(bob.list_conversations(&ConversationListQuery::default()).await.unwrap().items.is_empty());
+    assert!(
+        bob.list_conversations(&ConversationListQuery::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 
     // Search is per user.
     let found = alice.search_conversations("pasta", None).await.unwrap();
     assert_eq!(found.iter().map(|c| c.id).collect::<Vec<_>>(), [ids[1]]);
-    assert!(bob.search_conversations("pasta", None).await.unwrap().is_empty());
+    assert!(
+        bob.search_conversations("pasta", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Bad filters are 4xx JSON.
     let token = alice_token(&s, "alice").await;
@@ -433,12 +576,17 @@ async fn metadata_merge_paging_filter_and_search() {
 #[tokio::test]
 async fn other_users_get_404_everywhere() {
     let (s, _provider, preset) = server(vec![
-        ScriptedResponse::builder().tool_call("c1", "deploy", r#"{"target":"prod"}"#).build(),
+        ScriptedResponse::builder()
+            .tool_call("c1", "deploy", r#"{"target":"prod"}"#)
+            .build(),
     ])
     .await;
     let (_, alice, _) = s.user_token("alice").await;
     let (_, _bob, bob_token) = s.user_token("bob").await;
-    let run = alice.run(&run_req(None, Some(preset), "ship")).await.unwrap();
+    let run = alice
+        .run(&run_req(None, Some(preset), "ship"))
+        .await
+        .unwrap();
     finish(&alice, run.session_id).await;
     let (c, sid) = (run.conversation_id, run.session_id);
 
@@ -451,16 +599,34 @@ async fn other_users_get_404_everywhere() {
         format!("/api/sessions/{sid}/events"),
     ];
     for path in gets {
-        let resp = s.http.get(s.url(&path)).bearer_auth(&bob_token).send().await.unwrap();
+        let resp = s
+            .http
+            .get(s.url(&path))
+            .bearer_auth(&bob_token)
+            .send()
+            .await
+            .unwrap();
         assert_error(resp, 404, "not_found").await;
     }
     let posts = [
-        (format!("/api/conversations/{c}/update"), json!({"title": "mine"})),
-        (format!("/api/conversations/{c}/fork"), json!({"session_id": sid})),
+        (
+            format!("/api/conversations/{c}/update"),
+            json!({"title": "mine"}),
+        ),
+        (
+            format!("/api/conversations/{c}/fork"),
+            json!({"session_id": sid}),
+        ),
         (format!("/api/conversations/{c}/interrupt"), json!({})),
-        (format!("/api/conversations/{c}/steer"), json!({"text": "hi"})),
+        (
+            format!("/api/conversations/{c}/steer"),
+            json!({"text": "hi"}),
+        ),
         (format!("/api/conversations/{c}/summarize"), json!({})),
-        ("/api/conversations/run".to_owned(), json!({"conversation_id": c, "input": "hi"})),
+        (
+            "/api/conversations/run".to_owned(),
+            json!({"conversation_id": c, "input": "hi"}),
+        ),
         (format!("/api/sessions/{sid}/interrupt"), json!({})),
         (format!("/api/sessions/{sid}/steer"), json!({"text": "hi"})),
         (
@@ -469,14 +635,27 @@ async fn other_users_get_404_everywhere() {
         ),
     ];
     for (path, body) in posts {
-        let resp = s.http.post(s.url(&path)).bearer_auth(&bob_token).json(&body).send().await.unwrap();
+        let resp = s
+            .http
+            .post(s.url(&path))
+            .bearer_auth(&bob_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_error(resp, 404, "not_found").await;
     }
     // Admins see everyone's.
-    assert_eq!(s.admin.get_conversation(c).await.unwrap().conversation.id, c);
+    assert_eq!(
+        s.admin.get_conversation(c).await.unwrap().conversation.id,
+        c
+    );
     assert_eq!(s.admin.get_session(sid).await.unwrap().id, sid);
     // Nothing changed for alice.
-    assert_eq!(alice.get_conversation(c).await.unwrap().conversation.title, None);
+    assert_eq!(
+        alice.get_conversation(c).await.unwrap().conversation.title,
+        None
+    );
     s.stop().await;
 }
 
@@ -490,21 +669,55 @@ async fn bad_input_is_4xx_json() {
     let unknown = Uuid::now_v7();
 
     let gets = [
-        ("/api/conversations/not-a-uuid".to_owned(), 400, "bad_request"),
+        (
+            "/api/conversations/not-a-uuid".to_owned(),
+            400,
+            "bad_request",
+        ),
         ("/api/sessions/123/events".to_owned(), 400, "bad_request"),
         (format!("/api/conversations/{unknown}"), 404, "not_found"),
         (format!("/api/sessions/{unknown}"), 404, "not_found"),
         (format!("/api/sessions/{unknown}/events"), 404, "not_found"),
-        (format!("/api/conversations/{c}/events?after=abc"), 400, "bad_request"),
-        (format!("/api/conversations/{c}/events?session_id={unknown}"), 404, "not_found"),
-        (format!("/api/sessions/{sid}/events?after=-1"), 400, "bad_request"),
-        (format!("/api/conversations/{c}/turns?cursor=garbage"), 400, "bad_request"),
-        (format!("/api/conversations/{c}/turns?cursor={unknown}"), 400, "bad_request"),
-        (format!("/api/conversations/{c}/turns?limit=0"), 400, "bad_request"),
+        (
+            format!("/api/conversations/{c}/events?after=abc"),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("/api/conversations/{c}/events?session_id={unknown}"),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/api/sessions/{sid}/events?after=-1"),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("/api/conversations/{c}/turns?cursor=garbage"),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("/api/conversations/{c}/turns?cursor={unknown}"),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("/api/conversations/{c}/turns?limit=0"),
+            400,
+            "bad_request",
+        ),
         ("/api/conversations/search".to_owned(), 400, "bad_request"),
     ];
     for (path, status, code) in gets {
-        let resp = s.http.get(s.url(&path)).bearer_auth(&token).send().await.unwrap();
+        let resp = s
+            .http
+            .get(s.url(&path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         assert_error(resp, status, code).await;
     }
     let resp = s
@@ -518,25 +731,112 @@ async fn bad_input_is_4xx_json() {
     assert_error(resp, 400, "bad_request").await;
 
     let posts = [
-        ("/api/conversations/run".to_owned(), json!({"preset_id": preset, "input": ""}), 422, "invalid"),
-        ("/api/conversations/run".to_owned(), json!({"preset_id": preset, "input": []}), 422, "invalid"),
-        ("/api/conversations/run".to_owned(), json!({"input": "no preset"}), 422, "invalid"),
-        ("/api/conversations/run".to_owned(), json!({"preset_id": unknown, "input": "x"}), 404, "not_found"),
-        ("/api/conversations/run".to_owned(), json!({"conversation_id": unknown, "input": "x"}), 404, "not_found"),
-        ("/api/conversations/run".to_owned(), json!({"conversation_id": "nope", "input": "x"}), 422, "invalid"),
-        ("/api/conversations/run".to_owned(), json!({"preset_id": preset}), 422, "invalid"),
-        (format!("/api/conversations/{c}/update"), json!({"status": "gone"}), 422, "invalid"),
-        (format!("/api/conversations/{c}/update"), json!({"default_preset": unknown}), 404, "not_found"),
-        (format!("/api/conversations/{c}/update"), json!({"metadata": [1]}), 422, "invalid"),
-        (format!("/api/conversations/{c}/fork"), json!({"session_id": unknown}), 404, "not_found"),
-        (format!("/api/conversations/{c}/steer"), json!({}), 422, "invalid"),
-        (format!("/api/sessions/{sid}/resume"), json!({"decisions": []}), 422, "invalid"),
-        (format!("/api/sessions/{sid}/resume"), json!({"decisions": [{"decision": "approve", "call_id": "x"}]}), 422, "invalid"),
-        (format!("/api/sessions/{sid}/resume"), json!({"decisions": [{"decision": "maybe"}]}), 422, "invalid"),
-        ("/api/conversations/create".to_owned(), json!({"workspace_id": unknown}), 404, "not_found"),
+        (
+            "/api/conversations/run".to_owned(),
+            json!({"preset_id": preset, "input": ""}),
+            422,
+            "invalid",
+        ),
+        (
+            "/api/conversations/run".to_owned(),
+            json!({"preset_id": preset, "input": []}),
+            422,
+            "invalid",
+        ),
+        (
+            "/api/conversations/run".to_owned(),
+            json!({"input": "no preset"}),
+            422,
+            "invalid",
+        ),
+        (
+            "/api/conversations/run".to_owned(),
+            json!({"preset_id": unknown, "input": "x"}),
+            404,
+            "not_found",
+        ),
+        (
+            "/api/conversations/run".to_owned(),
+            json!({"conversation_id": unknown, "input": "x"}),
+            404,
+            "not_found",
+        ),
+        (
+            "/api/conversations/run".to_owned(),
+            json!({"conversation_id": "nope", "input": "x"}),
+            422,
+            "invalid",
+        ),
+        (
+            "/api/conversations/run".to_owned(),
+            json!({"preset_id": preset}),
+            422,
+            "invalid",
+        ),
+        (
+            format!("/api/conversations/{c}/update"),
+            json!({"status": "gone"}),
+            422,
+            "invalid",
+        ),
+        (
+            format!("/api/conversations/{c}/update"),
+            json!({"default_preset": unknown}),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/api/conversations/{c}/update"),
+            json!({"metadata": [1]}),
+            422,
+            "invalid",
+        ),
+        (
+            format!("/api/conversations/{c}/fork"),
+            json!({"session_id": unknown}),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/api/conversations/{c}/steer"),
+            json!({}),
+            422,
+            "invalid",
+        ),
+        (
+            format!("/api/sessions/{sid}/resume"),
+            json!({"decisions": []}),
+            422,
+            "invalid",
+        ),
+        (
+            format!("/api/sessions/{sid}/resume"),
+            json!({"decisions": [{"decision": "approve", "call_id": "x"}]}),
+            422,
+            "invalid",
+        ),
+        (
+            format!("/api/sessions/{sid}/resume"),
+            json!({"decisions": [{"decision": "maybe"}]}),
+            422,
+            "invalid",
+        ),
+        (
+            "/api/conversations/create".to_owned(),
+            json!({"workspace_id": unknown}),
+            404,
+            "not_found",
+        ),
     ];
     for (path, body, status, code) in posts {
-        let resp = s.http.post(s.url(&path)).bearer_auth(&token).json(&body).send().await.unwrap();
+        let resp = s
+            .http
+            .post(s.url(&path))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_error(resp, status, code).await;
     }
     let resp = s
@@ -566,13 +866,22 @@ async fn discovery_and_summarize() {
     assert_eq!(models[0].name, "local");
     assert_eq!(models[0].models, ["tiny"]);
 
-    let empty = alice.create_conversation(&CreateConversationRequest::default()).await.unwrap();
+    let empty = alice
+        .create_conversation(&CreateConversationRequest::default())
+        .await
+        .unwrap();
     let e = alice.summarize_conversation(empty.id).await.unwrap_err();
     assert_eq!(api(&e), (422, "invalid".into()));
 
-    let run = alice.run(&run_req(None, Some(preset), "hello")).await.unwrap();
+    let run = alice
+        .run(&run_req(None, Some(preset), "hello"))
+        .await
+        .unwrap();
     finish(&alice, run.session_id).await;
-    let named = alice.summarize_conversation(run.conversation_id).await.unwrap();
+    let named = alice
+        .summarize_conversation(run.conversation_id)
+        .await
+        .unwrap();
     assert_eq!(named.title.as_deref(), Some("Greeting"));
     assert_eq!(named.summary.as_deref(), Some("The user said hello."));
 
@@ -585,8 +894,14 @@ async fn discovery_and_summarize() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(rendered.contains("netherbrain_tokens_total{model=\"tiny\""), "{rendered}");
-    assert!(rendered.contains("netherbrain_active_sessions 0"), "{rendered}");
+    assert!(
+        rendered.contains("netherbrain_tokens_total{model=\"tiny\""),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("netherbrain_active_sessions 0"),
+        "{rendered}"
+    );
     s.stop().await;
 }
 

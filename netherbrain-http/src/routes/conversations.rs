@@ -20,8 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use netherbrain_core::runtime::{PresetRun, RunHandle};
 use netherbrain_core::store::{
-    ConversationPatch, ConversationQuery, ConversationStatus, Metadata, NewConversation,
-    StoreError,
+    ConversationPatch, ConversationQuery, ConversationStatus, Metadata, NewConversation, StoreError,
 };
 use netherbrain_core::{
     ConversationId, Message, PresetId, SessionId, SessionStatus, UsageByModel, WorkspaceId,
@@ -60,16 +59,20 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/conversations/{id}/steer", post(steer))
         .route("/api/conversations/{id}/events", get(events))
         .route("/api/conversations/{id}/turns", get(turns))
-        .route("/api/conversations/{id}/summarize", post(summarize_conversation))
+        .route(
+            "/api/conversations/{id}/summarize",
+            post(summarize_conversation),
+        )
 }
 
 /// Input as messages; `422` when there is nothing to say.
 pub(crate) fn input_messages(input: RunInput) -> Result<Vec<Message>, ApiError> {
     let messages = input.into_messages();
     let empty = messages.is_empty()
-        || messages
-            .iter()
-            .all(|m| m.content.is_empty() || (m.text().trim().is_empty() && m.content.iter().all(|p| p.as_text().is_some())));
+        || messages.iter().all(|m| {
+            m.content.is_empty()
+                || (m.text().trim().is_empty() && m.content.iter().all(|p| p.as_text().is_some()))
+        });
     if empty {
         return Err(ApiError::invalid("the input must not be empty"));
     }
@@ -167,9 +170,8 @@ pub(crate) async fn run(
     let conversation = match req.conversation_id {
         Some(id) => owned_conversation(&state, &user, ConversationId::from(id)).await?,
         None => {
-            let preset = preset_id.ok_or_else(|| {
-                ApiError::invalid("a new conversation needs `preset_id`")
-            })?;
+            let preset = preset_id
+                .ok_or_else(|| ApiError::invalid("a new conversation needs `preset_id`"))?;
             state.store().get_preset(preset).await?;
             state
                 .store()
@@ -361,7 +363,9 @@ pub(crate) async fn fork(
         | SessionStatus::Interrupted
         | SessionStatus::AwaitingToolResults => {}
         s if s.is_active() => {
-            return Err(ApiError::conflict("the session has not finished; fork it once it has"));
+            return Err(ApiError::conflict(
+                "the session has not finished; fork it once it has",
+            ));
         }
         _ => return Err(ApiError::invalid("a failed session cannot be forked")),
     }

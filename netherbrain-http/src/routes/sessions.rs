@@ -12,8 +12,7 @@ use netherbrain_core::runtime::PresetRun;
 
 use crate::auth::AuthUser;
 use crate::dto::{
-    EventsQuery, ResumeRequest, SessionActionResponse, SessionStatusView, SessionView,
-    SteerRequest,
+    EventsQuery, ResumeRequest, SessionActionResponse, SessionStatusView, SessionView, SteerRequest,
 };
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};

@@ -11,7 +11,9 @@ use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::provider::ProviderEvent;
 use netherbrain_core::schemars::{self, JsonSchema};
 use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
-use netherbrain_core::tool::{DynTool, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry, ToolSet};
+use netherbrain_core::tool::{
+    DynTool, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry, ToolSet,
+};
 use netherbrain_http::client::Client;
 use netherbrain_http::dto::CreatePresetRequest;
 use serde::Deserialize;
