@@ -20,7 +20,7 @@ use crate::dto::{ErrorBody, ErrorDetail};
 /// | 403 | `forbidden` |
 /// | 404 | `not_found` |
 /// | 405 | `method_not_allowed` |
-/// | 409 | `conflict`, or `conversation_busy` with `active_session_id` |
+/// | 409 | `conflict`, `conversation_busy` with `active_session_id`, or `not_running` |
 /// | 413 | `payload_too_large` |
 /// | 415 | `unsupported_media_type` |
 /// | 422 | `invalid` |

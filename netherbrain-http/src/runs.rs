@@ -2,8 +2,8 @@
 //! checks, starting runs (with the metrics bookkeeping) and fork points.
 
 use netherbrain_core::runtime::{PresetRun, RunHandle};
-use netherbrain_core::store::{Conversation, Session, StoreError};
-use netherbrain_core::{ConversationId, SessionId};
+use netherbrain_core::store::{Conversation, NewConversation, Session, StoreError};
+use netherbrain_core::{ConversationId, PresetId, SessionId};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -56,6 +56,27 @@ pub(crate) async fn owned_session(
     } else {
         Err(not_found())
     }
+}
+
+/// A new conversation owned by `user` with `preset` as its default, for a
+/// run that names no conversation. The preset must exist (`404`) and the
+/// catalog must be able to build it (`422`), so a run that cannot start
+/// leaves no empty conversation behind.
+pub(crate) async fn new_conversation_for_run(
+    state: &AppState,
+    user: &AuthUser,
+    preset: Option<PresetId>,
+) -> Result<Conversation, ApiError> {
+    let preset = preset.ok_or_else(|| ApiError::invalid("a new conversation needs `preset_id`"))?;
+    let config = state.store().get_preset(preset).await?.config;
+    state
+        .catalog()
+        .check(&config)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(state
+        .store()
+        .create_conversation(NewConversation::new(user.id()).with_default_preset(preset))
+        .await?)
 }
 
 /// The session a fork without input recorded as the parent of the fork's

@@ -39,7 +39,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::{SinkExt, StreamExt};
 use netherbrain_core::runtime::PresetRun;
-use netherbrain_core::store::NewConversation;
 use netherbrain_core::{AgentEvent, ConversationId, EventSeq, PresetId, SessionId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -51,7 +50,7 @@ use crate::dto::RunInput;
 use crate::error::ApiError;
 use crate::extract::Query;
 use crate::routes::conversations::input_messages;
-use crate::runs::{owned_conversation, pending_fork_parent, start_run};
+use crate::runs::{new_conversation_for_run, owned_conversation, pending_fork_parent, start_run};
 use crate::state::AppState;
 
 /// How often followed conversations are checked for runs started elsewhere.
@@ -372,12 +371,8 @@ async fn follow(
             return;
         }
     }
-    let mut last_activity = state
-        .store()
-        .get_conversation(id)
-        .await
-        .ok()
-        .map(|c| c.last_activity_at);
+    // `None`: the first tick lists the sessions once (`seen` dedupes).
+    let mut last_activity = None;
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -448,15 +443,7 @@ async fn chat(
     let preset_id = frame.preset_id.map(PresetId::from);
     let conversation = match frame.conversation_id {
         Some(id) => owned_conversation(state, user, ConversationId::from(id)).await?,
-        None => {
-            let preset = preset_id
-                .ok_or_else(|| ApiError::invalid("a new conversation needs `preset_id`"))?;
-            state.store().get_preset(preset).await?;
-            state
-                .store()
-                .create_conversation(NewConversation::new(user.id()).with_default_preset(preset))
-                .await?
-        }
+        None => new_conversation_for_run(state, user, preset_id).await?,
     };
     let parent = pending_fork_parent(state, &conversation).await?;
     let handle = start_run(

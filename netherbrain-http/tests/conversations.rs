@@ -839,6 +839,40 @@ async fn bad_input_is_4xx_json() {
             .unwrap();
         assert_error(resp, status, code).await;
     }
+    // A preset the catalog cannot build is 422 and leaves no conversation.
+    let broken = s
+        .admin
+        .create_preset(&netherbrain_http::dto::CreatePresetRequest {
+            name: "broken".into(),
+            description: None,
+            config: netherbrain_core::PresetConfig::new("missing", "x"),
+        })
+        .await
+        .unwrap();
+    let before = alice
+        .list_conversations(&ConversationListQuery::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    let e = alice
+        .run(&run_req(None, Some(broken.id), "hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(api(&e), (422, "invalid".into()));
+    let e = alice
+        .run(&run_req(Some(c), Some(broken.id), "hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(api(&e), (422, "invalid".into()));
+    let after = alice
+        .list_conversations(&ConversationListQuery::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(before, after);
+
     let resp = s
         .http
         .post(s.url("/api/conversations/run"))

@@ -36,7 +36,9 @@ use crate::dto::{
 };
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
-use crate::runs::{FORKED_FROM, owned_conversation, pending_fork_parent, start_run};
+use crate::runs::{
+    FORKED_FROM, new_conversation_for_run, owned_conversation, pending_fork_parent, start_run,
+};
 use crate::state::AppState;
 use crate::{sse, summarize};
 
@@ -68,11 +70,11 @@ pub(crate) fn routes() -> Router<AppState> {
 /// Input as messages; `422` when there is nothing to say.
 pub(crate) fn input_messages(input: RunInput) -> Result<Vec<Message>, ApiError> {
     let messages = input.into_messages();
-    let empty = messages.is_empty()
-        || messages.iter().all(|m| {
-            m.content.is_empty()
-                || (m.text().trim().is_empty() && m.content.iter().all(|p| p.as_text().is_some()))
-        });
+    // A message says something if it has a non-text part or non-blank text.
+    let says_something = |m: &Message| {
+        m.content.iter().any(|p| p.as_text().is_none()) || !m.text().trim().is_empty()
+    };
+    let empty = !messages.iter().any(says_something);
     if empty {
         return Err(ApiError::invalid("the input must not be empty"));
     }
@@ -169,15 +171,7 @@ pub(crate) async fn run(
     let preset_id = req.preset_id.map(PresetId::from);
     let conversation = match req.conversation_id {
         Some(id) => owned_conversation(&state, &user, ConversationId::from(id)).await?,
-        None => {
-            let preset = preset_id
-                .ok_or_else(|| ApiError::invalid("a new conversation needs `preset_id`"))?;
-            state.store().get_preset(preset).await?;
-            state
-                .store()
-                .create_conversation(NewConversation::new(user.id()).with_default_preset(preset))
-                .await?
-        }
+        None => new_conversation_for_run(&state, &user, preset_id).await?,
     };
     let parent = pending_fork_parent(&state, &conversation).await?;
     let handle = start_run(
@@ -370,6 +364,11 @@ pub(crate) async fn fork(
         _ => return Err(ApiError::invalid("a failed session cannot be forked")),
     }
     let input = req.input.map(input_messages).transpose()?;
+    if input.is_some() && session.status == SessionStatus::AwaitingToolResults {
+        return Err(ApiError::invalid(
+            "the session waits for tool results; fork without `input`, or resume it first",
+        ));
+    }
     let preset_id = req.preset_id.map(PresetId::from);
     if let Some(preset) = preset_id {
         state.store().get_preset(preset).await?;
