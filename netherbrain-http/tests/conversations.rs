@@ -324,6 +324,7 @@ async fn fork_from_a_committed_session() {
         ScriptedResponse::text("A1"),
         ScriptedResponse::text("F1"),
         ScriptedResponse::text("F2"),
+        ScriptedResponse::text("F3"),
     ])
     .await;
     let (_, alice, _) = s.user_token("alice").await;
@@ -408,6 +409,26 @@ async fn fork_from_a_committed_session() {
             .len(),
         1
     );
+
+    // Streamed: the fork's run as SSE, its ids in the headers.
+    let resp = s
+        .http
+        .post(s.url(&format!("/api/conversations/{}/fork", conv.id)))
+        .bearer_auth(alice_token(&s, "alice").await)
+        .json(&json!({"session_id": first.session_id, "input": "third branch"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let new_conv: Uuid = resp.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(new_conv, conv.id);
+    let events = read_sse(resp, None).await;
+    assert_eq!(events.last().unwrap().data["result"]["status"], "committed");
+    assert_eq!(events[1].event, "TEXT_MESSAGE_START");
 
     // A session of another conversation cannot be forked from here.
     let e = alice

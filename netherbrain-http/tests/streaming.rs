@@ -518,3 +518,61 @@ async fn websocket_chat_creates_a_conversation_and_auth_is_required() {
     assert_eq!(resp.status().as_u16() / 100, 4);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn websocket_steer_and_interrupt() {
+    let (s, preset) = slow_server(vec![
+        ScriptedResponse::builder()
+            .text("partial answer")
+            .hang()
+            .build(),
+    ])
+    .await;
+    let (_, _alice, token) = s.user_token("alice").await;
+    let mut ws = ws_connect(&s, &token).await;
+    send(
+        &mut ws,
+        json!({"type": "chat", "input": "work", "preset_id": preset}),
+    )
+    .await;
+    let started = recv(&mut ws).await;
+    assert_eq!(started["type"], "started");
+    let conversation = started["conversation_id"].clone();
+    // Wait for the run to produce text, then steer and interrupt it.
+    loop {
+        let f = recv(&mut ws).await;
+        if f["type"] == "event" && f["event"]["type"] == "TEXT_MESSAGE_CONTENT" {
+            break;
+        }
+    }
+    send(
+        &mut ws,
+        json!({"type": "steer", "conversation_id": conversation, "text": "hurry"}),
+    )
+    .await;
+    send(
+        &mut ws,
+        json!({"type": "steer", "conversation_id": conversation, "text": ""}),
+    )
+    .await;
+    send(
+        &mut ws,
+        json!({"type": "interrupt", "conversation_id": conversation}),
+    )
+    .await;
+    let frames = until_finished(&mut ws).await;
+    let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"steered"), "{kinds:?}");
+    assert!(kinds.contains(&"interrupted"), "{kinds:?}");
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["type"] == "error" && f["code"] == "invalid"),
+        "empty steer is an error frame"
+    );
+    assert_eq!(
+        frames.last().unwrap()["event"]["result"]["status"],
+        "interrupted"
+    );
+    s.stop().await;
+}
