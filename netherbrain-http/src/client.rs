@@ -8,6 +8,31 @@
 //! println!("logged in as {}", me.username);
 //! # Ok(()) }
 //! ```
+//!
+//! Streaming a run, surviving dropped connections:
+//!
+//! ```no_run
+//! # async fn run(preset: uuid::Uuid) -> Result<(), netherbrain_http::client::ClientError> {
+//! use futures::StreamExt;
+//! use netherbrain_http::client::Client;
+//! use netherbrain_http::dto::{RunConversationRequest, RunInput};
+//! let client = Client::new("http://127.0.0.1:9001", Some("nb_…".into()))?;
+//! let started = client
+//!     .run(&RunConversationRequest {
+//!         conversation_id: None,
+//!         preset_id: Some(preset),
+//!         input: RunInput::Text("Hello".into()),
+//!         stream: false,
+//!     })
+//!     .await?;
+//! // Reconnects with `Last-Event-ID` until RUN_FINISHED / RUN_ERROR.
+//! let mut events = client.stream_session_events(started.session_id, 0);
+//! while let Some(event) = events.next().await {
+//!     let event = event?;
+//!     println!("{} {}", event.seq, event.event.type_name());
+//! }
+//! # Ok(()) }
+//! ```
 
 use std::time::Duration;
 

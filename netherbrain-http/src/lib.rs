@@ -39,8 +39,8 @@
 //! - `GET /api/ws` multiplexes conversations over one WebSocket (see the
 //!   `ws` module docs in the source, or the `conversations` tag of the
 //!   OpenAPI document).
-//! - The typed client's [`client::Client::stream_session_events`]
-//!   reconnects with `Last-Event-ID` until the terminal event.
+//! - The typed client's `Client::stream_session_events` (feature
+//!   `client`) reconnects with `Last-Event-ID` until the terminal event.
 //!
 //! ## Authentication
 //!

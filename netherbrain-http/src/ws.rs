@@ -57,6 +57,9 @@ use crate::state::AppState;
 const POLL: Duration = Duration::from_millis(300);
 /// Frames buffered for the socket writer; producers wait when it is full.
 const OUTBOX: usize = 256;
+/// How often the server pings an open socket (keeps proxies from closing
+/// idle connections).
+const PING_INTERVAL: Duration = Duration::from_secs(30);
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/api/ws", get(upgrade))
@@ -171,6 +174,7 @@ async fn upgrade(State(state): State<AppState>, parts: Parts) -> Result<Response
             ApiError::bad_request(format!("expected a WebSocket upgrade: {}", r.body_text()))
         })?;
     Ok(ws
+        .max_message_size(state.config().body_limit)
         .on_upgrade(move |socket| connection(state, user, socket))
         .into_response())
 }
@@ -186,15 +190,24 @@ async fn connection(state: AppState, user: AuthUser, socket: WebSocket) {
     let (mut sink, mut incoming) = socket.split();
     let (tx, mut rx) = mpsc::channel::<ServerFrame>(OUTBOX);
     let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            let text = match serde_json::to_string(&frame) {
-                Ok(text) => text,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not serialize a frame");
-                    continue;
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        loop {
+            let message = tokio::select! {
+                frame = rx.recv() => {
+                    let Some(frame) = frame else { break };
+                    match serde_json::to_string(&frame) {
+                        Ok(text) => WsMessage::Text(text.into()),
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not serialize a frame");
+                            continue;
+                        }
+                    }
                 }
+                _ = ping.tick() => WsMessage::Ping(Vec::new().into()),
             };
-            if sink.send(WsMessage::Text(text.into())).await.is_err() {
+            if sink.send(message).await.is_err() {
                 break;
             }
         }
