@@ -67,6 +67,9 @@ pub(crate) async fn new_conversation_for_run(
     user: &AuthUser,
     preset: Option<PresetId>,
 ) -> Result<Conversation, ApiError> {
+    if state.runtime().is_draining() {
+        return Err(netherbrain_core::runtime::RuntimeError::Draining.into());
+    }
     let preset = preset.ok_or_else(|| ApiError::invalid("a new conversation needs `preset_id`"))?;
     let config = state.store().get_preset(preset).await?.config;
     state

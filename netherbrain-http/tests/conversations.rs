@@ -962,3 +962,22 @@ async fn discovery_and_summarize() {
 
 #[allow(dead_code)]
 fn _unused(_: Sse, _: Client) {}
+
+#[tokio::test]
+async fn draining_refuses_runs_with_503() {
+    let (s, _provider, preset) = server(vec![ScriptedResponse::text("never")]).await;
+    let (_, alice, _) = s.user_token("alice").await;
+    s.state.runtime().drain(Duration::from_millis(10)).await;
+    let e = alice
+        .run(&run_req(None, Some(preset), "hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(api(&e), (503, "unavailable".into()));
+    // No empty conversation was left behind.
+    let list = alice
+        .list_conversations(&ConversationListQuery::default())
+        .await
+        .unwrap();
+    assert!(list.items.is_empty());
+    s.stop().await;
+}
