@@ -55,6 +55,7 @@ pub mod dto;
 mod error;
 mod extract;
 pub mod metrics;
+mod openai_compat;
 mod openapi;
 mod routes;
 mod server;

@@ -6,6 +6,7 @@ pub(crate) mod auth;
 pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod meta;
+pub(crate) mod openai;
 pub(crate) mod presets;
 pub(crate) mod users;
 pub(crate) mod workspaces;
