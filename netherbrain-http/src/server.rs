@@ -180,6 +180,13 @@ where
     check_bind_allowed(addr, &state).await?;
     let grace = state.config().shutdown_timeout;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Streams write many small frames: without TCP_NODELAY, Nagle's
+    // algorithm and delayed ACKs hold them back for up to ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::trace!(%err, "could not set TCP_NODELAY");
+        }
+    });
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;

@@ -17,7 +17,8 @@
 //! `--timeout-secs`.
 //!
 //! Options: `--streams N` (100), `--deltas N` (20), `--delay-ms N` (50),
-//! `--timeout-secs N` (120).
+//! `--timeout-secs N` (120), `--ramp-ms N` (0: every stream starts at once;
+//! otherwise starts are spread evenly over N ms).
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -49,6 +50,7 @@ struct Args {
     delay: Duration,
     timeout: Duration,
     max_secs: u64,
+    ramp: Duration,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -60,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
         delay: Duration::from_millis(50),
         timeout: Duration::from_secs(120),
         max_secs: 600,
+        ramp: Duration::ZERO,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
             "--delay-ms" => args.delay = Duration::from_millis(value()?),
             "--timeout-secs" => args.timeout = Duration::from_secs(value()?),
             "--max-secs" => args.max_secs = value()?,
+            "--ramp-ms" => args.ramp = Duration::from_millis(value()?),
             "--bench" => {} // passed by `cargo bench`; ignored
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -192,6 +196,24 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// User + system CPU time of a process, in seconds (clock ticks at the
+/// usual 100 Hz).
+fn cpu_secs(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the `(comm)`; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    #[allow(clippy::cast_precision_loss)]
+    let secs = ticks as f64 / 100.0;
+    secs
 }
 
 fn free_port() -> Result<u16, String> {
@@ -374,14 +396,27 @@ async fn run_client(args: Args) -> Result<(), String> {
             peak
         })
     };
+    let server_cpu_before = cpu_secs(&pid.to_string());
+    let client_cpu_before = cpu_secs("self");
     let started = Instant::now();
-    let tasks: Vec<_> = (0..args.streams)
-        .map(|_| tokio::spawn(one_stream(http.clone(), url.clone(), args.deltas)))
-        .collect();
+    let step = args.ramp / u32::try_from(args.streams).unwrap_or(u32::MAX);
+    let mut tasks = Vec::with_capacity(args.streams);
+    for i in 0..args.streams {
+        if !step.is_zero() && i > 0 {
+            tokio::time::sleep(step).await;
+        }
+        tasks.push(tokio::spawn(one_stream(
+            http.clone(),
+            url.clone(),
+            args.deltas,
+        )));
+    }
     let all = tokio::time::timeout(args.timeout, futures::future::join_all(tasks))
         .await
         .map_err(|_| format!("the load did not finish within {:?}", args.timeout))?;
     let wall = started.elapsed();
+    let server_cpu = cpu_secs(&pid.to_string()) - server_cpu_before;
+    let client_cpu = cpu_secs("self") - client_cpu_before;
     sampling.store(false, Ordering::Relaxed);
     let peak_rss = sampler.await.unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -404,8 +439,8 @@ async fn run_client(args: Args) -> Result<(), String> {
     drop(child);
 
     println!(
-        "netherbrain load: {} streams x {} deltas, {:?} apart (server: child process, MemoryStore, /v1/chat/completions)",
-        args.streams, args.deltas, args.delay
+        "netherbrain load: {} streams x {} deltas, {:?} apart, starts spread over {:?} (server: child process, MemoryStore, /v1/chat/completions)",
+        args.streams, args.deltas, args.delay, args.ramp
     );
     println!(
         "  ready (spawn -> /api/health 200): {:.1} ms",
@@ -436,6 +471,11 @@ async fn run_client(args: Args) -> Result<(), String> {
         ms(percentile(&latencies, 90.0)),
         ms(percentile(&latencies, 99.0)),
         ms(latencies.last().copied().unwrap_or(0)),
+    );
+    println!(
+        "  CPU during load: server {server_cpu:.2} s, load client {client_cpu:.2} s ({:.2} s wall, {} cores)",
+        wall.as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
     if let Some(first) = errors.first() {
         println!("  first error: {first}");
