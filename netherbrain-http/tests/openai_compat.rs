@@ -571,6 +571,12 @@ async fn official_python_client() {
             .text("Hello from Netherbrain!")
             .usage(7, 4)
             .build(),
+        ScriptedResponse::builder()
+            .text("partial")
+            .then_error(ProviderError::Auth {
+                message: "upstream key rejected".into(),
+            })
+            .build(),
     ]))
     .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_client.py");
@@ -580,6 +586,7 @@ async fn official_python_client() {
         .args(["--api-key", &s.key])
         .args(["--model", "tiny"])
         .args(["--expect", "Hello from Netherbrain!"])
+        .arg("--fail-stream")
         .kill_on_drop(true)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

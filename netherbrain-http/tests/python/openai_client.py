@@ -20,6 +20,11 @@ def main() -> int:
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--expect", default=None, help="the exact reply text")
+    parser.add_argument(
+        "--fail-stream",
+        action="store_true",
+        help="one more streamed request whose run fails mid-stream (expect APIError)",
+    )
     args = parser.parse_args()
 
     client = openai.OpenAI(
@@ -119,6 +124,18 @@ def main() -> int:
     except openai.BadRequestError as e:
         assert e.status_code == 400, e
     print("errors ok")
+
+    if args.fail_stream:
+        stream = client.chat.completions.create(
+            model=args.model, messages=messages, stream=True
+        )
+        try:
+            for _ in stream:
+                pass
+            raise AssertionError("expected APIError mid-stream")
+        except openai.APIError as e:
+            assert "upstream" in e.message, e.message
+        print("mid-stream error ok")
 
     print("ALL OK")
     return 0
