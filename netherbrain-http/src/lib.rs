@@ -10,6 +10,12 @@
 //! token configured with [`ServerConfig::with_auth_token`]. Errors are JSON
 //! `{"error": {"code": "...", "message": "..."}}` (see [`ApiError`]).
 //!
+//! Outside `/api`, `GET /v1/models` and `POST /v1/chat/completions` speak
+//! the OpenAI Chat Completions API with presets as the models, so any
+//! OpenAI client can run Netherbrain agents; they take the same bearer
+//! tokens and answer errors in OpenAI's shape (see
+//! `docs/openai-compatible.md`).
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use netherbrain_http::{AppState, ServerConfig, bootstrap_admin, serve};
@@ -71,6 +77,7 @@ pub mod dto;
 mod error;
 mod extract;
 pub mod metrics;
+mod openai_compat;
 mod openapi;
 mod routes;
 mod runs;

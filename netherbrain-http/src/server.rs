@@ -16,7 +16,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_auth;
 use crate::routes::{
-    auth, conversations, discovery, health, keys, meta, presets, sessions, users, workspaces,
+    auth, conversations, discovery, health, keys, meta, openai, presets, sessions, users,
+    workspaces,
 };
 use crate::state::AppState;
 
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(public)
         .merge(protected)
+        .merge(openai::routes(&state))
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -186,6 +188,13 @@ where
     check_bind_allowed(addr, &state).await?;
     let grace = state.config().shutdown_timeout;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Streams write many small frames: without TCP_NODELAY, Nagle's
+    // algorithm and delayed ACKs hold them back for up to ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::trace!(%err, "could not set TCP_NODELAY");
+        }
+    });
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;

@@ -8,6 +8,7 @@ pub(crate) mod discovery;
 pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod meta;
+pub(crate) mod openai;
 pub(crate) mod presets;
 pub(crate) mod sessions;
 pub(crate) mod users;
