@@ -1,0 +1,1288 @@
+//! [`PostgresStore`]: shared state for several runtime replicas.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use netherbrain_core::store::{
+    ApiKey, Conversation, ConversationCursor, ConversationPatch, ConversationQuery, MailboxEntry,
+    NewApiKey, NewConversation, NewMailboxEntry, NewPreset, NewSession, NewUser, NewWorkspace,
+    Page, Preset, PresetPatch, Session, SessionAppend, SessionFinish, StateStore, StoreError,
+    StoreResult, User, UserPatch, Workspace, WorkspacePatch, validate,
+};
+use netherbrain_core::{
+    ApiKeyId, ConversationId, EventEnvelope, EventSeq, MailboxId, Message, PresetId, SessionId,
+    SessionStatus, UserId, WorkspaceId,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use crate::checks;
+use crate::common::{
+    DbFailure, classify, db_err, migrate_err, now, search_terms, search_text, seq_to_i64, to_json,
+    truncate,
+};
+use crate::rows::{
+    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
+    USER_COLS, WORKSPACE_COLS,
+};
+
+/// The embedded migrations for Postgres.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections in the pool.
+const POOL_SIZE: u32 = 10;
+/// How long a call waits for a connection (including connecting).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`StateStore`] in a Postgres database, for several runtime replicas
+/// sharing state.
+///
+/// [`connect`](Self::connect) and [`from_pool`](Self::from_pool) apply
+/// pending migrations (serialised across replicas by an advisory lock), so
+/// the schema is always current. Conversation search uses Postgres full
+/// text search (`simple` configuration, prefix matching) over GIN indexes;
+/// metadata filters use `jsonb @>`.
+///
+/// TLS (rustls, system trust roots) follows the URL's `sslmode`
+/// (`prefer` by default; `require`, `verify-ca`, `verify-full`; add
+/// `sslrootcert=` for a private CA).
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// Opens a pool without migrating. One connection is made first, so an
+/// unreachable server or bad credentials fail at once with a clear error
+/// instead of after the pool's acquire timeout.
+pub(crate) async fn open_pool(url: &str) -> StoreResult<PgPool> {
+    use sqlx::{ConnectOptions, Connection};
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Invalid(format!("invalid Postgres URL: {e}")))?;
+    let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| StoreError::Unavailable("timed out connecting to Postgres".into()))?
+        .map_err(connect_err)?;
+    let _ = probe.close().await;
+    // Host and database only: the URL may hold a password.
+    let (host, port, database) = (
+        options.get_host().to_owned(),
+        options.get_port(),
+        options.get_database().unwrap_or("").to_owned(),
+    );
+    let pool = PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(connect_err)?;
+    tracing::info!(%host, port, %database, "connected to Postgres");
+    Ok(pool)
+}
+
+fn connect_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Configuration(e) => StoreError::Invalid(format!("invalid Postgres URL: {e}")),
+        sqlx::Error::Database(db) => {
+            StoreError::Unavailable(format!("cannot connect to Postgres: {}", db.message()))
+        }
+        other => match db_err(other) {
+            StoreError::Backend(m) => {
+                StoreError::Unavailable(format!("cannot connect to Postgres: {m}"))
+            }
+            e => e,
+        },
+    }
+}
+
+fn uuid_of(id: impl Into<Uuid>) -> Uuid {
+    id.into()
+}
+
+fn strip_nul(s: &str) -> String {
+    s.replace('\0', "")
+}
+
+fn status_of(s: &str) -> StoreResult<SessionStatus> {
+    s.parse()
+        .map_err(|_| StoreError::Backend(format!("unknown session status `{s}` in database")))
+}
+
+/// Maps an insert/update error where a unique violation means `taken`.
+fn unique_or(
+    res: Result<sqlx::postgres::PgQueryResult, sqlx::Error>,
+    taken: impl FnOnce() -> StoreError,
+) -> StoreResult<()> {
+    match res.map_err(classify) {
+        Ok(_) => Ok(()),
+        Err(DbFailure::Unique(_)) => Err(taken()),
+        Err(DbFailure::ForeignKey(c)) => {
+            Err(StoreError::Conflict(format!("still referenced ({c})")))
+        }
+        Err(DbFailure::Other(e)) => Err(e),
+    }
+}
+
+type Tx = Transaction<'static, Postgres>;
+
+impl PostgresStore {
+    /// Connects to a `postgres://` / `postgresql://` URL and applies
+    /// pending migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] for a bad URL, [`StoreError::Unavailable`]
+    /// when the server cannot be reached, [`StoreError::Backend`] when a
+    /// migration fails.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = open_pool(url).await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Wraps an existing pool and applies pending migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when a migration fails.
+    pub async fn from_pool(pool: PgPool) -> StoreResult<Self> {
+        MIGRATOR.run(&pool).await.map_err(migrate_err)?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> StoreResult<Tx> {
+        self.pool.begin().await.map_err(db_err)
+    }
+
+    async fn require(
+        tx: &mut Tx,
+        table: &str,
+        entity: &'static str,
+        id: impl Into<Uuid> + std::fmt::Display + Copy,
+    ) -> StoreResult<()> {
+        let row = sqlx::query(&format!("SELECT 1 FROM {table} WHERE id = $1"))
+            .bind(id.into())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        row.map(|_| ())
+            .ok_or_else(|| StoreError::not_found(entity, id))
+    }
+
+    async fn fetch_opt(&self, sql: &str, id: Uuid) -> StoreResult<Option<PgRow>> {
+        sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn session_exists(&self, id: SessionId) -> StoreResult<()> {
+        self.fetch_opt("SELECT 1 FROM sessions WHERE id = $1", uuid_of(id))
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("session", id))
+    }
+
+    async fn conversation_exists(&self, id: ConversationId) -> StoreResult<()> {
+        self.fetch_opt("SELECT 1 FROM conversations WHERE id = $1", uuid_of(id))
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("conversation", id))
+    }
+
+    async fn running_session_id(
+        &self,
+        conversation: ConversationId,
+    ) -> StoreResult<Option<SessionId>> {
+        let row = self
+            .fetch_opt(
+                "SELECT id FROM sessions WHERE conversation_id = $1 AND status IN ('created', 'running')",
+                uuid_of(conversation),
+            )
+            .await?;
+        row.map(|r| r.try_get::<Uuid, _>("id").map(SessionId::from_uuid))
+            .transpose()
+            .map_err(db_err)
+    }
+
+    async fn one<T>(
+        tx: &mut Tx,
+        sql: &str,
+        id: Uuid,
+        decode: fn(&PgRow) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(decode).transpose()
+    }
+}
+
+#[async_trait]
+impl StateStore for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    // ---- users ----
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        checks::new_user(&user)?;
+        let id = UserId::new();
+        let at = now();
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (id, username, display_name, role, password_hash, active, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6) RETURNING {USER_COLS}"
+        ))
+        .bind(uuid_of(id))
+        .bind(&user.username)
+        .bind(&user.display_name)
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await;
+        match row.map_err(classify) {
+            Ok(row) => rows::user(&row),
+            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
+                "username `{}` is taken",
+                user.username
+            ))),
+            Err(DbFailure::ForeignKey(c)) => Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => Err(e),
+        }
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<User> {
+        let row = self
+            .fetch_opt(
+                &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
+                uuid_of(id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("user", id))?;
+        rows::user(&row)
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<User> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("user", username))?;
+        rows::user(&row)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users ORDER BY username COLLATE \"C\""
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::user).collect()
+    }
+
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
+        checks::user_patch(&patch)?;
+        let mut tx = self.begin().await?;
+        let mut user = Self::one(
+            &mut tx,
+            &format!("SELECT {USER_COLS} FROM users WHERE id = $1 FOR UPDATE"),
+            uuid_of(id),
+            rows::user,
+        )
+        .await?
+        .ok_or_else(|| StoreError::not_found("user", id))?;
+        if let Some(name) = patch.display_name {
+            user.display_name = name;
+        }
+        if let Some(role) = patch.role {
+            user.role = role;
+        }
+        if let Some(active) = patch.active {
+            user.active = active;
+        }
+        if let Some(hash) = patch.password_hash {
+            user.password_hash = Some(hash);
+        }
+        user.updated_at = now();
+        sqlx::query(
+            "UPDATE users SET display_name = $1, role = $2, active = $3, password_hash = $4, updated_at = $5 WHERE id = $6",
+        )
+        .bind(&user.display_name)
+        .bind(user.role.as_str())
+        .bind(user.active)
+        .bind(&user.password_hash)
+        .bind(user.updated_at)
+        .bind(uuid_of(id))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(user)
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    // ---- API keys ----
+
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        checks::new_api_key(&key)?;
+        let id = ApiKeyId::new();
+        let at = now();
+        let row = sqlx::query(&format!(
+            "INSERT INTO api_keys (id, user_id, name, prefix, hash, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) RETURNING {API_KEY_COLS}"
+        ))
+        .bind(uuid_of(id))
+        .bind(uuid_of(key.user_id))
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(at)
+        .bind(key.expires_at.map(truncate))
+        .fetch_one(&self.pool)
+        .await;
+        match row.map_err(classify) {
+            Ok(row) => rows::api_key(&row),
+            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
+                "API key prefix `{}` is taken",
+                key.prefix
+            ))),
+            Err(DbFailure::ForeignKey(_)) => Err(StoreError::not_found("user", key.user_id)),
+            Err(DbFailure::Other(e)) => Err(e),
+        }
+    }
+
+    async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey> {
+        let row = sqlx::query(&format!(
+            "SELECT {API_KEY_COLS} FROM api_keys WHERE prefix = $1"
+        ))
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("api key", prefix))?;
+        rows::api_key(&row)
+    }
+
+    async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {API_KEY_COLS} FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(uuid_of(user_id))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::api_key).collect()
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
+        let row = sqlx::query(&format!(
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {API_KEY_COLS}"
+        ))
+        .bind(now())
+        .bind(uuid_of(id))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        match row {
+            Some(row) => rows::api_key(&row),
+            None => match self
+                .fetch_opt("SELECT 1 FROM api_keys WHERE id = $1", uuid_of(id))
+                .await?
+            {
+                Some(_) => Err(StoreError::Conflict(format!(
+                    "API key {id} is already revoked"
+                ))),
+                None => Err(StoreError::not_found("api key", id)),
+            },
+        }
+    }
+
+    // ---- presets ----
+
+    async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
+        checks::new_preset(&preset)?;
+        let id = PresetId::new();
+        let at = now();
+        let row = sqlx::query(&format!(
+            "INSERT INTO presets (id, name, description, config, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4::jsonb, $5, $5) RETURNING {PRESET_COLS}"
+        ))
+        .bind(uuid_of(id))
+        .bind(&preset.name)
+        .bind(&preset.description)
+        .bind(to_json(&preset.config)?)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await;
+        match row.map_err(classify) {
+            Ok(row) => rows::preset(&row),
+            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
+                "preset name `{}` is taken",
+                preset.name
+            ))),
+            Err(DbFailure::ForeignKey(c)) => Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => Err(e),
+        }
+    }
+
+    async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
+        let row = self
+            .fetch_opt(
+                &format!("SELECT {PRESET_COLS} FROM presets WHERE id = $1"),
+                uuid_of(id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("preset", id))?;
+        rows::preset(&row)
+    }
+
+    async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset> {
+        let row = sqlx::query(&format!(
+            "SELECT {PRESET_COLS} FROM presets WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("preset", name))?;
+        rows::preset(&row)
+    }
+
+    async fn list_presets(&self) -> StoreResult<Vec<Preset>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PRESET_COLS} FROM presets ORDER BY name COLLATE \"C\""
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::preset).collect()
+    }
+
+    async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
+        checks::preset_patch(&patch)?;
+        let mut tx = self.begin().await?;
+        let mut preset = Self::one(
+            &mut tx,
+            &format!("SELECT {PRESET_COLS} FROM presets WHERE id = $1 FOR UPDATE"),
+            uuid_of(id),
+            rows::preset,
+        )
+        .await?
+        .ok_or_else(|| StoreError::not_found("preset", id))?;
+        if let Some(name) = patch.name {
+            preset.name = name;
+        }
+        if let Some(d) = patch.description {
+            preset.description = d;
+        }
+        if let Some(c) = patch.config {
+            preset.config = c;
+        }
+        preset.updated_at = now();
+        let res = sqlx::query(
+            "UPDATE presets SET name = $1, description = $2, config = $3::jsonb, updated_at = $4 WHERE id = $5",
+        )
+        .bind(&preset.name)
+        .bind(&preset.description)
+        .bind(to_json(&preset.config)?)
+        .bind(preset.updated_at)
+        .bind(uuid_of(id))
+        .execute(&mut *tx)
+        .await;
+        unique_or(res, || {
+            StoreError::Conflict(format!("preset name `{}` is taken", preset.name))
+        })?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(preset)
+    }
+
+    async fn delete_preset(&self, id: PresetId) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let found = sqlx::query("SELECT 1 FROM presets WHERE id = $1 FOR UPDATE")
+            .bind(uuid_of(id))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if found.is_none() {
+            return Err(StoreError::not_found("preset", id));
+        }
+        let used = sqlx::query("SELECT 1 FROM conversations WHERE default_preset_id = $1 LIMIT 1")
+            .bind(uuid_of(id))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if used.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "preset {id} is the default preset of a conversation"
+            )));
+        }
+        let res = sqlx::query("DELETE FROM presets WHERE id = $1")
+            .bind(uuid_of(id))
+            .execute(&mut *tx)
+            .await;
+        match res.map_err(classify) {
+            Ok(_) => {}
+            Err(DbFailure::ForeignKey(_)) => {
+                return Err(StoreError::Conflict(format!(
+                    "preset {id} is the default preset of a conversation"
+                )));
+            }
+            Err(DbFailure::Unique(c)) => return Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => return Err(e),
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    // ---- workspaces ----
+
+    async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
+        checks::new_workspace(&workspace)?;
+        let id = WorkspaceId::new();
+        let at = now();
+        let row = sqlx::query(&format!(
+            "INSERT INTO workspaces (id, name, project_dirs, metadata, created_at, updated_at) \
+             VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $5) RETURNING {WORKSPACE_COLS}"
+        ))
+        .bind(uuid_of(id))
+        .bind(&workspace.name)
+        .bind(to_json(&workspace.project_dirs)?)
+        .bind(to_json(&workspace.metadata)?)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await;
+        match row.map_err(classify) {
+            Ok(row) => rows::workspace(&row),
+            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
+                "workspace name `{}` is taken",
+                workspace.name
+            ))),
+            Err(DbFailure::ForeignKey(c)) => Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => Err(e),
+        }
+    }
+
+    async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
+        let row = self
+            .fetch_opt(
+                &format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = $1"),
+                uuid_of(id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("workspace", id))?;
+        rows::workspace(&row)
+    }
+
+    async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WORKSPACE_COLS} FROM workspaces ORDER BY name COLLATE \"C\""
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::workspace).collect()
+    }
+
+    async fn update_workspace(
+        &self,
+        id: WorkspaceId,
+        patch: WorkspacePatch,
+    ) -> StoreResult<Workspace> {
+        checks::workspace_patch(&patch)?;
+        let mut tx = self.begin().await?;
+        let mut ws = Self::one(
+            &mut tx,
+            &format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = $1 FOR UPDATE"),
+            uuid_of(id),
+            rows::workspace,
+        )
+        .await?
+        .ok_or_else(|| StoreError::not_found("workspace", id))?;
+        if let Some(name) = patch.name {
+            ws.name = name;
+        }
+        if let Some(dirs) = patch.project_dirs {
+            ws.project_dirs = dirs;
+        }
+        if let Some(m) = &patch.metadata {
+            validate::merge_metadata(&mut ws.metadata, m);
+            validate::metadata(&ws.metadata)?;
+        }
+        ws.updated_at = now();
+        let res = sqlx::query(
+            "UPDATE workspaces SET name = $1, project_dirs = $2::jsonb, metadata = $3::jsonb, updated_at = $4 WHERE id = $5",
+        )
+        .bind(&ws.name)
+        .bind(to_json(&ws.project_dirs)?)
+        .bind(to_json(&ws.metadata)?)
+        .bind(ws.updated_at)
+        .bind(uuid_of(id))
+        .execute(&mut *tx)
+        .await;
+        unique_or(res, || {
+            StoreError::Conflict(format!("workspace name `{}` is taken", ws.name))
+        })?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ws)
+    }
+
+    async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let found = sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
+            .bind(uuid_of(id))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if found.is_none() {
+            return Err(StoreError::not_found("workspace", id));
+        }
+        let used = sqlx::query("SELECT 1 FROM conversations WHERE workspace_id = $1 LIMIT 1")
+            .bind(uuid_of(id))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if used.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "workspace {id} still has conversations"
+            )));
+        }
+        let res = sqlx::query("DELETE FROM workspaces WHERE id = $1")
+            .bind(uuid_of(id))
+            .execute(&mut *tx)
+            .await;
+        match res.map_err(classify) {
+            Ok(_) => {}
+            Err(DbFailure::ForeignKey(_)) => {
+                return Err(StoreError::Conflict(format!(
+                    "workspace {id} still has conversations"
+                )));
+            }
+            Err(DbFailure::Unique(c)) => return Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => return Err(e),
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    // ---- conversations ----
+
+    async fn create_conversation(
+        &self,
+        conversation: NewConversation,
+    ) -> StoreResult<Conversation> {
+        checks::new_conversation(&conversation)?;
+        let at = now();
+        let mut tx = self.begin().await?;
+        Self::require(&mut tx, "users", "user", conversation.owner).await?;
+        if let Some(ws) = conversation.workspace_id {
+            Self::require(&mut tx, "workspaces", "workspace", ws).await?;
+        }
+        if let Some(p) = conversation.default_preset {
+            Self::require(&mut tx, "presets", "preset", p).await?;
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at) \
+             VALUES ($1, $2, $3, $4, NULL, $5, $6::jsonb, 'active', $7, $7, $7) RETURNING {CONVERSATION_COLS}"
+        ))
+        .bind(uuid_of(conversation.id))
+        .bind(uuid_of(conversation.owner))
+        .bind(conversation.workspace_id.map(uuid_of))
+        .bind(&conversation.title)
+        .bind(conversation.default_preset.map(uuid_of))
+        .bind(to_json(&conversation.metadata)?)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await;
+        let created = match row.map_err(classify) {
+            Ok(row) => rows::conversation(&row)?,
+            Err(DbFailure::Unique(_)) => {
+                return Err(StoreError::Conflict(format!(
+                    "conversation {} already exists",
+                    conversation.id
+                )));
+            }
+            Err(DbFailure::ForeignKey(c)) => {
+                return Err(StoreError::Conflict(format!(
+                    "a referenced row was deleted ({c})"
+                )));
+            }
+            Err(DbFailure::Other(e)) => return Err(e),
+        };
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
+    }
+
+    async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation> {
+        let row = self
+            .fetch_opt(
+                &format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE id = $1"),
+                uuid_of(id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("conversation", id))?;
+        rows::conversation(&row)
+    }
+
+    async fn list_conversations(
+        &self,
+        query: ConversationQuery,
+    ) -> StoreResult<Page<Conversation>> {
+        validate::page_size(query.limit)?;
+        let after = query
+            .cursor
+            .as_deref()
+            .map(ConversationCursor::decode)
+            .transpose()?;
+        let metadata = query.metadata.as_ref().map(to_json).transpose()?;
+        let rows = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations \
+             WHERE ($1::uuid IS NULL OR owner_id = $1) \
+               AND ($2::text IS NULL OR status = $2) \
+               AND ($3::uuid IS NULL OR workspace_id = $3) \
+               AND ($4::jsonb IS NULL OR metadata @> $4::jsonb) \
+               AND ($5::timestamptz IS NULL OR last_activity_at < $5 OR (last_activity_at = $5 AND id < $6)) \
+             ORDER BY last_activity_at DESC, id DESC LIMIT $7"
+        ))
+        .bind(query.owner.map(uuid_of))
+        .bind(query.status.map(|s| s.as_str()))
+        .bind(query.workspace_id.map(uuid_of))
+        .bind(metadata)
+        .bind(after.map(|c| c.last_activity_at))
+        .bind(after.map(|c| uuid_of(c.id)))
+        .bind(i64::from(query.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut items = rows
+            .iter()
+            .map(rows::conversation)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let limit = query.limit as usize;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|c| {
+                ConversationCursor {
+                    last_activity_at: c.last_activity_at,
+                    id: c.id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(Page::new(items, next_cursor))
+    }
+
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        patch: ConversationPatch,
+    ) -> StoreResult<Conversation> {
+        checks::conversation_patch(&patch)?;
+        let mut tx = self.begin().await?;
+        let mut c = Self::one(
+            &mut tx,
+            &format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE id = $1 FOR UPDATE"),
+            uuid_of(id),
+            rows::conversation,
+        )
+        .await?
+        .ok_or_else(|| StoreError::not_found("conversation", id))?;
+        if let Some(t) = patch.title {
+            c.title = t;
+        }
+        if let Some(s) = patch.summary {
+            c.summary = s;
+        }
+        if let Some(p) = patch.default_preset {
+            if let Some(p) = p {
+                Self::require(&mut tx, "presets", "preset", p).await?;
+            }
+            c.default_preset = p;
+        }
+        if let Some(m) = &patch.metadata {
+            validate::merge_metadata(&mut c.metadata, m);
+            validate::metadata(&c.metadata)?;
+        }
+        if let Some(s) = patch.status {
+            c.status = s;
+        }
+        c.updated_at = now();
+        let res = sqlx::query(
+            "UPDATE conversations SET title = $1, summary = $2, default_preset_id = $3, metadata = $4::jsonb, status = $5, updated_at = $6 WHERE id = $7",
+        )
+        .bind(&c.title)
+        .bind(&c.summary)
+        .bind(c.default_preset.map(uuid_of))
+        .bind(to_json(&c.metadata)?)
+        .bind(c.status.as_str())
+        .bind(c.updated_at)
+        .bind(uuid_of(id))
+        .execute(&mut *tx)
+        .await;
+        match res.map_err(classify) {
+            Ok(_) => {}
+            Err(DbFailure::ForeignKey(_)) => {
+                return Err(StoreError::Conflict("the preset was deleted".into()));
+            }
+            Err(DbFailure::Unique(u)) => return Err(StoreError::Conflict(u)),
+            Err(DbFailure::Other(e)) => return Err(e),
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(c)
+    }
+
+    async fn search_conversations(
+        &self,
+        owner: Option<UserId>,
+        query: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>> {
+        checks::search_query(query, limit)?;
+        let terms = search_terms(query);
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Words are letters and digits only, so `word:*` is always valid
+        // tsquery syntax; a conversation matches when every word (as a
+        // prefix) is in its title, summary or any message.
+        let per_term: Vec<String> = terms.iter().map(|t| format!("{t}:*")).collect();
+        let any = per_term.join(" | ");
+        let cols = CONVERSATION_COLS
+            .split(", ")
+            .map(|col| format!("c.{col}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "WITH q AS (SELECT to_tsquery('simple', $1) AS q), \
+             hits AS ( \
+               SELECT m.conversation_id AS cid, 0 AS meta, ts_rank(to_tsvector('simple', m.text), q.q) AS score \
+                 FROM session_messages m, q WHERE to_tsvector('simple', m.text) @@ q.q \
+               UNION ALL \
+               SELECT c2.id, 1, ts_rank(to_tsvector('simple', coalesce(c2.title, '') || ' ' || coalesce(c2.summary, '')), q.q) \
+                 FROM conversations c2, q \
+                 WHERE to_tsvector('simple', coalesce(c2.title, '') || ' ' || coalesce(c2.summary, '')) @@ q.q \
+             ), best AS (SELECT cid, MAX(meta) AS meta, MAX(score) AS score, COUNT(*) AS n FROM hits GROUP BY cid) \
+             SELECT {cols} FROM conversations c JOIN best ON best.cid = c.id \
+             WHERE ($2::uuid IS NULL OR c.owner_id = $2) \
+               AND NOT EXISTS ( \
+                 SELECT 1 FROM unnest($3::text[]) AS t(term) WHERE NOT ( \
+                   to_tsvector('simple', coalesce(c.title, '') || ' ' || coalesce(c.summary, '')) @@ to_tsquery('simple', t.term) \
+                   OR EXISTS (SELECT 1 FROM session_messages m2 WHERE m2.conversation_id = c.id \
+                              AND to_tsvector('simple', m2.text) @@ to_tsquery('simple', t.term)))) \
+             ORDER BY best.meta DESC, best.score DESC, best.n DESC, c.last_activity_at DESC, c.id DESC LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(any)
+            .bind(owner.map(uuid_of))
+            .bind(&per_term)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(rows::conversation).collect()
+    }
+
+    // ---- sessions ----
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
+        let at = now();
+        let input_json = to_json(&session.input)?;
+        let mut messages = Vec::with_capacity(session.input.len());
+        for m in &session.input {
+            messages.push((to_json(m)?, search_text(m)));
+        }
+        let mut tx = self.begin().await?;
+        Self::require(
+            &mut tx,
+            "conversations",
+            "conversation",
+            session.conversation_id,
+        )
+        .await?;
+        if let Some(parent) = session.parent_session_id {
+            Self::require(&mut tx, "sessions", "session", parent).await?;
+        }
+        if let Some(p) = session.preset_id {
+            Self::require(&mut tx, "presets", "preset", p).await?;
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO sessions (id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at) \
+             VALUES ($1, $2, $3, 'running', $4, $5::json, NULL, '[]'::json, '{{}}'::json, NULL, $6, $6, NULL) RETURNING {SESSION_COLS}"
+        ))
+        .bind(uuid_of(session.id))
+        .bind(uuid_of(session.conversation_id))
+        .bind(session.parent_session_id.map(uuid_of))
+        .bind(session.preset_id.map(uuid_of))
+        .bind(&input_json)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await;
+        let created = match row.map_err(classify) {
+            Ok(row) => rows::session(&row)?,
+            Err(DbFailure::Unique(what)) => {
+                drop(tx);
+                if what.contains("sessions_one_running") {
+                    return match self.running_session_id(session.conversation_id).await? {
+                        Some(active) => Err(StoreError::Busy { active }),
+                        None => Err(StoreError::Conflict(
+                            "conversation was busy; try again".into(),
+                        )),
+                    };
+                }
+                return Err(StoreError::Conflict(format!(
+                    "session {} already exists",
+                    session.id
+                )));
+            }
+            Err(DbFailure::ForeignKey(c)) => {
+                return Err(StoreError::Conflict(format!(
+                    "a referenced row was deleted ({c})"
+                )));
+            }
+            Err(DbFailure::Other(e)) => return Err(e),
+        };
+        if !messages.is_empty() {
+            let (docs, texts): (Vec<String>, Vec<String>) = messages.into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO session_messages (session_id, seq, conversation_id, message, text) \
+                 SELECT $1, m.ord - 1, $2, m.doc::json, m.txt \
+                 FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS m(doc, txt, ord)",
+            )
+            .bind(uuid_of(session.id))
+            .bind(uuid_of(session.conversation_id))
+            .bind(&docs)
+            .bind(&texts)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        sqlx::query("UPDATE conversations SET last_activity_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(uuid_of(session.conversation_id))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
+    }
+
+    async fn get_session(&self, id: SessionId) -> StoreResult<Session> {
+        let row = self
+            .fetch_opt(
+                &format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1"),
+                uuid_of(id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("session", id))?;
+        rows::session(&row)
+    }
+
+    async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>> {
+        self.conversation_exists(conversation_id).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(uuid_of(conversation_id))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::session).collect()
+    }
+
+    async fn active_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Session>> {
+        self.conversation_exists(conversation_id).await?;
+        let row = self
+            .fetch_opt(
+                &format!(
+                    "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = $1 AND status IN ('created', 'running')"
+                ),
+                uuid_of(conversation_id),
+            )
+            .await?;
+        row.as_ref().map(rows::session).transpose()
+    }
+
+    async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
+        checks::finish(&finish)?;
+        let deferred = to_json(&finish.deferred_tool_calls)?;
+        let usage = to_json(&finish.usage)?;
+        let at = now();
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE sessions SET status = $1, final_message = $2, deferred_tool_calls = $3::json, usage = $4::json, \
+             error = $5, updated_at = $6, finished_at = $6 WHERE id = $7 AND status = 'running' RETURNING {SESSION_COLS}"
+        ))
+        .bind(finish.status.as_str())
+        // Postgres text cannot hold NUL; a model's output must still commit.
+        .bind(finish.final_message.as_deref().map(strip_nul))
+        .bind(&deferred)
+        .bind(&usage)
+        .bind(finish.error.as_deref().map(strip_nul))
+        .bind(at)
+        .bind(uuid_of(id))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            drop(tx);
+            let row = self
+                .fetch_opt("SELECT status FROM sessions WHERE id = $1", uuid_of(id))
+                .await?
+                .ok_or_else(|| StoreError::not_found("session", id))?;
+            let status = status_of(&row.try_get::<String, _>("status").map_err(db_err)?)?;
+            return Err(StoreError::Conflict(format!(
+                "session {id} is not running (it is {status})"
+            )));
+        };
+        let finished = rows::session(&row)?;
+        sqlx::query("UPDATE conversations SET last_activity_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(uuid_of(finished.conversation_id))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(finished)
+    }
+
+    async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
+        // Recovery is not activity: conversations keep their place in listings.
+        let rows = sqlx::query(
+            "UPDATE sessions SET status = 'interrupted', updated_at = $1, finished_at = $1 \
+             WHERE status IN ('created', 'running') RETURNING id, created_at",
+        )
+        .bind(now())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut recovered = Vec::with_capacity(rows.len());
+        for row in &rows {
+            recovered.push((row.ts("created_at")?, SessionId::from_uuid(row.uuid("id")?)));
+        }
+        recovered.sort();
+        if !recovered.is_empty() {
+            tracing::info!(
+                count = recovered.len(),
+                "marked sessions left running as interrupted"
+            );
+        }
+        Ok(recovered.into_iter().map(|(_, id)| id).collect())
+    }
+
+    // ---- session log ----
+
+    async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
+        checks::append(session_id, &append)?;
+        let mut docs = Vec::with_capacity(append.messages.len());
+        let mut texts = Vec::with_capacity(append.messages.len());
+        for m in &append.messages {
+            docs.push(to_json(m)?);
+            texts.push(search_text(m));
+        }
+        let mut seqs = Vec::with_capacity(append.events.len());
+        let mut ats: Vec<DateTime<Utc>> = Vec::with_capacity(append.events.len());
+        let mut events = Vec::with_capacity(append.events.len());
+        for e in &append.events {
+            seqs.push(seq_to_i64(e.seq)?);
+            ats.push(truncate(e.at));
+            events.push(to_json(e)?);
+        }
+        let mut tx = self.begin().await?;
+        // Locks the session row: appends to one session are serialised.
+        let row =
+            sqlx::query("SELECT status, conversation_id FROM sessions WHERE id = $1 FOR UPDATE")
+                .bind(uuid_of(session_id))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| StoreError::not_found("session", session_id))?;
+        let status = status_of(&row.try_get::<String, _>("status").map_err(db_err)?)?;
+        let conversation: Uuid = row.try_get("conversation_id").map_err(db_err)?;
+        if status != SessionStatus::Running {
+            return Err(StoreError::Conflict(format!(
+                "session {session_id} is not running (it is {status})"
+            )));
+        }
+        if !append.events.is_empty() {
+            let last: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = $1",
+            )
+            .bind(uuid_of(session_id))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            checks::event_order(last, &append)?;
+        }
+        if !docs.is_empty() {
+            sqlx::query(
+                "INSERT INTO session_messages (session_id, seq, conversation_id, message, text) \
+                 SELECT $1, (SELECT COALESCE(MAX(seq) + 1, 0) FROM session_messages WHERE session_id = $1) + m.ord - 1, \
+                        $2, m.doc::json, m.txt \
+                 FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS m(doc, txt, ord)",
+            )
+            .bind(uuid_of(session_id))
+            .bind(conversation)
+            .bind(&docs)
+            .bind(&texts)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        if !events.is_empty() {
+            sqlx::query(
+                "INSERT INTO session_events (session_id, seq, at, event) \
+                 SELECT $1, e.seq, e.at, e.doc::json \
+                 FROM unnest($2::bigint[], $3::timestamptz[], $4::text[]) AS e(seq, at, doc)",
+            )
+            .bind(uuid_of(session_id))
+            .bind(&seqs)
+            .bind(&ats)
+            .bind(&events)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        self.session_exists(session_id).await?;
+        let rows =
+            sqlx::query("SELECT message FROM session_messages WHERE session_id = $1 ORDER BY seq")
+                .bind(uuid_of(session_id))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                r.try_get::<sqlx::types::Json<Message>, _>("message")
+                    .map(|j| j.0)
+                    .map_err(db_err)
+            })
+            .collect()
+    }
+
+    async fn list_events(
+        &self,
+        session_id: SessionId,
+        after: EventSeq,
+        limit: u32,
+    ) -> StoreResult<Vec<EventEnvelope>> {
+        self.session_exists(session_id).await?;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT event FROM session_events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(uuid_of(session_id))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                r.try_get::<sqlx::types::Json<EventEnvelope>, _>("event")
+                    .map(|j| j.0)
+                    .map_err(db_err)
+            })
+            .collect()
+    }
+
+    async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
+        self.session_exists(session_id).await?;
+        let last: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = $1",
+        )
+        .bind(uuid_of(session_id))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(u64::try_from(last).unwrap_or(0))
+    }
+
+    // ---- mailbox ----
+
+    async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry> {
+        let id = MailboxId::new();
+        let at = now();
+        let content = to_json(&entry.content)?;
+        let mut tx = self.begin().await?;
+        Self::require(
+            &mut tx,
+            "conversations",
+            "conversation",
+            entry.conversation_id,
+        )
+        .await?;
+        if let Some(s) = entry.source_session_id {
+            Self::require(&mut tx, "sessions", "session", s).await?;
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO mailbox (id, conversation_id, source_session_id, content, created_at, delivered_at) \
+             VALUES ($1, $2, $3, $4::json, $5, NULL) RETURNING {MAILBOX_COLS}"
+        ))
+        .bind(uuid_of(id))
+        .bind(uuid_of(entry.conversation_id))
+        .bind(entry.source_session_id.map(uuid_of))
+        .bind(&content)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let created = rows::mailbox(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
+    }
+
+    async fn take_mailbox(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Vec<MailboxEntry>> {
+        self.conversation_exists(conversation_id).await?;
+        // One statement: concurrent takers never both get an entry.
+        let rows = sqlx::query(&format!(
+            "UPDATE mailbox SET delivered_at = $1 WHERE id IN ( \
+               SELECT id FROM mailbox WHERE conversation_id = $2 AND delivered_at IS NULL FOR UPDATE SKIP LOCKED) \
+             RETURNING {MAILBOX_COLS}"
+        ))
+        .bind(now())
+        .bind(uuid_of(conversation_id))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut entries = rows
+            .iter()
+            .map(rows::mailbox)
+            .collect::<StoreResult<Vec<_>>>()?;
+        entries.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(entries)
+    }
+}

@@ -1,0 +1,1500 @@
+//! [`SqliteStore`]: the embedded default backend.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use netherbrain_core::store::{
+    ApiKey, Conversation, ConversationCursor, ConversationPatch, ConversationQuery, MailboxEntry,
+    NewApiKey, NewConversation, NewMailboxEntry, NewPreset, NewSession, NewUser, NewWorkspace,
+    Page, Preset, PresetPatch, Session, SessionAppend, SessionFinish, StateStore, StoreError,
+    StoreResult, User, UserPatch, Workspace, WorkspacePatch, validate,
+};
+use netherbrain_core::{
+    ApiKeyId, ConversationId, EventEnvelope, EventSeq, MailboxId, Message, PresetId, SessionId,
+    SessionStatus, UserId, WorkspaceId,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use uuid::Uuid;
+
+use crate::checks;
+use crate::common::{
+    DbFailure, classify, db_err, micros, migrate_err, now, search_terms, search_text, seq_to_i64,
+    to_json, truncate,
+};
+use crate::rows::{
+    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
+    USER_COLS, WORKSPACE_COLS,
+};
+
+/// The embedded migrations for SQLite.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Connections in the pool. Writes are serialised (one writer at a time, as
+/// SQLite requires); the other connections serve concurrent reads in WAL
+/// mode.
+const POOL_SIZE: u32 = 8;
+/// How long a statement waits for a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for a free connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`StateStore`] in one SQLite file.
+///
+/// Durability: WAL journal with `synchronous = NORMAL`. A transaction is in
+/// the WAL when its commit returns, so killing the process (even `kill -9`)
+/// never loses a committed change; only a power loss or OS crash can lose
+/// the last few commits (never corrupting the file). Foreign keys are
+/// enforced; other processes wait up to 5 s for locks.
+///
+/// Writers are serialised inside the process and start with
+/// `BEGIN IMMEDIATE`, so read-then-write transactions never fail with
+/// `SQLITE_BUSY` part-way.
+///
+/// The store migrates its schema to the newest version when opened.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    write_lock: Arc<Mutex<()>>,
+}
+
+/// A write transaction holding the in-process writer lock.
+struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> StoreResult<()> {
+        self.tx.commit().await.map_err(db_err)
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = Transaction<'static, Sqlite>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+/// Applies the store's settings: WAL, `synchronous = NORMAL`, foreign
+/// keys, busy timeout, create if missing.
+fn tune(options: SqliteConnectOptions, in_memory: bool) -> SqliteConnectOptions {
+    let options = options
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    if in_memory {
+        options
+    } else {
+        options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+    }
+}
+
+/// Opens a pool for a `sqlite:` URL (creating parent directories) without
+/// migrating.
+pub(crate) async fn open_pool(url: &str) -> StoreResult<SqlitePool> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Invalid(format!("invalid SQLite URL: {e}")))?;
+    open_pool_with(options, in_memory).await
+}
+
+async fn open_pool_with(options: SqliteConnectOptions, in_memory: bool) -> StoreResult<SqlitePool> {
+    let options = tune(options, in_memory);
+    if !in_memory {
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot create directory {}: {e}",
+                        parent.display()
+                    ))
+                })?;
+            }
+        }
+    }
+    let mut pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+    pool = if in_memory {
+        // Every connection to `:memory:` would be its own database: keep one forever.
+        pool.max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        pool.max_connections(POOL_SIZE)
+    };
+    let filename = options.get_filename().display().to_string();
+    let pool = pool
+        .connect_with(options)
+        .await
+        .map_err(|e| match db_err(e) {
+            StoreError::Backend(m) => {
+                StoreError::Unavailable(format!("cannot open SQLite database {filename}: {m}"))
+            }
+            other => other,
+        })?;
+    tracing::info!(path = %filename, in_memory, "opened SQLite database");
+    Ok(pool)
+}
+
+fn uuid_of(id: impl Into<Uuid>) -> Uuid {
+    id.into()
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at a `sqlite:` URL such as
+    /// `sqlite:///var/lib/netherbrain/netherbrain.db`, `sqlite://data.db`
+    /// or `sqlite::memory:`, and migrates it to the newest schema.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] for a bad URL, [`StoreError::Unavailable`]
+    /// when the file cannot be opened, [`StoreError::Backend`] when a
+    /// migration fails.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = open_pool(url).await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Opens (creating if missing) the database file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new().filename(path.as_ref());
+        let pool = open_pool_with(options, false).await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Wraps an existing pool and migrates the database to the newest
+    /// schema. The pool's connections must have foreign keys enabled.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when a migration fails.
+    pub async fn from_pool(pool: SqlitePool) -> StoreResult<Self> {
+        MIGRATOR.run(&pool).await.map_err(migrate_err)?;
+        Ok(Self {
+            pool,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> StoreResult<WriteTx> {
+        let guard = Arc::clone(&self.write_lock).lock_owned().await;
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
+        Ok(WriteTx { tx, _guard: guard })
+    }
+
+    async fn user_in(tx: &mut WriteTx, id: UserId) -> StoreResult<User> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = ?"))
+            .bind(uuid_of(id))
+            .fetch_optional(&mut ***tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::not_found("user", id))?;
+        rows::user(&row)
+    }
+
+    async fn exists(tx: &mut WriteTx, table: &str, id: Uuid) -> StoreResult<bool> {
+        let row = sqlx::query(&format!("SELECT 1 FROM {table} WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut ***tx)
+            .await
+            .map_err(db_err)?;
+        Ok(row.is_some())
+    }
+
+    async fn require(
+        tx: &mut WriteTx,
+        table: &str,
+        entity: &'static str,
+        id: impl Into<Uuid> + std::fmt::Display + Copy,
+    ) -> StoreResult<()> {
+        if Self::exists(tx, table, id.into()).await? {
+            Ok(())
+        } else {
+            Err(StoreError::not_found(entity, id))
+        }
+    }
+
+    async fn fetch_one_opt(&self, sql: &str, id: Uuid) -> StoreResult<Option<SqliteRow>> {
+        sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn session_exists(&self, id: SessionId) -> StoreResult<()> {
+        let row = self
+            .fetch_one_opt("SELECT 1 FROM sessions WHERE id = ?", uuid_of(id))
+            .await?;
+        row.map(|_| ())
+            .ok_or_else(|| StoreError::not_found("session", id))
+    }
+
+    async fn conversation_exists(&self, id: ConversationId) -> StoreResult<()> {
+        let row = self
+            .fetch_one_opt("SELECT 1 FROM conversations WHERE id = ?", uuid_of(id))
+            .await?;
+        row.map(|_| ())
+            .ok_or_else(|| StoreError::not_found("conversation", id))
+    }
+
+    async fn running_session_id(
+        &self,
+        conversation: ConversationId,
+    ) -> StoreResult<Option<SessionId>> {
+        let row = self
+            .fetch_one_opt(
+                "SELECT id FROM sessions WHERE conversation_id = ? AND status IN ('created', 'running')",
+                uuid_of(conversation),
+            )
+            .await?;
+        row.map(|r| r.try_get::<Uuid, _>("id").map(SessionId::from_uuid))
+            .transpose()
+            .map_err(db_err)
+    }
+
+    /// One batch of the listing: rows after `after` in listing order,
+    /// filtered by metadata containment. Returns the matching
+    /// conversations, the position of the last row scanned and how many
+    /// rows were scanned.
+    async fn list_batch(
+        &self,
+        query: &ConversationQuery,
+        needle: Option<&serde_json::Value>,
+        after: Option<ConversationCursor>,
+        batch: u32,
+    ) -> StoreResult<(Vec<Conversation>, Option<ConversationCursor>, usize)> {
+        let mut sql = format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE 1 = 1");
+        if query.owner.is_some() {
+            sql.push_str(" AND owner_id = ?");
+        }
+        if query.status.is_some() {
+            sql.push_str(" AND status = ?");
+        }
+        if query.workspace_id.is_some() {
+            sql.push_str(" AND workspace_id = ?");
+        }
+        // Top-level scalar members of the filter narrow the scan in SQL
+        // (a superset: every row is still checked exactly below).
+        let pushed = needle.map(pushdown).unwrap_or_default();
+        for (key, _) in &pushed {
+            sql.push_str(&format!(" AND json_extract(metadata, '$.{key}') = ?"));
+        }
+        if after.is_some() {
+            sql.push_str(" AND (last_activity_at < ? OR (last_activity_at = ? AND id < ?))");
+        }
+        sql.push_str(" ORDER BY last_activity_at DESC, id DESC LIMIT ?");
+        let mut q = sqlx::query(&sql);
+        if let Some(owner) = query.owner {
+            q = q.bind(uuid_of(owner));
+        }
+        if let Some(status) = query.status {
+            q = q.bind(status.as_str());
+        }
+        if let Some(ws) = query.workspace_id {
+            q = q.bind(uuid_of(ws));
+        }
+        for (_, value) in pushed {
+            q = match value {
+                Scalar::Text(t) => q.bind(t),
+                Scalar::Int(i) => q.bind(i),
+            };
+        }
+        if let Some(c) = after {
+            let at = micros(c.last_activity_at);
+            q = q.bind(at).bind(at).bind(uuid_of(c.id));
+        }
+        q = q.bind(i64::from(batch));
+        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        let last = match rows.last() {
+            Some(r) => Some(ConversationCursor {
+                last_activity_at: r.ts("last_activity_at")?,
+                id: ConversationId::from_uuid(r.uuid("id")?),
+            }),
+            None => None,
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(n) = needle {
+                // Check the raw metadata before decoding the whole row.
+                if !validate::json_contains(&row.json("metadata")?, n) {
+                    continue;
+                }
+            }
+            out.push(rows::conversation(row)?);
+        }
+        Ok((out, last, rows.len()))
+    }
+}
+
+/// A scalar pushed down into SQL.
+enum Scalar {
+    Text(String),
+    Int(i64),
+}
+
+/// The filter's top-level members that SQLite can compare directly:
+/// plain keys with string, integer or boolean values.
+fn pushdown(needle: &serde_json::Value) -> Vec<(String, Scalar)> {
+    let Some(map) = needle.as_object() else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter(|(k, _)| {
+            !k.is_empty()
+                && k.len() <= 64
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .filter_map(|(k, v)| {
+            let scalar = match v {
+                serde_json::Value::String(s) => Scalar::Text(s.clone()),
+                serde_json::Value::Bool(b) => Scalar::Int(i64::from(*b)),
+                serde_json::Value::Number(n) => Scalar::Int(n.as_i64()?),
+                _ => return None,
+            };
+            Some((k.clone(), scalar))
+        })
+        .take(8)
+        .collect()
+}
+
+fn status_of(s: &str) -> StoreResult<SessionStatus> {
+    s.parse()
+        .map_err(|_| StoreError::Backend(format!("unknown session status `{s}` in database")))
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    // ---- users ----
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        checks::new_user(&user)?;
+        let id = UserId::new();
+        let at = now();
+        let mut tx = self.begin().await?;
+        let res = sqlx::query(
+            "INSERT INTO users (id, username, display_name, role, password_hash, active, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+        )
+        .bind(uuid_of(id))
+        .bind(&user.username)
+        .bind(&user.display_name)
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(micros(at))
+        .bind(micros(at))
+        .execute(&mut **tx)
+        .await;
+        match res.map_err(classify) {
+            Ok(_) => {}
+            Err(DbFailure::Unique(_)) => {
+                return Err(StoreError::Conflict(format!(
+                    "username `{}` is taken",
+                    user.username
+                )));
+            }
+            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => return Err(e),
+        }
+        let created = Self::user_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<User> {
+        let row = self
+            .fetch_one_opt(
+                &format!("SELECT {USER_COLS} FROM users WHERE id = ?"),
+                uuid_of(id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("user", id))?;
+        rows::user(&row)
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<User> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE username = ?"))
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::not_found("user", username))?;
+        rows::user(&row)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(rows::user).collect()
+    }
+
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
+        checks::user_patch(&patch)?;
+        let mut tx = self.begin().await?;
+        let mut user = Self::user_in(&mut tx, id).await?;
+        if let Some(name) = patch.display_name {
+            user.display_name = name;
+        }
+        if let Some(role) = patch.role {
+            user.role = role;
+        }
+        if let Some(active) = patch.active {
+            user.active = active;
+        }
+        if let Some(hash) = patch.password_hash {
+            user.password_hash = Some(hash);
+        }
+        user.updated_at = now();
+        sqlx::query(
+            "UPDATE users SET display_name = ?, role = ?, active = ?, password_hash = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&user.display_name)
+        .bind(user.role.as_str())
+        .bind(user.active)
+        .bind(&user.password_hash)
+        .bind(micros(user.updated_at))
+        .bind(uuid_of(id))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    // ---- API keys ----
+
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        checks::new_api_key(&key)?;
+        let id = ApiKeyId::new();
+        let at = now();
+        let expires = key.expires_at.map(truncate);
+        let mut tx = self.begin().await?;
+        Self::require(&mut tx, "users", "user", key.user_id).await?;
+        let res = sqlx::query(
+            "INSERT INTO api_keys (id, user_id, name, prefix, hash, created_at, expires_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(uuid_of(id))
+        .bind(uuid_of(key.user_id))
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(micros(at))
+        .bind(expires.map(micros))
+        .execute(&mut **tx)
+        .await;
+        match res.map_err(classify) {
+            Ok(_) => {}
+            Err(DbFailure::Unique(_)) => {
+                return Err(StoreError::Conflict(format!(
+                    "API key prefix `{}` is taken",
+                    key.prefix
+                )));
+            }
+            Err(DbFailure::ForeignKey(_)) => {
+                return Err(StoreError::not_found("user", key.user_id));
+            }
+            Err(DbFailure::Other(e)) => return Err(e),
+        }
+        let row = sqlx::query(&format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = ?"))
+            .bind(uuid_of(id))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        let created = rows::api_key(&row)?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey> {
+        let row = sqlx::query(&format!(
+            "SELECT {API_KEY_COLS} FROM api_keys WHERE prefix = ?"
+        ))
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("api key", prefix))?;
+        rows::api_key(&row)
+    }
+
+    async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {API_KEY_COLS} FROM api_keys WHERE user_id = ? ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(uuid_of(user_id))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::api_key).collect()
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = ?"))
+            .bind(uuid_of(id))
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::not_found("api key", id))?;
+        let mut key = rows::api_key(&row)?;
+        if key.revoked_at.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "API key {id} is already revoked"
+            )));
+        }
+        let at = now();
+        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ?")
+            .bind(micros(at))
+            .bind(uuid_of(id))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await?;
+        key.revoked_at = Some(at);
+        Ok(key)
+    }
+
+    // ---- presets ----
+
+    async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
+        checks::new_preset(&preset)?;
+        let id = PresetId::new();
+        let at = now();
+        let config = to_json(&preset.config)?;
+        let mut tx = self.begin().await?;
+        let res = sqlx::query(
+            "INSERT INTO presets (id, name, description, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(uuid_of(id))
+        .bind(&preset.name)
+        .bind(&preset.description)
+        .bind(&config)
+        .bind(micros(at))
+        .bind(micros(at))
+        .execute(&mut **tx)
+        .await;
+        match res.map_err(classify) {
+            Ok(_) => {}
+            Err(DbFailure::Unique(_)) => {
+                return Err(StoreError::Conflict(format!(
+                    "preset name `{}` is taken",
+                    preset.name
+                )));
+            }
+            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => return Err(e),
+        }
+        let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"))
+            .bind(uuid_of(id))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        let created = rows::preset(&row)?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
+        let row = self
+            .fetch_one_opt(
+                &format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"),
+                uuid_of(id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("preset", id))?;
+        rows::preset(&row)
+    }
+
+    async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset> {
+        let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::not_found("preset", name))?;
+        rows::preset(&row)
+    }
+
+    async fn list_presets(&self) -> StoreResult<Vec<Preset>> {
+        let rows = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(rows::preset).collect()
+    }
+
+    async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
+        checks::preset_patch(&patch)?;
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"))
+            .bind(uuid_of(id))
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::not_found("preset", id))?;
+        let mut preset = rows::preset(&row)?;
+        if let Some(name) = patch.name {
+            preset.name = name;
+        }
+        if let Some(d) = patch.description {
+            preset.description = d;
+        }
+        if let Some(c) = patch.config {
+            preset.config = c;
+        }
+        preset.updated_at = now();
+        let res = sqlx::query(
+            "UPDATE presets SET name = ?, description = ?, config = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&preset.name)
+        .bind(&preset.description)
+        .bind(to_json(&preset.config)?)
+        .bind(micros(preset.updated_at))
+        .bind(uuid_of(id))
+        .execute(&mut **tx)
+        .await;
+        match res.map_err(classify) {
+            Ok(_) => {}
+            Err(DbFailure::Unique(_)) => {
+                return Err(StoreError::Conflict(format!(
+                    "preset name `{}` is taken",
+                    preset.name
+                )));
+            }
+            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => return Err(e),
+        }
+        tx.commit().await?;
+        Ok(preset)
+    }
+
+    async fn delete_preset(&self, id: PresetId) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        Self::require(&mut tx, "presets", "preset", id).await?;
+        let used = sqlx::query("SELECT 1 FROM conversations WHERE default_preset_id = ? LIMIT 1")
+            .bind(uuid_of(id))
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        if used.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "preset {id} is the default preset of a conversation"
+            )));
+        }
+        sqlx::query("DELETE FROM presets WHERE id = ?")
+            .bind(uuid_of(id))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await
+    }
+
+    // ---- workspaces ----
+
+    async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
+        checks::new_workspace(&workspace)?;
+        let id = WorkspaceId::new();
+        let at = now();
+        let mut tx = self.begin().await?;
+        let res = sqlx::query(
+            "INSERT INTO workspaces (id, name, project_dirs, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(uuid_of(id))
+        .bind(&workspace.name)
+        .bind(to_json(&workspace.project_dirs)?)
+        .bind(to_json(&workspace.metadata)?)
+        .bind(micros(at))
+        .bind(micros(at))
+        .execute(&mut **tx)
+        .await;
+        match res.map_err(classify) {
+            Ok(_) => {}
+            Err(DbFailure::Unique(_)) => {
+                return Err(StoreError::Conflict(format!(
+                    "workspace name `{}` is taken",
+                    workspace.name
+                )));
+            }
+            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => return Err(e),
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"
+        ))
+        .bind(uuid_of(id))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        let created = rows::workspace(&row)?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
+        let row = self
+            .fetch_one_opt(
+                &format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"),
+                uuid_of(id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("workspace", id))?;
+        rows::workspace(&row)
+    }
+
+    async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WORKSPACE_COLS} FROM workspaces ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::workspace).collect()
+    }
+
+    async fn update_workspace(
+        &self,
+        id: WorkspaceId,
+        patch: WorkspacePatch,
+    ) -> StoreResult<Workspace> {
+        checks::workspace_patch(&patch)?;
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"
+        ))
+        .bind(uuid_of(id))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("workspace", id))?;
+        let mut ws = rows::workspace(&row)?;
+        if let Some(name) = patch.name {
+            ws.name = name;
+        }
+        if let Some(dirs) = patch.project_dirs {
+            ws.project_dirs = dirs;
+        }
+        if let Some(m) = &patch.metadata {
+            validate::merge_metadata(&mut ws.metadata, m);
+            validate::metadata(&ws.metadata)?;
+        }
+        ws.updated_at = now();
+        let res = sqlx::query(
+            "UPDATE workspaces SET name = ?, project_dirs = ?, metadata = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&ws.name)
+        .bind(to_json(&ws.project_dirs)?)
+        .bind(to_json(&ws.metadata)?)
+        .bind(micros(ws.updated_at))
+        .bind(uuid_of(id))
+        .execute(&mut **tx)
+        .await;
+        match res.map_err(classify) {
+            Ok(_) => {}
+            Err(DbFailure::Unique(_)) => {
+                return Err(StoreError::Conflict(format!(
+                    "workspace name `{}` is taken",
+                    ws.name
+                )));
+            }
+            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => return Err(e),
+        }
+        tx.commit().await?;
+        Ok(ws)
+    }
+
+    async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        Self::require(&mut tx, "workspaces", "workspace", id).await?;
+        let used = sqlx::query("SELECT 1 FROM conversations WHERE workspace_id = ? LIMIT 1")
+            .bind(uuid_of(id))
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        if used.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "workspace {id} still has conversations"
+            )));
+        }
+        sqlx::query("DELETE FROM workspaces WHERE id = ?")
+            .bind(uuid_of(id))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await
+    }
+
+    // ---- conversations ----
+
+    async fn create_conversation(
+        &self,
+        conversation: NewConversation,
+    ) -> StoreResult<Conversation> {
+        checks::new_conversation(&conversation)?;
+        let at = now();
+        let mut tx = self.begin().await?;
+        Self::require(&mut tx, "users", "user", conversation.owner).await?;
+        if let Some(ws) = conversation.workspace_id {
+            Self::require(&mut tx, "workspaces", "workspace", ws).await?;
+        }
+        if let Some(p) = conversation.default_preset {
+            Self::require(&mut tx, "presets", "preset", p).await?;
+        }
+        let res = sqlx::query(
+            "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at) \
+             VALUES (?, ?, ?, ?, NULL, ?, ?, 'active', ?, ?, ?)",
+        )
+        .bind(uuid_of(conversation.id))
+        .bind(uuid_of(conversation.owner))
+        .bind(conversation.workspace_id.map(uuid_of))
+        .bind(&conversation.title)
+        .bind(conversation.default_preset.map(uuid_of))
+        .bind(to_json(&conversation.metadata)?)
+        .bind(micros(at))
+        .bind(micros(at))
+        .bind(micros(at))
+        .execute(&mut **tx)
+        .await;
+        match res.map_err(classify) {
+            Ok(_) => {}
+            Err(DbFailure::Unique(_)) => {
+                return Err(StoreError::Conflict(format!(
+                    "conversation {} already exists",
+                    conversation.id
+                )));
+            }
+            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => return Err(e),
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?"
+        ))
+        .bind(uuid_of(conversation.id))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        let created = rows::conversation(&row)?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation> {
+        let row = self
+            .fetch_one_opt(
+                &format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?"),
+                uuid_of(id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("conversation", id))?;
+        rows::conversation(&row)
+    }
+
+    async fn list_conversations(
+        &self,
+        query: ConversationQuery,
+    ) -> StoreResult<Page<Conversation>> {
+        validate::page_size(query.limit)?;
+        let mut after = query
+            .cursor
+            .as_deref()
+            .map(ConversationCursor::decode)
+            .transpose()?;
+        let limit = query.limit as usize;
+        let needle = query.metadata.clone().map(serde_json::Value::Object);
+        // Without a metadata filter one query of limit + 1 rows answers;
+        // with one, scan in batches and filter (JSON containment) here.
+        let batch = if needle.is_some() {
+            (query.limit + 1).max(256)
+        } else {
+            query.limit + 1
+        };
+        let mut items = Vec::with_capacity(limit + 1);
+        loop {
+            let (matched, last, scanned) = self
+                .list_batch(&query, needle.as_ref(), after, batch)
+                .await?;
+            after = last;
+            for c in matched {
+                items.push(c);
+                if items.len() > limit {
+                    break;
+                }
+            }
+            if items.len() > limit || scanned < batch as usize {
+                break;
+            }
+        }
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|c| {
+                ConversationCursor {
+                    last_activity_at: c.last_activity_at,
+                    id: c.id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(Page::new(items, next_cursor))
+    }
+
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        patch: ConversationPatch,
+    ) -> StoreResult<Conversation> {
+        checks::conversation_patch(&patch)?;
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?"
+        ))
+        .bind(uuid_of(id))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("conversation", id))?;
+        let mut c = rows::conversation(&row)?;
+        if let Some(t) = patch.title {
+            c.title = t;
+        }
+        if let Some(s) = patch.summary {
+            c.summary = s;
+        }
+        if let Some(p) = patch.default_preset {
+            if let Some(p) = p {
+                Self::require(&mut tx, "presets", "preset", p).await?;
+            }
+            c.default_preset = p;
+        }
+        if let Some(m) = &patch.metadata {
+            validate::merge_metadata(&mut c.metadata, m);
+            validate::metadata(&c.metadata)?;
+        }
+        if let Some(s) = patch.status {
+            c.status = s;
+        }
+        c.updated_at = now();
+        sqlx::query(
+            "UPDATE conversations SET title = ?, summary = ?, default_preset_id = ?, metadata = ?, status = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&c.title)
+        .bind(&c.summary)
+        .bind(c.default_preset.map(uuid_of))
+        .bind(to_json(&c.metadata)?)
+        .bind(c.status.as_str())
+        .bind(micros(c.updated_at))
+        .bind(uuid_of(id))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await?;
+        Ok(c)
+    }
+
+    async fn search_conversations(
+        &self,
+        owner: Option<UserId>,
+        query: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>> {
+        checks::search_query(query, limit)?;
+        let terms = search_terms(query);
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each word is a quoted FTS5 prefix query; a conversation matches
+        // when every word is found in its title, summary or any message.
+        let fts_terms: Vec<String> = terms.iter().map(|t| format!("\"{t}\"*")).collect();
+        let any = fts_terms.join(" OR ");
+        let matching = "SELECT m.conversation_id AS cid FROM message_fts \
+                        JOIN session_messages m ON m.pk = message_fts.rowid WHERE message_fts MATCH ? \
+                        UNION SELECT c2.id FROM conversation_fts \
+                        JOIN conversations c2 ON c2.pk = conversation_fts.rowid WHERE conversation_fts MATCH ?";
+        let mut sql = format!(
+            "WITH hits(cid, meta, score) AS ( \
+               SELECT m.conversation_id, 0, bm25(message_fts) FROM message_fts \
+                 JOIN session_messages m ON m.pk = message_fts.rowid WHERE message_fts MATCH ?1 \
+               UNION ALL \
+               SELECT c2.id, 1, bm25(conversation_fts) FROM conversation_fts \
+                 JOIN conversations c2 ON c2.pk = conversation_fts.rowid WHERE conversation_fts MATCH ?1 \
+             ), best AS (SELECT cid, MAX(meta) AS meta, MIN(score) AS score, COUNT(*) AS n FROM hits GROUP BY cid) \
+             SELECT {cols} FROM conversations c JOIN best ON best.cid = c.id WHERE (?2 IS NULL OR c.owner_id = ?2)",
+            cols = CONVERSATION_COLS
+                .split(", ")
+                .map(|col| format!("c.{col}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if fts_terms.len() > 1 {
+            for i in 0..fts_terms.len() {
+                let p = 4 + i;
+                sql.push_str(&format!(
+                    " AND c.id IN ({})",
+                    matching.replacen("MATCH ?", &format!("MATCH ?{p}"), 2)
+                ));
+            }
+        }
+        sql.push_str(" ORDER BY best.meta DESC, best.score ASC, best.n DESC, c.last_activity_at DESC, c.id DESC LIMIT ?3");
+        let mut q = sqlx::query(&sql)
+            .bind(any)
+            .bind(owner.map(uuid_of))
+            .bind(i64::from(limit));
+        if fts_terms.len() > 1 {
+            for t in &fts_terms {
+                q = q.bind(t.clone());
+            }
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(rows::conversation).collect()
+    }
+
+    // ---- sessions ----
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
+        let at = now();
+        let input_json = to_json(&session.input)?;
+        let mut messages = Vec::with_capacity(session.input.len());
+        for m in &session.input {
+            messages.push((to_json(m)?, search_text(m)));
+        }
+        let mut tx = self.begin().await?;
+        Self::require(
+            &mut tx,
+            "conversations",
+            "conversation",
+            session.conversation_id,
+        )
+        .await?;
+        if let Some(parent) = session.parent_session_id {
+            Self::require(&mut tx, "sessions", "session", parent).await?;
+        }
+        if let Some(p) = session.preset_id {
+            Self::require(&mut tx, "presets", "preset", p).await?;
+        }
+        let res = sqlx::query(
+            "INSERT INTO sessions (id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at) \
+             VALUES (?, ?, ?, 'running', ?, ?, NULL, '[]', '{}', NULL, ?, ?, NULL)",
+        )
+        .bind(uuid_of(session.id))
+        .bind(uuid_of(session.conversation_id))
+        .bind(session.parent_session_id.map(uuid_of))
+        .bind(session.preset_id.map(uuid_of))
+        .bind(&input_json)
+        .bind(micros(at))
+        .bind(micros(at))
+        .execute(&mut **tx)
+        .await;
+        match res.map_err(classify) {
+            Ok(_) => {}
+            Err(DbFailure::Unique(what)) => {
+                drop(tx);
+                if what.contains("conversation_id") || what.contains("sessions_one_running") {
+                    return match self.running_session_id(session.conversation_id).await? {
+                        Some(active) => Err(StoreError::Busy { active }),
+                        None => Err(StoreError::Conflict(
+                            "conversation was busy; try again".into(),
+                        )),
+                    };
+                }
+                return Err(StoreError::Conflict(format!(
+                    "session {} already exists",
+                    session.id
+                )));
+            }
+            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => return Err(e),
+        }
+        for (seq, (message, text)) in messages.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO session_messages (session_id, conversation_id, seq, message, text) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(uuid_of(session.id))
+            .bind(uuid_of(session.conversation_id))
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .bind(message)
+            .bind(text)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        }
+        sqlx::query("UPDATE conversations SET last_activity_at = ? WHERE id = ?")
+            .bind(micros(at))
+            .bind(uuid_of(session.conversation_id))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        let row = sqlx::query(&format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?"))
+            .bind(uuid_of(session.id))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        let created = rows::session(&row)?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn get_session(&self, id: SessionId) -> StoreResult<Session> {
+        let row = self
+            .fetch_one_opt(
+                &format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?"),
+                uuid_of(id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("session", id))?;
+        rows::session(&row)
+    }
+
+    async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>> {
+        self.conversation_exists(conversation_id).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = ? ORDER BY created_at, id"
+        ))
+        .bind(uuid_of(conversation_id))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::session).collect()
+    }
+
+    async fn active_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Session>> {
+        self.conversation_exists(conversation_id).await?;
+        let row = self
+            .fetch_one_opt(
+                &format!(
+                    "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = ? AND status IN ('created', 'running')"
+                ),
+                uuid_of(conversation_id),
+            )
+            .await?;
+        row.as_ref().map(rows::session).transpose()
+    }
+
+    async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
+        checks::finish(&finish)?;
+        let deferred = to_json(&finish.deferred_tool_calls)?;
+        let usage = to_json(&finish.usage)?;
+        let at = now();
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT status, conversation_id FROM sessions WHERE id = ?")
+            .bind(uuid_of(id))
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::not_found("session", id))?;
+        let status = status_of(&row.try_get::<String, _>("status").map_err(db_err)?)?;
+        let conversation: Uuid = row.try_get("conversation_id").map_err(db_err)?;
+        if status != SessionStatus::Running {
+            return Err(StoreError::Conflict(format!(
+                "session {id} is not running (it is {status})"
+            )));
+        }
+        sqlx::query(
+            "UPDATE sessions SET status = ?, final_message = ?, deferred_tool_calls = ?, usage = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+        )
+        .bind(finish.status.as_str())
+        .bind(&finish.final_message)
+        .bind(&deferred)
+        .bind(&usage)
+        .bind(&finish.error)
+        .bind(micros(at))
+        .bind(micros(at))
+        .bind(uuid_of(id))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("UPDATE conversations SET last_activity_at = ? WHERE id = ?")
+            .bind(micros(at))
+            .bind(conversation)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        let row = sqlx::query(&format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?"))
+            .bind(uuid_of(id))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        let finished = rows::session(&row)?;
+        tx.commit().await?;
+        Ok(finished)
+    }
+
+    async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
+        // Recovery is not activity: conversations keep their place in listings.
+        let at = now();
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE sessions SET status = 'interrupted', updated_at = ?1, finished_at = ?1 \
+             WHERE status IN ('created', 'running') RETURNING id, created_at",
+        )
+        .bind(micros(at))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await?;
+        let mut recovered = Vec::with_capacity(rows.len());
+        for row in &rows {
+            recovered.push((row.ts("created_at")?, SessionId::from_uuid(row.uuid("id")?)));
+        }
+        recovered.sort();
+        if !recovered.is_empty() {
+            tracing::info!(
+                count = recovered.len(),
+                "marked sessions left running as interrupted"
+            );
+        }
+        Ok(recovered.into_iter().map(|(_, id)| id).collect())
+    }
+
+    // ---- session log ----
+
+    async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
+        checks::append(session_id, &append)?;
+        let mut messages = Vec::with_capacity(append.messages.len());
+        for m in &append.messages {
+            messages.push((to_json(m)?, search_text(m)));
+        }
+        let mut events = Vec::with_capacity(append.events.len());
+        for e in &append.events {
+            events.push((seq_to_i64(e.seq)?, micros(e.at), to_json(e)?));
+        }
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT status, conversation_id FROM sessions WHERE id = ?")
+            .bind(uuid_of(session_id))
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::not_found("session", session_id))?;
+        let status = status_of(&row.try_get::<String, _>("status").map_err(db_err)?)?;
+        let conversation: Uuid = row.try_get("conversation_id").map_err(db_err)?;
+        if status != SessionStatus::Running {
+            return Err(StoreError::Conflict(format!(
+                "session {session_id} is not running (it is {status})"
+            )));
+        }
+        if !append.events.is_empty() {
+            let last: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = ?",
+            )
+            .bind(uuid_of(session_id))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+            checks::event_order(last, &append)?;
+        }
+        if !messages.is_empty() {
+            let next: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(seq) + 1, 0) FROM session_messages WHERE session_id = ?",
+            )
+            .bind(uuid_of(session_id))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+            for (i, (message, text)) in messages.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO session_messages (session_id, conversation_id, seq, message, text) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(uuid_of(session_id))
+                .bind(conversation)
+                .bind(next + i64::try_from(i).unwrap_or(i64::MAX))
+                .bind(message)
+                .bind(text)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            }
+        }
+        for (seq, at, event) in &events {
+            sqlx::query(
+                "INSERT INTO session_events (session_id, seq, at, event) VALUES (?, ?, ?, ?)",
+            )
+            .bind(uuid_of(session_id))
+            .bind(seq)
+            .bind(at)
+            .bind(event)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await
+    }
+
+    async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        self.session_exists(session_id).await?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT message FROM session_messages WHERE session_id = ? ORDER BY seq",
+        )
+        .bind(uuid_of(session_id))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|text| {
+                serde_json::from_str(text)
+                    .map_err(|e| StoreError::Backend(format!("corrupt stored message: {e}")))
+            })
+            .collect()
+    }
+
+    async fn list_events(
+        &self,
+        session_id: SessionId,
+        after: EventSeq,
+        limit: u32,
+    ) -> StoreResult<Vec<EventEnvelope>> {
+        self.session_exists(session_id).await?;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT event FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(uuid_of(session_id))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|text| {
+                serde_json::from_str(text)
+                    .map_err(|e| StoreError::Backend(format!("corrupt stored event: {e}")))
+            })
+            .collect()
+    }
+
+    async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
+        self.session_exists(session_id).await?;
+        let last: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = ?",
+        )
+        .bind(uuid_of(session_id))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(u64::try_from(last).unwrap_or(0))
+    }
+
+    // ---- mailbox ----
+
+    async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry> {
+        let id = MailboxId::new();
+        let at = now();
+        let content = to_json(&entry.content)?;
+        let mut tx = self.begin().await?;
+        Self::require(
+            &mut tx,
+            "conversations",
+            "conversation",
+            entry.conversation_id,
+        )
+        .await?;
+        if let Some(s) = entry.source_session_id {
+            Self::require(&mut tx, "sessions", "session", s).await?;
+        }
+        sqlx::query(
+            "INSERT INTO mailbox (id, conversation_id, source_session_id, content, created_at, delivered_at) VALUES (?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(uuid_of(id))
+        .bind(uuid_of(entry.conversation_id))
+        .bind(entry.source_session_id.map(uuid_of))
+        .bind(&content)
+        .bind(micros(at))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        let row = sqlx::query(&format!("SELECT {MAILBOX_COLS} FROM mailbox WHERE id = ?"))
+            .bind(uuid_of(id))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        let created = rows::mailbox(&row)?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn take_mailbox(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Vec<MailboxEntry>> {
+        let at = now();
+        let mut tx = self.begin().await?;
+        Self::require(&mut tx, "conversations", "conversation", conversation_id).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {MAILBOX_COLS} FROM mailbox WHERE conversation_id = ? AND delivered_at IS NULL ORDER BY created_at, id"
+        ))
+        .bind(uuid_of(conversation_id))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        let mut entries = rows
+            .iter()
+            .map(rows::mailbox)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if !entries.is_empty() {
+            sqlx::query(
+                "UPDATE mailbox SET delivered_at = ? WHERE conversation_id = ? AND delivered_at IS NULL",
+            )
+            .bind(micros(at))
+            .bind(uuid_of(conversation_id))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await?;
+        for e in &mut entries {
+            e.delivered_at = Some(at);
+        }
+        Ok(entries)
+    }
+}
