@@ -256,7 +256,12 @@ mod tests {
             )
             .await?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while provider.received_requests().await.unwrap_or_default().is_empty() {
+        while provider
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+        {
             assert!(Instant::now() < deadline, "the provider was never called");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -272,7 +277,10 @@ mod tests {
             )
             .await;
         assert!(
-            matches!(refused, Err(RuntimeError::Draining | RuntimeError::Busy { .. })),
+            matches!(
+                refused,
+                Err(RuntimeError::Draining | RuntimeError::Busy { .. })
+            ),
             "{refused:?}"
         );
         tokio::time::timeout(Duration::from_secs(15), serving).await???;
