@@ -71,7 +71,7 @@ impl Server {
     /// Opens the store, recovers, bootstraps the admin, imports configured
     /// presets, builds the catalog and binds.
     pub(crate) async fn start(settings: &Settings, started: Instant) -> Result<Self> {
-        let store = open_store(&settings).await?;
+        let store = open_store(settings).await?;
         let runtime = Runtime::new(store.clone());
         let recovered = runtime
             .recover()
