@@ -120,6 +120,54 @@ fn loop_rounds(c: &mut Criterion) {
     group.finish();
 }
 
+/// (a') The same through the session runtime and the memory store: a run
+/// is recorded, every event numbered, shown to subscribers and persisted
+/// with its turn. Throughput is model rounds.
+fn runtime_rounds(c: &mut Criterion) {
+    use netherbrain_core::Message;
+    use netherbrain_core::runtime::{Runtime, StartRun};
+    use netherbrain_core::store::{MemoryStore, NewConversation, NewUser, StateStore, UserRole};
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = Arc::new(MemoryStore::new());
+    let user = rt
+        .block_on(store.create_user(NewUser::new("bench", UserRole::User)))
+        .expect("user");
+    let runtime = Runtime::new(store.clone());
+    let mut group = c.benchmark_group("runtime_memory_store_per_round");
+    for rounds in [1u32, 10] {
+        let agent = Arc::new(agent(
+            Arc::new(InstantProvider::new(rounds as usize, "noop")),
+            rounds,
+        ));
+        group.throughput(Throughput::Elements(u64::from(rounds) + 1));
+        group.bench_with_input(BenchmarkId::from_parameter(rounds), &agent, |b, agent| {
+            b.to_async(&rt).iter(|| async {
+                let conversation = store
+                    .create_conversation(NewConversation::new(user.id))
+                    .await
+                    .expect("conversation");
+                let run = runtime
+                    .start(StartRun::new(
+                        conversation.id,
+                        agent.clone(),
+                        vec![Message::user("go")],
+                    ))
+                    .await
+                    .expect("start");
+                let session = runtime.wait(run.session_id).await.expect("wait");
+                assert_eq!(session.status, SessionStatus::Committed);
+                black_box(session);
+            });
+        });
+    }
+    group.finish();
+}
+
 /// One round with K parallel trivial calls; compare K=1 and K=16 for the
 /// marginal cost of one call (accumulation, validation, execution, result
 /// event and persistence).
@@ -221,6 +269,7 @@ fn registry_call(c: &mut Criterion) {
 criterion_group!(
     benches,
     loop_rounds,
+    runtime_rounds,
     loop_tool_calls,
     accumulation,
     registry_call

@@ -51,3 +51,9 @@ pub use usage::{Usage, UsageByModel};
 /// Re-exported so tool authors can derive `JsonSchema` without adding the
 /// dependency themselves.
 pub use schemars;
+
+/// The examples of `docs/sdk.md`, compiled and run as doc tests so the
+/// guide stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/sdk.md")]
+mod sdk_guide {}
