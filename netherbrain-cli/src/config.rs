@@ -876,4 +876,56 @@ mod tests {
         assert!(parse_presets("presets = []").is_err());
         assert!(parse_presets("name = ").is_err());
     }
+
+    #[test]
+    fn documented_examples_parse() {
+        let docs = parse_presets(
+            r#"
+[[presets]]
+name = "helper"
+description = "General assistant"
+[presets.config]
+profile = "openai"
+model = "gpt-4o-mini"
+system_prompt = "You are a concise assistant."
+toolsets = []
+approval = { mode = "tool_default" }
+[presets.config.settings]
+temperature = 0.3
+[presets.config.limits]
+max_tool_rounds = 8
+"#,
+        )
+        .unwrap();
+        assert_eq!(docs[0].config.limits.max_tool_rounds, 8);
+        let file: FileConfig = toml::from_str(
+            r#"
+host = "127.0.0.1"
+port = 9001
+data_dir = "/var/lib/netherbrain"
+graceful_shutdown_timeout = 30
+log = "info,netherbrain=debug"
+log_format = "json"
+body_limit = 1048576
+
+[[providers]]
+name = "openrouter"
+kind = "openai"
+base_url = "https://openrouter.ai/api/v1"
+api_key = "sk-or-x"
+headers = { "X-Title" = "netherbrain" }
+
+[[presets]]
+name = "default"
+[presets.config]
+profile = "openrouter"
+model = "gpt-4o-mini"
+"#,
+        )
+        .unwrap();
+        let s = resolve(&Overrides::default(), &Env::default(), file, None).unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.presets.len(), 1);
+        assert!(!render(&s).contains("sk-or-x"));
+    }
 }
