@@ -622,3 +622,56 @@ fn agent_refuses_a_public_bind_without_auth() {
         stderr(&o)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_repl_reads_lines_until_eof() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(sse_text(&["pong"]), "text/event-stream"),
+        )
+        .mount(&provider)
+        .await;
+    let home = TempDir::new().unwrap();
+    let file = home.path().join("one.toml");
+    std::fs::write(
+        &file,
+        "name = \"solo\"\n[config]\nprofile = \"openai\"\nmodel = \"m\"\n",
+    )
+    .unwrap();
+    let base_url = format!("{}/v1", provider.uri());
+    let nb = || {
+        let mut c = cmd(home.path());
+        c.arg("--data-dir")
+            .arg(home.path().join("d"))
+            .env("OPENAI_BASE_URL", &base_url);
+        c
+    };
+    ok(run(nb().args(["presets", "import"]).arg(&file)));
+    let mut child = nb()
+        .arg("chat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"ping\n\nping again\n").unwrap();
+        // Dropping stdin is Ctrl-D.
+    }
+    let o = child.wait_with_output().unwrap();
+    let o = ok(o);
+    assert_eq!(stdout(&o).matches("pong").count(), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("conversation "), "{}", stderr(&o));
+    // The second message continued the same conversation.
+    let requests = provider.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    let second = String::from_utf8_lossy(&requests[1].body).into_owned();
+    assert!(
+        second.contains("ping again") && second.contains("pong"),
+        "{second}"
+    );
+}
