@@ -8,7 +8,39 @@
 //! println!("logged in as {}", me.username);
 //! # Ok(()) }
 //! ```
+//!
+//! Streaming a run, surviving dropped connections:
+//!
+//! ```no_run
+//! # async fn run(preset: uuid::Uuid) -> Result<(), netherbrain_http::client::ClientError> {
+//! use futures::StreamExt;
+//! use netherbrain_http::client::Client;
+//! use netherbrain_http::dto::{RunConversationRequest, RunInput};
+//! let client = Client::new("http://127.0.0.1:9001", Some("nb_…".into()))?;
+//! let started = client
+//!     .run(&RunConversationRequest {
+//!         conversation_id: None,
+//!         preset_id: Some(preset),
+//!         input: RunInput::Text("Hello".into()),
+//!         stream: false,
+//!     })
+//!     .await?;
+//! // Reconnects with `Last-Event-ID` until RUN_FINISHED / RUN_ERROR.
+//! let mut events = client.stream_session_events(started.session_id, 0);
+//! while let Some(event) = events.next().await {
+//!     let event = event?;
+//!     println!("{} {}", event.seq, event.event.type_name());
+//! }
+//! # Ok(()) }
+//! ```
 
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use netherbrain_core::agent::ToolDecision;
+use netherbrain_core::{AgentEvent, EventEnvelope, EventSeq, SessionId};
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
@@ -16,12 +48,25 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::dto::{
-    ApiKeyList, ApiKeyView, ChangePasswordRequest, CreateApiKeyRequest, CreatePresetRequest,
-    CreateUserRequest, CreateWorkspaceRequest, CreatedApiKey, ErrorBody, HealthResponse,
-    ImportPresetsResponse, LoginRequest, LoginResponse, PresetList, PresetView,
-    ResetPasswordRequest, UpdatePresetRequest, UpdateUserRequest, UpdateWorkspaceRequest, UserList,
-    UserView, WorkspaceList, WorkspaceView,
+    ApiKeyList, ApiKeyView, ChangePasswordRequest, ConversationDetail, ConversationList,
+    ConversationListQuery, ConversationView, CreateApiKeyRequest, CreateConversationRequest,
+    CreatePresetRequest, CreateUserRequest, CreateWorkspaceRequest, CreatedApiKey, ErrorBody,
+    ForkConversationRequest, ForkResponse, HealthResponse, ImportPresetsResponse, LoginRequest,
+    LoginResponse, ModelList, ModelProfileView, PresetList, PresetView, ResetPasswordRequest,
+    ResumeRequest, RunConversationRequest, RunInput, RunStarted, SearchResults,
+    SessionActionResponse, SessionStatusView, SessionView, SteerRequest, ToolsetList, TurnList,
+    UpdateConversationRequest, UpdatePresetRequest, UpdateUserRequest, UpdateWorkspaceRequest,
+    UserList, UserView, WorkspaceList, WorkspaceView,
 };
+
+/// A stream of a session's events, in order, without gaps or duplicates.
+pub type EventStream = BoxStream<'static, Result<EventEnvelope, ClientError>>;
+
+/// Consecutive failed (re)connection attempts before an event stream gives
+/// up with the last error.
+pub const MAX_RECONNECT_ATTEMPTS: u32 = 8;
+/// First reconnection delay; doubled per consecutive failure, at most 5 s.
+const RECONNECT_BASE_DELAY: Duration = Duration::from_millis(100);
 
 /// What a client call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -540,5 +585,491 @@ impl Client {
     pub async fn delete_workspace(&self, id: Uuid) -> Result<(), ClientError> {
         self.post_no_content(&format!("/api/workspaces/{id}/delete"))
             .await
+    }
+
+    // ---- conversations ----
+
+    /// `POST /api/conversations/create`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn create_conversation(
+        &self,
+        req: &CreateConversationRequest,
+    ) -> Result<ConversationView, ClientError> {
+        self.post("/api/conversations/create", req).await
+    }
+
+    /// `POST /api/conversations/run` with `stream: false`: starts a run and
+    /// returns its ids (attach with [`Client::stream_session_events`]).
+    /// `req.stream` is ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`]; `409` `conversation_busy` (with
+    /// `active_session_id`), `422`, `503`.
+    pub async fn run(&self, req: &RunConversationRequest) -> Result<RunStarted, ClientError> {
+        let mut req = req.clone();
+        req.stream = false;
+        self.post("/api/conversations/run", &req).await
+    }
+
+    /// `POST /api/conversations/run` with `stream: true`: the run's events,
+    /// reconnecting with `Last-Event-ID` when the connection drops, until
+    /// the terminal event. `req.stream` is ignored.
+    ///
+    /// # Errors
+    ///
+    /// Errors starting the run come as the stream's first (and last) item.
+    #[must_use]
+    pub fn run_stream(&self, req: &RunConversationRequest) -> EventStream {
+        let mut req = req.clone();
+        req.stream = true;
+        let first = self
+            .request(Method::POST, "/api/conversations/run")
+            .json(&req);
+        ResumingStream::start(self.clone(), None, 0, Some(first))
+    }
+
+    /// Sends `text` to a conversation (a new one with `preset_id` when
+    /// `conversation_id` is `None`) and collects the run's events.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn chat(
+        &self,
+        conversation_id: Option<Uuid>,
+        preset_id: Option<Uuid>,
+        text: &str,
+    ) -> Result<Vec<EventEnvelope>, ClientError> {
+        let req = RunConversationRequest {
+            conversation_id,
+            preset_id,
+            input: RunInput::Text(text.to_owned()),
+            stream: true,
+        };
+        let mut stream = self.run_stream(&req);
+        let mut events = Vec::new();
+        while let Some(event) = stream.next().await {
+            events.push(event?);
+        }
+        Ok(events)
+    }
+
+    /// `GET /api/conversations/list`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn list_conversations(
+        &self,
+        query: &ConversationListQuery,
+    ) -> Result<ConversationList, ClientError> {
+        Self::json(
+            self.request(Method::GET, "/api/conversations/list")
+                .query(query),
+        )
+        .await
+    }
+
+    /// `GET /api/conversations/search`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn search_conversations(
+        &self,
+        q: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<ConversationView>, ClientError> {
+        let mut req = self
+            .request(Method::GET, "/api/conversations/search")
+            .query(&[("q", q)]);
+        if let Some(limit) = limit {
+            req = req.query(&[("limit", limit)]);
+        }
+        Ok(Self::json::<SearchResults>(req).await?.items)
+    }
+
+    /// `GET /api/conversations/{id}`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn get_conversation(&self, id: Uuid) -> Result<ConversationDetail, ClientError> {
+        self.get(&format!("/api/conversations/{id}")).await
+    }
+
+    /// `POST /api/conversations/{id}/update`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn update_conversation(
+        &self,
+        id: Uuid,
+        req: &UpdateConversationRequest,
+    ) -> Result<ConversationView, ClientError> {
+        self.post(&format!("/api/conversations/{id}/update"), req)
+            .await
+    }
+
+    /// `POST /api/conversations/{id}/fork` without streaming (`req.stream`
+    /// is ignored): the new conversation, and the first run's session when
+    /// `input` was given.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn fork_conversation(
+        &self,
+        id: Uuid,
+        req: &ForkConversationRequest,
+    ) -> Result<ForkResponse, ClientError> {
+        let mut req = req.clone();
+        req.stream = false;
+        self.post(&format!("/api/conversations/{id}/fork"), &req)
+            .await
+    }
+
+    /// `POST /api/conversations/{id}/interrupt`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`]; `409` `not_running`.
+    pub async fn interrupt_conversation(
+        &self,
+        id: Uuid,
+    ) -> Result<SessionActionResponse, ClientError> {
+        self.post_empty(&format!("/api/conversations/{id}/interrupt"))
+            .await
+    }
+
+    /// `POST /api/conversations/{id}/steer`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`]; `409` `not_running`.
+    pub async fn steer_conversation(
+        &self,
+        id: Uuid,
+        text: &str,
+    ) -> Result<SessionActionResponse, ClientError> {
+        self.post(
+            &format!("/api/conversations/{id}/steer"),
+            &SteerRequest {
+                text: text.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// `GET /api/conversations/{id}/turns`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn conversation_turns(
+        &self,
+        id: Uuid,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<TurnList, ClientError> {
+        let mut req = self.request(Method::GET, &format!("/api/conversations/{id}/turns"));
+        if let Some(limit) = limit {
+            req = req.query(&[("limit", limit)]);
+        }
+        if let Some(cursor) = cursor {
+            req = req.query(&[("cursor", cursor)]);
+        }
+        Self::json(req).await
+    }
+
+    /// `POST /api/conversations/{id}/summarize`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`]; `422` without a preset or messages.
+    pub async fn summarize_conversation(&self, id: Uuid) -> Result<ConversationView, ClientError> {
+        self.post_empty(&format!("/api/conversations/{id}/summarize"))
+            .await
+    }
+
+    // ---- sessions ----
+
+    /// `GET /api/sessions/{id}`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn get_session(&self, id: Uuid) -> Result<SessionView, ClientError> {
+        self.get(&format!("/api/sessions/{id}")).await
+    }
+
+    /// `GET /api/sessions/{id}/status`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn session_status(&self, id: Uuid) -> Result<SessionStatusView, ClientError> {
+        self.get(&format!("/api/sessions/{id}/status")).await
+    }
+
+    /// `POST /api/sessions/{id}/interrupt`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`]; `409` `not_running`.
+    pub async fn interrupt_session(&self, id: Uuid) -> Result<SessionActionResponse, ClientError> {
+        self.post_empty(&format!("/api/sessions/{id}/interrupt"))
+            .await
+    }
+
+    /// `POST /api/sessions/{id}/steer`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`]; `409` `not_running`.
+    pub async fn steer_session(
+        &self,
+        id: Uuid,
+        text: &str,
+    ) -> Result<SessionActionResponse, ClientError> {
+        self.post(
+            &format!("/api/sessions/{id}/steer"),
+            &SteerRequest {
+                text: text.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// `POST /api/sessions/{id}/resume` without streaming: decisions for
+    /// every pending tool call; returns the new run's ids.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`]; `422` when the decisions do not match.
+    pub async fn resume_session(
+        &self,
+        id: Uuid,
+        decisions: Vec<ToolDecision>,
+    ) -> Result<RunStarted, ClientError> {
+        self.post(
+            &format!("/api/sessions/{id}/resume"),
+            &ResumeRequest {
+                decisions,
+                stream: false,
+            },
+        )
+        .await
+    }
+
+    /// A session's events after `after` (`0`: all) from
+    /// `GET /api/sessions/{id}/events`, ending after the terminal event
+    /// (`RUN_FINISHED` / `RUN_ERROR`).
+    ///
+    /// When the connection drops it reconnects with `Last-Event-ID` (up to
+    /// [`MAX_RECONNECT_ATTEMPTS`] consecutive failures, with backoff) and
+    /// skips anything already yielded, so the stream has no gaps and no
+    /// duplicates. API errors (`404`, `400`) end it at once. An envelope's
+    /// `at` is the time the client received the event.
+    #[must_use]
+    pub fn stream_session_events(&self, session_id: Uuid, after: EventSeq) -> EventStream {
+        ResumingStream::start(self.clone(), Some(session_id), after, None)
+    }
+
+    // ---- discovery ----
+
+    /// `GET /api/toolsets`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn list_toolsets(&self) -> Result<Vec<String>, ClientError> {
+        Ok(self.get::<ToolsetList>("/api/toolsets").await?.items)
+    }
+
+    /// `GET /api/models`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn list_models(&self) -> Result<Vec<ModelProfileView>, ClientError> {
+        Ok(self.get::<ModelList>("/api/models").await?.items)
+    }
+}
+
+type SseStream = BoxStream<
+    'static,
+    Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>,
+>;
+
+/// The state behind [`EventStream`]: connect (or reconnect after the last
+/// id), parse, dedupe, stop after the terminal event.
+struct ResumingStream {
+    client: Client,
+    session_id: Option<Uuid>,
+    last: EventSeq,
+    first: Option<RequestBuilder>,
+    current: Option<SseStream>,
+    failures: u32,
+    done: bool,
+}
+
+enum Step {
+    Yield(Result<EventEnvelope, ClientError>),
+    End,
+    Continue,
+}
+
+impl ResumingStream {
+    fn start(
+        client: Client,
+        session_id: Option<Uuid>,
+        after: EventSeq,
+        first: Option<RequestBuilder>,
+    ) -> EventStream {
+        let state = Self {
+            client,
+            session_id,
+            last: after,
+            first,
+            current: None,
+            failures: 0,
+            done: false,
+        };
+        futures::stream::unfold(state, |mut s| async move {
+            loop {
+                if s.done {
+                    return None;
+                }
+                match s.step().await {
+                    Step::Yield(item) => return Some((item, s)),
+                    Step::End => return None,
+                    Step::Continue => {}
+                }
+            }
+        })
+        .boxed()
+    }
+
+    /// Counts a failure; after too many, ends with `error`.
+    async fn failed(&mut self, error: ClientError) -> Step {
+        self.current = None;
+        self.failures += 1;
+        if self.failures > MAX_RECONNECT_ATTEMPTS || self.session_id.is_none() {
+            self.done = true;
+            return Step::Yield(Err(error));
+        }
+        let delay = RECONNECT_BASE_DELAY
+            .saturating_mul(1 << (self.failures - 1).min(6))
+            .min(Duration::from_secs(5));
+        tokio::time::sleep(delay).await;
+        Step::Continue
+    }
+
+    async fn connect(&mut self) -> Step {
+        let req = match self.first.take() {
+            Some(first) => first,
+            None => {
+                let Some(sid) = self.session_id else {
+                    self.done = true;
+                    return Step::Yield(Err(ClientError::Decode("no session to stream".into())));
+                };
+                self.client
+                    .request(Method::GET, &format!("/api/sessions/{sid}/events"))
+                    .header("last-event-id", self.last.to_string())
+            }
+        };
+        match Client::send(req.header("accept", "text/event-stream")).await {
+            Ok(resp) => {
+                if self.session_id.is_none() {
+                    self.session_id = resp
+                        .headers()
+                        .get("x-session-id")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok());
+                }
+                self.current = Some(resp.bytes_stream().eventsource().boxed());
+                Step::Continue
+            }
+            Err(e @ ClientError::Api { .. }) => {
+                self.done = true;
+                Step::Yield(Err(e))
+            }
+            Err(e) => self.failed(e).await,
+        }
+    }
+
+    async fn step(&mut self) -> Step {
+        let Some(current) = self.current.as_mut() else {
+            return self.connect().await;
+        };
+        match current.next().await {
+            Some(Ok(event)) => self.on_event(&event),
+            Some(Err(e)) => {
+                self.failed(ClientError::Decode(format!("event stream: {e}")))
+                    .await
+            }
+            None => self.on_end().await,
+        }
+    }
+
+    fn on_event(&mut self, event: &eventsource_stream::Event) -> Step {
+        let Ok(seq) = event.id.trim().parse::<EventSeq>() else {
+            return Step::Continue;
+        };
+        if seq <= self.last {
+            return Step::Continue;
+        }
+        let parsed = serde_json::from_str::<AgentEvent>(&event.data);
+        let Some(session_id) = self.session_id else {
+            self.done = true;
+            return Step::Yield(Err(ClientError::Decode(
+                "the response did not name its session (`x-session-id`)".into(),
+            )));
+        };
+        match parsed {
+            Ok(agent_event) => {
+                self.last = seq;
+                self.failures = 0;
+                if agent_event.is_terminal() {
+                    self.done = true;
+                }
+                Step::Yield(Ok(EventEnvelope::new(
+                    SessionId::from(session_id),
+                    seq,
+                    agent_event,
+                )))
+            }
+            Err(e) => {
+                self.last = seq;
+                Step::Yield(Err(ClientError::Decode(format!("event {seq}: {e}"))))
+            }
+        }
+    }
+
+    /// The server closed the stream before the terminal event: reconnect
+    /// unless the session has ended and nothing is left after our id.
+    async fn on_end(&mut self) -> Step {
+        self.current = None;
+        let Some(sid) = self.session_id else {
+            return Step::End;
+        };
+        match self.client.session_status(sid).await {
+            Ok(status) if !status.running && status.last_event_seq <= self.last => Step::End,
+            Ok(_) => {
+                self.failed(ClientError::Decode("event stream closed early".into()))
+                    .await
+            }
+            Err(e @ ClientError::Api { .. }) => {
+                self.done = true;
+                Step::Yield(Err(e))
+            }
+            Err(e) => self.failed(e).await,
+        }
     }
 }

@@ -4,8 +4,11 @@
 //! appears exactly once, in [`CreatedApiKey`].
 
 use chrono::{DateTime, Utc};
-use netherbrain_core::PresetConfig;
-use netherbrain_core::store::{ApiKey, Metadata, Preset, User, UserRole, Workspace};
+use netherbrain_core::agent::ToolDecision;
+use netherbrain_core::store::{
+    ApiKey, Conversation, Metadata, Preset, Session, User, UserRole, Workspace,
+};
+use netherbrain_core::{Message, PresetConfig, ToolCall, UsageByModel};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -32,11 +35,11 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Machine-readable code (`not_found`, `conflict`, `busy`, `invalid`, …).
+    /// Machine-readable code (`not_found`, `conflict`, `conversation_busy`, `invalid`, …).
     pub code: String,
     /// Human-readable message.
     pub message: String,
-    /// For `busy`: the session that is running.
+    /// For `conversation_busy`: the session that is running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_session_id: Option<Uuid>,
 }
@@ -446,4 +449,436 @@ pub struct UpdateWorkspaceRequest {
 pub struct WorkspaceList {
     /// Workspaces by name.
     pub items: Vec<WorkspaceView>,
+}
+
+// ---- conversations ----
+
+/// A conversation: a thread owned by one user, a chain of sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConversationView {
+    /// Id.
+    pub id: Uuid,
+    /// Owner.
+    pub owner: Uuid,
+    /// Workspace, if any.
+    pub workspace_id: Option<Uuid>,
+    /// Title.
+    pub title: Option<String>,
+    /// Summary.
+    pub summary: Option<String>,
+    /// Preset used when a run names none.
+    pub default_preset: Option<Uuid>,
+    /// Free-form metadata (a JSON object). A fork records
+    /// `forked_from: {conversation_id, session_id}` here.
+    #[schema(value_type = Object)]
+    pub metadata: Metadata,
+    /// `active` or `archived`.
+    pub status: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Last time a session started or finished.
+    pub last_activity_at: DateTime<Utc>,
+}
+
+impl From<Conversation> for ConversationView {
+    fn from(c: Conversation) -> Self {
+        Self {
+            id: c.id.into(),
+            owner: c.owner.into(),
+            workspace_id: c.workspace_id.map(Into::into),
+            title: c.title,
+            summary: c.summary,
+            default_preset: c.default_preset.map(Into::into),
+            metadata: c.metadata,
+            status: c.status.as_str().to_owned(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            last_activity_at: c.last_activity_at,
+        }
+    }
+}
+
+/// The running session of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ActiveSessionView {
+    /// The session.
+    pub id: Uuid,
+    /// Its status (`created` or `running`).
+    pub status: String,
+}
+
+/// `GET /api/conversations/{id}`: the conversation, its running session
+/// and the tokens spent by all its sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConversationDetail {
+    /// The conversation.
+    #[serde(flatten)]
+    pub conversation: ConversationView,
+    /// The running session, or `null`.
+    pub active_session: Option<ActiveSessionView>,
+    /// Usage per model, summed over the conversation's sessions.
+    #[schema(value_type = Object)]
+    pub usage: UsageByModel,
+}
+
+/// `POST /api/conversations/create`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CreateConversationRequest {
+    /// Title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Workspace (must exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<Uuid>,
+    /// Preset used when a run names none (must exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_preset: Option<Uuid>,
+    /// A JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Metadata>,
+}
+
+/// `POST /api/conversations/{id}/update`. Absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UpdateConversationRequest {
+    /// New title; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub title: Option<Option<String>>,
+    /// New summary; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub summary: Option<Option<String>>,
+    /// New default preset; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Uuid>)]
+    pub default_preset: Option<Option<Uuid>>,
+    /// Keys shallow-merged into the metadata; a `null` value removes the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Metadata>,
+    /// `active` or `archived`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// A page of conversations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConversationList {
+    /// Conversations, newest activity first.
+    pub items: Vec<ConversationView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters of `GET /api/conversations/list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationListQuery {
+    /// `active` or `archived` (default: every status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Only this workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<Uuid>,
+    /// A JSON object the metadata must contain (e.g. `{"source":"telegram"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+    /// Page size, 1–200 (default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `GET /api/conversations/search`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Words that must all match (title, summary, message text).
+    pub q: String,
+    /// At most this many results, 1–200 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Search results, best match first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchResults {
+    /// Matching conversations.
+    pub items: Vec<ConversationView>,
+}
+
+/// The input of a run: plain user text, or messages (core `Message`:
+/// `{"role": "user", "content": [{"type": "text", "text": "…"}]}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunInput {
+    /// One user message.
+    Text(String),
+    /// Messages, in order.
+    Messages(Vec<Message>),
+}
+
+impl RunInput {
+    /// The messages this input stands for.
+    #[must_use]
+    pub fn into_messages(self) -> Vec<Message> {
+        match self {
+            Self::Text(text) => vec![Message::user(text)],
+            Self::Messages(messages) => messages,
+        }
+    }
+}
+
+impl From<&str> for RunInput {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_owned())
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `POST /api/conversations/run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunConversationRequest {
+    /// The conversation; omitted: a new one owned by the caller (with
+    /// `preset_id` as its default preset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<Uuid>,
+    /// The preset; default: the conversation's default preset, else the
+    /// preset of its latest session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset_id: Option<Uuid>,
+    /// What the user says: a string, or an array of messages.
+    #[schema(value_type = Object)]
+    pub input: RunInput,
+    /// `true` (default): answer with the run's events as
+    /// `text/event-stream`; `false`: answer `202` with the ids.
+    #[serde(default = "default_true")]
+    pub stream: bool,
+}
+
+/// A started run (`202` of a non-streaming run, fork or resume). Streaming
+/// responses carry the same ids in the `x-conversation-id` and
+/// `x-session-id` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunStarted {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The new session; stream it from `/api/sessions/{id}/events`.
+    pub session_id: Uuid,
+}
+
+/// `POST /api/conversations/{id}/fork`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ForkConversationRequest {
+    /// The session to branch from (committed, interrupted or awaiting tool
+    /// results; of this conversation).
+    pub session_id: Uuid,
+    /// When given (a string or an array of messages), the fork's first
+    /// run starts now with this input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub input: Option<RunInput>,
+    /// Preset for that run (default: the fork's default preset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset_id: Option<Uuid>,
+    /// With `input`: stream the run (default) or answer `202`.
+    #[serde(default = "default_true")]
+    pub stream: bool,
+}
+
+/// The new conversation of a fork, and the run started in it if `input`
+/// was given with `stream: false`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ForkResponse {
+    /// The new conversation.
+    pub conversation: ConversationView,
+    /// The session of the first run, when one was started.
+    pub session_id: Option<Uuid>,
+}
+
+/// `POST …/steer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SteerRequest {
+    /// Text injected as a user message at the next model-round boundary.
+    pub text: String,
+}
+
+/// Which session an interrupt or steer reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionActionResponse {
+    /// The running session acted on.
+    pub session_id: Uuid,
+}
+
+/// `GET …/events` positions: `after` (or the `Last-Event-ID` header, which
+/// wins) resumes after that event id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Resume after this event id (default 0: from the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Conversation events only: this session instead of the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Uuid>,
+}
+
+/// `GET /api/conversations/{id}/turns` paging.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TurnsQuery {
+    /// Sessions per page, 1–100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// A session as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    /// Id.
+    pub id: Uuid,
+    /// Conversation.
+    pub conversation_id: Uuid,
+    /// The session whose history this one continues.
+    pub parent_session_id: Option<Uuid>,
+    /// `created`, `running`, `committed`, `awaiting_tool_results`,
+    /// `interrupted` or `failed`.
+    pub status: String,
+    /// Preset run.
+    pub preset_id: Option<Uuid>,
+    /// The input messages.
+    #[schema(value_type = Vec<Object>)]
+    pub input: Vec<Message>,
+    /// The last assistant text.
+    pub final_message: Option<String>,
+    /// Calls waiting for approval or client-supplied results.
+    #[schema(value_type = Vec<Object>)]
+    pub deferred_tool_calls: Vec<ToolCall>,
+    /// Tokens per model.
+    #[schema(value_type = Object)]
+    pub usage: UsageByModel,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<Session> for SessionView {
+    fn from(s: Session) -> Self {
+        Self {
+            id: s.id.into(),
+            conversation_id: s.conversation_id.into(),
+            parent_session_id: s.parent_session_id.map(Into::into),
+            status: s.status.as_str().to_owned(),
+            preset_id: s.preset_id.map(Into::into),
+            input: s.input,
+            final_message: s.final_message,
+            deferred_tool_calls: s.deferred_tool_calls,
+            usage: s.usage,
+            error: s.error,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            finished_at: s.finished_at,
+        }
+    }
+}
+
+/// `GET /api/sessions/{id}/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionStatusView {
+    /// The session.
+    pub id: Uuid,
+    /// Its status.
+    pub status: String,
+    /// Whether it runs in this server now.
+    pub running: bool,
+    /// The id of its last event (0 if none yet).
+    pub last_event_seq: u64,
+}
+
+/// One turn of a conversation: a session and its own messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Turn {
+    /// The session.
+    pub session: SessionView,
+    /// Its messages (input first).
+    #[schema(value_type = Vec<Object>)]
+    pub messages: Vec<Message>,
+}
+
+/// A page of turns, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TurnList {
+    /// Turns.
+    pub items: Vec<Turn>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /api/sessions/{id}/resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResumeRequest {
+    /// One decision per pending call: `{"decision": "approve", "call_id"}`,
+    /// `{"decision": "deny", "call_id", "reason"?}` or
+    /// `{"decision": "result", "call_id", "content", "is_error"?}`.
+    #[schema(value_type = Vec<Object>)]
+    pub decisions: Vec<ToolDecision>,
+    /// Stream the new run (default) or answer `202`.
+    #[serde(default = "default_true")]
+    pub stream: bool,
+}
+
+// ---- discovery ----
+
+/// `GET /api/toolsets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ToolsetList {
+    /// Tool set names presets can enable, sorted.
+    pub items: Vec<String>,
+}
+
+/// A provider profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ModelProfileView {
+    /// Profile name (a preset's `profile`).
+    pub name: String,
+    /// `openai`, `anthropic`, or `null` for a custom provider.
+    pub kind: Option<String>,
+    /// Models it advertises.
+    pub models: Vec<String>,
+}
+
+/// `GET /api/models`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ModelList {
+    /// Profiles by name.
+    pub items: Vec<ModelProfileView>,
 }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use netherbrain_core::SessionId;
+use netherbrain_core::runtime::RuntimeError;
 use netherbrain_core::store::StoreError;
 
 use crate::dto::{ErrorBody, ErrorDetail};
@@ -19,7 +20,7 @@ use crate::dto::{ErrorBody, ErrorDetail};
 /// | 403 | `forbidden` |
 /// | 404 | `not_found` |
 /// | 405 | `method_not_allowed` |
-/// | 409 | `conflict`, or `busy` with `active_session_id` |
+/// | 409 | `conflict`, `conversation_busy` with `active_session_id`, or `not_running` |
 /// | 413 | `payload_too_large` |
 /// | 415 | `unsupported_media_type` |
 /// | 422 | `invalid` |
@@ -101,12 +102,12 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
-    /// 409 `busy`: the conversation already runs `active`.
+    /// 409 `conversation_busy`: the conversation already runs `active`.
     #[must_use]
     pub fn busy(active: SessionId) -> Self {
         let mut e = Self::new(
             StatusCode::CONFLICT,
-            "busy",
+            "conversation_busy",
             format!("conversation is busy with session {active}"),
         );
         e.active_session_id = Some(active);
@@ -252,6 +253,28 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<RuntimeError> for ApiError {
+    /// The single mapping from runtime errors to HTTP: busy is `409`
+    /// `conversation_busy` naming the running session, draining `503`,
+    /// nothing to act on `409`, unusable input or preset `422`, store errors
+    /// as [`From<StoreError>`].
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::Busy { session_id } => Self::busy(session_id),
+            RuntimeError::Draining => Self::unavailable(e.to_string()),
+            RuntimeError::NotRunning(_) | RuntimeError::NoActiveSession(_) => {
+                Self::new(StatusCode::CONFLICT, "not_running", e.to_string())
+            }
+            RuntimeError::InvalidResume(_)
+            | RuntimeError::InvalidInput(_)
+            | RuntimeError::NoPreset
+            | RuntimeError::Catalog(_) => Self::invalid(e.to_string()),
+            RuntimeError::Store(store) => store.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
@@ -287,7 +310,7 @@ mod tests {
                     active: SessionId::new(),
                 },
                 409,
-                "busy",
+                "conversation_busy",
             ),
             (StoreError::Invalid("bad".into()), 422, "invalid"),
             (StoreError::Unavailable("down".into()), 503, "unavailable"),
@@ -306,6 +329,37 @@ mod tests {
         let id = SessionId::new();
         let api = ApiError::from(StoreError::Busy { active: id });
         assert_eq!(api.active_session_id(), Some(id));
+    }
+
+    #[test]
+    fn runtime_errors_map_to_statuses() {
+        let id = SessionId::new();
+        let cases = [
+            (
+                RuntimeError::Busy { session_id: id },
+                409,
+                "conversation_busy",
+            ),
+            (RuntimeError::Draining, 503, "unavailable"),
+            (RuntimeError::NotRunning(id), 409, "not_running"),
+            (RuntimeError::NoPreset, 422, "invalid"),
+            (RuntimeError::InvalidInput("empty".into()), 422, "invalid"),
+            (RuntimeError::InvalidResume("x".into()), 422, "invalid"),
+            (
+                RuntimeError::Store(StoreError::not_found("conversation", "x")),
+                404,
+                "not_found",
+            ),
+        ];
+        for (err, status, code) in cases {
+            let api = ApiError::from(err);
+            assert_eq!(api.status().as_u16(), status);
+            assert_eq!(api.code(), code);
+        }
+        assert_eq!(
+            ApiError::from(RuntimeError::Busy { session_id: id }).active_session_id(),
+            Some(id)
+        );
     }
 
     #[test]

@@ -23,8 +23,24 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Handlers only parse, call the store (later: the core runtime) and map
+//! Handlers only parse, call the store or the session runtime and map
 //! errors; the business rules live in `netherbrain-core`.
+//!
+//! ## Conversations, runs and streams
+//!
+//! - `POST /api/conversations/run` starts a run of a preset (in a
+//!   conversation, or a new one) and answers with its events as SSE, or
+//!   `202 {conversation_id, session_id}` with `stream: false`. A busy
+//!   conversation is `409 conversation_busy` naming `active_session_id`.
+//! - SSE events are `id: <seq>`, `event: <AG-UI type>`, `data: <event
+//!   JSON>`; `Last-Event-ID` (or `?after=`) resumes exactly after an id. The
+//!   stream reads the runtime's per-run log, never a lossy queue, and ends
+//!   after the run's terminal event; idle streams get a comment every 15 s.
+//! - `GET /api/ws` multiplexes conversations over one WebSocket (see the
+//!   `ws` module docs in the source, or the `conversations` tag of the
+//!   OpenAPI document).
+//! - The typed client's `Client::stream_session_events` (feature
+//!   `client`) reconnects with `Last-Event-ID` until the terminal event.
 //!
 //! ## Authentication
 //!
@@ -57,8 +73,12 @@ mod extract;
 pub mod metrics;
 mod openapi;
 mod routes;
+mod runs;
 mod server;
+mod sse;
 mod state;
+mod summarize;
+mod ws;
 
 pub use auth::{AdminUser, AuthUser};
 pub use bootstrap::{

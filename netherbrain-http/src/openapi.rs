@@ -4,7 +4,9 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::routes::{auth, health, keys, meta, presets, users, workspaces};
+use crate::routes::{
+    auth, conversations, discovery, health, keys, meta, presets, sessions, users, workspaces,
+};
 
 /// The API description. Regenerate the checked-in copy with
 /// `UPDATE_OPENAPI=1 cargo test -p netherbrain-http --test openapi`.
@@ -45,6 +47,26 @@ use crate::routes::{auth, health, keys, meta, presets, users, workspaces};
         workspaces::get_workspace,
         workspaces::update,
         workspaces::delete,
+        conversations::create,
+        conversations::run,
+        conversations::list,
+        conversations::search,
+        conversations::get_conversation,
+        conversations::update,
+        conversations::fork,
+        conversations::interrupt,
+        conversations::steer,
+        conversations::events,
+        conversations::turns,
+        conversations::summarize_conversation,
+        sessions::get_session,
+        sessions::status,
+        sessions::events,
+        sessions::interrupt,
+        sessions::steer,
+        sessions::resume,
+        discovery::toolsets,
+        discovery::models,
     ),
     components(schemas(crate::dto::ErrorBody, crate::dto::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -57,6 +79,12 @@ use crate::routes::{auth, health, keys, meta, presets, users, workspaces};
         (name = "keys", description = "API keys"),
         (name = "presets", description = "Agent configurations"),
         (name = "workspaces", description = "Workspaces and project directories"),
+        (name = "conversations", description = "Conversations, runs and their event streams (SSE). \
+            The WebSocket `GET /api/ws` (bearer header or `?token=`) multiplexes conversations: \
+            client frames `subscribe`, `chat`, `interrupt`, `steer`, `unsubscribe`; server frames \
+            `event`, `started`, `error`."),
+        (name = "sessions", description = "Single runs: status, events, interrupt, steer, resume after approval"),
+        (name = "discovery", description = "Tool sets and provider profiles presets can use"),
     )
 )]
 pub struct ApiDoc;

@@ -15,7 +15,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::require_auth;
-use crate::routes::{auth, health, keys, meta, presets, users, workspaces};
+use crate::routes::{
+    auth, conversations, discovery, health, keys, meta, presets, sessions, users, workspaces,
+};
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -54,7 +56,9 @@ pub fn router(state: AppState) -> Router {
     let public = Router::new()
         .merge(health::routes())
         .merge(auth::public_routes())
-        .merge(meta::routes());
+        .merge(meta::routes())
+        // Authenticates itself: bearer header or `?token=` (browsers).
+        .merge(crate::ws::routes());
     // New resource modules (conversations, sessions, streams) merge here.
     let protected = Router::new()
         .merge(auth::routes())
@@ -62,6 +66,9 @@ pub fn router(state: AppState) -> Router {
         .merge(keys::routes())
         .merge(presets::routes())
         .merge(workspaces::routes())
+        .merge(conversations::routes())
+        .merge(sessions::routes())
+        .merge(discovery::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
 
     let body_limit = state.config().body_limit;

@@ -35,6 +35,14 @@ fn every_route_is_documented() {
         "/api/presets/import",
         "/api/presets/{id}/export",
         "/api/workspaces/{id}/delete",
+        "/api/conversations/run",
+        "/api/conversations/{id}/fork",
+        "/api/conversations/{id}/events",
+        "/api/conversations/{id}/turns",
+        "/api/sessions/{id}/resume",
+        "/api/sessions/{id}/events",
+        "/api/toolsets",
+        "/api/models",
     ] {
         assert!(paths.contains_key(path), "{path} missing");
     }

@@ -3,9 +3,12 @@
 //! modules slot in the same way.
 
 pub(crate) mod auth;
+pub(crate) mod conversations;
+pub(crate) mod discovery;
 pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod meta;
 pub(crate) mod presets;
+pub(crate) mod sessions;
 pub(crate) mod users;
 pub(crate) mod workspaces;

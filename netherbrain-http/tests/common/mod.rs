@@ -2,10 +2,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod agents;
 pub mod flaky;
 
 use std::sync::Arc;
 
+use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::store::{MemoryStore, StateStore};
 use netherbrain_http::client::Client;
 use netherbrain_http::dto::{CreateUserRequest, Role, UserView};
@@ -49,17 +51,40 @@ pub async fn start_flaky() -> TestServer {
     start_store(flaky.clone(), Some(flaky), config()).await
 }
 
+/// A server whose presets run on `catalog`'s providers and tool sets.
+pub async fn start_catalog(catalog: AgentCatalog) -> TestServer {
+    start_full(
+        Arc::new(MemoryStore::new()),
+        None,
+        config(),
+        Arc::new(catalog),
+    )
+    .await
+}
+
 async fn start_store(
     store: Arc<dyn StateStore>,
     flaky: Option<Arc<flaky::FlakyStore>>,
     config: ServerConfig,
+) -> TestServer {
+    start_full(store, flaky, config, Arc::new(AgentCatalog::new())).await
+}
+
+async fn start_full(
+    store: Arc<dyn StateStore>,
+    flaky: Option<Arc<flaky::FlakyStore>>,
+    config: ServerConfig,
+    catalog: Arc<AgentCatalog>,
 ) -> TestServer {
     let token = config.auth_token.clone();
     let generated = bootstrap_admin(store.as_ref(), token.as_deref())
         .await
         .expect("bootstrap");
     let admin_token = generated.or(token).expect("an admin token");
-    let state = AppState::new(store.clone(), config);
+    let state = AppState::builder(store.clone())
+        .config(config)
+        .catalog(catalog)
+        .build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -111,6 +136,24 @@ impl TestServer {
             .expect("create user");
         let login = self.anon.login(username, &password).await.expect("login");
         (user, self.anon.with_token(login.token))
+    }
+
+    /// Like [`TestServer::user`], also returning the bearer token.
+    pub async fn user_token(&self, username: &str) -> (UserView, Client, String) {
+        let password = format!("{username}-password");
+        let user = self
+            .admin
+            .create_user(&CreateUserRequest {
+                username: username.to_owned(),
+                password: Some(password.clone()),
+                display_name: None,
+                role: Role::User,
+            })
+            .await
+            .expect("create user");
+        let login = self.anon.login(username, &password).await.expect("login");
+        let client = self.anon.with_token(login.token.clone());
+        (user, client, login.token)
     }
 
     pub async fn stop(mut self) {
