@@ -1,14 +1,20 @@
-//! `netherbrain chat`: a terminal chat, in-process or (later) remote.
+//! `netherbrain chat`: a terminal chat, in-process against the local
+//! database or remote through the typed HTTP client.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt as _;
+use futures::stream::BoxStream;
 use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::runtime::{PresetRun, Runtime, RuntimeError};
 use netherbrain_core::store::{ConversationPatch, NewConversation, Preset, StateStore};
-use netherbrain_core::{AgentEvent, ConversationId, Message, PresetId, SessionStatus};
+use netherbrain_core::{
+    AgentEvent, ConversationId, EventEnvelope, Message, PresetId, SessionStatus,
+};
+use netherbrain_http::client::Client;
+use netherbrain_http::dto::{RunConversationRequest, RunInput};
 use tokio::sync::mpsc;
 
 use crate::cli::ChatArgs;
@@ -19,11 +25,34 @@ use crate::local::{admin_user, bootstrap_quietly, build_catalog, open_store};
 const EXIT_INTERRUPTED: u8 = 130;
 
 pub(crate) async fn run(settings: &Settings, args: ChatArgs) -> Result<ExitCode> {
-    if let Some(url) = &args.url {
-        bail!(
-            "remote chat (--url {url}) is not supported yet: this build has no client for the server's conversation run API; run `netherbrain chat` on the server's machine instead"
-        );
+    let chat = match &args.url {
+        Some(url) => remote(url, &args).await?,
+        None => local(settings, &args).await?,
+    };
+    match args.message {
+        Some(message) => {
+            let mut chat = chat;
+            let outcome = chat.turn(message).await?;
+            Ok(match outcome {
+                SessionStatus::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+                _ => ExitCode::SUCCESS,
+            })
+        }
+        None => {
+            match chat.conversation {
+                Some(id) => eprintln!("conversation {id}"),
+                None => eprintln!("new conversation"),
+            }
+            eprintln!("Ctrl-C interrupts an answer; Ctrl-C or Ctrl-D at the prompt exits");
+            chat.repl().await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// In-process: a runtime and catalog over the configured database, as the
+/// admin user.
+async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     let store = open_store(settings).await?;
     bootstrap_quietly(store.as_ref(), settings).await?;
     let user = admin_user(store.as_ref()).await?;
@@ -60,7 +89,7 @@ pub(crate) async fn run(settings: &Settings, args: ChatArgs) -> Result<ExitCode>
         None => {
             let preset = match requested {
                 Some(p) => p,
-                None => only_preset(store.as_ref()).await?,
+                None => only_preset(store.list_presets().await?)?,
             };
             let mut new = NewConversation::new(user.id);
             new.default_preset = Some(preset.id);
@@ -71,28 +100,60 @@ pub(crate) async fn run(settings: &Settings, args: ChatArgs) -> Result<ExitCode>
             store.create_conversation(new).await?.id
         }
     };
-    let chat = Chat {
-        runtime,
-        catalog,
-        conversation,
-        preset_id,
+    Ok(Chat {
+        backend: Backend::Local {
+            runtime,
+            catalog,
+            preset_id,
+        },
+        conversation: Some(conversation),
+    })
+}
+
+/// Remote: the server's conversation API through the typed client.
+async fn remote(url: &str, args: &ChatArgs) -> Result<Chat> {
+    let token = args
+        .token
+        .clone()
+        .ok_or_else(|| anyhow!("--url needs --token (or NETHER_TOKEN)"))?;
+    let client = Client::new(url, Some(token)).map_err(|e| anyhow!("{url}: {e}"))?;
+    let conversation = args
+        .conversation
+        .as_deref()
+        .map(|id| {
+            id.parse::<ConversationId>()
+                .map_err(|_| anyhow!("`{id}` is not a conversation id"))
+        })
+        .transpose()?;
+    let presets = client
+        .list_presets()
+        .await
+        .map_err(|e| anyhow!("{url}: {e}"))?;
+    let preset_id = match &args.preset {
+        Some(name) => Some(
+            presets
+                .iter()
+                .find(|p| &p.name == name)
+                .map(|p| p.id)
+                .ok_or_else(|| anyhow!("the server has no preset named `{name}`"))?,
+        ),
+        None if conversation.is_none() => {
+            let only = match presets.len() {
+                0 => bail!("the server has no presets"),
+                1 => presets[0].id,
+                _ => {
+                    let names: Vec<_> = presets.iter().map(|p| p.name.as_str()).collect();
+                    bail!("choose a preset with --preset NAME ({})", names.join(", "))
+                }
+            };
+            Some(only)
+        }
+        None => None,
     };
-    match args.message {
-        Some(message) => {
-            let outcome = chat.turn(message).await?;
-            Ok(match outcome {
-                SessionStatus::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
-                _ => ExitCode::SUCCESS,
-            })
-        }
-        None => {
-            eprintln!(
-                "conversation {conversation}: Ctrl-C interrupts an answer; Ctrl-C or Ctrl-D at the prompt exits"
-            );
-            chat.repl().await?;
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+    Ok(Chat {
+        backend: Backend::Remote { client, preset_id },
+        conversation,
+    })
 }
 
 async fn preset_by_name(store: &dyn StateStore, name: &str) -> Result<Preset> {
@@ -105,8 +166,7 @@ async fn preset_by_name(store: &dyn StateStore, name: &str) -> Result<Preset> {
     })
 }
 
-async fn only_preset(store: &dyn StateStore) -> Result<Preset> {
-    let mut presets = store.list_presets().await?;
+fn only_preset(mut presets: Vec<Preset>) -> Result<Preset> {
     match presets.len() {
         0 => bail!("there are no presets: import one with `netherbrain presets import FILE`"),
         1 => Ok(presets.remove(0)),
@@ -117,33 +177,102 @@ async fn only_preset(store: &dyn StateStore) -> Result<Preset> {
     }
 }
 
+enum Backend {
+    Local {
+        runtime: Runtime,
+        catalog: AgentCatalog,
+        preset_id: Option<PresetId>,
+    },
+    Remote {
+        client: Client,
+        preset_id: Option<uuid::Uuid>,
+    },
+}
+
+/// What to interrupt when Ctrl-C arrives.
+enum Running {
+    Session(netherbrain_core::SessionId),
+    Remote,
+}
+
 struct Chat {
-    runtime: Runtime,
-    catalog: AgentCatalog,
-    conversation: ConversationId,
-    preset_id: Option<PresetId>,
+    backend: Backend,
+    /// `None` until the server names the conversation a remote run created.
+    conversation: Option<ConversationId>,
 }
 
 impl Chat {
+    /// Starts a run and returns its event stream.
+    async fn start(
+        &self,
+        text: String,
+    ) -> Result<(BoxStream<'static, Result<EventEnvelope>>, Running)> {
+        match &self.backend {
+            Backend::Local {
+                runtime,
+                catalog,
+                preset_id,
+            } => {
+                let conversation = self
+                    .conversation
+                    .ok_or_else(|| anyhow!("no conversation"))?;
+                let run =
+                    PresetRun::new(conversation, vec![Message::user(text)]).with_preset(*preset_id);
+                let handle = runtime
+                    .start_preset(catalog, run)
+                    .await
+                    .map_err(|e| match e {
+                        RuntimeError::Busy { session_id } => anyhow!(
+                            "the conversation is busy with session {session_id}; wait for it or interrupt it"
+                        ),
+                        other => anyhow!("{other}"),
+                    })?;
+                let events = runtime
+                    .subscribe(handle.session_id, 0)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+                Ok((events.map(Ok).boxed(), Running::Session(handle.session_id)))
+            }
+            Backend::Remote { client, preset_id } => {
+                let req = RunConversationRequest {
+                    conversation_id: self.conversation.map(Into::into),
+                    // The conversation keeps its preset after the first run.
+                    preset_id: if self.conversation.is_some() {
+                        None
+                    } else {
+                        *preset_id
+                    },
+                    input: RunInput::Text(text),
+                    stream: true,
+                };
+                let events = client
+                    .run_stream(&req)
+                    .map(|e| e.map_err(|e| anyhow!("{e}")))
+                    .boxed();
+                Ok((events, Running::Remote))
+            }
+        }
+    }
+
+    async fn interrupt(&self, running: &Running) {
+        match (running, &self.backend) {
+            (Running::Session(id), Backend::Local { runtime, .. }) => {
+                let _ = runtime.interrupt(*id);
+            }
+            (Running::Remote, Backend::Remote { client, .. }) => {
+                if let Some(id) = self.conversation
+                    && let Err(e) = client.interrupt_conversation(id.into()).await
+                {
+                    eprintln!("\n[cannot interrupt: {e}]");
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Runs one message and streams the answer; Ctrl-C interrupts the run.
-    async fn turn(&self, text: String) -> Result<SessionStatus> {
-        let run = PresetRun::new(self.conversation, vec![Message::user(text)])
-            .with_preset(self.preset_id);
-        let handle = self
-            .runtime
-            .start_preset(&self.catalog, run)
-            .await
-            .map_err(|e| match e {
-                RuntimeError::Busy { session_id } => anyhow!(
-                    "the conversation is busy with session {session_id}; wait for it or interrupt it"
-                ),
-                other => anyhow!("{other}"),
-            })?;
-        let mut events = self
-            .runtime
-            .subscribe(handle.session_id, 0)
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
+    async fn turn(&mut self, text: String) -> Result<SessionStatus> {
+        let (mut events, running) = self.start(text).await?;
         let mut stdout = std::io::stdout();
         let mut status = SessionStatus::Committed;
         let mut error = None;
@@ -155,7 +284,10 @@ impl Chat {
             tokio::select! {
                 event = events.next() => {
                     let Some(envelope) = event else { break };
-                    match envelope.event {
+                    match envelope?.event {
+                        AgentEvent::RunStarted { thread_id, .. } => {
+                            self.conversation = Some(thread_id);
+                        }
                         AgentEvent::TextMessageContent { delta, .. } => {
                             let _ = write!(stdout, "{delta}");
                             let _ = stdout.flush();
@@ -174,7 +306,7 @@ impl Chat {
                 }
                 _ = &mut ctrl_c, if !interrupted => {
                     interrupted = true;
-                    let _ = self.runtime.interrupt(handle.session_id);
+                    self.interrupt(&running).await;
                 }
             }
         }
@@ -196,7 +328,7 @@ impl Chat {
     }
 
     /// Reads lines until Ctrl-C or Ctrl-D at the prompt.
-    async fn repl(self) -> Result<()> {
+    async fn repl(mut self) -> Result<()> {
         let mut lines = stdin_lines();
         loop {
             eprint!("> ");

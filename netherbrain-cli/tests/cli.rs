@@ -432,8 +432,38 @@ async fn chat_one_shot_in_process() {
         "-m",
         "x",
     ]));
+    // An unreachable server is a one-line error.
     one_line_error(&o);
-    assert!(stderr(&o).contains("not supported yet"));
+
+    // Remote: the same question through a running server. The database
+    // already has its admin (the commands above bootstrapped it), so use an
+    // operator token.
+    let token = "operator-token-for-remote-chat";
+    let mut agent = Agent::spawn_with(
+        home.path(),
+        &data,
+        &["--auth-token", token],
+        &[
+            ("OPENAI_BASE_URL", base_url.as_str()),
+            ("OPENAI_API_KEY", "sk-test"),
+        ],
+    );
+    agent.wait_ready().await;
+    let o = ok(run(nb()
+        .args([
+            "chat",
+            "--preset",
+            "helper",
+            "-m",
+            "Say hello remotely",
+            "--url",
+        ])
+        .arg(agent.url(""))
+        .args(["--token", token])));
+    assert_eq!(stdout(&o).trim(), "Hello from the mock.", "{}", stderr(&o));
+    assert!(agent.terminate().success());
+    let requests = provider.received_requests().await.unwrap();
+    assert!(String::from_utf8_lossy(&requests.last().unwrap().body).contains("Say hello remotely"));
 }
 
 /// The README run command: `netherbrain agent` on a fresh data directory.
@@ -445,8 +475,16 @@ struct Agent {
 
 impl Agent {
     fn spawn(home: &Path, data: &Path, extra: &[&str]) -> Self {
+        Self::spawn_with(home, data, extra, &[])
+    }
+
+    fn spawn_with(home: &Path, data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let mut child = cmd(home)
+        let mut c = cmd(home);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c
             .arg("agent")
             .arg("--port")
             .arg(port.to_string())
@@ -470,6 +508,21 @@ impl Agent {
             child,
             port,
             stdout: rx,
+        }
+    }
+
+    /// Waits for `/api/health`.
+    async fn wait_ready(&mut self) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = http.get(self.url("/api/health")).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no healthy server within 20 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
