@@ -728,3 +728,93 @@ async fn chat_repl_reads_lines_until_eof() {
         "{second}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_a_run_in_flight() {
+    // The provider answers after a minute: the run is still going when
+    // SIGTERM arrives, so the drain must interrupt it after the timeout.
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(sse_text(&["too late"]), "text/event-stream")
+                .set_delay(Duration::from_secs(60)),
+        )
+        .mount(&provider)
+        .await;
+    let home = TempDir::new().unwrap();
+    let data = home.path().join("d");
+    let file = home.path().join("slow.toml");
+    std::fs::write(
+        &file,
+        "name = \"slow\"\n[config]\nprofile = \"openai\"\nmodel = \"m\"\n",
+    )
+    .unwrap();
+    let base_url = format!("{}/v1", provider.uri());
+    let env = [("OPENAI_BASE_URL", base_url.as_str())];
+    ok(run(cmd(home.path())
+        .arg("--data-dir")
+        .arg(&data)
+        .envs(env)
+        .args(["presets", "import"])
+        .arg(&file)));
+    let token = "operator-token-for-the-drain-test";
+    let mut agent = Agent::spawn_with(
+        home.path(),
+        &data,
+        &["--auth-token", token, "--graceful-shutdown-timeout", "1"],
+        &env,
+    );
+    agent.wait_ready().await;
+    let http = reqwest::Client::new();
+    let presets: serde_json::Value = http
+        .get(agent.url("/api/presets/list"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let preset_id = presets["items"][0]["id"].as_str().unwrap().to_owned();
+    let started: serde_json::Value = http
+        .post(agent.url("/api/conversations/run"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"preset_id": preset_id, "input": "hi", "stream": false}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session_id: uuid::Uuid = started["session_id"].as_str().unwrap().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while provider.received_requests().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the provider was never called");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let stopping = Instant::now();
+    let status = agent.terminate();
+    let took = stopping.elapsed();
+    assert!(status.success(), "exit {status}: {}", agent.stderr());
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "did not wait for the run: {took:?}"
+    );
+
+    let store = netherbrain_store::connect(&format!(
+        "sqlite://{}",
+        data.join("netherbrain.db").display()
+    ))
+    .await
+    .unwrap();
+    let session = store.get_session(session_id.into()).await.unwrap();
+    assert_eq!(session.status, netherbrain_core::SessionStatus::Interrupted);
+    let log = agent.stderr();
+    assert!(log.contains("interrupted=1"), "{log}");
+}
