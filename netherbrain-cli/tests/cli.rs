@@ -658,11 +658,10 @@ async fn readme_run_command_starts_a_working_server() {
 }
 
 #[test]
-fn agent_refuses_a_public_bind_without_auth() {
+fn agent_reports_an_unusable_address_in_one_line() {
     let home = TempDir::new().unwrap();
     let data = home.path().join("d");
-    // A fresh database gets an admin on start, which counts as auth; an
-    // unusable address is a one-line error.
+    // An address this machine does not have: one `error:` line, exit 1.
     let o = run(cmd(home.path()).arg("--data-dir").arg(&data).args([
         "agent",
         "--bind",
