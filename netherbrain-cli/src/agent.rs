@@ -1,0 +1,292 @@
+//! `netherbrain agent`: the server.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use netherbrain_core::runtime::Runtime;
+use netherbrain_http::{AppState, Metrics, ServerConfig, bootstrap_admin};
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::local::{LocalApi, admin_token_notice, build_catalog, open_store};
+
+/// Extra time open connections (event streams) get after runs are drained,
+/// so clients receive the final events.
+const STREAM_GRACE: Duration = Duration::from_secs(5);
+
+pub(crate) async fn run(settings: Settings) -> Result<()> {
+    let started = Instant::now();
+    let (tx, rx) = watch::channel(false);
+    let signals = tokio::spawn(wait_for_signals(tx));
+    let result = async {
+        let server = Server::start(&settings, started).await?;
+        server.run(rx).await
+    }
+    .await;
+    signals.abort();
+    result
+}
+
+/// Resolves on the first SIGTERM / SIGINT; a second one exits at once.
+async fn wait_for_signals(tx: watch::Sender<bool>) {
+    if shutdown_signal().await.is_err() {
+        return;
+    }
+    tracing::info!("shutdown signal received; draining runs (a second signal exits at once)");
+    tx.send_replace(true);
+    if shutdown_signal().await.is_ok() {
+        tracing::warn!("second shutdown signal: exiting without waiting");
+        std::process::exit(130);
+    }
+}
+
+#[cfg(unix)]
+async fn shutdown_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}
+
+/// A started server: store open, admin bootstrapped, socket bound.
+#[derive(Debug)]
+pub(crate) struct Server {
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    grace: Duration,
+}
+
+impl Server {
+    /// Opens the store, recovers, bootstraps the admin, imports configured
+    /// presets, builds the catalog and binds.
+    pub(crate) async fn start(settings: &Settings, started: Instant) -> Result<Self> {
+        let store = open_store(settings).await?;
+        let runtime = Runtime::new(store.clone());
+        let recovered = runtime
+            .recover()
+            .await
+            .map_err(|e| anyhow!("recovering interrupted sessions: {e}"))?;
+        if !recovered.is_empty() {
+            tracing::warn!(
+                count = recovered.len(),
+                "marked sessions left running by a previous process as interrupted"
+            );
+        }
+        if let Some(token) = bootstrap_admin(store.as_ref(), settings.auth_token.as_deref()).await?
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{}", admin_token_notice(&token));
+            let _ = out.flush();
+        }
+        if !settings.presets.is_empty() {
+            crate::presets::check_profiles(&settings.presets, settings)?;
+            let imported = crate::presets::import(&LocalApi::new(store.clone()), &settings.presets)
+                .await
+                .context("importing the presets of the config file")?;
+            tracing::info!(
+                count = imported.items.len(),
+                "imported presets from the config file"
+            );
+        }
+        let catalog = Arc::new(build_catalog(&settings.providers));
+        if catalog.profiles().is_empty() {
+            tracing::warn!(
+                "no provider profiles are usable: runs will fail until one is configured (see docs/configuration.md)"
+            );
+        }
+        let metrics = Metrics::install_global().unwrap_or_else(|e| {
+            tracing::warn!("metrics: {e}; using a private recorder");
+            Metrics::new()
+        });
+        let config = ServerConfig::default()
+            .with_bind(settings.bind())
+            .with_auth_token(settings.auth_token.clone())
+            .with_body_limit(settings.body_limit)
+            .with_shutdown_timeout(settings.graceful_shutdown_timeout + STREAM_GRACE);
+        let state = AppState::builder(store)
+            .config(config)
+            .runtime(runtime.clone())
+            .catalog(catalog)
+            .metrics(metrics)
+            .build();
+        let listener = netherbrain_http::bind(&state)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.bind()))?;
+        let addr = listener.local_addr()?;
+        tracing::info!("listening on http://{addr}");
+        tracing::info!(
+            startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "netherbrain is ready"
+        );
+        Ok(Self {
+            state,
+            listener,
+            grace: settings.graceful_shutdown_timeout,
+        })
+    }
+
+    /// The state (store, runtime, catalog).
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The bound address.
+    #[cfg(test)]
+    pub(crate) fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` turns true, then drains runs: they get the
+    /// graceful timeout to finish, then are interrupted (and committed).
+    pub(crate) async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let Self {
+            state,
+            listener,
+            grace,
+        } = self;
+        let runtime = state.runtime().clone();
+        let mut drain_rx = shutdown.clone();
+        let drain = tokio::spawn(async move {
+            while !*drain_rx.borrow_and_update() {
+                if drain_rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+            // New runs are refused from here on; running ones get `grace`.
+            Some(runtime.drain(grace).await)
+        });
+        let server = netherbrain_http::serve(listener, state, async move {
+            while !*shutdown.borrow_and_update() {
+                if shutdown.changed().await.is_err() {
+                    // The sender is gone: never shut down from here.
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .await;
+        if let Err(e) = server {
+            drain.abort();
+            return Err(e.into());
+        }
+        // The server stops once runs have ended and streams have closed, or
+        // after the shutdown timeout; the drain is bounded by `grace` plus
+        // the time interrupted runs need to commit.
+        if let Ok(Some(report)) = drain.await {
+            tracing::info!(
+                finished = report.finished,
+                interrupted = report.interrupted.len(),
+                "runs drained"
+            );
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use netherbrain_core::runtime::{PresetRun, RuntimeError};
+    use netherbrain_core::store::NewConversation;
+    use netherbrain_core::{Message, SessionStatus};
+    use tokio::sync::watch;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::Server;
+    use crate::config::{Env, Overrides, load, parse_presets};
+    use crate::local::admin_user;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_drains_a_run_in_flight() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let provider = MockServer::start().await;
+        let body = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"late\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n";
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw(body, "text/event-stream")
+                    .set_delay(Duration::from_secs(60)),
+            )
+            .mount(&provider)
+            .await;
+        let base_url = format!("{}/v1", provider.uri());
+        let env = Env::from_pairs(&[("OPENAI_BASE_URL", base_url.as_str())]);
+        let overrides = Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            port: Some(0),
+            graceful_shutdown_timeout: Some(1),
+            ..Overrides::default()
+        };
+        let mut settings = load(&overrides, &env)?;
+        settings.presets =
+            parse_presets("name = \"slow\"\n[config]\nprofile = \"openai\"\nmodel = \"m\"\n")?;
+
+        let server = Server::start(&settings, Instant::now()).await?;
+        assert_ne!(server.local_addr()?.port(), 0);
+        let state = server.state().clone();
+        let store = state.store().clone();
+        let admin = admin_user(store.as_ref()).await?;
+        let preset = store.get_preset_by_name("slow").await?;
+        let mut new = NewConversation::new(admin.id);
+        new.default_preset = Some(preset.id);
+        let conversation = store.create_conversation(new).await?;
+
+        let (tx, rx) = watch::channel(false);
+        let serving = tokio::spawn(server.run(rx));
+        let run = state
+            .runtime()
+            .start_preset(
+                state.catalog(),
+                PresetRun::new(conversation.id, vec![Message::user("hi")]),
+            )
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while provider
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+        {
+            assert!(Instant::now() < deadline, "the provider was never called");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let stopping = Instant::now();
+        tx.send_replace(true);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let refused = state
+            .runtime()
+            .start_preset(
+                state.catalog(),
+                PresetRun::new(conversation.id, vec![Message::user("again")]),
+            )
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(RuntimeError::Draining | RuntimeError::Busy { .. })
+            ),
+            "{refused:?}"
+        );
+        tokio::time::timeout(Duration::from_secs(15), serving).await???;
+        assert!(stopping.elapsed() < Duration::from_secs(10));
+        let session = store.get_session(run.session_id).await?;
+        assert_eq!(session.status, SessionStatus::Interrupted);
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! `netherbrain keys create | list | revoke` against the local database.
+
+use anyhow::{Result, anyhow};
+use axum::http::Method;
+use chrono::Utc;
+use netherbrain_http::dto::CreatedApiKey;
+
+use crate::cli::KeysCommand;
+use crate::config::Settings;
+use crate::local::{LocalApi, bootstrap_quietly, open_store, resolve_user};
+
+pub(crate) async fn run(settings: &Settings, command: KeysCommand) -> Result<()> {
+    let store = open_store(settings).await?;
+    bootstrap_quietly(store.as_ref(), settings).await?;
+    match command {
+        KeysCommand::Create {
+            name,
+            user,
+            expires_in,
+        } => {
+            let user = resolve_user(store.as_ref(), user.as_deref()).await?;
+            let expires_at = expires_in.map(|d| Utc::now() + d);
+            let body = serde_json::json!({
+                "name": name,
+                "user_id": uuid::Uuid::from(user.id),
+                "expires_at": expires_at,
+            });
+            // Key generation and hashing live in the HTTP crate: go through it.
+            let created: CreatedApiKey = LocalApi::new(store)
+                .call(
+                    Method::POST,
+                    "/api/keys/create",
+                    Some(("application/json", serde_json::to_vec(&body)?)),
+                )
+                .await?;
+            let expiry = created.key.expires_at.map_or_else(
+                || "never expires".to_owned(),
+                |at| format!("expires {}", at.format("%Y-%m-%d %H:%M UTC")),
+            );
+            eprintln!(
+                "created key `{}` ({}) for {}; {expiry}. The token below is shown only once:",
+                created.key.name, created.key.id, user.username
+            );
+            println!("{}", created.secret);
+        }
+        KeysCommand::List { user } => {
+            let user = resolve_user(store.as_ref(), user.as_deref()).await?;
+            let keys = store.list_api_keys(user.id).await?;
+            if keys.is_empty() {
+                eprintln!("{} has no API keys", user.username);
+                return Ok(());
+            }
+            let now = Utc::now();
+            println!(
+                "{:<36} {:<20} {:<14} {:<17} {:<17} STATUS",
+                "ID", "NAME", "PREFIX", "CREATED", "EXPIRES"
+            );
+            for k in keys {
+                let status = if k.revoked_at.is_some() {
+                    "revoked"
+                } else if k.expires_at.is_some_and(|at| at <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<36} {:<20} {:<14} {:<17} {:<17} {status}",
+                    k.id.to_string(),
+                    k.name,
+                    k.prefix,
+                    k.created_at.format("%Y-%m-%d %H:%M"),
+                    k.expires_at.map_or_else(
+                        || "never".to_owned(),
+                        |at| at.format("%Y-%m-%d %H:%M").to_string()
+                    ),
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let key = store.revoke_api_key(id.into()).await.map_err(|e| {
+                if e.is_not_found() {
+                    anyhow!("no API key with id {id}")
+                } else if matches!(e, netherbrain_core::store::StoreError::Conflict(_)) {
+                    anyhow!("API key {id} is already revoked")
+                } else {
+                    e.into()
+                }
+            })?;
+            println!("revoked key `{}` ({})", key.name, key.id);
+        }
+    }
+    Ok(())
+}
