@@ -964,12 +964,10 @@ impl StateStore for SqliteStore {
         let limit = query.limit as usize;
         let needle = query.metadata.clone().map(serde_json::Value::Object);
         // Without a metadata filter one query of limit + 1 rows answers;
-        // with one, scan in batches and filter (JSON containment) here.
-        let batch = if needle.is_some() {
-            (query.limit + 1).max(256)
-        } else {
-            query.limit + 1
-        };
+        // with one, scan in batches and filter (JSON containment) here. The
+        // first batch is limit + 1 rows, enough when the filter was pushed
+        // into SQL exactly (the common case); later batches grow.
+        let mut batch = query.limit + 1;
         let mut items = Vec::with_capacity(limit + 1);
         loop {
             let (matched, last, scanned) = self
@@ -985,6 +983,7 @@ impl StateStore for SqliteStore {
             if items.len() > limit || scanned < batch as usize {
                 break;
             }
+            batch = batch.max(256);
         }
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
