@@ -758,25 +758,59 @@ impl StateStore for PostgresStore {
             .map(ConversationCursor::decode)
             .transpose()?;
         let metadata = query.metadata.as_ref().map(to_json).transpose()?;
-        let rows = sqlx::query(&format!(
-            "SELECT {CONVERSATION_COLS} FROM conversations \
-             WHERE ($1::uuid IS NULL OR owner_id = $1) \
-               AND ($2::text IS NULL OR status = $2) \
-               AND ($3::uuid IS NULL OR workspace_id = $3) \
-               AND ($4::jsonb IS NULL OR metadata @> $4::jsonb) \
-               AND ($5::timestamptz IS NULL OR last_activity_at < $5 OR (last_activity_at = $5 AND id < $6)) \
-             ORDER BY last_activity_at DESC, id DESC LIMIT $7"
-        ))
-        .bind(query.owner.map(uuid_of))
-        .bind(query.status.map(|s| s.as_str()))
-        .bind(query.workspace_id.map(uuid_of))
-        .bind(metadata)
-        .bind(after.map(|c| c.last_activity_at))
-        .bind(after.map(|c| uuid_of(c.id)))
-        .bind(i64::from(query.limit) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        // Only the filters in use are in the SQL: with `$n IS NULL OR …`
+        // terms Postgres's generic plan (used for a prepared statement
+        // after five runs) cannot use the indexes and scans and sorts the
+        // whole table.
+        let mut sql = format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE TRUE");
+        let mut n = 0;
+        let mut param = || {
+            n += 1;
+            format!("${n}")
+        };
+        if query.owner.is_some() {
+            sql.push_str(&format!(" AND owner_id = {}", param()));
+        }
+        if query.status.is_some() {
+            sql.push_str(&format!(" AND status = {}", param()));
+        }
+        if query.workspace_id.is_some() {
+            sql.push_str(&format!(" AND workspace_id = {}", param()));
+        }
+        if metadata.is_some() {
+            sql.push_str(&format!(" AND metadata @> {}::jsonb", param()));
+        }
+        if after.is_some() {
+            let (at, id) = (param(), param());
+            sql.push_str(&format!(
+                " AND (last_activity_at < {at} OR (last_activity_at = {at} AND id < {id}))"
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY last_activity_at DESC, id DESC LIMIT {}",
+            param()
+        ));
+        let mut q = sqlx::query(&sql);
+        if let Some(owner) = query.owner {
+            q = q.bind(uuid_of(owner));
+        }
+        if let Some(status) = query.status {
+            q = q.bind(status.as_str());
+        }
+        if let Some(ws) = query.workspace_id {
+            q = q.bind(uuid_of(ws));
+        }
+        if let Some(m) = metadata {
+            q = q.bind(m);
+        }
+        if let Some(c) = after {
+            q = q.bind(c.last_activity_at).bind(uuid_of(c.id));
+        }
+        let rows = q
+            .bind(i64::from(query.limit) + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
         let mut items = rows
             .iter()
             .map(rows::conversation)

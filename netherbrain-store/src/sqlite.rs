@@ -90,6 +90,19 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
+/// `head` followed by `rows` copies of `row`, comma-separated.
+fn multi_insert(head: &str, row: &str, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (row.len() + 2));
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql
+}
+
 /// Applies the store's settings: WAL, `synchronous = NORMAL`, foreign
 /// keys, busy timeout, create if missing.
 fn tune(options: SqliteConnectOptions, in_memory: bool) -> SqliteConnectOptions {
@@ -951,12 +964,10 @@ impl StateStore for SqliteStore {
         let limit = query.limit as usize;
         let needle = query.metadata.clone().map(serde_json::Value::Object);
         // Without a metadata filter one query of limit + 1 rows answers;
-        // with one, scan in batches and filter (JSON containment) here.
-        let batch = if needle.is_some() {
-            (query.limit + 1).max(256)
-        } else {
-            query.limit + 1
-        };
+        // with one, scan in batches and filter (JSON containment) here. The
+        // first batch is limit + 1 rows, enough when the filter was pushed
+        // into SQL exactly (the common case); later batches grow.
+        let mut batch = query.limit + 1;
         let mut items = Vec::with_capacity(limit + 1);
         loop {
             let (matched, last, scanned) = self
@@ -972,6 +983,7 @@ impl StateStore for SqliteStore {
             if items.len() > limit || scanned < batch as usize {
                 break;
             }
+            batch = batch.max(256);
         }
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
@@ -1311,12 +1323,18 @@ impl StateStore for SqliteStore {
             events.push((seq_to_i64(e.seq)?, micros(e.at), to_json(e)?));
         }
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT status, conversation_id FROM sessions WHERE id = ?")
-            .bind(uuid_of(session_id))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("session", session_id))?;
+        // One round trip for the session's status and both sequence heads.
+        let row = sqlx::query(
+            "SELECT s.status, s.conversation_id, \
+               (SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = s.id) AS last_event, \
+               (SELECT COALESCE(MAX(seq) + 1, 0) FROM session_messages WHERE session_id = s.id) AS next_message \
+             FROM sessions s WHERE s.id = ?",
+        )
+        .bind(uuid_of(session_id))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("session", session_id))?;
         let status = status_of(&row.try_get::<String, _>("status").map_err(db_err)?)?;
         let conversation: Uuid = row.try_get("conversation_id").map_err(db_err)?;
         if status != SessionStatus::Running {
@@ -1325,48 +1343,46 @@ impl StateStore for SqliteStore {
             )));
         }
         if !append.events.is_empty() {
-            let last: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = ?",
-            )
-            .bind(uuid_of(session_id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
+            let last: i64 = row.try_get("last_event").map_err(db_err)?;
             checks::event_order(last, &append)?;
         }
-        if !messages.is_empty() {
-            let next: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(seq) + 1, 0) FROM session_messages WHERE session_id = ?",
-            )
-            .bind(uuid_of(session_id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
-            for (i, (message, text)) in messages.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO session_messages (session_id, conversation_id, seq, message, text) VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(uuid_of(session_id))
-                .bind(conversation)
-                .bind(next + i64::try_from(i).unwrap_or(i64::MAX))
-                .bind(message)
-                .bind(text)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_err)?;
+        // Multi-row INSERTs, a bounded number of rows per statement (SQLite
+        // limits bound parameters; the statement cache keeps one per size).
+        const ROWS: usize = 64;
+        let next: i64 = row.try_get("next_message").map_err(db_err)?;
+        for (chunk_no, chunk) in messages.chunks(ROWS).enumerate() {
+            let sql = multi_insert(
+                "INSERT INTO session_messages (session_id, conversation_id, seq, message, text) VALUES ",
+                "(?, ?, ?, ?, ?)",
+                chunk.len(),
+            );
+            let mut query = sqlx::query(&sql);
+            for (i, (message, text)) in chunk.iter().enumerate() {
+                let index = i64::try_from(chunk_no * ROWS + i).unwrap_or(i64::MAX);
+                query = query
+                    .bind(uuid_of(session_id))
+                    .bind(conversation)
+                    .bind(next + index)
+                    .bind(message)
+                    .bind(text);
             }
+            query.execute(&mut **tx).await.map_err(db_err)?;
         }
-        for (seq, at, event) in &events {
-            sqlx::query(
-                "INSERT INTO session_events (session_id, seq, at, event) VALUES (?, ?, ?, ?)",
-            )
-            .bind(uuid_of(session_id))
-            .bind(seq)
-            .bind(at)
-            .bind(event)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        for chunk in events.chunks(ROWS) {
+            let sql = multi_insert(
+                "INSERT INTO session_events (session_id, seq, at, event) VALUES ",
+                "(?, ?, ?, ?)",
+                chunk.len(),
+            );
+            let mut query = sqlx::query(&sql);
+            for (seq, at, event) in chunk {
+                query = query
+                    .bind(uuid_of(session_id))
+                    .bind(seq)
+                    .bind(at)
+                    .bind(event);
+            }
+            query.execute(&mut **tx).await.map_err(db_err)?;
         }
         tx.commit().await
     }
