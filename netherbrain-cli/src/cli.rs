@@ -170,7 +170,7 @@ pub(crate) struct ChatArgs {
 /// `netherbrain presets …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum PresetsCommand {
-    /// Import presets from a TOML file (one preset, or [[presets]]);
+    /// Import presets from a TOML file (one preset, or a `[[presets]]` array);
     /// existing presets with the same name are updated.
     Import {
         /// The TOML file.
