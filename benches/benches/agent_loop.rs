@@ -128,11 +128,9 @@ fn runtime_rounds(c: &mut Criterion) {
     use netherbrain_core::runtime::{Runtime, StartRun};
     use netherbrain_core::store::{MemoryStore, NewConversation, NewUser, StateStore, UserRole};
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // One thread: the figure is the CPU cost of the runtime path, not the
+    // latency of waking tasks on other worker threads.
+    let rt = runtime();
     let store = Arc::new(MemoryStore::new());
     let user = rt
         .block_on(store.create_user(NewUser::new("bench", UserRole::User)))
