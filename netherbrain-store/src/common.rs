@@ -2,7 +2,7 @@
 //! handling, search-query sanitising and turning rows into records.
 
 use chrono::{DateTime, Utc};
-use netherbrain_core::store::StoreError;
+use netherbrain_core::store::{StoreError, StoreResult};
 use serde_json::{Map, Value};
 
 /// Current time truncated to whole microseconds, the precision both
@@ -183,6 +183,22 @@ pub(crate) fn migrate_err(err: sqlx::migrate::MigrateError) -> StoreError {
     match err {
         sqlx::migrate::MigrateError::Execute(e) => db_err(e),
         other => StoreError::Backend(format!("migration failed: {other}")),
+    }
+}
+
+/// Maps a write's result where a unique violation means `taken` (a name,
+/// prefix or id already in use); a foreign-key violation is a conflict.
+pub(crate) fn unique_or<T>(
+    res: Result<T, sqlx::Error>,
+    taken: impl FnOnce() -> StoreError,
+) -> StoreResult<T> {
+    match res.map_err(classify) {
+        Ok(v) => Ok(v),
+        Err(DbFailure::Unique(_)) => Err(taken()),
+        Err(DbFailure::ForeignKey(c)) => {
+            Err(StoreError::Conflict(format!("still referenced ({c})")))
+        }
+        Err(DbFailure::Other(e)) => Err(e),
     }
 }
 

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::checks;
 use crate::common::{
     DbFailure, classify, db_err, migrate_err, now, search_terms, search_text, seq_to_i64, to_json,
-    truncate,
+    truncate, unique_or,
 };
 use crate::rows::{
     self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
@@ -108,21 +108,6 @@ fn strip_nul(s: &str) -> String {
 fn status_of(s: &str) -> StoreResult<SessionStatus> {
     s.parse()
         .map_err(|_| StoreError::Backend(format!("unknown session status `{s}` in database")))
-}
-
-/// Maps an insert/update error where a unique violation means `taken`.
-fn unique_or(
-    res: Result<sqlx::postgres::PgQueryResult, sqlx::Error>,
-    taken: impl FnOnce() -> StoreError,
-) -> StoreResult<()> {
-    match res.map_err(classify) {
-        Ok(_) => Ok(()),
-        Err(DbFailure::Unique(_)) => Err(taken()),
-        Err(DbFailure::ForeignKey(c)) => {
-            Err(StoreError::Conflict(format!("still referenced ({c})")))
-        }
-        Err(DbFailure::Other(e)) => Err(e),
-    }
 }
 
 type Tx = Transaction<'static, Postgres>;

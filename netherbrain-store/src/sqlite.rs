@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::checks;
 use crate::common::{
     DbFailure, classify, db_err, micros, migrate_err, now, search_terms, search_text, seq_to_i64,
-    to_json, truncate,
+    to_json, truncate, unique_or,
 };
 use crate::rows::{
     self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
@@ -436,17 +436,9 @@ impl StateStore for SqliteStore {
         .bind(micros(at))
         .execute(&mut **tx)
         .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::Unique(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "username `{}` is taken",
-                    user.username
-                )));
-            }
-            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        unique_or(res, || {
+            StoreError::Conflict(format!("username `{}` is taken", user.username))
+        })?;
         let created = Self::user_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok(created)
@@ -635,17 +627,9 @@ impl StateStore for SqliteStore {
         .bind(micros(at))
         .execute(&mut **tx)
         .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::Unique(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "preset name `{}` is taken",
-                    preset.name
-                )));
-            }
-            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        unique_or(res, || {
+            StoreError::Conflict(format!("preset name `{}` is taken", preset.name))
+        })?;
         let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"))
             .bind(uuid_of(id))
             .fetch_one(&mut **tx)
@@ -715,17 +699,9 @@ impl StateStore for SqliteStore {
         .bind(uuid_of(id))
         .execute(&mut **tx)
         .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::Unique(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "preset name `{}` is taken",
-                    preset.name
-                )));
-            }
-            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        unique_or(res, || {
+            StoreError::Conflict(format!("preset name `{}` is taken", preset.name))
+        })?;
         tx.commit().await?;
         Ok(preset)
     }
@@ -769,17 +745,9 @@ impl StateStore for SqliteStore {
         .bind(micros(at))
         .execute(&mut **tx)
         .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::Unique(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "workspace name `{}` is taken",
-                    workspace.name
-                )));
-            }
-            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        unique_or(res, || {
+            StoreError::Conflict(format!("workspace name `{}` is taken", workspace.name))
+        })?;
         let row = sqlx::query(&format!(
             "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"
         ))
@@ -850,17 +818,9 @@ impl StateStore for SqliteStore {
         .bind(uuid_of(id))
         .execute(&mut **tx)
         .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::Unique(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "workspace name `{}` is taken",
-                    ws.name
-                )));
-            }
-            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        unique_or(res, || {
+            StoreError::Conflict(format!("workspace name `{}` is taken", ws.name))
+        })?;
         tx.commit().await?;
         Ok(ws)
     }
@@ -917,17 +877,9 @@ impl StateStore for SqliteStore {
         .bind(micros(at))
         .execute(&mut **tx)
         .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::Unique(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "conversation {} already exists",
-                    conversation.id
-                )));
-            }
-            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        unique_or(res, || {
+            StoreError::Conflict(format!("conversation {} already exists", conversation.id))
+        })?;
         let row = sqlx::query(&format!(
             "SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?"
         ))
