@@ -15,13 +15,19 @@
 //! - [`channel::Channel`] — a chat platform, for gateways.
 //! - [`runtime`] — the session registry: one run per conversation,
 //!   subscriptions with replay, interrupt, steer and drain.
+//! - [`conversation`] — the conversation service: the use-cases every
+//!   surface calls (send, resume, interrupt, steer, fork, turns, summarize,
+//!   follow), with ownership checked once.
+//! - [`auth`] — the acting [`auth::Principal`], API keys, bootstrap.
 //!
 //! With `default-features = false` the crate pulls no HTTP client.
 
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod auth;
 pub mod channel;
+pub mod conversation;
 mod event;
 mod ids;
 mod message;

@@ -1,9 +1,9 @@
 //! Turning presets into agents: the providers and tool sets a deployment
 //! offers, by name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::preset::PresetConfig;
 use crate::provider::{ProfileError, Provider, ProviderProfile};
@@ -83,7 +83,13 @@ pub struct ProfileInfo {
 pub struct AgentCatalog {
     providers: BTreeMap<String, ProviderEntry>,
     toolsets: BTreeMap<String, Arc<dyn ToolSet>>,
+    /// Registries already built, by the tool-set names of a preset: their
+    /// schemas and compiled validators are reused by every later agent.
+    registries: Arc<Mutex<HashMap<Vec<String>, ToolRegistry>>>,
 }
+
+/// Registries kept before the cache starts over.
+const MAX_CACHED_REGISTRIES: usize = 256;
 
 impl fmt::Debug for AgentCatalog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -145,7 +151,48 @@ impl AgentCatalog {
     #[must_use]
     pub fn with_toolset(mut self, toolset: Arc<dyn ToolSet>) -> Self {
         self.toolsets.insert(toolset.name().to_owned(), toolset);
+        self.registries = Arc::default();
         self
+    }
+
+    /// Forgets the tools listed so far, so the next agents list their tool
+    /// sets again (after a tool set's tools changed).
+    pub fn refresh_tools(&self) {
+        self.registries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The registry of a preset's tool sets: cached, else listed and
+    /// compiled once.
+    async fn registry(&self, names: &[String]) -> Result<ToolRegistry, CatalogError> {
+        let cached = self
+            .registries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(names)
+            .cloned();
+        if let Some(tools) = cached {
+            return Ok(tools);
+        }
+        let mut tools = ToolRegistry::new();
+        for name in names {
+            let set = self
+                .toolsets
+                .get(name)
+                .ok_or_else(|| CatalogError::UnknownToolSet(name.clone()))?;
+            tools.add_set(set.as_ref()).await?;
+        }
+        let mut cache = self
+            .registries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_CACHED_REGISTRIES {
+            cache.clear();
+        }
+        cache.insert(names.to_vec(), tools.clone());
+        Ok(tools)
     }
 
     /// The provider of a profile.
@@ -200,7 +247,9 @@ impl AgentCatalog {
 
     /// Builds the agent a preset describes: its profile's provider, model,
     /// prompt, settings, the tools of its tool sets, approval policy and
-    /// limits.
+    /// limits. Tool sets are listed and their validators compiled once per
+    /// combination; later agents reuse them (see
+    /// [`refresh_tools`](Self::refresh_tools)).
     ///
     /// # Errors
     ///
@@ -212,14 +261,7 @@ impl AgentCatalog {
             .get(&config.profile)
             .map(|e| e.provider.clone())
             .ok_or_else(|| CatalogError::UnknownProfile(config.profile.clone()))?;
-        let mut tools = ToolRegistry::new();
-        for name in &config.toolsets {
-            let set = self
-                .toolsets
-                .get(name)
-                .ok_or_else(|| CatalogError::UnknownToolSet(name.clone()))?;
-            tools.add_set(set.as_ref()).await?;
-        }
+        let tools = self.registry(&config.toolsets).await?;
         let mut builder = Agent::builder(provider, config.model.clone())
             .settings(config.settings.clone())
             .tools(tools)

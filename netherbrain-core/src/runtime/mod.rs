@@ -11,6 +11,12 @@
 //! - [`Runtime::drain`] refuses new runs, waits for running ones, then
 //!   interrupts what is left; [`Runtime::recover`] marks sessions a crash
 //!   left running as interrupted.
+//! - [`Runtime::observe`] registers a [`RunObserver`] that hears of every
+//!   run started and finished (metrics, the conversation feed).
+//!
+//! Most surfaces start runs through the
+//! [conversation service](crate::conversation), which resolves presets,
+//! checks ownership and then calls [`Runtime::start`].
 //!
 //! ```
 //! use std::sync::Arc;
@@ -40,19 +46,19 @@
 //! ```
 
 mod log;
-mod preset_run;
+mod observer;
 mod sink;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-pub use self::preset_run::PresetRun;
+pub use self::observer::RunObserver;
 
 use self::log::LiveLog;
 use self::sink::StoreSink;
@@ -153,6 +159,34 @@ pub struct StartRun {
     pub project_dirs: Vec<PathBuf>,
     /// Use this id for the new session.
     pub session_id: Option<SessionId>,
+    /// The parent and history, when the caller has read them already.
+    pub prepared: Option<PreparedHistory>,
+}
+
+/// A run's parent session and the history it sees, read by the caller (the
+/// [conversation service](crate::conversation) reads them while checking
+/// the request), so [`Runtime::start`] does not read them again.
+///
+/// ```
+/// use netherbrain_core::runtime::PreparedHistory;
+/// let first_run = PreparedHistory::new(None, Vec::new());
+/// assert!(first_run.parent.is_none());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PreparedHistory {
+    /// The session the run continues; `None` for a conversation's first run.
+    pub parent: Option<Session>,
+    /// [`StateStore::session_history`] of `parent` (empty without one).
+    pub messages: Vec<Message>,
+}
+
+impl PreparedHistory {
+    /// A parent with its history.
+    #[must_use]
+    pub fn new(parent: Option<Session>, messages: Vec<Message>) -> Self {
+        Self { parent, messages }
+    }
 }
 
 impl StartRun {
@@ -168,7 +202,17 @@ impl StartRun {
             resume: Vec::new(),
             project_dirs: Vec::new(),
             session_id: None,
+            prepared: None,
         }
+    }
+
+    /// Uses a parent and history the caller has read already; the runtime
+    /// trusts them and reads neither.
+    #[must_use]
+    pub fn with_prepared(mut self, prepared: PreparedHistory) -> Self {
+        self.parent_session_id = prepared.parent.as_ref().map(|p| p.id);
+        self.prepared = Some(prepared);
+        self
     }
 
     /// Sets the preset recorded on the session.
@@ -217,6 +261,24 @@ pub struct RunHandle {
     pub conversation_id: ConversationId,
 }
 
+impl RunHandle {
+    /// A handle.
+    ///
+    /// ```
+    /// use netherbrain_core::runtime::RunHandle;
+    /// use netherbrain_core::{ConversationId, SessionId};
+    /// let h = RunHandle::new(SessionId::new(), ConversationId::new());
+    /// # let _ = h;
+    /// ```
+    #[must_use]
+    pub fn new(session_id: SessionId, conversation_id: ConversationId) -> Self {
+        Self {
+            session_id,
+            conversation_id,
+        }
+    }
+}
+
 /// What a drain did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -248,6 +310,7 @@ struct Inner {
     draining: watch::Sender<bool>,
     /// Number of running runs; drain waits for zero.
     running: watch::Sender<usize>,
+    observers: RwLock<Vec<Arc<dyn RunObserver>>>,
 }
 
 /// Runs agents in the background; see the [module docs](self).
@@ -272,6 +335,7 @@ impl Runtime {
                 registry: Mutex::new(Registry::default()),
                 draining: watch::channel(false).0,
                 running: watch::channel(0).0,
+                observers: RwLock::new(Vec::new()),
             }),
         }
     }
@@ -280,6 +344,23 @@ impl Runtime {
     #[must_use]
     pub fn store(&self) -> &Arc<dyn StateStore> {
         &self.inner.store
+    }
+
+    /// Registers an observer of every run started from now on.
+    pub fn observe(&self, observer: Arc<dyn RunObserver>) {
+        self.inner
+            .observers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(observer);
+    }
+
+    fn observers(&self) -> Vec<Arc<dyn RunObserver>> {
+        self.inner
+            .observers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -343,7 +424,7 @@ impl Runtime {
     /// [`RuntimeError::Draining`], [`RuntimeError::InvalidResume`] when the
     /// decisions do not match the pending calls, or a store error (unknown
     /// conversation or parent → `NotFound`).
-    pub async fn start(&self, start: StartRun) -> Result<RunHandle, RuntimeError> {
+    pub async fn start(&self, mut start: StartRun) -> Result<RunHandle, RuntimeError> {
         if self.is_draining() {
             return Err(RuntimeError::Draining);
         }
@@ -352,11 +433,19 @@ impl Runtime {
             return Err(RuntimeError::Busy { session_id: active });
         }
         let store = &self.inner.store;
-        store.get_conversation(conversation_id).await?;
-
-        let parent = match start.parent_session_id {
-            Some(parent) => Some(store.get_session(parent).await?),
-            None => store.list_sessions(conversation_id).await?.pop(),
+        let (parent, history) = match start.prepared.take() {
+            Some(prepared) => (prepared.parent, prepared.messages),
+            None => {
+                let parent = match start.parent_session_id {
+                    Some(parent) => Some(store.get_session(parent).await?),
+                    None => store.latest_session(conversation_id).await?,
+                };
+                let history = match &parent {
+                    Some(parent) => store.session_history(parent.id).await?,
+                    None => Vec::new(),
+                };
+                (parent, history)
+            }
         };
         if let Some(parent) = &parent
             && parent.status.is_active()
@@ -365,10 +454,6 @@ impl Runtime {
                 session_id: parent.id,
             });
         }
-        let history = match &parent {
-            Some(parent) => store.session_history(parent.id).await?,
-            None => Vec::new(),
-        };
         validate_start(&start, parent.as_ref(), &history)?;
 
         let session_id = start.session_id.unwrap_or_default();
@@ -412,6 +497,14 @@ impl Runtime {
             return Err(RuntimeError::Busy { session_id: other });
         }
         self.inner.running.send_modify(|n| *n += 1);
+        let handle = RunHandle {
+            session_id,
+            conversation_id,
+        };
+        let running = self.running_count();
+        for observer in self.observers() {
+            observer.run_started(&handle, running);
+        }
 
         let request = RunRequest::new(conversation_id, session_id)
             .with_history(history)
@@ -428,10 +521,7 @@ impl Runtime {
             }
             .instrument(span),
         );
-        Ok(RunHandle {
-            session_id,
-            conversation_id,
-        })
+        Ok(handle)
     }
 
     /// Runs the agent, persists the outcome, then releases the conversation.
@@ -479,9 +569,13 @@ impl Runtime {
                 finish
             }
         };
-        if let Err(err) = store.finish_session(session_id, finish).await {
-            tracing::error!(error = %err, "could not record the end of a run");
-        }
+        let finished = match store.finish_session(session_id, finish).await {
+            Ok(session) => Some(session),
+            Err(err) => {
+                tracing::error!(error = %err, "could not record the end of a run");
+                None
+            }
+        };
         {
             let mut registry = self.registry();
             registry.by_session.remove(&session_id);
@@ -491,6 +585,14 @@ impl Runtime {
         }
         log.close();
         self.inner.running.send_modify(|n| *n = n.saturating_sub(1));
+        let handle = RunHandle {
+            session_id,
+            conversation_id: session.conversation_id,
+        };
+        let running = self.running_count();
+        for observer in self.observers() {
+            observer.run_finished(&handle, finished.as_ref(), running);
+        }
     }
 
     /// Streams a session's events with sequence numbers above `after`

@@ -477,6 +477,7 @@ impl StateStore for MemoryStore {
     ) -> StoreResult<Conversation> {
         validate_conversation_text(conversation.title.as_deref(), None)?;
         validate::metadata(&conversation.metadata)?;
+        validate::conversation_metadata(&conversation.metadata)?;
         let mut t = self.lock();
         t.user(conversation.owner)?;
         if let Some(workspace) = conversation.workspace_id {
@@ -504,6 +505,7 @@ impl StateStore for MemoryStore {
             created_at: now,
             updated_at: now,
             last_activity_at: now,
+            forked_from: conversation.forked_from,
         };
         t.conversations.insert(row.id, row.clone());
         Ok(row)
@@ -578,6 +580,7 @@ impl StateStore for MemoryStore {
             updated.default_preset = preset;
         }
         if let Some(metadata) = &patch.metadata {
+            validate::conversation_metadata(metadata)?;
             validate::merge_metadata(&mut updated.metadata, metadata);
             validate::metadata(&updated.metadata)?;
         }

@@ -195,6 +195,12 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn get_session(&self, id: SessionId) -> StoreResult<Session>;
     /// A conversation's sessions, oldest first.
     async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>>;
+    /// The conversation's newest session (the last of
+    /// [`list_sessions`](Self::list_sessions)), if it has any. An unknown
+    /// conversation has none.
+    async fn latest_session(&self, conversation_id: ConversationId) -> StoreResult<Option<Session>> {
+        Ok(self.list_sessions(conversation_id).await?.pop())
+    }
     /// The conversation's running session, if any.
     async fn active_session(&self, conversation_id: ConversationId)
     -> StoreResult<Option<Session>>;

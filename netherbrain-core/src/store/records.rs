@@ -392,6 +392,39 @@ pub struct Conversation {
     pub updated_at: DateTime<Utc>,
     /// Last time a session started or finished.
     pub last_activity_at: DateTime<Utc>,
+    /// Where a fork branched off; set by the server when it forks, never
+    /// from request data, and never changed afterwards.
+    #[serde(default)]
+    pub forked_from: Option<ForkOrigin>,
+}
+
+/// The session a forked conversation branched from. Its first run continues
+/// from that session's history.
+///
+/// ```
+/// use netherbrain_core::store::ForkOrigin;
+/// use netherbrain_core::{ConversationId, SessionId};
+/// let origin = ForkOrigin::new(ConversationId::new(), SessionId::new());
+/// # let _ = origin;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ForkOrigin {
+    /// The conversation forked.
+    pub conversation_id: ConversationId,
+    /// The session forked.
+    pub session_id: SessionId,
+}
+
+impl ForkOrigin {
+    /// An origin.
+    #[must_use]
+    pub fn new(conversation_id: ConversationId, session_id: SessionId) -> Self {
+        Self {
+            conversation_id,
+            session_id,
+        }
+    }
 }
 
 /// Input for [`StateStore::create_conversation`](super::StateStore::create_conversation).
@@ -410,6 +443,8 @@ pub struct NewConversation {
     pub default_preset: Option<PresetId>,
     /// Metadata.
     pub metadata: Metadata,
+    /// Fork origin (server-owned; see [`Conversation::forked_from`]).
+    pub forked_from: Option<ForkOrigin>,
 }
 
 impl NewConversation {
@@ -423,7 +458,15 @@ impl NewConversation {
             title: None,
             default_preset: None,
             metadata: Metadata::new(),
+            forked_from: None,
         }
+    }
+
+    /// Records the fork origin. Only the server sets this, when it forks.
+    #[must_use]
+    pub fn with_forked_from(mut self, origin: ForkOrigin) -> Self {
+        self.forked_from = Some(origin);
+        self
     }
 
     /// Sets the title.

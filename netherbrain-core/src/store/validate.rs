@@ -11,6 +11,7 @@
 //! | preset, workspace `name` (create and patch) | [`name`] |
 //! | preset `description` | [`text`] with [`MAX_TEXT_LEN`] |
 //! | workspace, conversation `metadata` | [`metadata`] on create; on patch, of the merged result ([`merge_metadata`]) |
+//! | conversation `metadata` (create and patch) | [`conversation_metadata`]: no reserved key |
 //! | conversation `title` | [`text`] with [`MAX_TITLE_LEN`] |
 //! | conversation `summary` | [`text`] with [`MAX_TEXT_LEN`] |
 //! | listing `limit`, search `limit` | [`page_size`] |
@@ -126,6 +127,38 @@ pub fn metadata(value: &Metadata) -> StoreResult<()> {
         return Err(StoreError::Invalid(format!(
             "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"
         )));
+    }
+    Ok(())
+}
+
+/// Metadata keys of conversations that only the server may set (a fork's
+/// origin is a server-owned field; a key of that name in user-writable
+/// metadata must never be mistaken for it).
+pub const RESERVED_CONVERSATION_KEYS: &[&str] = &["forked_from"];
+
+/// Conversation metadata (or a metadata patch) sets no
+/// [reserved key](RESERVED_CONVERSATION_KEYS) to a value (`null`, which
+/// removes a key, is allowed).
+///
+/// ```
+/// use netherbrain_core::store::validate;
+/// let mut m = serde_json::Map::new();
+/// m.insert("source".into(), serde_json::json!("web"));
+/// assert!(validate::conversation_metadata(&m).is_ok());
+/// m.insert("forked_from".into(), serde_json::json!({"session_id": "x"}));
+/// assert!(validate::conversation_metadata(&m).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the key.
+pub fn conversation_metadata(value: &Metadata) -> StoreResult<()> {
+    for key in RESERVED_CONVERSATION_KEYS {
+        if value.get(*key).is_some_and(|v| !v.is_null()) {
+            return Err(StoreError::Invalid(format!(
+                "metadata key `{key}` is reserved for the server"
+            )));
+        }
     }
     Ok(())
 }

@@ -11,46 +11,88 @@
 //! derived prefix `t-<first 12 hex of SHA-256>`, which a generated prefix
 //! can never equal.
 
+use std::fmt;
+
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// Characters of the visible prefix.
-pub(crate) const PREFIX_LEN: usize = 8;
+pub const PREFIX_LEN: usize = 8;
 /// Characters of the secret part.
-pub(crate) const SECRET_LEN: usize = 40;
+pub const SECRET_LEN: usize = 40;
 
 const PREFIX_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// A freshly generated key.
+/// A freshly generated key: the bearer token (shown once), its lookup
+/// prefix and the hash the store keeps. `Debug` shows only the prefix.
+///
+/// ```
+/// let key = netherbrain_core::auth::token::generate().unwrap();
+/// assert!(key.token().starts_with(&format!("nb_{}_", key.prefix())));
+/// assert!(!format!("{key:?}").contains(key.token()));
+/// ```
 #[derive(Clone)]
-pub(crate) struct GeneratedKey {
-    /// The whole bearer token (shown once).
-    pub(crate) token: String,
-    /// The lookup prefix.
-    pub(crate) prefix: String,
-    /// SHA-256 of the token, hex.
-    pub(crate) hash: String,
+pub struct GeneratedKey {
+    token: String,
+    prefix: String,
+    hash: String,
 }
 
-impl std::fmt::Debug for GeneratedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl GeneratedKey {
+    /// The whole bearer token.
+    #[must_use]
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The lookup prefix.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// SHA-256 of the token, lowercase hex.
+    #[must_use]
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The token, consuming the key.
+    #[must_use]
+    pub fn into_token(self) -> String {
+        self.token
+    }
+}
+
+impl fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GeneratedKey")
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
 
+/// Why a key could not be generated: the OS random number generator failed.
+///
+/// ```
+/// let e = netherbrain_core::auth::token::RandomError("unavailable".into());
+/// assert_eq!(e.to_string(), "random number generator: unavailable");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("random number generator: {0}")]
+pub struct RandomError(pub String);
+
 /// Uniformly random characters of `alphabet` from the OS CSPRNG (rejection
 /// sampling, so no modulo bias).
-pub(crate) fn random_string(alphabet: &[u8], len: usize) -> Result<String, getrandom::Error> {
+fn random_string(alphabet: &[u8], len: usize) -> Result<String, RandomError> {
     debug_assert!(!alphabet.is_empty() && alphabet.len() <= 256);
     let n = alphabet.len();
     let limit = 256 - (256 % n); // accept bytes below the largest multiple of n
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
-        getrandom::fill(&mut buf)?;
+        getrandom::fill(&mut buf).map_err(|e| RandomError(e.to_string()))?;
         for &b in &buf {
             if usize::from(b) < limit {
                 out.push(char::from(alphabet[usize::from(b) % n]));
@@ -64,7 +106,18 @@ pub(crate) fn random_string(alphabet: &[u8], len: usize) -> Result<String, getra
 }
 
 /// Generates a new key.
-pub(crate) fn generate() -> Result<GeneratedKey, getrandom::Error> {
+///
+/// # Errors
+///
+/// The OS random number generator failed.
+///
+/// ```
+/// use netherbrain_core::auth::token;
+/// let key = token::generate().unwrap();
+/// assert_eq!(token::prefix_of(key.token()), key.prefix());
+/// assert!(token::verify(key.token(), key.hash()));
+/// ```
+pub fn generate() -> Result<GeneratedKey, RandomError> {
     let prefix = random_string(PREFIX_ALPHABET, PREFIX_LEN)?;
     let secret = random_string(SECRET_ALPHABET, SECRET_LEN)?;
     let token = format!("nb_{prefix}_{secret}");
@@ -77,7 +130,13 @@ pub(crate) fn generate() -> Result<GeneratedKey, getrandom::Error> {
 }
 
 /// The lookup prefix of a token (see the module docs).
-pub(crate) fn prefix_of(token: &str) -> String {
+///
+/// ```
+/// use netherbrain_core::auth::token::prefix_of;
+/// assert!(prefix_of("an-operator-token-of-any-shape").starts_with("t-"));
+/// ```
+#[must_use]
+pub fn prefix_of(token: &str) -> String {
     if let Some(rest) = token.strip_prefix("nb_")
         && let Some((prefix, secret)) = rest.split_once('_')
         && prefix.len() == PREFIX_LEN
@@ -91,18 +150,37 @@ pub(crate) fn prefix_of(token: &str) -> String {
 }
 
 /// SHA-256 of the token, lowercase hex.
-pub(crate) fn hash(token: &str) -> String {
+///
+/// ```
+/// assert_eq!(netherbrain_core::auth::token::hash("x").len(), 64);
+/// ```
+#[must_use]
+pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Whether `token` hashes to `stored_hash`, compared in constant time.
-pub(crate) fn verify(token: &str, stored_hash: &str) -> bool {
+///
+/// ```
+/// use netherbrain_core::auth::token::{hash, verify};
+/// assert!(verify("secret", &hash("secret")));
+/// assert!(!verify("guess", &hash("secret")));
+/// ```
+#[must_use]
+pub fn verify(token: &str, stored_hash: &str) -> bool {
     let computed = hash(token);
     computed.as_bytes().ct_eq(stored_hash.as_bytes()).into()
 }
 
-/// Constant-time equality of two secrets (length may leak, content not).
-pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
+/// Constant-time equality of two secrets; neither content nor length leaks.
+///
+/// ```
+/// use netherbrain_core::auth::token::secrets_equal;
+/// assert!(secrets_equal("abc", "abc"));
+/// assert!(!secrets_equal("abc", "abcd"));
+/// ```
+#[must_use]
+pub fn secrets_equal(a: &str, b: &str) -> bool {
     // Compare digests so that the lengths of the secrets do not leak either.
     Sha256::digest(a.as_bytes())
         .ct_eq(&Sha256::digest(b.as_bytes()))

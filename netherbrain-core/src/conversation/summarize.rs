@@ -1,11 +1,12 @@
 //! Titles and summaries of conversations: one non-streaming call of the
 //! conversation's preset model over its history.
 
-use netherbrain_core::agent::AgentCatalog;
-use netherbrain_core::provider::{ModelRequest, ProviderExt};
-use netherbrain_core::{Message, PresetConfig, Role};
-
-use crate::error::ApiError;
+use super::{ConversationService, ServiceError};
+use crate::auth::Principal;
+use crate::ids::ConversationId;
+use crate::message::{Message, Role};
+use crate::provider::{ModelRequest, ProviderExt};
+use crate::store::{Conversation, ConversationPatch};
 
 /// Most characters of history text sent to the model (the tail is kept).
 const MAX_TRANSCRIPT_CHARS: usize = 24_000;
@@ -17,9 +18,9 @@ with a JSON object only: {\"title\": \"<at most 8 words>\", \"summary\": \"<2-4 
 
 /// A title and a summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TitleSummary {
-    pub(crate) title: String,
-    pub(crate) summary: String,
+struct TitleSummary {
+    title: String,
+    summary: String,
 }
 
 /// The history as plain text, `role: text` per message, tail-truncated.
@@ -41,7 +42,7 @@ fn transcript(history: &[Message]) -> String {
 /// Reads the model's answer: the JSON object asked for (also inside a code
 /// fence or surrounded by text), else the first line as title and the rest
 /// as summary.
-pub(crate) fn parse_answer(answer: &str) -> Option<TitleSummary> {
+fn parse_answer(answer: &str) -> Option<TitleSummary> {
     let answer = answer.trim();
     if answer.is_empty() {
         return None;
@@ -78,35 +79,62 @@ pub(crate) fn parse_answer(answer: &str) -> Option<TitleSummary> {
     })
 }
 
-/// Asks the preset's model for a title and summary of `history`.
-///
-/// # Errors
-///
-/// `422` for an empty history or an unknown profile, `503` when the model
-/// call fails or its answer cannot be read.
-pub(crate) async fn summarize(
-    catalog: &AgentCatalog,
-    preset: &PresetConfig,
-    history: &[Message],
-) -> Result<TitleSummary, ApiError> {
-    let text = transcript(history);
-    if text.is_empty() {
-        return Err(ApiError::invalid("the conversation has no messages yet"));
+impl ConversationService {
+    /// Names and summarises a conversation with its preset's model (one
+    /// non-streaming call over its history) and stores the title and
+    /// summary.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a conversation `who` may not see;
+    /// [`ServiceError::Invalid`] without a preset, without messages, or for
+    /// a preset whose profile the catalog lacks;
+    /// [`ServiceError::Unavailable`] when the model call fails or its
+    /// answer cannot be read.
+    pub async fn summarize(
+        &self,
+        who: &Principal,
+        id: ConversationId,
+    ) -> Result<Conversation, ServiceError> {
+        let conversation = self.conversation(who, id).await?;
+        let store = &self.inner.store;
+        let latest = store.latest_session(id).await?;
+        let preset_id = conversation
+            .default_preset
+            .or_else(|| latest.as_ref().and_then(|s| s.preset_id))
+            .ok_or_else(|| {
+                ServiceError::Invalid("the conversation has no preset to summarize with".into())
+            })?;
+        let preset = store.get_preset(preset_id).await?.config;
+        let history = match &latest {
+            Some(latest) => store.session_history(latest.id).await?,
+            None => Vec::new(),
+        };
+        let text = transcript(&history);
+        if text.is_empty() {
+            return Err(ServiceError::Invalid(
+                "the conversation has no messages yet".into(),
+            ));
+        }
+        let provider = self.inner.catalog.provider(&preset.profile).ok_or_else(|| {
+            ServiceError::Invalid(format!("unknown provider profile `{}`", preset.profile))
+        })?;
+        let request = ModelRequest::new(
+            preset.model.clone(),
+            vec![Message::user(format!("Transcript:\n{text}"))],
+        )
+        .with_system(INSTRUCTIONS);
+        let response = provider.complete(request).await.map_err(|e| {
+            tracing::warn!(error = %e, "summarize call failed");
+            ServiceError::Unavailable(format!("the model call failed: {e}"))
+        })?;
+        let named = parse_answer(&response.message.text())
+            .ok_or_else(|| ServiceError::Unavailable("the model gave no usable title".into()))?;
+        let mut patch = ConversationPatch::default();
+        patch.title = Some(Some(named.title));
+        patch.summary = Some(Some(named.summary));
+        self.update(who, id, patch).await
     }
-    let provider = catalog.provider(&preset.profile).ok_or_else(|| {
-        ApiError::invalid(format!("unknown provider profile `{}`", preset.profile))
-    })?;
-    let request = ModelRequest::new(
-        preset.model.clone(),
-        vec![Message::user(format!("Transcript:\n{text}"))],
-    )
-    .with_system(INSTRUCTIONS);
-    let response = provider.complete(request).await.map_err(|e| {
-        tracing::warn!(error = %e, "summarize call failed");
-        ApiError::unavailable(format!("the model call failed: {e}"))
-    })?;
-    parse_answer(&response.message.text())
-        .ok_or_else(|| ApiError::unavailable("the model gave no usable title"))
 }
 
 #[cfg(test)]

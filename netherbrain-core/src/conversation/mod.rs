@@ -1,0 +1,405 @@
+//! The conversation service: the use-cases every surface calls.
+//!
+//! The HTTP API, the WebSocket, the OpenAI-compatible endpoint, the CLI and
+//! the chat gateway are thin adapters over one [`ConversationService`]:
+//! they parse their input, call it with the acting [`Principal`] and map
+//! its [`ServiceError`]. Ownership and admin checks happen here, once:
+//! another user's conversation or session is `NotFound`, as if it did not
+//! exist.
+//!
+//! | use-case | method |
+//! | --- | --- |
+//! | start a run (new or existing conversation; steer or refuse when busy) | [`send`](ConversationService::send) |
+//! | answer pending tool calls | [`resume`](ConversationService::resume) |
+//! | stop / steer a run | [`interrupt`](ConversationService::interrupt), [`steer`](ConversationService::steer) |
+//! | branch from a finished session | [`fork`](ConversationService::fork) |
+//! | paged history | [`turns`](ConversationService::turns) |
+//! | name and summarise | [`summarize`](ConversationService::summarize) |
+//! | every run's events, live and replayed | [`follow`](ConversationService::follow), [`events`](ConversationService::events) |
+//! | conversations themselves | [`create`](ConversationService::create), [`update`](ConversationService::update), [`list`](ConversationService::list), [`search`](ConversationService::search), [`detail`](ConversationService::detail) |
+//! | presets from a TOML document | [`import_presets`](ConversationService::import_presets) |
+//!
+//! API keys are managed by [`crate::auth`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use futures::StreamExt;
+//! use netherbrain_core::agent::AgentCatalog;
+//! use netherbrain_core::auth::Principal;
+//! use netherbrain_core::conversation::{ConversationService, SendMessage};
+//! use netherbrain_core::store::{MemoryStore, NewPreset, NewUser, StateStore, UserRole};
+//! use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
+//! use netherbrain_core::{AgentEvent, Message, PresetConfig};
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let store = Arc::new(MemoryStore::new());
+//! let ada = store.create_user(NewUser::new("ada", UserRole::User)).await.unwrap();
+//! let preset = store
+//!     .create_preset(NewPreset::new("helper", PresetConfig::new("local", "tiny")))
+//!     .await
+//!     .unwrap();
+//! let provider = Arc::new(ScriptedProvider::new([ScriptedResponse::text("Hello!")]));
+//! let catalog = AgentCatalog::new().with_provider("local", provider, vec!["tiny".into()]);
+//! let service = ConversationService::new(store, Arc::new(catalog));
+//!
+//! let who = Principal::of(&ada);
+//! let sent = service
+//!     .send(&who, SendMessage::new_conversation(preset.id, vec![Message::user("Hi")]))
+//!     .await
+//!     .unwrap();
+//! let run = sent.handle();
+//! let events: Vec<_> = service.events(&who, run.session_id, 0).await.unwrap().collect().await;
+//! assert!(matches!(events.last().unwrap().event, AgentEvent::RunFinished { .. }));
+//! # });
+//! ```
+
+mod error;
+mod follow;
+mod fork;
+mod presets;
+mod send;
+mod summarize;
+mod turns;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use self::error::ServiceError;
+pub use self::follow::{ConversationFeed, FeedNotice, FollowFrom, LOCAL_RECHECK, LocalFeed};
+pub use self::fork::{ForkRequest, Forked};
+pub use self::presets::{ImportAction, ImportedPreset, PresetDocument, parse_preset_documents};
+pub use self::send::{RunTarget, SendMessage, Sent, WhenBusy};
+pub use self::turns::{DEFAULT_TURNS_LIMIT, MAX_TURNS_LIMIT, Turn, TurnPage, TurnsQuery};
+
+use crate::agent::AgentCatalog;
+use crate::auth::Principal;
+use crate::ids::{ConversationId, SessionId, WorkspaceId};
+use crate::runtime::Runtime;
+use crate::store::{
+    Conversation, ConversationPatch, ConversationQuery, NewConversation, Page, Session, StateStore,
+    StoreError,
+};
+use crate::usage::UsageByModel;
+
+/// The use-cases of conversations; see the [module docs](self).
+///
+/// Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct ConversationService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn StateStore>,
+    runtime: Runtime,
+    catalog: Arc<AgentCatalog>,
+    feed: Arc<dyn ConversationFeed>,
+}
+
+impl fmt::Debug for ConversationService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConversationService")
+            .field("store", &self.inner.store)
+            .field("catalog", &self.inner.catalog)
+            .field("feed", &self.inner.feed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`ConversationService`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use netherbrain_core::agent::AgentCatalog;
+/// use netherbrain_core::conversation::{ConversationService, LocalFeed};
+/// use netherbrain_core::runtime::Runtime;
+/// use netherbrain_core::store::MemoryStore;
+/// let store = Arc::new(MemoryStore::new());
+/// let service = ConversationService::builder(store.clone())
+///     .runtime(Runtime::new(store))
+///     .catalog(Arc::new(AgentCatalog::new()))
+///     .feed(Arc::new(LocalFeed::new()))
+///     .build();
+/// # let _ = service;
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct ServiceBuilder {
+    store: Arc<dyn StateStore>,
+    runtime: Option<Runtime>,
+    catalog: Arc<AgentCatalog>,
+    feed: Option<Arc<dyn ConversationFeed>>,
+}
+
+impl ServiceBuilder {
+    /// Runs agents on this runtime (it must use the same store); by default
+    /// a new one over the store.
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// The providers and tool sets presets can use (default: empty).
+    pub fn catalog(mut self, catalog: Arc<AgentCatalog>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// How followers hear of new runs (default: a [`LocalFeed`]).
+    pub fn feed(mut self, feed: Arc<dyn ConversationFeed>) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Builds the service and connects the feed to the runtime, so every run
+    /// the runtime starts is announced.
+    pub fn build(self) -> ConversationService {
+        let runtime = self
+            .runtime
+            .unwrap_or_else(|| Runtime::new(self.store.clone()));
+        let feed = self.feed.unwrap_or_else(|| Arc::new(LocalFeed::new()));
+        runtime.observe(Arc::new(follow::FeedObserver::new(feed.clone())));
+        ConversationService {
+            inner: Arc::new(Inner {
+                store: self.store,
+                runtime,
+                catalog: self.catalog,
+                feed,
+            }),
+        }
+    }
+}
+
+/// A conversation with what is going on in it.
+///
+/// ```
+/// # use netherbrain_core::conversation::ConversationDetail;
+/// # fn f(d: ConversationDetail) {
+/// let running = d.active_session.is_some();
+/// # let _ = running; }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ConversationDetail {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// Its running (or waiting to run) session, if any.
+    pub active_session: Option<Session>,
+    /// Tokens spent by all its sessions, per model.
+    pub usage: UsageByModel,
+}
+
+impl ConversationService {
+    /// A service over `store` with a new runtime and a [`LocalFeed`].
+    #[must_use]
+    pub fn new(store: Arc<dyn StateStore>, catalog: Arc<AgentCatalog>) -> Self {
+        Self::builder(store).catalog(catalog).build()
+    }
+
+    /// A builder, to choose the runtime and the feed.
+    pub fn builder(store: Arc<dyn StateStore>) -> ServiceBuilder {
+        ServiceBuilder {
+            store,
+            runtime: None,
+            catalog: Arc::new(AgentCatalog::new()),
+            feed: None,
+        }
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.inner.store
+    }
+
+    /// The session runtime.
+    #[must_use]
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// The providers and tool sets presets can use.
+    #[must_use]
+    pub fn catalog(&self) -> &Arc<AgentCatalog> {
+        &self.inner.catalog
+    }
+
+    /// The feed followers hear of new runs through.
+    #[must_use]
+    pub fn feed(&self) -> &Arc<dyn ConversationFeed> {
+        &self.inner.feed
+    }
+
+    // ---- access ----
+
+    /// The conversation, if `who` may see it (its owner or an admin).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown conversation and for another user's.
+    pub async fn conversation(
+        &self,
+        who: &Principal,
+        id: ConversationId,
+    ) -> Result<Conversation, ServiceError> {
+        let conversation = self.inner.store.get_conversation(id).await?;
+        if who.can_access(conversation.owner) {
+            Ok(conversation)
+        } else {
+            Err(StoreError::not_found("conversation", id).into())
+        }
+    }
+
+    /// The session and its conversation, if `who` may see them.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown session and for another user's.
+    pub async fn session(
+        &self,
+        who: &Principal,
+        id: SessionId,
+    ) -> Result<(Session, Conversation), ServiceError> {
+        let not_found = || ServiceError::from(StoreError::not_found("session", id));
+        let session = self.inner.store.get_session(id).await?;
+        let conversation = match self.inner.store.get_conversation(session.conversation_id).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound { .. }) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        if who.can_access(conversation.owner) {
+            Ok((session, conversation))
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// A session of this conversation (`NotFound` for one of another).
+    async fn session_in(
+        &self,
+        conversation: &Conversation,
+        id: SessionId,
+    ) -> Result<Session, ServiceError> {
+        match self.inner.store.get_session(id).await {
+            Ok(s) if s.conversation_id == conversation.id => Ok(s),
+            Ok(_) => Err(StoreError::not_found("session", id).into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    // ---- conversations ----
+
+    /// Creates a conversation owned by `who` (whatever `new.owner` says; a
+    /// fork origin cannot be set this way).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown workspace or preset, `Invalid` for bad
+    /// fields or a reserved metadata key.
+    pub async fn create(
+        &self,
+        who: &Principal,
+        mut new: NewConversation,
+    ) -> Result<Conversation, ServiceError> {
+        new.owner = who.user_id();
+        new.forked_from = None;
+        let conversation = self.inner.store.create_conversation(new).await?;
+        self.inner.feed.publish(FeedNotice::Updated {
+            conversation_id: conversation.id,
+        });
+        Ok(conversation)
+    }
+
+    /// Changes a conversation `who` may see.
+    ///
+    /// # Errors
+    ///
+    /// As [`conversation`](Self::conversation), and `Invalid` for bad
+    /// fields.
+    pub async fn update(
+        &self,
+        who: &Principal,
+        id: ConversationId,
+        patch: ConversationPatch,
+    ) -> Result<Conversation, ServiceError> {
+        self.conversation(who, id).await?;
+        let conversation = self.inner.store.update_conversation(id, patch).await?;
+        self.inner.feed.publish(FeedNotice::Updated {
+            conversation_id: id,
+        });
+        Ok(conversation)
+    }
+
+    /// A page of `who`'s own conversations (the query's owner is replaced).
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for a bad cursor or limit.
+    pub async fn list(
+        &self,
+        who: &Principal,
+        mut query: ConversationQuery,
+    ) -> Result<Page<Conversation>, ServiceError> {
+        query.owner = Some(who.user_id());
+        Ok(self.inner.store.list_conversations(query).await?)
+    }
+
+    /// Full-text search over `who`'s own conversations.
+    ///
+    /// # Errors
+    ///
+    /// `Invalid` for an empty query or a bad limit.
+    pub async fn search(
+        &self,
+        who: &Principal,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, ServiceError> {
+        Ok(self
+            .inner
+            .store
+            .search_conversations(Some(who.user_id()), query, limit)
+            .await?)
+    }
+
+    /// The conversation with its active session and total usage.
+    ///
+    /// # Errors
+    ///
+    /// As [`conversation`](Self::conversation).
+    pub async fn detail(
+        &self,
+        who: &Principal,
+        id: ConversationId,
+    ) -> Result<ConversationDetail, ServiceError> {
+        let conversation = self.conversation(who, id).await?;
+        let sessions = self.inner.store.list_sessions(id).await?;
+        let mut usage = UsageByModel::default();
+        for session in &sessions {
+            usage.merge(&session.usage);
+        }
+        let active_session = sessions.into_iter().rev().find(|s| s.status.is_active());
+        Ok(ConversationDetail {
+            conversation,
+            active_session,
+            usage,
+        })
+    }
+
+    /// The project directories of a workspace, for tools.
+    async fn project_dirs(&self, workspace: Option<WorkspaceId>) -> Result<Vec<PathBuf>, ServiceError> {
+        Ok(match workspace {
+            Some(ws) => self
+                .inner
+                .store
+                .get_workspace(ws)
+                .await?
+                .project_dirs
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            None => Vec::new(),
+        })
+    }
+}
