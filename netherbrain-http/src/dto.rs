@@ -468,8 +468,8 @@ pub struct ConversationView {
     pub summary: Option<String>,
     /// Preset used when a run names none.
     pub default_preset: Option<Uuid>,
-    /// Free-form metadata (a JSON object). A fork records
-    /// `forked_from: {conversation_id, session_id}` here.
+    /// Free-form metadata (a JSON object). The key `forked_from` is
+    /// reserved: requests setting it are refused.
     #[schema(value_type = Object)]
     pub metadata: Metadata,
     /// `active` or `archived`.
@@ -480,6 +480,19 @@ pub struct ConversationView {
     pub updated_at: DateTime<Utc>,
     /// Last time a session started or finished.
     pub last_activity_at: DateTime<Utc>,
+    /// For a fork: the conversation and session it branched from (set by
+    /// the server when forking; read-only).
+    #[serde(default)]
+    pub forked_from: Option<ForkOriginView>,
+}
+
+/// Where a fork branched from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ForkOriginView {
+    /// The forked conversation.
+    pub conversation_id: Uuid,
+    /// The forked session.
+    pub session_id: Uuid,
 }
 
 impl From<Conversation> for ConversationView {
@@ -496,6 +509,10 @@ impl From<Conversation> for ConversationView {
             created_at: c.created_at,
             updated_at: c.updated_at,
             last_activity_at: c.last_activity_at,
+            forked_from: c.forked_from.map(|o| ForkOriginView {
+                conversation_id: o.conversation_id.into(),
+                session_id: o.session_id.into(),
+            }),
         }
     }
 }

@@ -6,6 +6,8 @@ use std::borrow::Cow;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use netherbrain_core::SessionId;
+use netherbrain_core::auth::AuthError;
+use netherbrain_core::conversation::ServiceError;
 use netherbrain_core::runtime::RuntimeError;
 use netherbrain_core::store::StoreError;
 
@@ -270,6 +272,44 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::NoPreset
             | RuntimeError::Catalog(_) => Self::invalid(e.to_string()),
             RuntimeError::Store(store) => store.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    /// The single mapping from the conversation service's errors to HTTP:
+    /// forbidden `403`, unusable input `422`, unparsable input `400`, a
+    /// conflicting state `409`, a failed model call `503`, runtime, store
+    /// and auth errors as their own mappings.
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Forbidden(msg) => Self::forbidden(msg),
+            ServiceError::Invalid(msg) => Self::invalid(msg),
+            ServiceError::Malformed(msg) => Self::bad_request(msg),
+            ServiceError::NotFound(msg) => Self::not_found(msg),
+            ServiceError::Conflict(msg) => Self::conflict(msg),
+            ServiceError::Unavailable(msg) => Self::unavailable(msg),
+            ServiceError::Runtime(e) => e.into(),
+            ServiceError::Store(e) => e.into(),
+            ServiceError::Auth(e) => e.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    /// Authentication failures are `401`, refusals `403`, a foreign or
+    /// unknown key `404`, bad requests `422`.
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidToken | AuthError::Deactivated | AuthError::NoActiveAdmin => {
+                Self::unauthorized(e.to_string())
+            }
+            AuthError::Forbidden(msg) => Self::forbidden(msg),
+            AuthError::Invalid(msg) => Self::invalid(msg),
+            AuthError::KeyNotFound(_) => Self::not_found(e.to_string()),
+            AuthError::Store(e) => e.into(),
             other => Self::internal(other),
         }
     }

@@ -29,8 +29,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Handlers only parse, call the store or the session runtime and map
-//! errors; the business rules live in `netherbrain-core`.
+//! Handlers only parse, call the conversation service of
+//! `netherbrain-core` ([`AppState::service`]) and map errors; the
+//! use-cases, ownership checks and business rules live there.
 //!
 //! ## Conversations, runs and streams
 //!
@@ -69,7 +70,6 @@
 #![warn(missing_docs)]
 
 mod auth;
-mod bootstrap;
 #[cfg(feature = "client")]
 pub mod client;
 mod config;
@@ -80,16 +80,14 @@ pub mod metrics;
 mod openai_compat;
 mod openapi;
 mod routes;
-mod runs;
 mod server;
 mod sse;
 mod state;
-mod summarize;
 mod ws;
 
 pub use auth::{AdminUser, AuthUser};
-pub use bootstrap::{
-    BOOTSTRAP_ADMIN_USERNAME, BootstrapError, MIN_OPERATOR_TOKEN_LEN, bootstrap_admin,
+pub use netherbrain_core::auth::{
+    BOOTSTRAP_ADMIN_USERNAME, MIN_OPERATOR_TOKEN_LEN, bootstrap_admin,
 };
 pub use config::{LoginRateLimit, PasswordHashParams, ServerConfig};
 pub use error::ApiError;

@@ -212,6 +212,26 @@ impl Metrics {
     }
 }
 
+impl netherbrain_core::runtime::RunObserver for Metrics {
+    fn run_started(&self, _run: &netherbrain_core::runtime::RunHandle, running: usize) {
+        self.set_active_sessions(running as u64);
+    }
+
+    fn run_finished(
+        &self,
+        _run: &netherbrain_core::runtime::RunHandle,
+        session: Option<&netherbrain_core::store::Session>,
+        running: usize,
+    ) {
+        if let Some(session) = session {
+            for (model, usage) in session.usage.iter() {
+                self.record_tokens(model, usage.input_tokens, usage.output_tokens);
+            }
+        }
+        self.set_active_sessions(running as u64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,6 +135,15 @@ impl From<netherbrain_core::store::StoreError> for OpenAiError {
     }
 }
 
+impl From<netherbrain_core::conversation::ServiceError> for OpenAiError {
+    fn from(e: netherbrain_core::conversation::ServiceError) -> Self {
+        match e {
+            netherbrain_core::conversation::ServiceError::Runtime(e) => e.into(),
+            other => ApiError::from(other).into(),
+        }
+    }
+}
+
 impl From<RuntimeError> for OpenAiError {
     fn from(e: RuntimeError) -> Self {
         match e {

@@ -19,10 +19,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use netherbrain_core::{ConversationId, EventEnvelope, EventSeq, SessionId};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// How often an idle stream sends a comment to keep proxies from closing it.
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -80,18 +80,13 @@ pub(crate) fn sse_event(envelope: &EventEnvelope) -> Event {
     }
 }
 
-/// The SSE response streaming `session_id` after `after`.
-///
-/// # Errors
-///
-/// `404` for an unknown session.
-pub(crate) async fn session_stream(
-    state: &AppState,
+/// The SSE response streaming a session's events, its ids in the
+/// `x-conversation-id` / `x-session-id` headers.
+pub(crate) fn response(
     conversation_id: ConversationId,
     session_id: SessionId,
-    after: EventSeq,
-) -> Result<Response, ApiError> {
-    let events = state.runtime().subscribe(session_id, after).await?;
+    events: BoxStream<'static, EventEnvelope>,
+) -> Response {
     let stream = events.map(|envelope| Ok::<_, Infallible>(sse_event(&envelope)));
     let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
@@ -104,7 +99,7 @@ pub(crate) async fn session_stream(
     if let Ok(v) = HeaderValue::from_str(&session_id.to_string()) {
         headers.insert(SESSION_HEADER, v);
     }
-    Ok(response)
+    response
 }
 
 #[cfg(test)]

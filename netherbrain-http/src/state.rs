@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use netherbrain_core::agent::AgentCatalog;
+use netherbrain_core::conversation::ConversationService;
 use netherbrain_core::runtime::Runtime;
 use netherbrain_core::store::StateStore;
 
@@ -10,12 +11,9 @@ use crate::auth::LoginLimiter;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 
-/// What every handler can reach: the store, the configuration, metrics and
-/// the login throttle. Cheap to clone (one `Arc`).
-///
-/// The session [`Runtime`] runs agents built from presets by the
-/// [`AgentCatalog`] (the provider profiles and tool sets of this
-/// deployment).
+/// What every handler can reach: the [`ConversationService`] (with the
+/// store, the session runtime and the agent catalog), the configuration,
+/// metrics and the login throttle. Cheap to clone (one `Arc`).
 #[derive(Clone, Debug)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -23,9 +21,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    store: Arc<dyn StateStore>,
-    runtime: Runtime,
-    catalog: Arc<AgentCatalog>,
+    service: ConversationService,
     config: ServerConfig,
     metrics: Metrics,
     login_limiter: LoginLimiter,
@@ -38,33 +34,40 @@ impl AppState {
         Self::builder(store).config(config).build()
     }
 
-    /// A builder, for choosing metrics (and, later, the runtime).
+    /// A builder, for choosing the runtime, catalog, service and metrics.
     pub fn builder(store: Arc<dyn StateStore>) -> AppStateBuilder {
         AppStateBuilder {
             store,
             runtime: None,
             catalog: Arc::new(AgentCatalog::new()),
+            service: None,
             config: ServerConfig::default(),
             metrics: None,
         }
     }
 
+    /// The conversation service every handler calls.
+    #[must_use]
+    pub fn service(&self) -> &ConversationService {
+        &self.inner.service
+    }
+
     /// The store.
     #[must_use]
     pub fn store(&self) -> &Arc<dyn StateStore> {
-        &self.inner.store
+        self.inner.service.store()
     }
 
     /// The session runtime.
     #[must_use]
     pub fn runtime(&self) -> &Runtime {
-        &self.inner.runtime
+        self.inner.service.runtime()
     }
 
     /// The providers and tool sets presets can use.
     #[must_use]
     pub fn catalog(&self) -> &Arc<AgentCatalog> {
-        &self.inner.catalog
+        self.inner.service.catalog()
     }
 
     /// The configuration.
@@ -101,6 +104,7 @@ pub struct AppStateBuilder {
     store: Arc<dyn StateStore>,
     runtime: Option<Runtime>,
     catalog: Arc<AgentCatalog>,
+    service: Option<ConversationService>,
     config: ServerConfig,
     metrics: Option<Metrics>,
 }
@@ -125,6 +129,14 @@ impl AppStateBuilder {
         self
     }
 
+    /// Uses this conversation service (shared with other surfaces of the
+    /// process, such as a gateway); it replaces the store, runtime and
+    /// catalog given here.
+    pub fn service(mut self, service: ConversationService) -> Self {
+        self.service = Some(service);
+        self
+    }
+
     /// Sets the metrics (e.g. [`Metrics::install_global`]).
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
@@ -145,15 +157,23 @@ impl AppStateBuilder {
             );
         }
         let login_limiter = LoginLimiter::new(self.config.login_rate_limit);
+        let service = match self.service {
+            Some(service) => service,
+            None => {
+                let mut builder = ConversationService::builder(self.store).catalog(self.catalog);
+                if let Some(runtime) = self.runtime {
+                    builder = builder.runtime(runtime);
+                }
+                builder.build()
+            }
+        };
+        let metrics = self.metrics.unwrap_or_default();
+        service.runtime().observe(Arc::new(metrics.clone()));
         AppState {
             inner: Arc::new(Inner {
-                runtime: self
-                    .runtime
-                    .unwrap_or_else(|| Runtime::new(self.store.clone())),
-                catalog: self.catalog,
-                store: self.store,
+                service,
                 config: self.config,
-                metrics: self.metrics.unwrap_or_default(),
+                metrics,
                 login_limiter,
             }),
         }

@@ -22,12 +22,16 @@
 //! of another user (`not_found`) or a refused action (`conversation_busy`,
 //! `not_running`, …) gets an `error` frame; the socket stays open.
 //!
-//! New runs started elsewhere are found by polling the conversation's
-//! last activity every 300 ms; runs started by `chat` on this socket are
-//! followed at once. Events come from the runtime's log (no lossy queue):
-//! a slow socket slows its own reader, never drops events.
+//! A subscription is the conversation service's
+//! [`follow`](netherbrain_core::conversation::ConversationService::follow)
+//! feed: runs started anywhere (HTTP, another socket, the CLI, a gateway)
+//! stream as they start. A run started by `chat` on this socket is
+//! announced with `started` before its first event. Events come from the
+//! runtime's log (no lossy queue): a slow socket slows its own reader,
+//! never drops events.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -37,9 +41,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
-use netherbrain_core::runtime::PresetRun;
-use netherbrain_core::{AgentEvent, ConversationId, EventSeq, PresetId, SessionId};
+use netherbrain_core::conversation::{FollowFrom, RunTarget, SendMessage};
+use netherbrain_core::{AgentEvent, ConversationId, EventEnvelope, EventSeq, PresetId, SessionId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -49,12 +54,7 @@ use crate::auth::{AuthUser, authenticate, bearer_token};
 use crate::dto::RunInput;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::routes::conversations::input_messages;
-use crate::runs::{new_conversation_for_run, owned_conversation, pending_fork_parent, start_run};
 use crate::state::AppState;
-
-/// How often followed conversations are checked for runs started elsewhere.
-const POLL: Duration = Duration::from_millis(300);
 /// Frames buffered for the socket writer; producers wait when it is full.
 const OUTBOX: usize = 256;
 /// How often the server pings an open socket (keeps proxies from closing
@@ -179,11 +179,14 @@ async fn upgrade(State(state): State<AppState>, parts: Parts) -> Result<Response
         .into_response())
 }
 
-/// A followed conversation: its task, and a way to hand it a run started
-/// on this socket.
+/// Sessions started by `chat` on this socket whose `started` frame is still
+/// to be sent (before their first event).
+type Announce = Arc<Mutex<HashSet<SessionId>>>;
+
+/// A followed conversation: the task forwarding its feed.
 struct Subscription {
     task: JoinHandle<()>,
-    direct: mpsc::UnboundedSender<SessionId>,
+    announce: Announce,
 }
 
 async fn connection(state: AppState, user: AuthUser, socket: WebSocket) {
@@ -334,115 +337,61 @@ async fn subscribe(
     frame: SubscribeFrame,
 ) -> Result<Option<ServerFrame>, ApiError> {
     let id = ConversationId::from(frame.conversation_id);
-    owned_conversation(state, user, id).await?;
+    let from = match frame.after {
+        Some(after) => FollowFrom::Latest { after },
+        None => FollowFrom::Live,
+    };
+    let events = state.service().follow(&user.principal(), id, from).await?;
     if let Some(old) = subs.remove(&id) {
         old.task.abort();
     }
-    let sessions = state.store().list_sessions(id).await?;
-    let latest = sessions.last().map(|s| (s.id, s.status.is_active()));
-    let initial = match (frame.after, latest) {
-        (Some(after), Some((sid, _))) => Some((sid, after)),
-        (None, Some((sid, true))) => Some((sid, 0)),
-        _ => None,
-    };
-    let seen: HashSet<SessionId> = sessions.iter().map(|s| s.id).collect();
     // Announce before any event of the replay.
     tx.send(ServerFrame::Subscribed {
         conversation_id: frame.conversation_id,
     })
     .await
     .map_err(|_| ApiError::unavailable("socket closed"))?;
-    subs.insert(id, spawn_follower(state, id, tx, seen, initial));
+    subs.insert(id, forward(id, events, tx, Announce::default()));
     Ok(None)
 }
 
-fn spawn_follower(
-    state: &AppState,
-    id: ConversationId,
+/// Forwards a conversation's feed to the socket until aborted or the socket
+/// closes; sessions in `announce` get their `started` frame first.
+fn forward(
+    conversation_id: ConversationId,
+    mut events: BoxStream<'static, EventEnvelope>,
     tx: &mpsc::Sender<ServerFrame>,
-    seen: HashSet<SessionId>,
-    initial: Option<(SessionId, EventSeq)>,
+    announce: Announce,
 ) -> Subscription {
-    let (direct, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(follow(state.clone(), id, tx.clone(), rx, seen, initial));
-    Subscription { task, direct }
-}
-
-/// Streams the conversation's runs to the socket until aborted or the
-/// socket closes.
-async fn follow(
-    state: AppState,
-    id: ConversationId,
-    tx: mpsc::Sender<ServerFrame>,
-    mut direct: mpsc::UnboundedReceiver<SessionId>,
-    mut seen: HashSet<SessionId>,
-    initial: Option<(SessionId, EventSeq)>,
-) {
-    if let Some((sid, after)) = initial {
-        seen.insert(sid);
-        if !forward(&state, id, sid, after, &tx).await {
-            return;
-        }
-    }
-    // `None`: the first tick lists the sessions once (`seen` dedupes).
-    let mut last_activity = None;
-    let mut ticker = tokio::time::interval(POLL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            sid = direct.recv() => {
-                let Some(sid) = sid else { return };
-                if seen.insert(sid) && !forward(&state, id, sid, 0, &tx).await {
+    let tx = tx.clone();
+    let pending = announce.clone();
+    let task = tokio::spawn(async move {
+        while let Some(envelope) = events.next().await {
+            let first_of_ours = pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&envelope.session_id);
+            if first_of_ours {
+                let started = ServerFrame::Started {
+                    conversation_id: conversation_id.into(),
+                    session_id: envelope.session_id.into(),
+                };
+                if tx.send(started).await.is_err() {
                     return;
                 }
             }
-            _ = ticker.tick() => {
-                let Ok(conversation) = state.store().get_conversation(id).await else { continue };
-                if last_activity == Some(conversation.last_activity_at) {
-                    continue;
-                }
-                last_activity = Some(conversation.last_activity_at);
-                let Ok(sessions) = state.store().list_sessions(id).await else { continue };
-                for session in sessions {
-                    if seen.insert(session.id) && !forward(&state, id, session.id, 0, &tx).await {
-                        return;
-                    }
-                }
+            let frame = ServerFrame::Event {
+                conversation_id: conversation_id.into(),
+                session_id: envelope.session_id.into(),
+                seq: envelope.seq,
+                event: envelope.event,
+            };
+            if tx.send(frame).await.is_err() {
+                return;
             }
         }
-    }
-}
-
-/// Sends a session's events after `after`; `false` once the socket is gone.
-async fn forward(
-    state: &AppState,
-    conversation_id: ConversationId,
-    session_id: SessionId,
-    after: EventSeq,
-    tx: &mpsc::Sender<ServerFrame>,
-) -> bool {
-    let mut events = match state.runtime().subscribe(session_id, after).await {
-        Ok(events) => events,
-        Err(e) => {
-            let e = ApiError::from(e);
-            return tx
-                .send(ServerFrame::api_error(&e, Some(conversation_id.into())))
-                .await
-                .is_ok();
-        }
-    };
-    while let Some(envelope) = events.next().await {
-        let frame = ServerFrame::Event {
-            conversation_id: conversation_id.into(),
-            session_id: session_id.into(),
-            seq: envelope.seq,
-            event: envelope.event,
-        };
-        if tx.send(frame).await.is_err() {
-            return false;
-        }
-    }
-    true
+    });
+    Subscription { task, announce }
 }
 
 async fn chat(
@@ -452,49 +401,47 @@ async fn chat(
     subs: &mut HashMap<ConversationId, Subscription>,
     frame: ChatFrame,
 ) -> Result<Option<ServerFrame>, ApiError> {
-    let input = input_messages(frame.input)?;
-    let preset_id = frame.preset_id.map(PresetId::from);
-    let conversation = match frame.conversation_id {
-        Some(id) => owned_conversation(state, user, ConversationId::from(id)).await?,
-        None => new_conversation_for_run(state, user, preset_id).await?,
+    let who = user.principal();
+    let session_id = SessionId::new();
+    let input = frame.input.into_messages();
+    let preset = frame.preset_id.map(PresetId::from);
+    let conversation = frame.conversation_id.map(ConversationId::from);
+    let mut message = SendMessage::to(ConversationId::new(), input)
+        .with_preset(preset)
+        .with_session_id(session_id);
+    message.conversation_id = conversation;
+    // A followed conversation announces the run itself, before its events.
+    let announce = conversation
+        .and_then(|id| subs.get(&id))
+        .filter(|s| !s.task.is_finished())
+        .map(|s| s.announce.clone());
+    if let Some(announce) = &announce {
+        lock(announce).insert(session_id);
+    }
+    let sent = match state.service().send(&who, message).await {
+        Ok(sent) => sent,
+        Err(e) => {
+            if let Some(announce) = &announce {
+                lock(announce).remove(&session_id);
+            }
+            return Err(e.into());
+        }
     };
-    let parent = pending_fork_parent(state, &conversation).await?;
-    let handle = start_run(
-        state,
-        PresetRun::new(conversation.id, input)
-            .with_preset(preset_id)
-            .with_parent(parent),
-    )
-    .await?;
-    tx.send(ServerFrame::Started {
-        conversation_id: handle.conversation_id.into(),
-        session_id: handle.session_id.into(),
-    })
-    .await
-    .map_err(|_| ApiError::unavailable("socket closed"))?;
-    let followed = subs
-        .get(&conversation.id)
-        .is_some_and(|s| !s.task.is_finished() && s.direct.send(handle.session_id).is_ok());
-    if !followed {
-        let seen = state
-            .store()
-            .list_sessions(conversation.id)
-            .await?
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
-        subs.insert(
-            conversation.id,
-            spawn_follower(
-                state,
-                conversation.id,
-                tx,
-                seen,
-                Some((handle.session_id, 0)),
-            ),
-        );
+    if announce.is_none() {
+        let id = sent.handle().conversation_id;
+        let events = state
+            .service()
+            .follow(&who, id, FollowFrom::After { session_id, after: 0 })
+            .await?;
+        let pending = Announce::default();
+        lock(&pending).insert(session_id);
+        subs.insert(id, forward(id, events, tx, pending));
     }
     Ok(None)
+}
+
+fn lock(announce: &Announce) -> std::sync::MutexGuard<'_, HashSet<SessionId>> {
+    announce.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 async fn interrupt(
@@ -503,8 +450,10 @@ async fn interrupt(
     frame: ConversationFrame,
 ) -> Result<Option<ServerFrame>, ApiError> {
     let id = ConversationId::from(frame.conversation_id);
-    owned_conversation(state, user, id).await?;
-    let session_id = state.runtime().interrupt_conversation(id)?;
+    let session_id = state
+        .service()
+        .interrupt(&user.principal(), RunTarget::Conversation(id))
+        .await?;
     Ok(Some(ServerFrame::Interrupted {
         conversation_id: frame.conversation_id,
         session_id: session_id.into(),
@@ -517,8 +466,10 @@ async fn steer(
     frame: SteerFrame,
 ) -> Result<Option<ServerFrame>, ApiError> {
     let id = ConversationId::from(frame.conversation_id);
-    owned_conversation(state, user, id).await?;
-    let session_id = state.runtime().steer_conversation(id, frame.text)?;
+    let session_id = state
+        .service()
+        .steer(&user.principal(), RunTarget::Conversation(id), frame.text)
+        .await?;
     Ok(Some(ServerFrame::Steered {
         conversation_id: frame.conversation_id,
         session_id: session_id.into(),

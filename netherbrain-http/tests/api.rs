@@ -782,7 +782,7 @@ async fn operator_token_acts_as_bootstrap_admin() {
     let empty = netherbrain_core::store::MemoryStore::new();
     assert!(matches!(
         netherbrain_http::bootstrap_admin(&empty, Some("short")).await,
-        Err(netherbrain_http::BootstrapError::WeakToken)
+        Err(netherbrain_core::auth::AuthError::WeakOperatorToken)
     ));
     s.stop().await;
 }

@@ -363,9 +363,13 @@ async fn fork_from_a_committed_session() {
     assert_eq!(forked.default_preset, Some(preset));
     assert_eq!(forked.metadata["source"], "web");
     assert_eq!(
-        forked.metadata["forked_from"],
-        json!({"conversation_id": conv.id, "session_id": first.session_id})
+        forked.forked_from,
+        Some(netherbrain_http::dto::ForkOriginView {
+            conversation_id: conv.id,
+            session_id: first.session_id,
+        })
     );
+    assert!(forked.metadata.get("forked_from").is_none());
     let run = alice
         .run(&run_req(Some(forked.id), None, "continue"))
         .await

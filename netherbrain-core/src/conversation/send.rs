@@ -59,6 +59,8 @@ pub struct SendMessage {
     pub metadata: Metadata,
     /// Use this id for the new session.
     pub session_id: Option<SessionId>,
+    /// The preset record, when the caller has read it already.
+    preset: Option<Preset>,
 }
 
 impl SendMessage {
@@ -73,6 +75,25 @@ impl SendMessage {
             title: None,
             metadata: Metadata::new(),
             session_id: None,
+            preset: None,
+        }
+    }
+
+    /// A message that starts a new conversation with a preset the caller
+    /// has just read (by name, say), so the service does not read it again.
+    ///
+    /// ```
+    /// # use netherbrain_core::conversation::SendMessage;
+    /// # fn f(preset: netherbrain_core::store::Preset) {
+    /// let m = SendMessage::new_conversation_with(preset, vec![netherbrain_core::Message::user("hi")]);
+    /// # let _ = m; }
+    /// ```
+    #[must_use]
+    pub fn new_conversation_with(preset: Preset, input: Vec<Message>) -> Self {
+        let id = preset.id;
+        Self {
+            preset: Some(preset),
+            ..Self::new_conversation(id, input)
         }
     }
 
@@ -281,13 +302,13 @@ impl ConversationService {
         let preset_id = message
             .preset_id
             .ok_or_else(|| ServiceError::Invalid("a new conversation needs `preset_id`".into()))?;
-        let preset = self.inner.store.get_preset(preset_id).await?;
+        let preset = match message.preset {
+            Some(preset) if preset.id == preset_id => preset,
+            _ => self.inner.store.get_preset(preset_id).await?,
+        };
         // Refuse before creating anything, so a run that cannot start leaves
         // no empty conversation behind.
-        self.inner
-            .catalog
-            .check(&preset.config)
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        self.inner.catalog.check(&preset.config)?;
         let mut new = NewConversation::new(who.user_id())
             .with_default_preset(preset.id)
             .with_metadata(message.metadata);

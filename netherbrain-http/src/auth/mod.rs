@@ -3,7 +3,6 @@
 
 mod limiter;
 pub(crate) mod password;
-pub(crate) mod token;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -12,13 +11,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use chrono::Utc;
 use netherbrain_core::UserId;
-use netherbrain_core::store::{StoreError, User, UserRole};
+use netherbrain_core::auth::Principal;
+use netherbrain_core::store::{User, UserRole};
 
 pub(crate) use limiter::LoginLimiter;
 
-use crate::bootstrap::BOOTSTRAP_ADMIN_USERNAME;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -46,6 +44,12 @@ impl AuthUser {
     #[must_use]
     pub fn is_admin(&self) -> bool {
         self.user.role == UserRole::Admin
+    }
+
+    /// The principal the conversation service checks: from the stored user.
+    #[must_use]
+    pub fn principal(&self) -> Principal {
+        Principal::of(&self.user)
     }
 
     /// `403` unless admin.
@@ -133,10 +137,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-fn invalid_token() -> ApiError {
-    ApiError::unauthorized("invalid, expired or revoked token")
-}
-
 /// Resolves the bearer token of a request to an active user.
 pub(crate) async fn authenticate(
     state: &AppState,
@@ -147,57 +147,16 @@ pub(crate) async fn authenticate(
             "missing `Authorization: Bearer <token>` header",
         ));
     };
-    if let Some(operator) = &state.config().auth_token
-        && token::secrets_equal(token, operator)
-    {
-        return operator_admin(state).await;
-    }
-    let store = state.store();
-    let key = match store.get_api_key_by_prefix(&token::prefix_of(token)).await {
-        Ok(key) => key,
-        Err(StoreError::NotFound { .. }) => {
-            // Spend the same hashing work as for a found key.
-            let _ = token::verify(token, "");
-            return Err(invalid_token());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !token::verify(token, &key.hash) || !key.is_usable(Utc::now()) {
-        return Err(invalid_token());
-    }
-    let user = match store.get_user(key.user_id).await {
-        Ok(user) => user,
-        Err(StoreError::NotFound { .. }) => return Err(invalid_token()),
-        Err(e) => return Err(e.into()),
-    };
-    if !user.active {
-        return Err(ApiError::unauthorized("account is deactivated"));
-    }
+    let found = netherbrain_core::auth::authenticate(
+        state.store().as_ref(),
+        token,
+        state.config().auth_token.as_deref(),
+    )
+    .await?;
     Ok(AuthUser {
-        user,
-        key_id: Some(key.id),
+        user: found.user,
+        key_id: found.key_id,
     })
-}
-
-/// The user the operator token acts as: the active admin named
-/// [`BOOTSTRAP_ADMIN_USERNAME`], else the first active admin by username.
-async fn operator_admin(state: &AppState) -> Result<AuthUser, ApiError> {
-    let store = state.store();
-    let user = match store.get_user_by_username(BOOTSTRAP_ADMIN_USERNAME).await {
-        Ok(user) if user.active && user.role == UserRole::Admin => Some(user),
-        Ok(_) | Err(StoreError::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let user = match user {
-        Some(user) => user,
-        None => store
-            .list_users()
-            .await?
-            .into_iter()
-            .find(|u| u.active && u.role == UserRole::Admin)
-            .ok_or_else(|| ApiError::unauthorized("no active admin account exists"))?,
-    };
-    Ok(AuthUser { user, key_id: None })
 }
 
 #[cfg(test)]

@@ -10,11 +10,8 @@ use crate::auth::{AuthUser, ClientIp, password};
 use crate::dto::{ChangePasswordRequest, LoginRequest, LoginResponse, UserView};
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::routes::keys::issue_key;
 use crate::state::AppState;
 
-/// Name of the API keys that logins issue.
-pub(crate) const LOGIN_KEY_NAME: &str = "login";
 
 /// Routes that need no token.
 pub(crate) fn public_routes() -> Router<AppState> {
@@ -76,7 +73,14 @@ pub(crate) async fn login(
     let ttl =
         chrono::Duration::from_std(state.config().login_token_ttl).map_err(ApiError::internal)?;
     let expires_at = Utc::now() + ttl;
-    let (_, token) = issue_key(&state, user.id, LOGIN_KEY_NAME, Some(expires_at)).await?;
+    let issued = netherbrain_core::auth::issue_api_key(
+        state.store().as_ref(),
+        &netherbrain_core::auth::Principal::of(&user),
+        netherbrain_core::auth::IssueKey::new(netherbrain_core::auth::LOGIN_KEY_NAME)
+            .expires_at(Some(expires_at)),
+    )
+    .await?;
+    let token = issued.into_secret();
     Ok(Json(LoginResponse {
         token,
         expires_at,

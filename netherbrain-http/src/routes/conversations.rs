@@ -7,44 +7,39 @@
 //! **Fork decision**: `POST /api/conversations/{id}/fork` always creates the
 //! new conversation (title `"<title> (fork)"`, same metadata, workspace and
 //! default preset — or the forked session's preset when the source has no
-//! default) and records `forked_from: {conversation_id, session_id}` in its
-//! metadata. With `input` the first run starts at once from the forked
-//! session (streamed like `run`, or `202`); without it, the first later run
-//! of the new conversation (`run`, WebSocket `chat`) continues from that
-//! session — as long as the new conversation has no session yet.
+//! default) and records the origin in its read-only `forked_from` field.
+//! With `input` the first run starts at once from the forked session
+//! (streamed like `run`, or `202`); without it, the first later run of the
+//! new conversation (`run`, WebSocket `chat`) continues from that session.
+//! The metadata key `forked_from` is reserved and refused in requests.
+//!
+//! The rules live in [`netherbrain_core::conversation::ConversationService`];
+//! these handlers parse, call it and map its errors.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use netherbrain_core::runtime::{PresetRun, RunHandle};
+use netherbrain_core::conversation::{ForkRequest, RunTarget, SendMessage, TurnsQuery as Page};
+use netherbrain_core::runtime::RunHandle;
 use netherbrain_core::store::{
-    ConversationPatch, ConversationQuery, ConversationStatus, Metadata, NewConversation, StoreError,
+    ConversationPatch, ConversationQuery, ConversationStatus, Metadata, NewConversation,
 };
-use netherbrain_core::{
-    ConversationId, Message, PresetId, SessionId, SessionStatus, UsageByModel, WorkspaceId,
-};
-use serde_json::json;
+use netherbrain_core::{ConversationId, PresetId, SessionId, WorkspaceId};
 
 use crate::auth::AuthUser;
 use crate::dto::{
     ActiveSessionView, ConversationDetail, ConversationList, ConversationListQuery,
     ConversationView, CreateConversationRequest, EventsQuery, ForkConversationRequest,
-    ForkResponse, RunConversationRequest, RunInput, RunStarted, SearchQuery, SearchResults,
+    ForkResponse, RunConversationRequest, RunStarted, SearchQuery, SearchResults,
     SessionActionResponse, SteerRequest, Turn, TurnList, TurnsQuery, UpdateConversationRequest,
 };
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
-use crate::runs::{
-    FORKED_FROM, new_conversation_for_run, owned_conversation, pending_fork_parent, start_run,
-};
+use crate::sse;
 use crate::state::AppState;
-use crate::{sse, summarize};
 
-/// Default and largest page of turns.
-const TURNS_DEFAULT_LIMIT: u32 = 20;
-const TURNS_MAX_LIMIT: u32 = 100;
 /// Default number of search results.
 const SEARCH_DEFAULT_LIMIT: u32 = 20;
 
@@ -67,20 +62,6 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
-/// Input as messages; `422` when there is nothing to say.
-pub(crate) fn input_messages(input: RunInput) -> Result<Vec<Message>, ApiError> {
-    let messages = input.into_messages();
-    // A message says something if it has a non-text part or non-blank text.
-    let says_something = |m: &Message| {
-        m.content.iter().any(|p| p.as_text().is_none()) || !m.text().trim().is_empty()
-    };
-    let empty = !messages.iter().any(says_something);
-    if empty {
-        return Err(ApiError::invalid("the input must not be empty"));
-    }
-    Ok(messages)
-}
-
 /// The answer to a started run: its SSE stream, or `202` with the ids.
 pub(crate) async fn started(
     state: &AppState,
@@ -88,7 +69,12 @@ pub(crate) async fn started(
     stream: bool,
 ) -> Result<Response, ApiError> {
     if stream {
-        sse::session_stream(state, handle.conversation_id, handle.session_id, 0).await
+        let events = state.runtime().subscribe(handle.session_id, 0).await?;
+        Ok(sse::response(
+            handle.conversation_id,
+            handle.session_id,
+            events,
+        ))
     } else {
         Ok((
             StatusCode::ACCEPTED,
@@ -128,19 +114,14 @@ pub(crate) async fn create(
     Json(req): Json<CreateConversationRequest>,
 ) -> Result<Json<ConversationView>, ApiError> {
     let mut new = NewConversation::new(user.id());
-    if let Some(title) = req.title {
-        new = new.with_title(title);
-    }
-    if let Some(ws) = req.workspace_id {
-        new = new.with_workspace(WorkspaceId::from(ws));
-    }
-    if let Some(preset) = req.default_preset {
-        new = new.with_default_preset(PresetId::from(preset));
-    }
+    new.title = req.title;
+    new.workspace_id = req.workspace_id.map(WorkspaceId::from);
+    new.default_preset = req.default_preset.map(PresetId::from);
     if let Some(metadata) = req.metadata {
-        new = new.with_metadata(metadata);
+        new.metadata = metadata;
     }
-    Ok(Json(state.store().create_conversation(new).await?.into()))
+    let conversation = state.service().create(&user.principal(), new).await?;
+    Ok(Json(conversation.into()))
 }
 
 /// Runs the agent: in a conversation, or in a new one owned by the caller.
@@ -167,21 +148,18 @@ pub(crate) async fn run(
     user: AuthUser,
     Json(req): Json<RunConversationRequest>,
 ) -> Result<Response, ApiError> {
-    let input = input_messages(req.input)?;
-    let preset_id = req.preset_id.map(PresetId::from);
-    let conversation = match req.conversation_id {
-        Some(id) => owned_conversation(&state, &user, ConversationId::from(id)).await?,
-        None => new_conversation_for_run(&state, &user, preset_id).await?,
+    let input = req.input.into_messages();
+    let preset = req.preset_id.map(PresetId::from);
+    let message = match req.conversation_id {
+        Some(id) => SendMessage::to(ConversationId::from(id), input).with_preset(preset),
+        None => {
+            let mut m = SendMessage::to(ConversationId::new(), input).with_preset(preset);
+            m.conversation_id = None;
+            m
+        }
     };
-    let parent = pending_fork_parent(&state, &conversation).await?;
-    let handle = start_run(
-        &state,
-        PresetRun::new(conversation.id, input)
-            .with_preset(preset_id)
-            .with_parent(parent),
-    )
-    .await?;
-    started(&state, &handle, req.stream).await
+    let sent = state.service().send(&user.principal(), message).await?;
+    started(&state, sent.handle(), req.stream).await
 }
 
 /// Lists the caller's conversations, newest activity first.
@@ -219,7 +197,7 @@ pub(crate) async fn list(
         })?;
         query = query.with_metadata(filter);
     }
-    let page = state.store().list_conversations(query).await?;
+    let page = state.service().list(&user.principal(), query).await?;
     Ok(Json(ConversationList {
         items: page.items.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,
@@ -243,9 +221,9 @@ pub(crate) async fn search(
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<SearchResults>, ApiError> {
     let found = state
-        .store()
-        .search_conversations(
-            Some(user.id()),
+        .service()
+        .search(
+            &user.principal(),
             &q.q,
             q.limit.unwrap_or(SEARCH_DEFAULT_LIMIT),
         )
@@ -271,24 +249,14 @@ pub(crate) async fn get_conversation(
     user: AuthUser,
     Path(id): Path<ConversationId>,
 ) -> Result<Json<ConversationDetail>, ApiError> {
-    let conversation = owned_conversation(&state, &user, id).await?;
-    let sessions = state.store().list_sessions(id).await?;
-    let mut usage = UsageByModel::default();
-    for session in &sessions {
-        usage.merge(&session.usage);
-    }
-    let active_session = sessions
-        .iter()
-        .rev()
-        .find(|s| s.status.is_active())
-        .map(|s| ActiveSessionView {
+    let detail = state.service().detail(&user.principal(), id).await?;
+    Ok(Json(ConversationDetail {
+        conversation: detail.conversation.into(),
+        active_session: detail.active_session.map(|s| ActiveSessionView {
             id: s.id.into(),
             status: s.status.as_str().to_owned(),
-        });
-    Ok(Json(ConversationDetail {
-        conversation: conversation.into(),
-        active_session,
-        usage,
+        }),
+        usage: detail.usage,
     }))
 }
 
@@ -312,16 +280,14 @@ pub(crate) async fn update(
     Path(id): Path<ConversationId>,
     Json(req): Json<UpdateConversationRequest>,
 ) -> Result<Json<ConversationView>, ApiError> {
-    owned_conversation(&state, &user, id).await?;
     let mut patch = ConversationPatch::default();
     patch.title = req.title;
     patch.summary = req.summary;
     patch.default_preset = req.default_preset.map(|p| p.map(PresetId::from));
     patch.metadata = req.metadata;
     patch.status = req.status.as_deref().map(parse_status).transpose()?;
-    Ok(Json(
-        state.store().update_conversation(id, patch).await?.into(),
-    ))
+    let conversation = state.service().update(&user.principal(), id, patch).await?;
+    Ok(Json(conversation.into()))
 }
 
 /// Forks a conversation from one of its finished sessions; see the module
@@ -345,77 +311,26 @@ pub(crate) async fn fork(
     Path(id): Path<ConversationId>,
     Json(req): Json<ForkConversationRequest>,
 ) -> Result<Response, ApiError> {
-    let source = owned_conversation(&state, &user, id).await?;
-    let session_id = SessionId::from(req.session_id);
-    let session = match state.store().get_session(session_id).await {
-        Ok(s) if s.conversation_id == source.id => s,
-        Ok(_) => return Err(StoreError::not_found("session", session_id.to_string()).into()),
-        Err(e) => return Err(e.into()),
-    };
-    match session.status {
-        SessionStatus::Committed
-        | SessionStatus::Interrupted
-        | SessionStatus::AwaitingToolResults => {}
-        s if s.is_active() => {
-            return Err(ApiError::conflict(
-                "the session has not finished; fork it once it has",
-            ));
-        }
-        _ => return Err(ApiError::invalid("a failed session cannot be forked")),
-    }
-    let input = req.input.map(input_messages).transpose()?;
-    if input.is_some() && session.status == SessionStatus::AwaitingToolResults {
-        return Err(ApiError::invalid(
-            "the session waits for tool results; fork without `input`, or resume it first",
-        ));
-    }
-    let preset_id = req.preset_id.map(PresetId::from);
-    if let Some(preset) = preset_id {
-        state.store().get_preset(preset).await?;
-    }
-
-    let mut metadata = source.metadata.clone();
-    metadata.insert(
-        FORKED_FROM.to_owned(),
-        json!({"conversation_id": source.id, "session_id": session.id}),
-    );
-    let mut new = NewConversation::new(user.id()).with_metadata(metadata);
-    if let Some(title) = &source.title {
-        new = new.with_title(format!("{title} (fork)"));
-    }
-    if let Some(ws) = source.workspace_id {
-        new = new.with_workspace(ws);
-    }
-    if let Some(preset) = source.default_preset.or(session.preset_id) {
-        new = new.with_default_preset(preset);
-    }
-    let conversation = state.store().create_conversation(new).await?;
-
-    let Some(input) = input else {
-        return Ok(Json(ForkResponse {
-            conversation: conversation.into(),
+    let mut fork = ForkRequest::new(SessionId::from(req.session_id))
+        .with_preset(req.preset_id.map(PresetId::from));
+    fork.input = req.input.map(crate::dto::RunInput::into_messages);
+    let forked = state.service().fork(&user.principal(), id, fork).await?;
+    match forked.run {
+        None => Ok(Json(ForkResponse {
+            conversation: forked.conversation.into(),
             session_id: None,
         })
-        .into_response());
-    };
-    let handle = start_run(
-        &state,
-        PresetRun::new(conversation.id, input)
-            .with_preset(preset_id)
-            .with_parent(Some(session.id)),
-    )
-    .await?;
-    if req.stream {
-        return started(&state, &handle, true).await;
+        .into_response()),
+        Some(handle) if req.stream => started(&state, &handle, true).await,
+        Some(handle) => Ok((
+            StatusCode::ACCEPTED,
+            Json(ForkResponse {
+                conversation: forked.conversation.into(),
+                session_id: Some(handle.session_id.into()),
+            }),
+        )
+            .into_response()),
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(ForkResponse {
-            conversation: conversation.into(),
-            session_id: Some(handle.session_id.into()),
-        }),
-    )
-        .into_response())
 }
 
 /// Interrupts the conversation's running session.
@@ -435,8 +350,10 @@ pub(crate) async fn interrupt(
     user: AuthUser,
     Path(id): Path<ConversationId>,
 ) -> Result<Json<SessionActionResponse>, ApiError> {
-    owned_conversation(&state, &user, id).await?;
-    let session_id = state.runtime().interrupt_conversation(id)?;
+    let session_id = state
+        .service()
+        .interrupt(&user.principal(), RunTarget::Conversation(id))
+        .await?;
     Ok(Json(SessionActionResponse {
         session_id: session_id.into(),
     }))
@@ -462,8 +379,10 @@ pub(crate) async fn steer(
     Path(id): Path<ConversationId>,
     Json(req): Json<SteerRequest>,
 ) -> Result<Json<SessionActionResponse>, ApiError> {
-    owned_conversation(&state, &user, id).await?;
-    let session_id = state.runtime().steer_conversation(id, req.text)?;
+    let session_id = state
+        .service()
+        .steer(&user.principal(), RunTarget::Conversation(id), req.text)
+        .await?;
     Ok(Json(SessionActionResponse {
         session_id: session_id.into(),
     }))
@@ -493,26 +412,14 @@ pub(crate) async fn events(
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let conversation = owned_conversation(&state, &user, id).await?;
     let after = sse::resume_position(&headers, q.after.as_deref())?;
-    let session_id = match q.session_id.map(SessionId::from) {
-        Some(sid) => match state.store().get_session(sid).await {
-            Ok(s) if s.conversation_id == conversation.id => sid,
-            Ok(_) => return Err(StoreError::not_found("session", sid.to_string()).into()),
-            Err(e) => return Err(e.into()),
-        },
-        None => match state.runtime().active_session(id) {
-            Some(sid) => sid,
-            None => state
-                .store()
-                .list_sessions(id)
-                .await?
-                .last()
-                .map(|s| s.id)
-                .ok_or_else(|| ApiError::not_found("the conversation has no session yet"))?,
-        },
-    };
-    sse::session_stream(&state, id, session_id, after).await
+    let who = user.principal();
+    let session_id = state
+        .service()
+        .events_session(&who, id, q.session_id.map(SessionId::from))
+        .await?;
+    let events = state.service().events(&who, session_id, after).await?;
+    Ok(sse::response(id, session_id, events))
 }
 
 /// The conversation's history: sessions oldest first, each with its own
@@ -534,38 +441,20 @@ pub(crate) async fn turns(
     Path(id): Path<ConversationId>,
     Query(q): Query<TurnsQuery>,
 ) -> Result<Json<TurnList>, ApiError> {
-    owned_conversation(&state, &user, id).await?;
-    let limit = q.limit.unwrap_or(TURNS_DEFAULT_LIMIT);
-    if !(1..=TURNS_MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "`limit` must be between 1 and {TURNS_MAX_LIMIT}"
-        )));
-    }
-    let sessions = state.store().list_sessions(id).await?;
-    let start = match q.cursor.as_deref() {
-        None | Some("") => 0,
-        Some(cursor) => {
-            let after: SessionId = cursor
-                .parse()
-                .map_err(|_| ApiError::bad_request("invalid page cursor"))?;
-            sessions
-                .iter()
-                .position(|s| s.id == after)
-                .ok_or_else(|| ApiError::bad_request("invalid page cursor"))?
-                + 1
-        }
-    };
-    let end = start.saturating_add(limit as usize).min(sessions.len());
-    let next_cursor = (end < sessions.len()).then(|| sessions[end - 1].id.to_string());
-    let mut items = Vec::with_capacity(end.saturating_sub(start));
-    for session in sessions.into_iter().take(end).skip(start) {
-        let messages = state.store().session_messages(session.id).await?;
-        items.push(Turn {
-            session: session.into(),
-            messages,
-        });
-    }
-    Ok(Json(TurnList { items, next_cursor }))
+    let mut page = Page::default().with_cursor(q.cursor);
+    page.limit = q.limit;
+    let page = state.service().turns(&user.principal(), id, page).await?;
+    Ok(Json(TurnList {
+        items: page
+            .items
+            .into_iter()
+            .map(|t| Turn {
+                session: t.session.into(),
+                messages: t.messages,
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Names and summarises the conversation with its preset's model (one
@@ -587,22 +476,6 @@ pub(crate) async fn summarize_conversation(
     user: AuthUser,
     Path(id): Path<ConversationId>,
 ) -> Result<Json<ConversationView>, ApiError> {
-    let conversation = owned_conversation(&state, &user, id).await?;
-    let sessions = state.store().list_sessions(id).await?;
-    let preset_id = conversation
-        .default_preset
-        .or_else(|| sessions.iter().rev().find_map(|s| s.preset_id))
-        .ok_or_else(|| ApiError::invalid("the conversation has no preset to summarize with"))?;
-    let preset = state.store().get_preset(preset_id).await?;
-    let history = match sessions.last() {
-        Some(latest) => state.store().session_history(latest.id).await?,
-        None => Vec::new(),
-    };
-    let named = summarize::summarize(state.catalog(), &preset.config, &history).await?;
-    let mut patch = ConversationPatch::default();
-    patch.title = Some(Some(named.title));
-    patch.summary = Some(Some(named.summary));
-    Ok(Json(
-        state.store().update_conversation(id, patch).await?.into(),
-    ))
+    let conversation = state.service().summarize(&user.principal(), id).await?;
+    Ok(Json(conversation.into()))
 }

@@ -3,12 +3,10 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
-use chrono::{DateTime, Utc};
-use netherbrain_core::store::{ApiKey, NewApiKey, StoreError};
+use netherbrain_core::auth::{self, IssueKey};
 use netherbrain_core::{ApiKeyId, UserId};
-use uuid::Uuid;
 
-use crate::auth::{AuthUser, token};
+use crate::auth::AuthUser;
 use crate::dto::{ApiKeyList, ApiKeyView, CreateApiKeyRequest, CreatedApiKey, KeyOwnerQuery};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
@@ -19,45 +17,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/keys/create", post(create))
         .route("/api/keys/list", get(list))
         .route("/api/keys/{id}/revoke", post(revoke))
-}
-
-/// Generates a key for `user_id`, stores its hash and returns the key with
-/// its secret. Retries on the (astronomically rare) prefix collision.
-pub(crate) async fn issue_key(
-    state: &AppState,
-    user_id: UserId,
-    name: &str,
-    expires_at: Option<DateTime<Utc>>,
-) -> Result<(ApiKey, String), ApiError> {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let generated = token::generate().map_err(ApiError::internal)?;
-        let mut new = NewApiKey::new(user_id, name, generated.prefix, generated.hash);
-        new.expires_at = expires_at;
-        match state.store().create_api_key(new).await {
-            Ok(key) => return Ok((key, generated.token)),
-            Err(StoreError::Conflict(_)) if attempts < 3 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// The user whose keys a request is about: the caller, or (admins only)
-/// `requested`. `403` for a non-admin naming someone else.
-async fn target_user(
-    state: &AppState,
-    auth: &AuthUser,
-    requested: Option<Uuid>,
-) -> Result<UserId, ApiError> {
-    match requested.map(UserId::from_uuid) {
-        None => Ok(auth.id()),
-        Some(id) if id == auth.id() => Ok(id),
-        Some(id) => {
-            auth.require_admin()?;
-            Ok(state.store().get_user(id).await?.id)
-        }
-    }
 }
 
 /// Creates an API key. The secret is in this response only.
@@ -77,14 +36,12 @@ pub(crate) async fn create(
     auth: AuthUser,
     Json(req): Json<CreateApiKeyRequest>,
 ) -> Result<Json<CreatedApiKey>, ApiError> {
-    let user_id = target_user(&state, &auth, req.user_id).await?;
-    if req.expires_at.is_some_and(|at| at <= Utc::now()) {
-        return Err(ApiError::invalid("expires_at must be in the future"));
-    }
-    let (key, secret) = issue_key(&state, user_id, &req.name, req.expires_at).await?;
+    let mut issue = IssueKey::new(req.name).expires_at(req.expires_at);
+    issue.user_id = req.user_id.map(UserId::from_uuid);
+    let issued = auth::issue_api_key(state.store().as_ref(), &auth.principal(), issue).await?;
     Ok(Json(CreatedApiKey {
-        key: key.into(),
-        secret,
+        secret: issued.secret().to_owned(),
+        key: issued.key.into(),
     }))
 }
 
@@ -105,8 +62,12 @@ pub(crate) async fn list(
     auth: AuthUser,
     Query(query): Query<KeyOwnerQuery>,
 ) -> Result<Json<ApiKeyList>, ApiError> {
-    let user_id = target_user(&state, &auth, query.user_id).await?;
-    let keys = state.store().list_api_keys(user_id).await?;
+    let keys = auth::list_api_keys(
+        state.store().as_ref(),
+        &auth.principal(),
+        query.user_id.map(UserId::from_uuid),
+    )
+    .await?;
     Ok(Json(ApiKeyList {
         items: keys.into_iter().map(Into::into).collect(),
     }))
@@ -131,16 +92,12 @@ pub(crate) async fn revoke(
     Path(id): Path<ApiKeyId>,
     Query(query): Query<KeyOwnerQuery>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    let user_id = target_user(&state, &auth, query.user_id).await?;
-    let owned = state
-        .store()
-        .list_api_keys(user_id)
-        .await?
-        .into_iter()
-        .any(|k| k.id == id);
-    if !owned {
-        return Err(ApiError::not_found(format!("api key `{id}` not found")));
-    }
-    let key = state.store().revoke_api_key(id).await?;
+    let key = auth::revoke_api_key(
+        state.store().as_ref(),
+        &auth.principal(),
+        query.user_id.map(UserId::from_uuid),
+        id,
+    )
+    .await?;
     Ok(Json(key.into()))
 }

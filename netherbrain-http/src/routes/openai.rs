@@ -25,8 +25,9 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use netherbrain_core::runtime::{PresetRun, Runtime};
-use netherbrain_core::store::{Metadata, NewConversation, Session};
+use netherbrain_core::conversation::SendMessage;
+use netherbrain_core::runtime::Runtime;
+use netherbrain_core::store::{Metadata, Session};
 use netherbrain_core::{EventEnvelope, SessionId, SessionStatus};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -140,34 +141,20 @@ async fn chat_completions(
         Err(e) if e.is_not_found() => return Err(OpenAiError::model_not_found(&req.model)),
         Err(e) => return Err(e.into()),
     };
-    if state.runtime().is_draining() {
-        return Err(netherbrain_core::runtime::RuntimeError::Draining.into());
-    }
-    state
-        .catalog()
-        .check(&preset.config)
-        .map_err(|e| OpenAiError::from(netherbrain_core::runtime::RuntimeError::Catalog(e)))?;
-
     let mut metadata = Metadata::new();
     metadata.insert("source".into(), Value::from("openai"));
     if let Some(user) = req.user.as_deref().filter(|u| !u.is_empty()) {
         metadata.insert("openai_user".into(), Value::from(user));
     }
-    let conversation = state
-        .store()
-        .create_conversation(
-            NewConversation::new(auth.id())
-                .with_default_preset(preset.id)
-                .with_metadata(metadata),
+    let sent = state
+        .service()
+        .send(
+            &auth.principal(),
+            SendMessage::new_conversation_with(preset, input).with_metadata(metadata),
         )
         .await?;
+    let handle = sent.handle().clone();
     let runtime = state.runtime().clone();
-    let handle = runtime
-        .start_preset(
-            state.catalog(),
-            PresetRun::new(conversation.id, input).with_preset(Some(preset.id)),
-        )
-        .await?;
     let session_id = handle.session_id;
     let guard = InterruptOnDrop {
         runtime: runtime.clone(),

@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use netherbrain_core::PresetId;
+use netherbrain_core::conversation::{self, PresetDocument};
 use netherbrain_core::store::{NewPreset, PresetPatch};
-use netherbrain_core::{PresetConfig, PresetId};
-use serde::{Deserialize, Serialize};
 
 use crate::auth::{AdminUser, AuthUser};
 use crate::dto::{
@@ -28,66 +28,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/presets/{id}/update", post(update))
         .route("/api/presets/{id}/delete", post(delete))
         .route("/api/presets/{id}/export", get(export))
-}
-
-/// One preset in a TOML document:
-///
-/// ```toml
-/// name = "coder"
-/// description = "Writes code"
-/// [config]
-/// profile = "openai"
-/// model = "gpt-4o-mini"
-/// ```
-///
-/// Several presets: an array of tables `[[presets]]` of this shape.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PresetDoc {
-    name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
-    config: PresetConfig,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PresetsDoc {
-    presets: Vec<PresetDoc>,
-}
-
-/// Parses a preset document (one preset, or `[[presets]]`). Syntax errors
-/// are `400`, documents of the wrong shape `422`.
-fn parse_presets(text: &str) -> Result<Vec<PresetDoc>, ApiError> {
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ApiError::bad_request(format!("invalid TOML: {e}")))?;
-    let docs = if table.contains_key("presets") {
-        table
-            .try_into::<PresetsDoc>()
-            .map(|d| d.presets)
-            .map_err(|e| ApiError::invalid(format!("invalid preset document: {e}")))?
-    } else {
-        vec![
-            table
-                .try_into::<PresetDoc>()
-                .map_err(|e| ApiError::invalid(format!("invalid preset document: {e}")))?,
-        ]
-    };
-    if docs.is_empty() {
-        return Err(ApiError::invalid("the document contains no presets"));
-    }
-    let mut names = std::collections::HashSet::new();
-    for doc in &docs {
-        netherbrain_core::store::validate::name("name", &doc.name)?;
-        if !names.insert(doc.name.as_str()) {
-            return Err(ApiError::invalid(format!(
-                "preset `{}` appears twice in the document",
-                doc.name
-            )));
-        }
-    }
-    Ok(docs)
 }
 
 /// Creates a preset.
@@ -214,35 +154,24 @@ pub(crate) async fn delete(
 )]
 pub(crate) async fn import(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     TomlText(text): TomlText,
 ) -> Result<Json<ImportPresetsResponse>, ApiError> {
-    let docs = parse_presets(&text)?;
-    let store = state.store();
-    let mut items = Vec::with_capacity(docs.len());
-    for doc in docs {
-        let (action, preset) = match store.get_preset_by_name(&doc.name).await {
-            Ok(existing) => {
-                let mut patch = PresetPatch::default();
-                patch.description = Some(doc.description);
-                patch.config = Some(doc.config);
-                (
-                    ImportAction::Updated,
-                    store.update_preset(existing.id, patch).await?,
-                )
-            }
-            Err(e) if e.is_not_found() => {
-                let mut new = NewPreset::new(doc.name, doc.config);
-                new.description = doc.description;
-                (ImportAction::Created, store.create_preset(new).await?)
-            }
-            Err(e) => return Err(e.into()),
-        };
-        items.push(ImportedPreset {
-            action,
-            preset: preset.into(),
-        });
-    }
+    let documents = conversation::parse_preset_documents(&text)?;
+    let imported = state
+        .service()
+        .import_presets(&admin.0.principal(), documents)
+        .await?;
+    let items = imported
+        .into_iter()
+        .map(|i| ImportedPreset {
+            action: match i.action {
+                conversation::ImportAction::Updated => ImportAction::Updated,
+                _ => ImportAction::Created,
+            },
+            preset: i.preset.into(),
+        })
+        .collect();
     Ok(Json(ImportPresetsResponse { items }))
 }
 
@@ -263,12 +192,7 @@ pub(crate) async fn export(
     Path(id): Path<PresetId>,
 ) -> Result<Response, ApiError> {
     let preset = state.store().get_preset(id).await?;
-    let doc = PresetDoc {
-        name: preset.name,
-        description: preset.description,
-        config: preset.config,
-    };
-    let text = toml::to_string_pretty(&doc).map_err(ApiError::internal)?;
+    let text = PresetDocument::from(preset).to_toml()?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -277,50 +201,4 @@ pub(crate) async fn export(
         text,
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_one_or_many() {
-        let one =
-            parse_presets("name = \"a\"\n[config]\nprofile = \"openai\"\nmodel = \"m\"\n").unwrap();
-        assert_eq!(one.len(), 1);
-        let many = parse_presets(
-            "[[presets]]\nname = \"a\"\n[presets.config]\nprofile = \"p\"\nmodel = \"m\"\n\
-             [[presets]]\nname = \"b\"\n[presets.config]\nprofile = \"p\"\nmodel = \"m\"\n",
-        )
-        .unwrap();
-        assert_eq!(many.len(), 2);
-    }
-
-    #[test]
-    fn rejects_bad_documents() {
-        assert_eq!(parse_presets("name = ").unwrap_err().status().as_u16(), 400);
-        assert_eq!(
-            parse_presets("name = \"a\"").unwrap_err().status().as_u16(),
-            422
-        );
-        assert_eq!(
-            parse_presets("presets = []").unwrap_err().status().as_u16(),
-            422
-        );
-        let dup = "[[presets]]\nname = \"a\"\n[presets.config]\nprofile = \"p\"\nmodel = \"m\"\n\
-                   [[presets]]\nname = \"a\"\n[presets.config]\nprofile = \"p\"\nmodel = \"m\"\n";
-        assert_eq!(parse_presets(dup).unwrap_err().status().as_u16(), 422);
-    }
-
-    #[test]
-    fn export_round_trips() {
-        let doc = PresetDoc {
-            name: "a".into(),
-            description: None,
-            config: PresetConfig::new("openai", "gpt").with_system_prompt("hi\nthere"),
-        };
-        let text = toml::to_string_pretty(&doc).unwrap();
-        let back = parse_presets(&text).unwrap();
-        assert_eq!(back[0].config, doc.config);
-    }
 }

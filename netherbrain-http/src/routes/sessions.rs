@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use netherbrain_core::SessionId;
-use netherbrain_core::runtime::PresetRun;
+use netherbrain_core::conversation::RunTarget;
 
 use crate::auth::AuthUser;
 use crate::dto::{
@@ -17,7 +17,6 @@ use crate::dto::{
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::routes::conversations::started;
-use crate::runs::{owned_session, start_run};
 use crate::sse;
 use crate::state::AppState;
 
@@ -47,7 +46,7 @@ pub(crate) async fn get_session(
     user: AuthUser,
     Path(id): Path<SessionId>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let (session, _) = owned_session(&state, &user, id).await?;
+    let (session, _) = state.service().session(&user.principal(), id).await?;
     Ok(Json(session.into()))
 }
 
@@ -67,7 +66,7 @@ pub(crate) async fn status(
     user: AuthUser,
     Path(id): Path<SessionId>,
 ) -> Result<Json<SessionStatusView>, ApiError> {
-    let (session, _) = owned_session(&state, &user, id).await?;
+    let (session, _) = state.service().session(&user.principal(), id).await?;
     let last_event_seq = state.store().last_event_seq(id).await?;
     Ok(Json(SessionStatusView {
         id: id.into(),
@@ -101,9 +100,10 @@ pub(crate) async fn events(
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (session, _) = owned_session(&state, &user, id).await?;
     let after = sse::resume_position(&headers, q.after.as_deref())?;
-    sse::session_stream(&state, session.conversation_id, id, after).await
+    let (session, _) = state.service().session(&user.principal(), id).await?;
+    let events = state.runtime().subscribe(id, after).await?;
+    Ok(sse::response(session.conversation_id, id, events))
 }
 
 /// Interrupts a running session.
@@ -123,8 +123,10 @@ pub(crate) async fn interrupt(
     user: AuthUser,
     Path(id): Path<SessionId>,
 ) -> Result<Json<SessionActionResponse>, ApiError> {
-    owned_session(&state, &user, id).await?;
-    state.runtime().interrupt(id)?;
+    state
+        .service()
+        .interrupt(&user.principal(), RunTarget::Session(id))
+        .await?;
     Ok(Json(SessionActionResponse {
         session_id: id.into(),
     }))
@@ -150,8 +152,10 @@ pub(crate) async fn steer(
     Path(id): Path<SessionId>,
     Json(req): Json<SteerRequest>,
 ) -> Result<Json<SessionActionResponse>, ApiError> {
-    owned_session(&state, &user, id).await?;
-    state.runtime().steer(id, req.text)?;
+    state
+        .service()
+        .steer(&user.principal(), RunTarget::Session(id), req.text)
+        .await?;
     Ok(Json(SessionActionResponse {
         session_id: id.into(),
     }))
@@ -180,17 +184,9 @@ pub(crate) async fn resume(
     Path(id): Path<SessionId>,
     Json(req): Json<ResumeRequest>,
 ) -> Result<Response, ApiError> {
-    let (session, conversation) = owned_session(&state, &user, id).await?;
-    if req.decisions.is_empty() {
-        return Err(ApiError::invalid("`decisions` must not be empty"));
-    }
-    let handle = start_run(
-        &state,
-        PresetRun::new(conversation.id, Vec::new())
-            .with_preset(session.preset_id)
-            .with_parent(Some(session.id))
-            .with_resume(req.decisions),
-    )
-    .await?;
+    let handle = state
+        .service()
+        .resume(&user.principal(), id, req.decisions)
+        .await?;
     started(&state, &handle, req.stream).await
 }
