@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use netherbrain_core::conversation::ConversationService;
 use netherbrain_core::runtime::Runtime;
 use netherbrain_http::{AppState, Metrics, ServerConfig, bootstrap_admin};
 use tokio::sync::watch;
 
 use crate::config::Settings;
-use crate::local::{LocalApi, admin_token_notice, build_catalog, open_store};
+use crate::local::{admin_token_notice, build_catalog, import_presets, open_store};
 
 /// Extra time open connections (event streams) get after runs are drained,
 /// so clients receive the final events.
@@ -91,11 +92,11 @@ impl Server {
         }
         if !settings.presets.is_empty() {
             crate::presets::check_profiles(&settings.presets, settings)?;
-            let imported = crate::presets::import(&LocalApi::new(store.clone()), &settings.presets)
+            let imported = import_presets(store.clone(), &settings.presets)
                 .await
                 .context("importing the presets of the config file")?;
             tracing::info!(
-                count = imported.items.len(),
+                count = imported.len(),
                 "imported presets from the config file"
             );
         }
@@ -114,10 +115,13 @@ impl Server {
             .with_auth_token(settings.auth_token.clone())
             .with_body_limit(settings.body_limit)
             .with_shutdown_timeout(settings.graceful_shutdown_timeout + STREAM_GRACE);
+        let service = ConversationService::builder(store.clone())
+            .runtime(runtime)
+            .catalog(catalog)
+            .build();
         let state = AppState::builder(store)
             .config(config)
-            .runtime(runtime.clone())
-            .catalog(catalog)
+            .service(service)
             .metrics(metrics)
             .build();
         let listener = netherbrain_http::bind(&state)
@@ -199,7 +203,9 @@ impl Server {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use netherbrain_core::runtime::{PresetRun, RuntimeError};
+    use netherbrain_core::auth::Principal;
+    use netherbrain_core::conversation::{SendMessage, ServiceError};
+    use netherbrain_core::runtime::RuntimeError;
     use netherbrain_core::store::NewConversation;
     use netherbrain_core::{Message, SessionStatus};
     use tokio::sync::watch;
@@ -248,13 +254,16 @@ mod tests {
 
         let (tx, rx) = watch::channel(false);
         let serving = tokio::spawn(server.run(rx));
+        let who = Principal::of(&admin);
         let run = state
-            .runtime()
-            .start_preset(
-                state.catalog(),
-                PresetRun::new(conversation.id, vec![Message::user("hi")]),
+            .service()
+            .send(
+                &who,
+                SendMessage::to(conversation.id, vec![Message::user("hi")]),
             )
-            .await?;
+            .await?
+            .handle()
+            .clone();
         let deadline = Instant::now() + Duration::from_secs(10);
         while provider
             .received_requests()
@@ -270,16 +279,18 @@ mod tests {
         tx.send_replace(true);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let refused = state
-            .runtime()
-            .start_preset(
-                state.catalog(),
-                PresetRun::new(conversation.id, vec![Message::user("again")]),
+            .service()
+            .send(
+                &who,
+                SendMessage::to(conversation.id, vec![Message::user("again")]),
             )
             .await;
         assert!(
             matches!(
                 refused,
-                Err(RuntimeError::Draining | RuntimeError::Busy { .. })
+                Err(ServiceError::Runtime(
+                    RuntimeError::Draining | RuntimeError::Busy { .. }
+                ))
             ),
             "{refused:?}"
         );

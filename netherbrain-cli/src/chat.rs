@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
-use netherbrain_core::agent::AgentCatalog;
-use netherbrain_core::runtime::{PresetRun, Runtime, RuntimeError};
+use netherbrain_core::auth::Principal;
+use netherbrain_core::conversation::{ConversationService, RunTarget, SendMessage, ServiceError};
+use netherbrain_core::runtime::RuntimeError;
 use netherbrain_core::store::{ConversationPatch, NewConversation, Preset, StateStore};
 use netherbrain_core::{
     AgentEvent, ConversationId, EventEnvelope, Message, PresetId, SessionStatus,
@@ -56,8 +57,8 @@ async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     let store = open_store(settings).await?;
     bootstrap_quietly(store.as_ref(), settings).await?;
     let user = admin_user(store.as_ref()).await?;
-    let catalog = build_catalog(&settings.providers);
-    let runtime = Runtime::new(store.clone());
+    let catalog = std::sync::Arc::new(build_catalog(&settings.providers));
+    let service = ConversationService::new(store.clone(), catalog);
 
     let requested = match &args.preset {
         Some(name) => Some(preset_by_name(store.as_ref(), name).await?),
@@ -102,8 +103,8 @@ async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     };
     Ok(Chat {
         backend: Backend::Local {
-            runtime,
-            catalog,
+            service,
+            who: Principal::of(&user),
             preset_id,
         },
         conversation: Some(conversation),
@@ -179,8 +180,8 @@ fn only_preset(mut presets: Vec<Preset>) -> Result<Preset> {
 
 enum Backend {
     Local {
-        runtime: Runtime,
-        catalog: AgentCatalog,
+        service: ConversationService,
+        who: Principal,
         preset_id: Option<PresetId>,
     },
     Remote {
@@ -209,26 +210,24 @@ impl Chat {
     ) -> Result<(BoxStream<'static, Result<EventEnvelope>>, Running)> {
         match &self.backend {
             Backend::Local {
-                runtime,
-                catalog,
+                service,
+                who,
                 preset_id,
             } => {
                 let conversation = self
                     .conversation
                     .ok_or_else(|| anyhow!("no conversation"))?;
-                let run =
-                    PresetRun::new(conversation, vec![Message::user(text)]).with_preset(*preset_id);
-                let handle = runtime
-                    .start_preset(catalog, run)
-                    .await
-                    .map_err(|e| match e {
-                        RuntimeError::Busy { session_id } => anyhow!(
-                            "the conversation is busy with session {session_id}; wait for it or interrupt it"
-                        ),
-                        other => anyhow!("{other}"),
-                    })?;
-                let events = runtime
-                    .subscribe(handle.session_id, 0)
+                let message = SendMessage::to(conversation, vec![Message::user(text)])
+                    .with_preset(*preset_id);
+                let sent = service.send(who, message).await.map_err(|e| match e {
+                    ServiceError::Runtime(RuntimeError::Busy { session_id }) => anyhow!(
+                        "the conversation is busy with session {session_id}; wait for it or interrupt it"
+                    ),
+                    other => anyhow!("{other}"),
+                })?;
+                let handle = sent.handle().clone();
+                let events = service
+                    .events(who, handle.session_id, 0)
                     .await
                     .map_err(|e| anyhow!("{e}"))?;
                 Ok((events.map(Ok).boxed(), Running::Session(handle.session_id)))
@@ -256,8 +255,8 @@ impl Chat {
 
     async fn interrupt(&self, running: &Running) {
         match (running, &self.backend) {
-            (Running::Session(id), Backend::Local { runtime, .. }) => {
-                let _ = runtime.interrupt(*id);
+            (Running::Session(id), Backend::Local { service, who, .. }) => {
+                let _ = service.interrupt(who, RunTarget::Session(*id)).await;
             }
             (Running::Remote, Backend::Remote { client, .. }) => {
                 if let Some(id) = self.conversation

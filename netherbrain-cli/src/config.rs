@@ -13,7 +13,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use netherbrain_core::PresetConfig;
 use netherbrain_core::provider::{ProviderKind, ProviderProfile};
 use serde::{Deserialize, Serialize};
 
@@ -75,44 +74,17 @@ impl fmt::Display for LogFormat {
 }
 
 /// A preset as written in TOML: `name`, optional `description`, `[config]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PresetDoc {
-    /// Unique name.
-    pub(crate) name: String,
-    /// What it is for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) description: Option<String>,
-    /// The agent configuration.
-    pub(crate) config: PresetConfig,
-}
+pub(crate) use netherbrain_core::conversation::PresetDocument as PresetDoc;
 
-/// A document of presets: `[[presets]]`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PresetsDoc {
-    pub(crate) presets: Vec<PresetDoc>,
+/// A document of presets: `[[presets]]`, as `config show` writes it.
+#[derive(Debug, Serialize)]
+struct PresetsDoc<'a> {
+    presets: &'a [PresetDoc],
 }
 
 /// Parses a preset file: one preset (`name`, `[config]`) or `[[presets]]`.
 pub(crate) fn parse_presets(text: &str) -> Result<Vec<PresetDoc>> {
-    let table: toml::Table = text.parse().context("invalid TOML")?;
-    let docs = if table.contains_key("presets") {
-        table
-            .try_into::<PresetsDoc>()
-            .context("invalid preset document")?
-            .presets
-    } else {
-        vec![
-            table
-                .try_into::<PresetDoc>()
-                .context("invalid preset document")?,
-        ]
-    };
-    if docs.is_empty() {
-        bail!("the document contains no presets");
-    }
-    Ok(docs)
+    netherbrain_core::conversation::parse_preset_documents(text).map_err(|e| anyhow!("{e}"))
 }
 
 /// The TOML configuration file.
@@ -759,7 +731,7 @@ pub(crate) fn render(settings: &Settings) -> String {
     if !settings.presets.is_empty() {
         let _ = writeln!(out, "# presets: config file (imported at agent start)");
         let doc = PresetsDoc {
-            presets: settings.presets.clone(),
+            presets: &settings.presets,
         };
         let _ = write!(out, "{}", toml::to_string(&doc).unwrap_or_default());
     }

@@ -1,13 +1,13 @@
 //! `netherbrain keys create | list | revoke` against the local database.
 
 use anyhow::{Result, anyhow};
-use axum::http::Method;
 use chrono::Utc;
-use netherbrain_http::dto::CreatedApiKey;
+use netherbrain_core::auth::{self, AuthError, IssueKey, Principal};
+use netherbrain_core::store::StoreError;
 
 use crate::cli::KeysCommand;
 use crate::config::Settings;
-use crate::local::{LocalApi, bootstrap_quietly, open_store, resolve_user};
+use crate::local::{admin_user, bootstrap_quietly, open_store, resolve_user};
 
 pub(crate) async fn run(settings: &Settings, command: KeysCommand) -> Result<()> {
     let store = open_store(settings).await?;
@@ -19,20 +19,15 @@ pub(crate) async fn run(settings: &Settings, command: KeysCommand) -> Result<()>
             expires_in,
         } => {
             let user = resolve_user(store.as_ref(), user.as_deref()).await?;
+            let admin = Principal::of(&admin_user(store.as_ref()).await?);
             let expires_at = expires_in.map(|d| Utc::now() + d);
-            let body = serde_json::json!({
-                "name": name,
-                "user_id": uuid::Uuid::from(user.id),
-                "expires_at": expires_at,
-            });
-            // Key generation and hashing live in the HTTP crate: go through it.
-            let created: CreatedApiKey = LocalApi::new(store)
-                .call(
-                    Method::POST,
-                    "/api/keys/create",
-                    Some(("application/json", serde_json::to_vec(&body)?)),
-                )
-                .await?;
+            let created = auth::issue_api_key(
+                store.as_ref(),
+                &admin,
+                IssueKey::new(name).for_user(user.id).expires_at(expires_at),
+            )
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
             let expiry = created.key.expires_at.map_or_else(
                 || "never expires".to_owned(),
                 |at| format!("expires {}", at.format("%Y-%m-%d %H:%M UTC")),
@@ -41,7 +36,7 @@ pub(crate) async fn run(settings: &Settings, command: KeysCommand) -> Result<()>
                 "created key `{}` ({}) for {}; {expiry}. The token below is shown only once:",
                 created.key.name, created.key.id, user.username
             );
-            println!("{}", created.secret);
+            println!("{}", created.secret());
         }
         KeysCommand::List { user } => {
             let user = resolve_user(store.as_ref(), user.as_deref()).await?;
@@ -77,14 +72,10 @@ pub(crate) async fn run(settings: &Settings, command: KeysCommand) -> Result<()>
             }
         }
         KeysCommand::Revoke { id } => {
-            let key = store.revoke_api_key(id.into()).await.map_err(|e| {
-                if e.is_not_found() {
-                    anyhow!("no API key with id {id}")
-                } else if matches!(e, netherbrain_core::store::StoreError::Conflict(_)) {
-                    anyhow!("API key {id} is already revoked")
-                } else {
-                    e.into()
-                }
+            let key = store.revoke_api_key(id.into()).await.map_err(|e| match e {
+                e if e.is_not_found() => anyhow!("no API key with id {id}"),
+                StoreError::Conflict(_) => anyhow!("API key {id} is already revoked"),
+                e => anyhow!(AuthError::from(e)),
             })?;
             println!("revoked key `{}` ({})", key.name, key.id);
         }

@@ -1,17 +1,14 @@
 //! Wiring shared by the commands: opening the store, the admin account,
-//! the agent catalog, and in-process calls to the HTTP API.
+//! the agent catalog and the conversation service.
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
-use axum::body::Body;
-use axum::http::{Method, Request, header};
+use anyhow::{Result, anyhow};
 use netherbrain_core::agent::AgentCatalog;
+use netherbrain_core::auth::{BOOTSTRAP_ADMIN_USERNAME, bootstrap_admin, operator_admin};
+use netherbrain_core::conversation::{ConversationService, ImportAction, ImportedPreset};
 use netherbrain_core::provider::ProviderProfile;
-use netherbrain_core::store::{StateStore, StoreError, User, UserRole};
-use netherbrain_http::{AppState, BOOTSTRAP_ADMIN_USERNAME, ServerConfig, bootstrap_admin};
-use serde::de::DeserializeOwned;
-use tower::ServiceExt as _;
+use netherbrain_core::store::{StateStore, StoreError, User};
 
 use crate::config::Settings;
 
@@ -47,17 +44,9 @@ pub(crate) async fn bootstrap_quietly(store: &dyn StateStore, settings: &Setting
 /// The admin the local commands act as: `admin`, else the first active
 /// admin.
 pub(crate) async fn admin_user(store: &dyn StateStore) -> Result<User> {
-    match store.get_user_by_username(BOOTSTRAP_ADMIN_USERNAME).await {
-        Ok(user) if user.active && user.role == UserRole::Admin => return Ok(user),
-        Ok(_) | Err(StoreError::NotFound { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
-    store
-        .list_users()
-        .await?
-        .into_iter()
-        .find(|u| u.active && u.role == UserRole::Admin)
-        .ok_or_else(|| anyhow!("the database has no active admin account"))
+    operator_admin(store)
+        .await
+        .map_err(|_| anyhow!("the database has no active admin account"))
 }
 
 /// A user named by username or id; the admin when `None`.
@@ -106,66 +95,23 @@ pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
     })
 }
 
-/// The HTTP API, called in-process as the admin (through a random operator
-/// token that never leaves this process). Used where the API holds logic
-/// the CLI must not duplicate (key generation, preset import).
-#[derive(Debug)]
-pub(crate) struct LocalApi {
-    router: axum::Router,
-    token: String,
+/// Imports presets as the admin, through the conversation service.
+pub(crate) async fn import_presets(
+    store: Arc<dyn StateStore>,
+    docs: &[crate::config::PresetDoc],
+) -> Result<Vec<ImportedPreset>> {
+    let admin = admin_user(store.as_ref()).await?;
+    let service = ConversationService::new(store, Arc::new(AgentCatalog::new()));
+    service
+        .import_presets(&netherbrain_core::auth::Principal::of(&admin), docs.to_vec())
+        .await
+        .map_err(|e| anyhow!("importing presets: {e}"))
 }
 
-impl LocalApi {
-    /// The API over `store`. The store must have an admin account.
-    pub(crate) fn new(store: Arc<dyn StateStore>) -> Self {
-        let token = format!(
-            "cli-{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let state = AppState::builder(store)
-            .config(ServerConfig::default().with_auth_token(Some(token.clone())))
-            .build();
-        Self {
-            router: netherbrain_http::router(state),
-            token,
-        }
-    }
-
-    /// Sends a request; returns the JSON body, or the API's error message.
-    pub(crate) async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<(&'static str, Vec<u8>)>,
-    ) -> Result<T> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
-        let body = match body {
-            Some((content_type, bytes)) => {
-                req = req.header(header::CONTENT_TYPE, content_type);
-                Body::from(bytes)
-            }
-            None => Body::empty(),
-        };
-        let req = req.body(body).context("building a request")?;
-        let response = match self.router.clone().oneshot(req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .context("reading a response")?;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            bail!("{message}");
-        }
-        serde_json::from_slice(&bytes).context("decoding a response")
+/// `created` or `updated`, for printing.
+pub(crate) fn import_action(action: ImportAction) -> &'static str {
+    match action {
+        ImportAction::Updated => "updated",
+        _ => "created",
     }
 }

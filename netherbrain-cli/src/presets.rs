@@ -1,12 +1,10 @@
 //! `netherbrain presets import | list`.
 
 use anyhow::{Context, Result, bail};
-use axum::http::Method;
-use netherbrain_http::dto::{ImportAction, ImportPresetsResponse};
 
 use crate::cli::PresetsCommand;
-use crate::config::{PresetDoc, PresetsDoc, Settings, parse_presets};
-use crate::local::{LocalApi, bootstrap_quietly, open_store};
+use crate::config::{PresetDoc, Settings, parse_presets};
+use crate::local::{bootstrap_quietly, import_action, import_presets, open_store};
 
 pub(crate) async fn run(settings: &Settings, command: PresetsCommand) -> Result<()> {
     match command {
@@ -17,13 +15,13 @@ pub(crate) async fn run(settings: &Settings, command: PresetsCommand) -> Result<
             check_profiles(&docs, settings)?;
             let store = open_store(settings).await?;
             bootstrap_quietly(store.as_ref(), settings).await?;
-            let response = import(&LocalApi::new(store), &docs).await?;
-            for item in response.items {
-                let action = match item.action {
-                    ImportAction::Created => "created",
-                    ImportAction::Updated => "updated",
-                };
-                println!("{action} preset {} ({})", item.preset.name, item.preset.id);
+            for item in import_presets(store, &docs).await? {
+                println!(
+                    "{} preset {} ({})",
+                    import_action(item.action),
+                    item.preset.name,
+                    item.preset.id
+                );
             }
             Ok(())
         }
@@ -64,19 +62,4 @@ pub(crate) fn check_profiles(docs: &[PresetDoc], settings: &Settings) -> Result<
         }
     }
     Ok(())
-}
-
-/// Upserts presets by name through the API's import.
-pub(crate) async fn import(api: &LocalApi, docs: &[PresetDoc]) -> Result<ImportPresetsResponse> {
-    let text = toml::to_string(&PresetsDoc {
-        presets: docs.to_vec(),
-    })
-    .context("encoding presets")?;
-    api.call(
-        Method::POST,
-        "/api/presets/import",
-        Some(("application/toml", text.into_bytes())),
-    )
-    .await
-    .context("importing presets")
 }
