@@ -1,0 +1,6 @@
+//! End-to-end tests through the `netherbrain` binary: SQLite, the real
+//! OpenAI adapter of core, a fake provider on loopback. See
+//! `tests/README.md` for what each module proves.
+
+mod resume;
+mod serve;
