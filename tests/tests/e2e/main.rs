@@ -2,5 +2,8 @@
 //! OpenAI adapter of core, a fake provider on loopback. See
 //! `tests/README.md` for what each module proves.
 
+mod cli_chat;
+mod compaction;
 mod resume;
 mod serve;
+mod websocket;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 /// How long the fake provider holds its answer back: the run is live and
 /// waiting for the model meanwhile.
-const MODEL_LATENCY: Duration = Duration::from_millis(1500);
+const MODEL_LATENCY: Duration = Duration::from_secs(2);
 
 async fn slow_agent() -> Result<(FakeProvider, Agent, Uuid)> {
     let provider = FakeProvider::start().await;
