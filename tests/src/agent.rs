@@ -187,7 +187,9 @@ impl Agent {
     }
 
     async fn wait_healthy(&mut self) -> Result<()> {
-        let http = reqwest::Client::new();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
         let deadline = Instant::now() + crate::PATIENCE;
         let url = self.url("/api/health");
         loop {
@@ -310,10 +312,7 @@ impl Agent {
     ///
     /// Never for the loopback URL; kept fallible like the client.
     pub fn client(&self) -> Result<netherbrain_http::client::Client> {
-        Ok(netherbrain_http::client::Client::new(
-            self.base_url(),
-            Some(self.token.clone()),
-        )?)
+        crate::typed_client(&self.base_url(), &self.token)
     }
 
     /// Everything the agent printed so far, over all its starts.

@@ -49,7 +49,7 @@ impl Api {
     /// A client of `base` (`http://127.0.0.1:PORT`) with `token`.
     pub fn new(base: impl Into<String>, token: &str) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: crate::http_client(),
             base: base.into(),
             token: token.to_owned(),
         }

@@ -33,6 +33,29 @@ pub use ws::Ws;
 /// fails (a healthy run takes milliseconds; the margin is for loaded CI).
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// A reqwest client whose every request (body included) must finish within
+/// [`PATIENCE`], so a hung server fails a test instead of stalling it.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap_or_default()
+}
+
+/// The typed client of the server at `base` with `token`, on
+/// [`http_client`].
+///
+/// # Errors
+///
+/// When `base` is not an http(s) URL.
+pub fn typed_client(base: &str, token: &str) -> anyhow::Result<netherbrain_http::client::Client> {
+    Ok(netherbrain_http::client::Client::with_http_client(
+        http_client(),
+        base,
+        Some(token.to_owned()),
+    )?)
+}
+
 /// Polls `check` every 20 ms until it yields `Some`, failing after
 /// [`PATIENCE`] with `what` in the message.
 ///

@@ -26,9 +26,16 @@ impl Ws {
         let mut req = url.as_str().into_client_request()?;
         req.headers_mut()
             .insert("authorization", format!("Bearer {token}").parse()?);
-        let (inner, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
+        let (inner, _) =
+            tokio::time::timeout(crate::PATIENCE, tokio_tungstenite::connect_async(req))
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "no WebSocket upgrade from {url} within {:?}",
+                        crate::PATIENCE
+                    )
+                })?
+                .with_context(|| format!("connecting to {url}"))?;
         Ok(Self { inner })
     }
 

@@ -7,9 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use futures::StreamExt as _;
 use netherbrain_core::EventEnvelope;
-use netherbrain_http::client::{Client, EventStream};
+use netherbrain_http::client::EventStream;
 use netherbrain_http::dto::{RunConversationRequest, RunInput};
-use netherbrain_tests::{Agent, CutProxy, FakeProvider, PATIENCE, PresetDoc, Reply, sse};
+use netherbrain_tests::{
+    Agent, CutProxy, FakeProvider, PATIENCE, PresetDoc, Reply, sse, typed_client,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -89,7 +91,8 @@ async fn resuming_after_an_event_id_yields_exactly_the_rest() -> Result<()> {
     assert!(status.running, "the model has not answered yet: {status:?}");
 
     // Resume after k while the run is live: over raw HTTP (the response
-    // starts while the session still runs) and through the typed client.
+    // starts while the session still runs; the exact events prove the
+    // server honours the id) and through the typed client.
     let raw = agent
         .admin()
         .get_request(&format!("/api/sessions/{sid}/events"))
@@ -119,11 +122,26 @@ async fn resuming_after_an_event_id_yields_exactly_the_rest() -> Result<()> {
         "Last-Event-ID {k} while live"
     );
 
-    // After the run: every resume point gives exactly what follows it.
+    // After the run: every resume point gives exactly what follows it —
+    // from the server itself (the typed client would hide a server that
+    // ignored the id, since it drops ids it has seen) and through the client.
     let n = full.len();
+    let admin = agent.admin();
     for k in 0..=n {
+        let raw = admin.session_events(&sid.to_string(), k as u64).await?;
+        assert_eq!(
+            raw.iter()
+                .map(|e| (e.id, e.data.clone()))
+                .collect::<Vec<_>>(),
+            wire(&full[k..]),
+            "Last-Event-ID {k} of {n}, finished"
+        );
         let rest = collect(client.stream_session_events(sid, k as u64)).await?;
-        assert_eq!(wire(&rest), wire(&full[k..]), "after {k} of {n}, finished");
+        assert_eq!(
+            wire(&rest),
+            wire(&full[k..]),
+            "client after {k} of {n}, finished"
+        );
     }
     Ok(())
 }
@@ -132,7 +150,7 @@ async fn resuming_after_an_event_id_yields_exactly_the_rest() -> Result<()> {
 async fn the_client_resumes_by_itself_when_the_connection_drops() -> Result<()> {
     let (_provider, agent, preset) = slow_agent().await?;
     let proxy = CutProxy::start(agent.addr()).await?;
-    let through_proxy = Client::new(proxy.base_url(), Some(agent.token().to_owned()))?;
+    let through_proxy = typed_client(&proxy.base_url(), agent.token())?;
 
     let mut stream = through_proxy.run_stream(&request(preset));
     let first = next(&mut stream).await?;
