@@ -108,8 +108,8 @@ async fn resuming_after_an_event_id_yields_exactly_the_rest() -> Result<()> {
     full.extend(collect(live).await?);
     assert_whole_log(&full);
     assert_eq!(
-        typed.await??.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        full[k as usize..].iter().map(|e| e.seq).collect::<Vec<_>>(),
+        wire(&typed.await??),
+        wire(&full[k as usize..]),
         "the typed client resumed live after {k}"
     );
     let raw = sse::read(raw).await?;
