@@ -1,0 +1,9 @@
+//! End-to-end tests through the `netherbrain` binary: SQLite, the real
+//! OpenAI adapter of core, a fake provider on loopback. See
+//! `tests/README.md` for what each module proves.
+
+mod cli_chat;
+mod compaction;
+mod resume;
+mod serve;
+mod websocket;
