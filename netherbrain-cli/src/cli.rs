@@ -63,7 +63,7 @@ impl Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the agent server (HTTP API, streaming, web UI) until SIGTERM/SIGINT.
+    /// Run the agent server (HTTP API, SSE/WebSocket streaming, OpenAI-compatible endpoint) until SIGTERM/SIGINT.
     ///
     /// On a fresh database it creates the `admin` account and prints its API
     /// token once. On SIGTERM or Ctrl-C it stops accepting runs, lets running
