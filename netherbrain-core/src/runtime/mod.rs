@@ -54,6 +54,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -355,12 +358,16 @@ impl Runtime {
             .push(observer);
     }
 
-    fn observers(&self) -> Vec<Arc<dyn RunObserver>> {
-        self.inner
+    /// Tells every observer (they are quick by contract, so under the lock).
+    fn notify(&self, f: impl Fn(&dyn RunObserver)) {
+        let observers = self
+            .inner
             .observers
             .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .unwrap_or_else(PoisonError::into_inner);
+        for observer in observers.iter() {
+            f(observer.as_ref());
+        }
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -502,9 +509,7 @@ impl Runtime {
             conversation_id,
         };
         let running = self.running_count();
-        for observer in self.observers() {
-            observer.run_started(&handle, running);
-        }
+        self.notify(|o| o.run_started(&handle, running));
 
         let request = RunRequest::new(conversation_id, session_id)
             .with_history(history)
@@ -536,21 +541,25 @@ impl Runtime {
         let store = self.inner.store.clone();
         let session_id = session.id;
         let mut sink = StoreSink::new(store.clone(), session_id, log.clone());
-        // The agent runs in its own task so a panicking tool or provider
-        // cannot leave the conversation busy forever.
-        let task = tokio::spawn(async move {
-            let outcome = agent.run(request, control, &mut sink).await;
-            (outcome, sink)
-        });
-        let finish = match task.await {
-            Ok((outcome, mut sink)) => {
+        // A panicking tool or provider must not leave the conversation busy
+        // forever: the panic is caught and the run fails.
+        let outcome = AssertUnwindSafe(agent.run(request, control, &mut sink))
+            .catch_unwind()
+            .await;
+        let finish = match outcome {
+            Ok(outcome) => {
                 if let Err(err) = sink.flush().await {
                     tracing::error!(error = %err, "could not persist the last events of a run");
                 }
                 finish_from_outcome(outcome)
             }
-            Err(err) => {
-                tracing::error!(error = %err, "agent run panicked");
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "agent run panicked");
                 let message = "the run stopped unexpectedly".to_owned();
                 let event = AgentEvent::RunError {
                     message: message.clone(),
@@ -590,9 +599,7 @@ impl Runtime {
             conversation_id: session.conversation_id,
         };
         let running = self.running_count();
-        for observer in self.observers() {
-            observer.run_finished(&handle, finished.as_ref(), running);
-        }
+        self.notify(|o| o.run_finished(&handle, finished.as_ref(), running));
     }
 
     /// Streams a session's events with sequence numbers above `after`

@@ -25,6 +25,8 @@ pub(crate) struct StoreSink {
     session_id: SessionId,
     log: Arc<LiveLog>,
     pending: Vec<EventEnvelope>,
+    /// Sequence number of the last event.
+    last_seq: crate::ids::EventSeq,
 }
 
 impl StoreSink {
@@ -36,6 +38,7 @@ impl StoreSink {
         Self {
             store,
             session_id,
+            last_seq: log.len(),
             log,
             pending: Vec::new(),
         }
@@ -62,7 +65,8 @@ impl StoreSink {
 impl RunSink for StoreSink {
     async fn event(&mut self, event: AgentEvent) -> Result<(), SinkError> {
         let terminal = event.is_terminal();
-        let envelope = EventEnvelope::new(self.session_id, self.log.len() + 1, event);
+        self.last_seq += 1;
+        let envelope = EventEnvelope::new(self.session_id, self.last_seq, event);
         self.pending.push(envelope.clone());
         self.log.push(envelope);
         if terminal || self.pending.len() >= FLUSH_EVENTS {
