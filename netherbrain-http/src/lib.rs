@@ -3,6 +3,21 @@
 //! The Netherbrain HTTP server (axum) and, behind the `client` feature, a
 //! typed client for it.
 //!
+//! ## Features
+//!
+//! - `server` (default): the axum server — routes, auth, SSE and WebSocket
+//!   streaming, the OpenAPI document (`openapi()`), metrics.
+//! - `client`: the typed client (`client::Client`, reqwest). It needs
+//!   only [`dto`], so a remote program (a gateway in its own process, a
+//!   tool) depends on
+//!   `netherbrain-http = { default-features = false, features = ["client"] }`
+//!   and pulls no axum, utoipa, argon2 or metrics exporter; the only tower
+//!   and tower-http it resolves are reqwest's own (`scripts/test` and the
+//!   dependency rule test check both).
+//! - Neither: just the request and response bodies in [`dto`].
+//!
+//! The rest of these docs describe the server.
+//!
 //! The API is RPC-style under `/api`: `GET` for reads, `POST` for every
 //! write. Every route except `GET /api/health`, `POST /api/auth/login` and
 //! `GET /api/openapi.json` requires `Authorization: Bearer <token>`, where
@@ -68,33 +83,62 @@
 
 #![warn(missing_docs)]
 
+// The server side (feature `server`). Gated module by module so that
+// `default-features = false, features = ["client"]` builds without axum,
+// tower-http, utoipa, argon2 or the metrics exporter.
+#[cfg(feature = "server")]
 mod auth;
+#[cfg(feature = "server")]
 mod bootstrap;
-#[cfg(feature = "client")]
-pub mod client;
+#[cfg(feature = "server")]
 mod config;
-pub mod dto;
+#[cfg(feature = "server")]
 mod error;
+#[cfg(feature = "server")]
 mod extract;
+#[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
 mod openai_compat;
+#[cfg(feature = "server")]
 mod openapi;
+#[cfg(feature = "server")]
 mod routes;
+#[cfg(feature = "server")]
 mod runs;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
 mod sse;
+#[cfg(feature = "server")]
 mod state;
+#[cfg(feature = "server")]
 mod summarize;
+#[cfg(feature = "server")]
 mod ws;
 
+// Shared by both sides.
+#[cfg(feature = "client")]
+pub mod client;
+pub mod dto;
+
+#[cfg(feature = "server")]
 pub use auth::{AdminUser, AuthUser};
+#[cfg(feature = "server")]
 pub use bootstrap::{
     BOOTSTRAP_ADMIN_USERNAME, BootstrapError, MIN_OPERATOR_TOKEN_LEN, bootstrap_admin,
 };
+#[cfg(feature = "server")]
 pub use config::{LoginRateLimit, PasswordHashParams, ServerConfig};
+#[cfg(feature = "server")]
 pub use error::ApiError;
+#[cfg(feature = "server")]
 pub use extract::{Json, Path, Query};
+#[cfg(feature = "server")]
 pub use metrics::{Metrics, MetricsError};
+#[cfg(feature = "server")]
 pub use openapi::{ApiDoc, openapi, openapi_json};
+#[cfg(feature = "server")]
 pub use server::{ServeError, auth_configured, bind, check_bind_allowed, router, serve};
+#[cfg(feature = "server")]
 pub use state::{AppState, AppStateBuilder};
