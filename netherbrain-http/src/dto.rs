@@ -314,7 +314,7 @@ pub struct PresetView {
     pub description: Option<String>,
     /// The configuration (core `PresetConfig`: profile, model,
     /// system_prompt, settings, toolsets, approval, limits).
-    #[cfg_attr(feature = "server", schema(value_type = Object))]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::PresetConfig))]
     pub config: PresetConfig,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -345,7 +345,7 @@ pub struct CreatePresetRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The configuration (core `PresetConfig`).
-    #[cfg_attr(feature = "server", schema(value_type = Object))]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::PresetConfig))]
     pub config: PresetConfig,
 }
 
@@ -366,7 +366,7 @@ pub struct UpdatePresetRequest {
     pub description: Option<Option<String>>,
     /// New configuration (replaces the old one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "server", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<crate::openapi::wire::PresetConfig>))]
     pub config: Option<PresetConfig>,
 }
 
@@ -537,6 +537,7 @@ pub struct ActiveSessionView {
     /// The session.
     pub id: Uuid,
     /// Its status (`created` or `running`).
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::SessionStatus))]
     pub status: String,
 }
 
@@ -551,7 +552,7 @@ pub struct ConversationDetail {
     /// The running session, or `null`.
     pub active_session: Option<ActiveSessionView>,
     /// Usage per model, summed over the conversation's sessions.
-    #[cfg_attr(feature = "server", schema(value_type = Object))]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::UsageByModel))]
     pub usage: UsageByModel,
 }
 
@@ -665,7 +666,10 @@ pub struct SearchResults {
 
 /// The input of a run: plain user text, or messages (core `Message`:
 /// `{"role": "user", "content": [{"type": "text", "text": "…"}]}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, netherbrain_core::schemars::JsonSchema,
+)]
+#[schemars(crate = "netherbrain_core::schemars")]
 #[serde(untagged)]
 pub enum RunInput {
     /// One user message.
@@ -708,7 +712,7 @@ pub struct RunConversationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset_id: Option<Uuid>,
     /// What the user says: a string, or an array of messages.
-    #[cfg_attr(feature = "server", schema(value_type = Object))]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::RunInput))]
     pub input: RunInput,
     /// `true` (default): answer with the run's events as
     /// `text/event-stream`; `false`: answer `202` with the ids.
@@ -738,7 +742,7 @@ pub struct ForkConversationRequest {
     /// When given (a string or an array of messages), the fork's first
     /// run starts now with this input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "server", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<crate::openapi::wire::RunInput>))]
     pub input: Option<RunInput>,
     /// Preset for that run (default: the fork's default preset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -814,19 +818,20 @@ pub struct SessionView {
     pub parent_session_id: Option<Uuid>,
     /// `created`, `running`, `committed`, `awaiting_tool_results`,
     /// `interrupted` or `failed`.
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::SessionStatus))]
     pub status: String,
     /// Preset run.
     pub preset_id: Option<Uuid>,
     /// The input messages.
-    #[cfg_attr(feature = "server", schema(value_type = Vec<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::Message>))]
     pub input: Vec<Message>,
     /// The last assistant text.
     pub final_message: Option<String>,
     /// Calls waiting for approval or client-supplied results.
-    #[cfg_attr(feature = "server", schema(value_type = Vec<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::ToolCall>))]
     pub deferred_tool_calls: Vec<ToolCall>,
     /// Tokens per model.
-    #[cfg_attr(feature = "server", schema(value_type = Object))]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::UsageByModel))]
     pub usage: UsageByModel,
     /// Why it failed.
     pub error: Option<String>,
@@ -865,6 +870,7 @@ pub struct SessionStatusView {
     /// The session.
     pub id: Uuid,
     /// Its status.
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::SessionStatus))]
     pub status: String,
     /// Whether it runs in this server now.
     pub running: bool,
@@ -879,7 +885,7 @@ pub struct Turn {
     /// The session.
     pub session: SessionView,
     /// Its messages (input first).
-    #[cfg_attr(feature = "server", schema(value_type = Vec<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::Message>))]
     pub messages: Vec<Message>,
 }
 
@@ -900,7 +906,7 @@ pub struct ResumeRequest {
     /// One decision per pending call: `{"decision": "approve", "call_id"}`,
     /// `{"decision": "deny", "call_id", "reason"?}` or
     /// `{"decision": "result", "call_id", "content", "is_error"?}`.
-    #[cfg_attr(feature = "server", schema(value_type = Vec<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::ToolDecision>))]
     pub decisions: Vec<ToolDecision>,
     /// Stream the new run (default) or answer `202`.
     #[serde(default = "default_true")]
