@@ -83,62 +83,45 @@
 
 #![warn(missing_docs)]
 
-// The server side (feature `server`). Gated module by module so that
-// `default-features = false, features = ["client"]` builds without axum,
-// tower-http, utoipa, argon2 or the metrics exporter.
-#[cfg(feature = "server")]
-mod auth;
-#[cfg(feature = "server")]
-mod bootstrap;
-#[cfg(feature = "server")]
-mod config;
-#[cfg(feature = "server")]
-mod error;
-#[cfg(feature = "server")]
-mod extract;
-#[cfg(feature = "server")]
-pub mod metrics;
-#[cfg(feature = "server")]
-mod openai_compat;
-#[cfg(feature = "server")]
-mod openapi;
-#[cfg(feature = "server")]
-mod routes;
-#[cfg(feature = "server")]
-mod runs;
-#[cfg(feature = "server")]
-mod server;
-#[cfg(feature = "server")]
-mod sse;
-#[cfg(feature = "server")]
-mod state;
-#[cfg(feature = "server")]
-mod summarize;
-#[cfg(feature = "server")]
-mod ws;
+/// Gates every item it holds on the `server` feature.
+macro_rules! server_side {
+    ($($item:item)*) => { $( #[cfg(feature = "server")] $item )* };
+}
+
+// The server side. Gated as a whole so that `default-features = false,
+// features = ["client"]` builds without axum, tower-http, utoipa, argon2 or
+// the metrics exporter.
+server_side! {
+    mod auth;
+    mod bootstrap;
+    mod config;
+    mod error;
+    mod extract;
+    pub mod metrics;
+    mod openai_compat;
+    mod openapi;
+    mod routes;
+    mod runs;
+    mod server;
+    mod sse;
+    mod state;
+    mod summarize;
+    mod ws;
+
+    pub use auth::{AdminUser, AuthUser};
+    pub use bootstrap::{
+        BOOTSTRAP_ADMIN_USERNAME, BootstrapError, MIN_OPERATOR_TOKEN_LEN, bootstrap_admin,
+    };
+    pub use config::{LoginRateLimit, PasswordHashParams, ServerConfig};
+    pub use error::ApiError;
+    pub use extract::{Json, Path, Query};
+    pub use metrics::{Metrics, MetricsError};
+    pub use openapi::{ApiDoc, openapi, openapi_json};
+    pub use server::{ServeError, auth_configured, bind, check_bind_allowed, router, serve};
+    pub use state::{AppState, AppStateBuilder};
+}
 
 // Shared by both sides.
 #[cfg(feature = "client")]
 pub mod client;
 pub mod dto;
-
-#[cfg(feature = "server")]
-pub use auth::{AdminUser, AuthUser};
-#[cfg(feature = "server")]
-pub use bootstrap::{
-    BOOTSTRAP_ADMIN_USERNAME, BootstrapError, MIN_OPERATOR_TOKEN_LEN, bootstrap_admin,
-};
-#[cfg(feature = "server")]
-pub use config::{LoginRateLimit, PasswordHashParams, ServerConfig};
-#[cfg(feature = "server")]
-pub use error::ApiError;
-#[cfg(feature = "server")]
-pub use extract::{Json, Path, Query};
-#[cfg(feature = "server")]
-pub use metrics::{Metrics, MetricsError};
-#[cfg(feature = "server")]
-pub use openapi::{ApiDoc, openapi, openapi_json};
-#[cfg(feature = "server")]
-pub use server::{ServeError, auth_configured, bind, check_bind_allowed, router, serve};
-#[cfg(feature = "server")]
-pub use state::{AppState, AppStateBuilder};
