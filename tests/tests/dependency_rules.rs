@@ -142,6 +142,13 @@ fn members() -> Vec<Member> {
         .collect()
 }
 
+fn member<'a>(members: &'a [Member], name: &str) -> &'a Member {
+    members
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{name} is no longer a workspace member"))
+}
+
 /// The package names `cargo tree` resolves (`--prefix none`, one per line
 /// as `name vX.Y.Z …`).
 fn tree(args: &[&str]) -> BTreeSet<String> {
@@ -227,11 +234,7 @@ fn nothing_depends_on_the_cli() {
 #[test]
 fn the_gateway_uses_at_most_the_http_client() {
     let members = members();
-    let gateway = members
-        .iter()
-        .find(|m| m.name == GATEWAY)
-        .expect("the gateway is a member");
-    let violations: Vec<String> = gateway
+    let violations: Vec<String> = member(&members, GATEWAY)
         .dependencies
         .iter()
         .filter(|d| d.ships() && d.name == HTTP)
@@ -300,11 +303,7 @@ fn the_http_client_resolves_no_server_stack() {
 #[test]
 fn the_cli_depends_on_neither_axum_nor_tower() {
     let members = members();
-    let cli = members
-        .iter()
-        .find(|m| m.name == CLI)
-        .expect("the cli is a member");
-    let violations: Vec<String> = cli
+    let violations: Vec<String> = member(&members, CLI)
         .dependencies
         .iter()
         .filter(|d| d.ships() && ["axum", "axum-core", "tower", "tower-http"].contains(&d.name.as_str()))
