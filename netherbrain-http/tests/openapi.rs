@@ -456,6 +456,10 @@ fn a_full_preset_config_matches_its_schema() {
     for strategy in [CompactionStrategy::Summarize, CompactionStrategy::Truncate] {
         limits.accepts(&AgentLimits::default().with_compaction(strategy));
     }
+    // serde refuses a negative timeout (`Duration`), and so does the schema.
+    let negative = json!({"tool_timeout_secs": -1.0});
+    assert!(serde_json::from_value::<AgentLimits>(negative.clone()).is_err());
+    limits.rejects(negative);
     let settings = Component::new(&doc, "ModelSettings");
     for effort in [
         ReasoningEffort::Low,

@@ -41,7 +41,7 @@ pub struct AgentLimits {
     pub max_tool_rounds: u32,
     /// How long one tool call may take.
     #[serde(with = "duration_secs", rename = "tool_timeout_secs")]
-    #[schemars(with = "f64")]
+    #[schemars(with = "f64", range(min = 0.0))]
     pub tool_timeout: Duration,
     /// Tool calls of one round that run at the same time.
     pub max_parallel_tool_calls: usize,
