@@ -3,8 +3,9 @@
 //! Two generators meet here. utoipa derives the paths and the DTO schemas;
 //! the wire types of `netherbrain-core` (messages, events, presets, usage,
 //! tool decisions) derive `schemars::JsonSchema` instead, because core must
-//! not depend on a server crate and because schemars follows their serde
-//! attributes exactly (internal tags, renames, defaults, `with`). utoipa's
+//! not depend on a server crate and because schemars reads their serde
+//! attributes (internal tags, renames, defaults, skipped fields; a custom
+//! serializer gets a `#[schemars(with = …)]` next to it). utoipa's
 //! typed schema model cannot hold every keyword schemars emits (`const`,
 //! `$ref` siblings, boolean schemas), so the two meet in the serialized
 //! document ([`Document`]):
@@ -216,7 +217,7 @@ wire_types! {
 const PLACEHOLDER: &str = "placeholder for a schemars schema";
 
 /// The component name of one server-sent event of a run.
-pub(crate) const SSE_EVENT: &str = "ServerSentEvent";
+const SSE_EVENT: &str = "ServerSentEvent";
 
 /// The schema of one event on a `text/event-stream` response: the fields
 /// of an SSE event as `crate::sse` writes them.
