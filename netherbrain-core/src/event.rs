@@ -3,9 +3,11 @@
 //! Serialized as `{"type": "TEXT_MESSAGE_CONTENT", "messageId": …, "delta": …}`
 //! so AG-UI clients can consume a Netherbrain stream directly. Every event
 //! stored for a session is wrapped in an [`EventEnvelope`] carrying its
-//! per-session sequence number, which is the SSE event id.
+//! per-session sequence number, which is the SSE event id. Both derive
+//! [`JsonSchema`] for that serialized form.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -31,7 +33,7 @@ pub mod custom {
 /// let r = RunResult::new(SessionStatus::Committed);
 /// assert!(r.deferred_tool_calls.is_empty());
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct RunResult {
@@ -72,7 +74,7 @@ impl RunResult {
 ///     serde_json::json!({"type": "TEXT_MESSAGE_CONTENT", "messageId": "m1", "delta": "Hi"})
 /// );
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     tag = "type",
     rename_all = "SCREAMING_SNAKE_CASE",
@@ -247,7 +249,7 @@ impl AgentEvent {
 /// let env = EventEnvelope::new(SessionId::new(), 1, AgentEvent::TextMessageEnd { message_id: "m".into() });
 /// assert_eq!(env.seq, 1);
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct EventEnvelope {
     /// The session the event belongs to.

@@ -3,7 +3,10 @@
 //! A [`Message`] has a [`Role`] and a list of [`ContentPart`]s. Assistant
 //! messages carry text, reasoning and [`ToolCall`]s; tool messages carry
 //! [`ToolResult`]s. The serialized form is stable: it is what stores persist.
+//! Every type here also derives [`JsonSchema`] describing exactly that form
+//! (the HTTP API publishes these schemas in its OpenAPI document).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -13,7 +16,7 @@ use serde_json::Value;
 /// use netherbrain_core::Role;
 /// assert_eq!(serde_json::to_string(&Role::Assistant).unwrap(), "\"assistant\"");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Role {
@@ -51,7 +54,7 @@ impl Role {
 /// let img = ImageSource::Url { url: "https://example.com/cat.png".into() };
 /// # let _ = img;
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ImageSource {
@@ -76,7 +79,7 @@ pub enum ImageSource {
 /// let call = ToolCall::new("call_1", "add", serde_json::json!({"a": 1, "b": 2}));
 /// assert_eq!(call.name, "add");
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct ToolCall {
     /// Provider-assigned id that the result must echo.
@@ -112,7 +115,7 @@ impl ToolCall {
 /// assert!(ToolResultStatus::Error.is_error());
 /// assert!(!ToolResultStatus::Success.is_error());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ToolResultStatus {
@@ -148,7 +151,7 @@ impl ToolResultStatus {
 /// assert_eq!(bad.status, ToolResultStatus::Error);
 /// # let _ = ok;
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct ToolResult {
     /// Id of the [`ToolCall`] this answers.
@@ -211,7 +214,7 @@ impl ToolResult {
 /// let part = ContentPart::text("hello");
 /// assert_eq!(part.as_text(), Some("hello"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ContentPart {
@@ -281,7 +284,7 @@ impl ContentPart {
 /// assert_eq!(m.role, Role::User);
 /// assert_eq!(m.text(), "What is 2 + 2?");
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct Message {
     /// Who wrote it.

@@ -1,5 +1,6 @@
 //! Presets: named agent configurations.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentLimits;
@@ -14,7 +15,7 @@ use crate::provider::ModelSettings;
 /// assert!(!p.requires_approval("clock", false));
 /// assert!(ApprovalPolicy::ToolDefault.requires_approval("rm", true));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ApprovalPolicy {
@@ -55,7 +56,7 @@ impl ApprovalPolicy {
 /// let toml_like = serde_json::to_value(&cfg).unwrap();
 /// assert_eq!(toml_like["model"], "gpt-4o-mini");
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct PresetConfig {
     /// Name of the provider profile (from configuration).

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where a session is in its life cycle:
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// assert!(SessionStatus::Committed.is_terminal());
 /// assert_eq!("awaiting_tool_results".parse::<SessionStatus>().unwrap(), SessionStatus::AwaitingToolResults);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SessionStatus {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::ops::{Add, AddAssign};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Tokens and requests spent by model calls.
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(total.input_tokens, 20);
 /// assert_eq!(total.requests, 2);
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct Usage {
     /// Prompt tokens, including cached ones.
@@ -84,7 +85,7 @@ impl AddAssign for Usage {
 /// assert_eq!(by_model.get("gpt-4o").unwrap().input_tokens, 12);
 /// assert_eq!(by_model.total().requests, 2);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct UsageByModel(BTreeMap<String, Usage>);
 

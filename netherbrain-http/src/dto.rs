@@ -10,6 +10,7 @@ use netherbrain_core::store::{
 };
 use netherbrain_core::{Message, PresetConfig, ToolCall, UsageByModel};
 use serde::{Deserialize, Deserializer, Serialize};
+#[cfg(feature = "server")]
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -26,14 +27,16 @@ where
 // ---- errors ----
 
 /// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// What went wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ErrorDetail {
     /// Machine-readable code (`not_found`, `conflict`, `conversation_busy`, `invalid`, …).
     pub code: String,
@@ -47,7 +50,8 @@ pub struct ErrorDetail {
 // ---- health ----
 
 /// `GET /api/health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct HealthResponse {
     /// `ok` or `degraded`.
     pub status: String,
@@ -60,9 +64,10 @@ pub struct HealthResponse {
 // ---- users ----
 
 /// A user's role (schema name `UserRole`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 #[serde(rename_all = "snake_case")]
-#[schema(as = UserRole)]
+#[cfg_attr(feature = "server", schema(as = UserRole))]
 pub enum Role {
     /// Manages users, presets and workspaces.
     Admin,
@@ -91,7 +96,8 @@ impl From<UserRole> for Role {
 }
 
 /// A user account as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct UserView {
     /// Id.
     pub id: Uuid,
@@ -127,7 +133,8 @@ impl From<User> for UserView {
 }
 
 /// `POST /api/users/create`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateUserRequest {
     /// Login name: 1–64 letters, digits, `-`, `_`, `.`, `@`.
     pub username: String,
@@ -144,7 +151,8 @@ pub struct CreateUserRequest {
 }
 
 /// `POST /api/users/{id}/update`. Absent fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct UpdateUserRequest {
     /// New display name; `null` clears it.
     #[serde(
@@ -152,7 +160,7 @@ pub struct UpdateUserRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
     pub display_name: Option<Option<String>>,
     /// New role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,14 +168,16 @@ pub struct UpdateUserRequest {
 }
 
 /// `POST /api/users/{id}/reset-password`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ResetPasswordRequest {
     /// New password (at least 8 characters).
     pub password: String,
 }
 
 /// A list of users.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct UserList {
     /// Users by username.
     pub items: Vec<UserView>,
@@ -176,7 +186,8 @@ pub struct UserList {
 // ---- auth ----
 
 /// `POST /api/auth/login`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct LoginRequest {
     /// Login name.
     pub username: String,
@@ -185,7 +196,8 @@ pub struct LoginRequest {
 }
 
 /// A successful login.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct LoginResponse {
     /// Bearer token (an API key named `login`); shown once.
     pub token: String,
@@ -196,7 +208,8 @@ pub struct LoginResponse {
 }
 
 /// `POST /api/auth/password`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ChangePasswordRequest {
     /// The current password; not needed when the account has none yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,7 +221,8 @@ pub struct ChangePasswordRequest {
 // ---- API keys ----
 
 /// An API key as the API shows it (never its secret or hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ApiKeyView {
     /// Id.
     pub id: Uuid,
@@ -245,7 +259,8 @@ impl From<ApiKey> for ApiKeyView {
 }
 
 /// `POST /api/keys/create`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateApiKeyRequest {
     /// Label.
     pub name: String,
@@ -258,7 +273,8 @@ pub struct CreateApiKeyRequest {
 }
 
 /// A new API key with its secret, which is never shown again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreatedApiKey {
     /// The key.
     pub key: ApiKeyView,
@@ -267,8 +283,9 @@ pub struct CreatedApiKey {
 }
 
 /// Whose keys (`GET /api/keys/list`, `POST /api/keys/{id}/revoke`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
 pub struct KeyOwnerQuery {
     /// Another user's keys (admins only; default: the caller's).
     #[serde(default)]
@@ -276,7 +293,8 @@ pub struct KeyOwnerQuery {
 }
 
 /// A list of API keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ApiKeyList {
     /// Keys, newest first.
     pub items: Vec<ApiKeyView>,
@@ -285,7 +303,8 @@ pub struct ApiKeyList {
 // ---- presets ----
 
 /// A preset: a named agent configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct PresetView {
     /// Id.
     pub id: Uuid,
@@ -295,7 +314,7 @@ pub struct PresetView {
     pub description: Option<String>,
     /// The configuration (core `PresetConfig`: profile, model,
     /// system_prompt, settings, toolsets, approval, limits).
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::PresetConfig))]
     pub config: PresetConfig,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -317,7 +336,8 @@ impl From<Preset> for PresetView {
 }
 
 /// `POST /api/presets/create`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreatePresetRequest {
     /// Unique name.
     pub name: String,
@@ -325,12 +345,13 @@ pub struct CreatePresetRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The configuration (core `PresetConfig`).
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::PresetConfig))]
     pub config: PresetConfig,
 }
 
 /// `POST /api/presets/{id}/update`. Absent fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct UpdatePresetRequest {
     /// New name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,23 +362,25 @@ pub struct UpdatePresetRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
     pub description: Option<Option<String>>,
     /// New configuration (replaces the old one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "server", schema(value_type = Option<crate::openapi::wire::PresetConfig>))]
     pub config: Option<PresetConfig>,
 }
 
 /// A list of presets.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct PresetList {
     /// Presets by name.
     pub items: Vec<PresetView>,
 }
 
 /// What an import did to one preset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ImportAction {
     /// No preset had the name; it was created.
@@ -367,7 +390,8 @@ pub enum ImportAction {
 }
 
 /// One imported preset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ImportedPreset {
     /// Created or updated.
     pub action: ImportAction,
@@ -376,7 +400,8 @@ pub struct ImportedPreset {
 }
 
 /// `POST /api/presets/import`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ImportPresetsResponse {
     /// The presets, in document order.
     pub items: Vec<ImportedPreset>,
@@ -385,7 +410,8 @@ pub struct ImportPresetsResponse {
 // ---- workspaces ----
 
 /// A workspace: groups conversations, owns project directories.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct WorkspaceView {
     /// Id.
     pub id: Uuid,
@@ -394,7 +420,7 @@ pub struct WorkspaceView {
     /// Absolute directories file and shell tools are confined to.
     pub project_dirs: Vec<String>,
     /// Free-form metadata (a JSON object).
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "server", schema(value_type = Object))]
     pub metadata: Metadata,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -416,7 +442,8 @@ impl From<Workspace> for WorkspaceView {
 }
 
 /// `POST /api/workspaces/create`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateWorkspaceRequest {
     /// Unique name.
     pub name: String,
@@ -425,12 +452,13 @@ pub struct CreateWorkspaceRequest {
     pub project_dirs: Vec<String>,
     /// A JSON object.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "server", schema(value_type = Object))]
     pub metadata: Metadata,
 }
 
 /// `POST /api/workspaces/{id}/update`. Absent fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct UpdateWorkspaceRequest {
     /// New name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -440,12 +468,13 @@ pub struct UpdateWorkspaceRequest {
     pub project_dirs: Option<Vec<String>>,
     /// Keys merged into the metadata; a `null` value removes the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "server", schema(value_type = Option<Object>))]
     pub metadata: Option<Metadata>,
 }
 
 /// A list of workspaces.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct WorkspaceList {
     /// Workspaces by name.
     pub items: Vec<WorkspaceView>,
@@ -454,7 +483,8 @@ pub struct WorkspaceList {
 // ---- conversations ----
 
 /// A conversation: a thread owned by one user, a chain of sessions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ConversationView {
     /// Id.
     pub id: Uuid,
@@ -470,7 +500,7 @@ pub struct ConversationView {
     pub default_preset: Option<Uuid>,
     /// Free-form metadata (a JSON object). The key `forked_from` is
     /// reserved: requests setting it are refused.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "server", schema(value_type = Object))]
     pub metadata: Metadata,
     /// `active` or `archived`.
     pub status: String,
@@ -487,7 +517,8 @@ pub struct ConversationView {
 }
 
 /// Where a fork branched from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ForkOriginView {
     /// The forked conversation.
     pub conversation_id: Uuid,
@@ -518,17 +549,20 @@ impl From<Conversation> for ConversationView {
 }
 
 /// The running session of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ActiveSessionView {
     /// The session.
     pub id: Uuid,
     /// Its status (`created` or `running`).
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::SessionStatus))]
     pub status: String,
 }
 
 /// `GET /api/conversations/{id}`: the conversation, its running session
 /// and the tokens spent by all its sessions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ConversationDetail {
     /// The conversation.
     #[serde(flatten)]
@@ -536,12 +570,13 @@ pub struct ConversationDetail {
     /// The running session, or `null`.
     pub active_session: Option<ActiveSessionView>,
     /// Usage per model, summed over the conversation's sessions.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::UsageByModel))]
     pub usage: UsageByModel,
 }
 
 /// `POST /api/conversations/create`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateConversationRequest {
     /// Title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -554,12 +589,13 @@ pub struct CreateConversationRequest {
     pub default_preset: Option<Uuid>,
     /// A JSON object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "server", schema(value_type = Option<Object>))]
     pub metadata: Option<Metadata>,
 }
 
 /// `POST /api/conversations/{id}/update`. Absent fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct UpdateConversationRequest {
     /// New title; `null` clears it.
     #[serde(
@@ -567,7 +603,7 @@ pub struct UpdateConversationRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
     pub title: Option<Option<String>>,
     /// New summary; `null` clears it.
     #[serde(
@@ -575,7 +611,7 @@ pub struct UpdateConversationRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
     pub summary: Option<Option<String>>,
     /// New default preset; `null` clears it.
     #[serde(
@@ -583,11 +619,11 @@ pub struct UpdateConversationRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<Uuid>)]
+    #[cfg_attr(feature = "server", schema(value_type = Option<Uuid>))]
     pub default_preset: Option<Option<Uuid>>,
     /// Keys shallow-merged into the metadata; a `null` value removes the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "server", schema(value_type = Option<Object>))]
     pub metadata: Option<Metadata>,
     /// `active` or `archived`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -595,7 +631,8 @@ pub struct UpdateConversationRequest {
 }
 
 /// A page of conversations.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ConversationList {
     /// Conversations, newest activity first.
     pub items: Vec<ConversationView>,
@@ -604,8 +641,9 @@ pub struct ConversationList {
 }
 
 /// Filters of `GET /api/conversations/list`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
 pub struct ConversationListQuery {
     /// `active` or `archived` (default: every status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -625,8 +663,9 @@ pub struct ConversationListQuery {
 }
 
 /// `GET /api/conversations/search`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
 pub struct SearchQuery {
     /// Words that must all match (title, summary, message text).
     pub q: String,
@@ -636,7 +675,8 @@ pub struct SearchQuery {
 }
 
 /// Search results, best match first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct SearchResults {
     /// Matching conversations.
     pub items: Vec<ConversationView>,
@@ -644,7 +684,10 @@ pub struct SearchResults {
 
 /// The input of a run: plain user text, or messages (core `Message`:
 /// `{"role": "user", "content": [{"type": "text", "text": "…"}]}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, netherbrain_core::schemars::JsonSchema,
+)]
+#[schemars(crate = "netherbrain_core::schemars")]
 #[serde(untagged)]
 pub enum RunInput {
     /// One user message.
@@ -675,7 +718,8 @@ fn default_true() -> bool {
 }
 
 /// `POST /api/conversations/run`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct RunConversationRequest {
     /// The conversation; omitted: a new one owned by the caller (with
     /// `preset_id` as its default preset).
@@ -686,7 +730,7 @@ pub struct RunConversationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset_id: Option<Uuid>,
     /// What the user says: a string, or an array of messages.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::RunInput))]
     pub input: RunInput,
     /// `true` (default): answer with the run's events as
     /// `text/event-stream`; `false`: answer `202` with the ids.
@@ -697,7 +741,8 @@ pub struct RunConversationRequest {
 /// A started run (`202` of a non-streaming run, fork or resume). Streaming
 /// responses carry the same ids in the `x-conversation-id` and
 /// `x-session-id` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct RunStarted {
     /// The conversation.
     pub conversation_id: Uuid,
@@ -706,7 +751,8 @@ pub struct RunStarted {
 }
 
 /// `POST /api/conversations/{id}/fork`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ForkConversationRequest {
     /// The session to branch from (committed, interrupted or awaiting tool
     /// results; of this conversation).
@@ -714,7 +760,7 @@ pub struct ForkConversationRequest {
     /// When given (a string or an array of messages), the fork's first
     /// run starts now with this input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "server", schema(value_type = Option<crate::openapi::wire::RunInput>))]
     pub input: Option<RunInput>,
     /// Preset for that run (default: the fork's default preset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -726,7 +772,8 @@ pub struct ForkConversationRequest {
 
 /// The new conversation of a fork, and the run started in it if `input`
 /// was given with `stream: false`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ForkResponse {
     /// The new conversation.
     pub conversation: ConversationView,
@@ -735,14 +782,16 @@ pub struct ForkResponse {
 }
 
 /// `POST …/steer`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct SteerRequest {
     /// Text injected as a user message at the next model-round boundary.
     pub text: String,
 }
 
 /// Which session an interrupt or steer reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct SessionActionResponse {
     /// The running session acted on.
     pub session_id: Uuid,
@@ -750,8 +799,9 @@ pub struct SessionActionResponse {
 
 /// `GET …/events` positions: `after` (or the `Last-Event-ID` header, which
 /// wins) resumes after that event id.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
 pub struct EventsQuery {
     /// Resume after this event id (default 0: from the start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -762,8 +812,9 @@ pub struct EventsQuery {
 }
 
 /// `GET /api/conversations/{id}/turns` paging.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
 pub struct TurnsQuery {
     /// Sessions per page, 1–100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -774,7 +825,8 @@ pub struct TurnsQuery {
 }
 
 /// A session as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct SessionView {
     /// Id.
     pub id: Uuid,
@@ -784,19 +836,20 @@ pub struct SessionView {
     pub parent_session_id: Option<Uuid>,
     /// `created`, `running`, `committed`, `awaiting_tool_results`,
     /// `interrupted` or `failed`.
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::SessionStatus))]
     pub status: String,
     /// Preset run.
     pub preset_id: Option<Uuid>,
     /// The input messages.
-    #[schema(value_type = Vec<Object>)]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::Message>))]
     pub input: Vec<Message>,
     /// The last assistant text.
     pub final_message: Option<String>,
     /// Calls waiting for approval or client-supplied results.
-    #[schema(value_type = Vec<Object>)]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::ToolCall>))]
     pub deferred_tool_calls: Vec<ToolCall>,
     /// Tokens per model.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::UsageByModel))]
     pub usage: UsageByModel,
     /// Why it failed.
     pub error: Option<String>,
@@ -829,11 +882,13 @@ impl From<Session> for SessionView {
 }
 
 /// `GET /api/sessions/{id}/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct SessionStatusView {
     /// The session.
     pub id: Uuid,
     /// Its status.
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::SessionStatus))]
     pub status: String,
     /// Whether it runs in this server now.
     pub running: bool,
@@ -842,17 +897,19 @@ pub struct SessionStatusView {
 }
 
 /// One turn of a conversation: a session and its own messages.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct Turn {
     /// The session.
     pub session: SessionView,
     /// Its messages (input first).
-    #[schema(value_type = Vec<Object>)]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::Message>))]
     pub messages: Vec<Message>,
 }
 
 /// A page of turns, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct TurnList {
     /// Turns.
     pub items: Vec<Turn>,
@@ -861,12 +918,13 @@ pub struct TurnList {
 }
 
 /// `POST /api/sessions/{id}/resume`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ResumeRequest {
     /// One decision per pending call: `{"decision": "approve", "call_id"}`,
     /// `{"decision": "deny", "call_id", "reason"?}` or
     /// `{"decision": "result", "call_id", "content", "is_error"?}`.
-    #[schema(value_type = Vec<Object>)]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::ToolDecision>))]
     pub decisions: Vec<ToolDecision>,
     /// Stream the new run (default) or answer `202`.
     #[serde(default = "default_true")]
@@ -876,14 +934,16 @@ pub struct ResumeRequest {
 // ---- discovery ----
 
 /// `GET /api/toolsets`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ToolsetList {
     /// Tool set names presets can enable, sorted.
     pub items: Vec<String>,
 }
 
 /// A provider profile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ModelProfileView {
     /// Profile name (a preset's `profile`).
     pub name: String,
@@ -894,7 +954,8 @@ pub struct ModelProfileView {
 }
 
 /// `GET /api/models`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ModelList {
     /// Profiles by name.
     pub items: Vec<ModelProfileView>,

@@ -3,6 +3,21 @@
 //! The Netherbrain HTTP server (axum) and, behind the `client` feature, a
 //! typed client for it.
 //!
+//! ## Features
+//!
+//! - `server` (default): the axum server — routes, auth, SSE and WebSocket
+//!   streaming, the OpenAPI document (`openapi()`), metrics.
+//! - `client`: the typed client (`client::Client`, reqwest). It needs
+//!   only [`dto`], so a remote program (a gateway in its own process, a
+//!   tool) depends on
+//!   `netherbrain-http = { default-features = false, features = ["client"] }`
+//!   and pulls no axum, utoipa, argon2 or metrics exporter; the only tower
+//!   and tower-http it resolves are reqwest's own (`scripts/test` and the
+//!   dependency rule test check both).
+//! - Neither: just the request and response bodies in [`dto`].
+//!
+//! The rest of these docs describe the server.
+//!
 //! The API is RPC-style under `/api`: `GET` for reads, `POST` for every
 //! write. Every route except `GET /api/health`, `POST /api/auth/login` and
 //! `GET /api/openapi.json` requires `Authorization: Bearer <token>`, where
@@ -69,30 +84,42 @@
 
 #![warn(missing_docs)]
 
-mod auth;
+/// Gates every item it holds on the `server` feature.
+macro_rules! server_side {
+    ($($item:item)*) => { $( #[cfg(feature = "server")] $item )* };
+}
+
+// The server side. Gated as a whole so that `default-features = false,
+// features = ["client"]` builds without axum, tower-http, utoipa, argon2 or
+// the metrics exporter.
+server_side! {
+    mod auth;
+    mod config;
+    mod error;
+    mod extract;
+    pub mod metrics;
+    mod openai_compat;
+    mod openapi;
+    mod routes;
+    mod server;
+    mod sse;
+    mod state;
+    mod ws;
+
+    pub use auth::{AdminUser, AuthUser};
+    pub use netherbrain_core::auth::{
+        BOOTSTRAP_ADMIN_USERNAME, MIN_OPERATOR_TOKEN_LEN, bootstrap_admin,
+    };
+    pub use config::{LoginRateLimit, PasswordHashParams, ServerConfig};
+    pub use error::ApiError;
+    pub use extract::{Json, Path, Query};
+    pub use metrics::{Metrics, MetricsError};
+    pub use openapi::{ApiDoc, openapi, openapi_json};
+    pub use server::{ServeError, auth_configured, bind, check_bind_allowed, router, serve};
+    pub use state::{AppState, AppStateBuilder};
+}
+
+// Shared by both sides.
 #[cfg(feature = "client")]
 pub mod client;
-mod config;
 pub mod dto;
-mod error;
-mod extract;
-pub mod metrics;
-mod openai_compat;
-mod openapi;
-mod routes;
-mod server;
-mod sse;
-mod state;
-mod ws;
-
-pub use auth::{AdminUser, AuthUser};
-pub use netherbrain_core::auth::{
-    BOOTSTRAP_ADMIN_USERNAME, MIN_OPERATOR_TOKEN_LEN, bootstrap_admin,
-};
-pub use config::{LoginRateLimit, PasswordHashParams, ServerConfig};
-pub use error::ApiError;
-pub use extract::{Json, Path, Query};
-pub use metrics::{Metrics, MetricsError};
-pub use openapi::{ApiDoc, openapi, openapi_json};
-pub use server::{ServeError, auth_configured, bind, check_bind_allowed, router, serve};
-pub use state::{AppState, AppStateBuilder};

@@ -1,14 +1,45 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
+//!
+//! Two generators meet here. utoipa derives the paths and the DTO schemas;
+//! the wire types of `netherbrain-core` (messages, events, presets, usage,
+//! tool decisions) derive `schemars::JsonSchema` instead, because core must
+//! not depend on a server crate and because schemars reads their serde
+//! attributes (internal tags, renames, defaults, skipped fields; a custom
+//! serializer gets a `#[schemars(with = …)]` next to it). utoipa's
+//! typed schema model cannot hold every keyword schemars emits (`const`,
+//! `$ref` siblings, boolean schemas), so the two meet in the serialized
+//! document ([`Document`]):
+//!
+//! 1. DTO fields that carry a core type name it with
+//!    `#[schema(value_type = wire::Message)]` and friends: [`wire`] holds one
+//!    marker type per schemars-described type, whose utoipa schema is a
+//!    placeholder under the schemars name, so utoipa writes
+//!    `{"$ref": "#/components/schemas/Message"}` where the field is.
+//! 2. The schemars schemas, generated with their references pointing at
+//!    `#/components/schemas/…`, take the placeholders' places in
+//!    `components.schemas`.
+//! 3. Every `text/event-stream` response names the [`SSE_EVENT`] schema: one
+//!    SSE event whose `data` is an `AgentEvent` and whose `id` its `seq`.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use netherbrain_core::schemars::generate::{SchemaGenerator, SchemaSettings};
+use netherbrain_core::schemars::{JsonSchema, Schema};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
 
 use crate::routes::{
     auth, conversations, discovery, health, keys, meta, presets, sessions, users, workspaces,
 };
 
-/// The API description. Regenerate the checked-in copy with
+/// The part of the API description utoipa derives from the handlers and
+/// DTOs. Its core-type schemas are placeholders; [`openapi`] is the whole
+/// document. Regenerate the checked-in copy with
 /// `UPDATE_OPENAPI=1 cargo test -p netherbrain-http --test openapi`.
 #[derive(OpenApi, Debug)]
 #[openapi(
@@ -69,7 +100,7 @@ use crate::routes::{
         discovery::models,
     ),
     components(schemas(crate::dto::ErrorBody, crate::dto::ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &TypedEventStreams),
     security(("bearer" = [])),
     tags(
         (name = "health", description = "Liveness"),
@@ -109,19 +140,377 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI document.
+/// Declares the schemars-described types: those DTO fields reference get a
+/// marker in [`wire`] for `#[schema(value_type = …)]`; the others are only
+/// published. [`wire_schemas`] generates them all.
+macro_rules! wire_types {
+    (
+        referenced { $($name:ident => $ty:ty),* $(,)? }
+        published { $($other:ty),* $(,)? }
+    ) => {
+        /// Marker types naming the schemars-generated component schemas, for
+        /// `#[schema(value_type = …)]` on DTO fields. Each one's utoipa schema
+        /// is a placeholder that the schemars schema replaces.
+        pub(crate) mod wire {
+            use super::*;
+            $(
+                #[doc = concat!("The `", stringify!($name), "` component schema.")]
+                #[derive(Debug)]
+                pub(crate) struct $name;
+
+                impl utoipa::PartialSchema for $name {
+                    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+                        utoipa::openapi::schema::ObjectBuilder::new()
+                            .description(Some(PLACEHOLDER))
+                            .into()
+                    }
+                }
+
+                impl utoipa::ToSchema for $name {
+                    fn name() -> Cow<'static, str> {
+                        <$ty as JsonSchema>::schema_name()
+                    }
+                }
+            )*
+        }
+
+        /// The schemars schemas of the wire types and of everything they
+        /// reference, by component name, with references pointing at
+        /// `#/components/schemas/…`.
+        fn wire_schemas() -> Map<String, Value> {
+            let mut generator = SchemaGenerator::new(SchemaSettings::draft2020_12().with(|s| {
+                s.definitions_path = "/components/schemas".into();
+                s.meta_schema = None;
+            }));
+            // `json_schema`, not `subschema_for`: types schemars inlines
+            // (transparent ones like `UsageByModel`) get a component too.
+            let named: Vec<(Cow<'static, str>, Schema)> = vec![
+                $((<$ty as JsonSchema>::schema_name(), <$ty as JsonSchema>::json_schema(&mut generator)),)*
+                $((<$other as JsonSchema>::schema_name(), <$other as JsonSchema>::json_schema(&mut generator)),)*
+            ];
+            let mut schemas = generator.take_definitions(false);
+            for (name, schema) in named {
+                schemas.insert(name.into_owned(), schema.to_value());
+            }
+            schemas
+        }
+    };
+}
+
+wire_types! {
+    referenced {
+        Message => netherbrain_core::Message,
+        PresetConfig => netherbrain_core::PresetConfig,
+        RunInput => crate::dto::RunInput,
+        SessionStatus => netherbrain_core::SessionStatus,
+        ToolCall => netherbrain_core::ToolCall,
+        ToolDecision => netherbrain_core::agent::ToolDecision,
+        UsageByModel => netherbrain_core::UsageByModel,
+    }
+    // What the event streams carry (`AgentEvent` through `ServerSentEvent`;
+    // `EventEnvelope` is the stored form the typed client yields).
+    published { netherbrain_core::AgentEvent, netherbrain_core::EventEnvelope }
+}
+
+/// The description of a `wire` marker's utoipa schema, which the schemars
+/// schema of the same name replaces.
+const PLACEHOLDER: &str = "placeholder for a schemars schema";
+
+/// The component name of one server-sent event of a run.
+const SSE_EVENT: &str = "ServerSentEvent";
+
+/// The schema of one event on a `text/event-stream` response: the fields
+/// of an SSE event as `crate::sse` writes them.
+fn sse_event_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "One server-sent event of a run. The stream is `text/event-stream`; \
+            each event has these fields, and `data` is the JSON text of an `AgentEvent`. \
+            Resume after an event by sending its `id` as `Last-Event-ID`.",
+        "required": ["id", "event", "data"],
+        "properties": {
+            "id": {
+                "type": "string",
+                "pattern": "^[0-9]+$",
+                "description": "The event's `seq` within its session (decimal), as in `EventEnvelope.seq`."
+            },
+            "event": {
+                "type": "string",
+                "description": "The AG-UI type name, the same as `data.type`."
+            },
+            "data": {
+                "$ref": "#/components/schemas/AgentEvent",
+                "description": "The event."
+            }
+        }
+    })
+}
+
+/// Rustdoc markup in a doc comment that reads badly in a schema
+/// description: fenced code blocks (the doc examples) are dropped and
+/// intra-doc links (``[`Role::Tool`]``, ``[`x`](crate::y)``) become code spans.
+fn plain_description(doc: &str) -> String {
+    let mut kept = Vec::new();
+    let mut in_code = false;
+    for line in doc.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code {
+            kept.push(line);
+        }
+    }
+    let text = kept.join("\n");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("[`") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find("`]") else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        out.push_str(&after[..=end]);
+        rest = &after[end + 2..];
+        if rest.starts_with('(')
+            && let Some(close) = rest.find(')')
+        {
+            rest = &rest[close + 1..];
+        }
+    }
+    out.push_str(rest);
+    out.trim_end().to_owned()
+}
+
+/// Applies [`plain_description`] to every `description` in a schema.
+fn clean_descriptions(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                if key == "description"
+                    && let Value::String(text) = item
+                {
+                    *text = plain_description(text);
+                } else {
+                    clean_descriptions(item);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(clean_descriptions),
+        _ => {}
+    }
+}
+
+/// Points every `text/event-stream` response at the [`SSE_EVENT`] schema
+/// (the handlers declare them as `body = String`).
+#[derive(Debug)]
+struct TypedEventStreams;
+
+impl Modify for TypedEventStreams {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for response in operation.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response
+                        && let Some(content) = response.content.get_mut("text/event-stream")
+                    {
+                        content.schema = Some(Ref::from_schema_name(SSE_EVENT).into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The whole OpenAPI document: utoipa's [`ApiDoc`] with the schemars
+/// schemas in `components.schemas`.
+///
+/// It serializes like utoipa's `OpenApi` (same keys, same order, so the
+/// checked-in file reads as before) except that a component schema named
+/// after a wire type is the schemars one. A `serde_json::Value` would sort
+/// every object's keys, hence this type.
+struct Document {
+    api: utoipa::openapi::OpenApi,
+    wire: Map<String, Value>,
+}
+
+impl Document {
+    fn new() -> Self {
+        let mut wire = wire_schemas();
+        wire.values_mut().for_each(clean_descriptions);
+        wire.insert(SSE_EVENT.to_owned(), sse_event_schema());
+        Self {
+            api: ApiDoc::openapi(),
+            wire,
+        }
+    }
+}
+
+/// A component schema from either generator.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ComponentSchema<'a> {
+    Utoipa(&'a RefOr<utoipa::openapi::schema::Schema>),
+    Wire(&'a Value),
+}
+
+/// utoipa 5's `OpenApi` field by field, with `components` replaced.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DocumentOut<'a> {
+    openapi: &'a utoipa::openapi::OpenApiVersion,
+    info: &'a utoipa::openapi::Info,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    servers: Option<&'a Vec<utoipa::openapi::Server>>,
+    paths: &'a utoipa::openapi::Paths,
+    components: ComponentsOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    security: Option<&'a Vec<utoipa::openapi::SecurityRequirement>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a Vec<utoipa::openapi::Tag>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_docs: Option<&'a utoipa::openapi::ExternalDocs>,
+    #[serde(rename = "$schema", skip_serializing_if = "str::is_empty")]
+    schema: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    extensions: Option<&'a utoipa::openapi::extensions::Extensions>,
+}
+
+/// utoipa 5's `Components` field by field, with the merged schemas.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ComponentsOut<'a> {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    schemas: BTreeMap<&'a str, ComponentSchema<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    responses: Option<&'a BTreeMap<String, RefOr<utoipa::openapi::Response>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    security_schemes: Option<&'a BTreeMap<String, SecurityScheme>>,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    extensions: Option<&'a utoipa::openapi::extensions::Extensions>,
+}
+
+impl Serialize for Document {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let api = &self.api;
+        let components = api.components.as_ref();
+        let mut schemas: BTreeMap<&str, ComponentSchema<'_>> = components
+            .into_iter()
+            .flat_map(|c| &c.schemas)
+            .map(|(name, schema)| (name.as_str(), ComponentSchema::Utoipa(schema)))
+            .collect();
+        schemas.extend(
+            self.wire
+                .iter()
+                .map(|(name, schema)| (name.as_str(), ComponentSchema::Wire(schema))),
+        );
+        DocumentOut {
+            openapi: &api.openapi,
+            info: &api.info,
+            servers: api.servers.as_ref(),
+            paths: &api.paths,
+            components: ComponentsOut {
+                schemas,
+                responses: components.map(|c| &c.responses).filter(|r| !r.is_empty()),
+                security_schemes: components
+                    .map(|c| &c.security_schemes)
+                    .filter(|s| !s.is_empty()),
+                extensions: components.and_then(|c| c.extensions.as_ref()),
+            },
+            security: api.security.as_ref(),
+            tags: api.tags.as_ref(),
+            external_docs: api.external_docs.as_ref(),
+            schema: &api.schema,
+            extensions: api.extensions.as_ref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The OpenAPI document (see the module docs for how it is assembled).
 #[must_use]
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn openapi() -> Value {
+    // Serializing into a `Value` cannot fail: every map key is a string.
+    serde_json::to_value(Document::new()).unwrap_or_else(|e| json!({ "error": e.to_string() }))
 }
 
 /// The OpenAPI document as pretty JSON with a trailing newline (the form
-/// checked in as `docs/openapi.json`).
+/// checked in as `docs/openapi.json`), keys in utoipa's order.
 #[must_use]
 pub fn openapi_json() -> String {
-    let mut text = openapi()
-        .to_pretty_json()
+    let mut text = serde_json::to_string_pretty(&Document::new())
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Document` mirrors utoipa's serialization: without wire schemas it
+    /// writes exactly what utoipa writes, in the same key order.
+    #[test]
+    fn document_serializes_like_utoipa() {
+        let document = Document {
+            api: ApiDoc::openapi(),
+            wire: Map::new(),
+        };
+        let ours = serde_json::to_string_pretty(&document).unwrap();
+        let utoipa = ApiDoc::openapi().to_pretty_json().unwrap();
+        assert!(
+            ours == utoipa,
+            "Document no longer mirrors utoipa's OpenApi"
+        );
+    }
+
+    /// A schemars schema only replaces a utoipa component that is one of
+    /// the `wire` placeholders, never a DTO of the same name.
+    #[test]
+    fn wire_schemas_replace_only_placeholders() {
+        let api = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let utoipa = api["components"]["schemas"].as_object().unwrap();
+        for name in wire_schemas().keys() {
+            if let Some(existing) = utoipa.get(name) {
+                assert_eq!(
+                    existing,
+                    &json!({"type": "object", "description": PLACEHOLDER}),
+                    "the schemars schema `{name}` collides with a DTO schema"
+                );
+            }
+        }
+        for (name, schema) in utoipa {
+            if schema["description"] == PLACEHOLDER {
+                assert!(
+                    wire_schemas().contains_key(name),
+                    "placeholder `{name}` is never filled"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn descriptions_lose_rustdoc_markup() {
+        let check = |doc: &str, expect: &str| assert_eq!(plain_description(doc), expect);
+        check("One event.\n\n```\nlet x = 1;\n```", "One event.");
+        check("Always [`Role::Tool`].", "Always `Role::Tool`.");
+        check(
+            "Before the last [`Summary`](crate::ContentPart::Summary) on.",
+            "Before the last `Summary` on.",
+        );
+        check("A [`broken link", "A [`broken link");
+        check("An array `[1]` stays.", "An array `[1]` stays.");
+    }
 }

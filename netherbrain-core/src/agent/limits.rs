@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// How history that exceeds the context budget is shortened.
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// use netherbrain_core::agent::CompactionStrategy;
 /// assert_eq!(CompactionStrategy::default(), CompactionStrategy::Summarize);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CompactionStrategy {
@@ -32,7 +33,7 @@ pub enum CompactionStrategy {
 ///     .with_context_budget(Some(32_000));
 /// assert_eq!(limits.max_tool_rounds, 5);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct AgentLimits {
@@ -40,6 +41,7 @@ pub struct AgentLimits {
     pub max_tool_rounds: u32,
     /// How long one tool call may take.
     #[serde(with = "duration_secs", rename = "tool_timeout_secs")]
+    #[schemars(with = "f64", range(min = 0.0))]
     pub tool_timeout: Duration,
     /// Tool calls of one round that run at the same time.
     pub max_parallel_tool_calls: usize,

@@ -1,5 +1,6 @@
 //! What a model call asks for.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -11,7 +12,7 @@ use crate::message::Message;
 /// use netherbrain_core::provider::ReasoningEffort;
 /// assert_eq!(serde_json::to_string(&ReasoningEffort::High).unwrap(), "\"high\"");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ReasoningEffort {
@@ -46,7 +47,7 @@ impl ReasoningEffort {
 /// let s = ModelSettings::default().with_temperature(0.2).with_max_tokens(512);
 /// assert_eq!(s.max_tokens, Some(512));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct ModelSettings {

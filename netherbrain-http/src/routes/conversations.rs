@@ -299,7 +299,11 @@ pub(crate) async fn update(
     params(("id" = Uuid, Path, description = "Conversation id")),
     request_body = ForkConversationRequest,
     responses(
-        (status = 200, description = "The new conversation (and the run's session for `stream: false`), or with `input` and `stream: true` the run's events (SSE)", body = ForkResponse),
+        (status = 200, description = "Without `input`: the new conversation. With `input` and `stream: true`: the first run's events (SSE, ids in `x-conversation-id` / `x-session-id`)", content(
+            (ForkResponse = "application/json"),
+            (String = "text/event-stream"),
+        )),
+        (status = 202, description = "With `input` and `stream: false`: the new conversation and its run's session", body = ForkResponse),
         (status = 404, description = "No such conversation, session or preset", body = crate::dto::ErrorBody),
         (status = 409, description = "The session has not finished", body = crate::dto::ErrorBody),
         (status = 422, description = "The session failed, or bad input", body = crate::dto::ErrorBody),
