@@ -6,10 +6,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use netherbrain_core::store::{
-    ApiKey, Conversation, ConversationCursor, ConversationPatch, ConversationQuery, MailboxEntry,
-    NewApiKey, NewConversation, NewMailboxEntry, NewPreset, NewSession, NewUser, NewWorkspace,
-    Page, Preset, PresetPatch, Session, SessionAppend, SessionFinish, StateStore, StoreError,
-    StoreResult, User, UserPatch, Workspace, WorkspacePatch, validate,
+    ApiKey, CatalogStore, Conversation, ConversationCursor, ConversationPatch, ConversationQuery,
+    ConversationStore, MailboxEntry, MailboxStore, NewApiKey, NewConversation, NewMailboxEntry,
+    NewPreset, NewSession, NewUser, NewWorkspace, Page, Preset, PresetPatch, Session,
+    SessionAppend, SessionFinish, SessionStore, StoreError, StoreHealth, StoreResult, User,
+    UserPatch, UserStore, Workspace, WorkspacePatch, validate,
 };
 use netherbrain_core::{
     ApiKeyId, ConversationId, EventEnvelope, EventSeq, MailboxId, Message, PresetId, SessionId,
@@ -19,11 +20,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::checks;
 use crate::common::{
-    DbFailure, classify, db_err, migrate_err, now, search_terms, search_text, seq_to_i64, to_json,
-    truncate, unique_or,
+    DbFailure, classify, db_err, migrate_err, now, search_text, seq_to_i64, to_json, truncate,
+    unique_or,
 };
+use crate::portable::Portable;
 use crate::rows::{
     self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
     USER_COLS, WORKSPACE_COLS,
@@ -37,8 +38,8 @@ const POOL_SIZE: u32 = 10;
 /// How long a call waits for a connection (including connecting).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A [`StateStore`] in a Postgres database, for several runtime replicas
-/// sharing state.
+/// A [`StateStore`](netherbrain_core::store::StateStore) in a Postgres
+/// database, for several runtime replicas sharing state.
 ///
 /// [`connect`](Self::connect) and [`from_pool`](Self::from_pool) apply
 /// pending migrations (serialised across replicas by an advisory lock), so
@@ -141,6 +142,11 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
+    /// The queries shared with SQLite.
+    fn portable(&self) -> Portable<'_, Postgres> {
+        Portable(&self.pool)
+    }
+
     async fn begin(&self) -> StoreResult<Tx> {
         self.pool.begin().await.map_err(db_err)
     }
@@ -168,35 +174,6 @@ impl PostgresStore {
             .map_err(db_err)
     }
 
-    async fn session_exists(&self, id: SessionId) -> StoreResult<()> {
-        self.fetch_opt("SELECT 1 FROM sessions WHERE id = $1", uuid_of(id))
-            .await?
-            .map(|_| ())
-            .ok_or_else(|| StoreError::not_found("session", id))
-    }
-
-    async fn conversation_exists(&self, id: ConversationId) -> StoreResult<()> {
-        self.fetch_opt("SELECT 1 FROM conversations WHERE id = $1", uuid_of(id))
-            .await?
-            .map(|_| ())
-            .ok_or_else(|| StoreError::not_found("conversation", id))
-    }
-
-    async fn running_session_id(
-        &self,
-        conversation: ConversationId,
-    ) -> StoreResult<Option<SessionId>> {
-        let row = self
-            .fetch_opt(
-                "SELECT id FROM sessions WHERE conversation_id = $1 AND status IN ('created', 'running')",
-                uuid_of(conversation),
-            )
-            .await?;
-        row.map(|r| r.try_get::<Uuid, _>("id").map(SessionId::from_uuid))
-            .transpose()
-            .map_err(db_err)
-    }
-
     async fn one<T>(
         tx: &mut Tx,
         sql: &str,
@@ -213,19 +190,16 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl StateStore for PostgresStore {
+impl StoreHealth for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(db_err)
+        self.portable().ping().await
     }
+}
 
-    // ---- users ----
-
+#[async_trait]
+impl UserStore for PostgresStore {
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        checks::new_user(&user)?;
+        validate::new_user(&user)?;
         let id = UserId::new();
         let at = now();
         let row = sqlx::query(&format!(
@@ -252,40 +226,19 @@ impl StateStore for PostgresStore {
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<User> {
-        let row = self
-            .fetch_opt(
-                &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("user", id))?;
-        rows::user(&row)
+        self.portable().get_user(id).await
     }
 
     async fn get_user_by_username(&self, username: &str) -> StoreResult<User> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLS} FROM users WHERE username = $1"
-        ))
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("user", username))?;
-        rows::user(&row)
+        self.portable().get_user_by_username(username).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {USER_COLS} FROM users ORDER BY username COLLATE \"C\""
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::user).collect()
+        self.portable().list_users().await
     }
 
     async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
-        checks::user_patch(&patch)?;
+        validate::user_patch(&patch)?;
         let mut tx = self.begin().await?;
         let mut user = Self::one(
             &mut tx,
@@ -325,17 +278,11 @@ impl StateStore for PostgresStore {
     }
 
     async fn count_users(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.portable().count_users().await
     }
 
-    // ---- API keys ----
-
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
-        checks::new_api_key(&key)?;
+        validate::new_api_key(&key)?;
         let id = ApiKeyId::new();
         let at = now();
         let row = sqlx::query(&format!(
@@ -363,26 +310,11 @@ impl StateStore for PostgresStore {
     }
 
     async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey> {
-        let row = sqlx::query(&format!(
-            "SELECT {API_KEY_COLS} FROM api_keys WHERE prefix = $1"
-        ))
-        .bind(prefix)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("api key", prefix))?;
-        rows::api_key(&row)
+        self.portable().get_api_key_by_prefix(prefix).await
     }
 
     async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {API_KEY_COLS} FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
-        ))
-        .bind(uuid_of(user_id))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::api_key).collect()
+        self.portable().list_api_keys(user_id).await
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
@@ -407,11 +339,12 @@ impl StateStore for PostgresStore {
             },
         }
     }
+}
 
-    // ---- presets ----
-
+#[async_trait]
+impl CatalogStore for PostgresStore {
     async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
-        checks::new_preset(&preset)?;
+        validate::new_preset(&preset)?;
         let id = PresetId::new();
         let at = now();
         let row = sqlx::query(&format!(
@@ -437,40 +370,19 @@ impl StateStore for PostgresStore {
     }
 
     async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
-        let row = self
-            .fetch_opt(
-                &format!("SELECT {PRESET_COLS} FROM presets WHERE id = $1"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("preset", id))?;
-        rows::preset(&row)
+        self.portable().get_preset(id).await
     }
 
     async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset> {
-        let row = sqlx::query(&format!(
-            "SELECT {PRESET_COLS} FROM presets WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("preset", name))?;
-        rows::preset(&row)
+        self.portable().get_preset_by_name(name).await
     }
 
     async fn list_presets(&self) -> StoreResult<Vec<Preset>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PRESET_COLS} FROM presets ORDER BY name COLLATE \"C\""
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::preset).collect()
+        self.portable().list_presets().await
     }
 
     async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
-        checks::preset_patch(&patch)?;
+        validate::preset_patch(&patch)?;
         let mut tx = self.begin().await?;
         let mut preset = Self::one(
             &mut tx,
@@ -544,10 +456,8 @@ impl StateStore for PostgresStore {
         tx.commit().await.map_err(db_err)
     }
 
-    // ---- workspaces ----
-
     async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
-        checks::new_workspace(&workspace)?;
+        validate::new_workspace(&workspace)?;
         let id = WorkspaceId::new();
         let at = now();
         let row = sqlx::query(&format!(
@@ -573,24 +483,11 @@ impl StateStore for PostgresStore {
     }
 
     async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
-        let row = self
-            .fetch_opt(
-                &format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = $1"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("workspace", id))?;
-        rows::workspace(&row)
+        self.portable().get_workspace(id).await
     }
 
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {WORKSPACE_COLS} FROM workspaces ORDER BY name COLLATE \"C\""
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::workspace).collect()
+        self.portable().list_workspaces().await
     }
 
     async fn update_workspace(
@@ -598,7 +495,7 @@ impl StateStore for PostgresStore {
         id: WorkspaceId,
         patch: WorkspacePatch,
     ) -> StoreResult<Workspace> {
-        checks::workspace_patch(&patch)?;
+        validate::workspace_patch(&patch)?;
         let mut tx = self.begin().await?;
         let mut ws = Self::one(
             &mut tx,
@@ -615,8 +512,7 @@ impl StateStore for PostgresStore {
             ws.project_dirs = dirs;
         }
         if let Some(m) = &patch.metadata {
-            validate::merge_metadata(&mut ws.metadata, m);
-            validate::metadata(&ws.metadata)?;
+            validate::patch_metadata(&mut ws.metadata, m)?;
         }
         ws.updated_at = now();
         let res = sqlx::query(
@@ -672,14 +568,15 @@ impl StateStore for PostgresStore {
         }
         tx.commit().await.map_err(db_err)
     }
+}
 
-    // ---- conversations ----
-
+#[async_trait]
+impl ConversationStore for PostgresStore {
     async fn create_conversation(
         &self,
         conversation: NewConversation,
     ) -> StoreResult<Conversation> {
-        checks::new_conversation(&conversation)?;
+        validate::new_conversation(&conversation)?;
         let at = now();
         let mut tx = self.begin().await?;
         Self::require(&mut tx, "users", "user", conversation.owner).await?;
@@ -722,14 +619,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation> {
-        let row = self
-            .fetch_opt(
-                &format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE id = $1"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("conversation", id))?;
-        rows::conversation(&row)
+        self.portable().get_conversation(id).await
     }
 
     async fn list_conversations(
@@ -821,7 +711,7 @@ impl StateStore for PostgresStore {
         id: ConversationId,
         patch: ConversationPatch,
     ) -> StoreResult<Conversation> {
-        checks::conversation_patch(&patch)?;
+        validate::conversation_patch(&patch)?;
         let mut tx = self.begin().await?;
         let mut c = Self::one(
             &mut tx,
@@ -844,8 +734,7 @@ impl StateStore for PostgresStore {
             c.default_preset = p;
         }
         if let Some(m) = &patch.metadata {
-            validate::merge_metadata(&mut c.metadata, m);
-            validate::metadata(&c.metadata)?;
+            validate::patch_metadata(&mut c.metadata, m)?;
         }
         if let Some(s) = patch.status {
             c.status = s;
@@ -881,8 +770,7 @@ impl StateStore for PostgresStore {
         query: &str,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
-        checks::search_query(query, limit)?;
-        let terms = search_terms(query);
+        let terms = validate::search_query(query, limit)?;
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -925,9 +813,10 @@ impl StateStore for PostgresStore {
             .map_err(db_err)?;
         rows.iter().map(rows::conversation).collect()
     }
+}
 
-    // ---- sessions ----
-
+#[async_trait]
+impl SessionStore for PostgresStore {
     async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
         let at = now();
         let input_json = to_json(&session.input)?;
@@ -966,8 +855,12 @@ impl StateStore for PostgresStore {
             Err(DbFailure::Unique(what)) => {
                 drop(tx);
                 if what.contains("sessions_one_running") {
-                    return match self.running_session_id(session.conversation_id).await? {
-                        Some(active) => Err(StoreError::Busy { active }),
+                    return match self
+                        .portable()
+                        .running_session(session.conversation_id)
+                        .await?
+                    {
+                        Some(active) => Err(StoreError::Busy { active: active.id }),
                         None => Err(StoreError::Conflict(
                             "conversation was busy; try again".into(),
                         )),
@@ -1011,46 +904,22 @@ impl StateStore for PostgresStore {
     }
 
     async fn get_session(&self, id: SessionId) -> StoreResult<Session> {
-        let row = self
-            .fetch_opt(
-                &format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("session", id))?;
-        rows::session(&row)
+        self.portable().get_session(id).await
     }
 
     async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>> {
-        self.conversation_exists(conversation_id).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(uuid_of(conversation_id))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::session).collect()
+        self.portable().list_sessions(conversation_id).await
     }
 
     async fn active_session(
         &self,
         conversation_id: ConversationId,
     ) -> StoreResult<Option<Session>> {
-        self.conversation_exists(conversation_id).await?;
-        let row = self
-            .fetch_opt(
-                &format!(
-                    "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = $1 AND status IN ('created', 'running')"
-                ),
-                uuid_of(conversation_id),
-            )
-            .await?;
-        row.as_ref().map(rows::session).transpose()
+        self.portable().active_session(conversation_id).await
     }
 
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
-        checks::finish(&finish)?;
+        validate::session_finish(&finish)?;
         let deferred = to_json(&finish.deferred_tool_calls)?;
         let usage = to_json(&finish.usage)?;
         let at = now();
@@ -1116,10 +985,8 @@ impl StateStore for PostgresStore {
         Ok(recovered.into_iter().map(|(_, id)| id).collect())
     }
 
-    // ---- session log ----
-
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
-        checks::append(session_id, &append)?;
+        validate::session_append(session_id, &append)?;
         let mut docs = Vec::with_capacity(append.messages.len());
         let mut texts = Vec::with_capacity(append.messages.len());
         for m in &append.messages {
@@ -1158,7 +1025,7 @@ impl StateStore for PostgresStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
-            checks::event_order(last, &append)?;
+            validate::event_order(u64::try_from(last).unwrap_or(0), &append)?;
         }
         if !docs.is_empty() {
             sqlx::query(
@@ -1193,20 +1060,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
-        self.session_exists(session_id).await?;
-        let rows =
-            sqlx::query("SELECT message FROM session_messages WHERE session_id = $1 ORDER BY seq")
-                .bind(uuid_of(session_id))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                r.try_get::<sqlx::types::Json<Message>, _>("message")
-                    .map(|j| j.0)
-                    .map_err(db_err)
-            })
-            .collect()
+        self.portable().session_messages(session_id).await
     }
 
     async fn list_events(
@@ -1215,40 +1069,20 @@ impl StateStore for PostgresStore {
         after: EventSeq,
         limit: u32,
     ) -> StoreResult<Vec<EventEnvelope>> {
-        self.session_exists(session_id).await?;
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows = sqlx::query(
-            "SELECT event FROM session_events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(uuid_of(session_id))
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                r.try_get::<sqlx::types::Json<EventEnvelope>, _>("event")
-                    .map(|j| j.0)
-                    .map_err(db_err)
-            })
-            .collect()
+        self.portable().list_events(session_id, after, limit).await
     }
 
     async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
-        self.session_exists(session_id).await?;
-        let last: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = $1",
-        )
-        .bind(uuid_of(session_id))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(u64::try_from(last).unwrap_or(0))
+        self.portable().last_event_seq(session_id).await
     }
 
-    // ---- mailbox ----
+    async fn session_history(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        self.portable().session_history(session_id).await
+    }
+}
 
+#[async_trait]
+impl MailboxStore for PostgresStore {
     async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry> {
         let id = MailboxId::new();
         let at = now();
@@ -1285,7 +1119,9 @@ impl StateStore for PostgresStore {
         &self,
         conversation_id: ConversationId,
     ) -> StoreResult<Vec<MailboxEntry>> {
-        self.conversation_exists(conversation_id).await?;
+        self.portable()
+            .require("conversations", "conversation", conversation_id)
+            .await?;
         // One statement: concurrent takers never both get an entry.
         let rows = sqlx::query(&format!(
             "UPDATE mailbox SET delivered_at = $1 WHERE id IN ( \

@@ -7,28 +7,28 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use netherbrain_core::store::{
-    ApiKey, Conversation, ConversationCursor, ConversationPatch, ConversationQuery, MailboxEntry,
-    NewApiKey, NewConversation, NewMailboxEntry, NewPreset, NewSession, NewUser, NewWorkspace,
-    Page, Preset, PresetPatch, Session, SessionAppend, SessionFinish, StateStore, StoreError,
-    StoreResult, User, UserPatch, Workspace, WorkspacePatch, validate,
+    ApiKey, CatalogStore, Conversation, ConversationCursor, ConversationPatch, ConversationQuery,
+    ConversationStore, MailboxEntry, MailboxStore, NewApiKey, NewConversation, NewMailboxEntry,
+    NewPreset, NewSession, NewUser, NewWorkspace, Page, Preset, PresetPatch, Session,
+    SessionAppend, SessionFinish, SessionStore, StoreError, StoreHealth, StoreResult, User,
+    UserPatch, UserStore, Workspace, WorkspacePatch, validate,
 };
 use netherbrain_core::{
     ApiKeyId, ConversationId, EventEnvelope, EventSeq, MailboxId, Message, PresetId, SessionId,
     SessionStatus, UserId, WorkspaceId,
 };
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
-use crate::checks;
 use crate::common::{
-    DbFailure, classify, db_err, micros, migrate_err, now, search_terms, search_text, seq_to_i64,
-    to_json, truncate, unique_or,
+    DbFailure, classify, db_err, micros, migrate_err, now, search_text, seq_to_i64, to_json,
+    truncate, unique_or,
 };
+use crate::portable::Portable;
 use crate::rows::{
     self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
     USER_COLS, WORKSPACE_COLS,
@@ -46,7 +46,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a call waits for a free connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A [`StateStore`] in one SQLite file.
+/// A [`StateStore`](netherbrain_core::store::StateStore) in one SQLite file.
 ///
 /// Durability: WAL journal with `synchronous = NORMAL`. A transaction is in
 /// the WAL when its commit returns, so killing the process (even `kill -9`)
@@ -215,6 +215,11 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// The queries shared with Postgres.
+    fn portable(&self) -> Portable<'_, Sqlite> {
+        Portable(&self.pool)
+    }
+
     async fn begin(&self) -> StoreResult<WriteTx> {
         let guard = Arc::clone(&self.write_lock).lock_owned().await;
         let tx = self
@@ -255,45 +260,6 @@ impl SqliteStore {
         } else {
             Err(StoreError::not_found(entity, id))
         }
-    }
-
-    async fn fetch_one_opt(&self, sql: &str, id: Uuid) -> StoreResult<Option<SqliteRow>> {
-        sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)
-    }
-
-    async fn session_exists(&self, id: SessionId) -> StoreResult<()> {
-        let row = self
-            .fetch_one_opt("SELECT 1 FROM sessions WHERE id = ?", uuid_of(id))
-            .await?;
-        row.map(|_| ())
-            .ok_or_else(|| StoreError::not_found("session", id))
-    }
-
-    async fn conversation_exists(&self, id: ConversationId) -> StoreResult<()> {
-        let row = self
-            .fetch_one_opt("SELECT 1 FROM conversations WHERE id = ?", uuid_of(id))
-            .await?;
-        row.map(|_| ())
-            .ok_or_else(|| StoreError::not_found("conversation", id))
-    }
-
-    async fn running_session_id(
-        &self,
-        conversation: ConversationId,
-    ) -> StoreResult<Option<SessionId>> {
-        let row = self
-            .fetch_one_opt(
-                "SELECT id FROM sessions WHERE conversation_id = ? AND status IN ('created', 'running')",
-                uuid_of(conversation),
-            )
-            .await?;
-        row.map(|r| r.try_get::<Uuid, _>("id").map(SessionId::from_uuid))
-            .transpose()
-            .map_err(db_err)
     }
 
     /// One batch of the listing: rows after `after` in listing order,
@@ -407,19 +373,16 @@ fn status_of(s: &str) -> StoreResult<SessionStatus> {
 }
 
 #[async_trait]
-impl StateStore for SqliteStore {
+impl StoreHealth for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(db_err)
+        self.portable().ping().await
     }
+}
 
-    // ---- users ----
-
+#[async_trait]
+impl UserStore for SqliteStore {
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        checks::new_user(&user)?;
+        validate::new_user(&user)?;
         let id = UserId::new();
         let at = now();
         let mut tx = self.begin().await?;
@@ -445,36 +408,19 @@ impl StateStore for SqliteStore {
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<User> {
-        let row = self
-            .fetch_one_opt(
-                &format!("SELECT {USER_COLS} FROM users WHERE id = ?"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("user", id))?;
-        rows::user(&row)
+        self.portable().get_user(id).await
     }
 
     async fn get_user_by_username(&self, username: &str) -> StoreResult<User> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE username = ?"))
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("user", username))?;
-        rows::user(&row)
+        self.portable().get_user_by_username(username).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(rows::user).collect()
+        self.portable().list_users().await
     }
 
     async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
-        checks::user_patch(&patch)?;
+        validate::user_patch(&patch)?;
         let mut tx = self.begin().await?;
         let mut user = Self::user_in(&mut tx, id).await?;
         if let Some(name) = patch.display_name {
@@ -507,17 +453,11 @@ impl StateStore for SqliteStore {
     }
 
     async fn count_users(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.portable().count_users().await
     }
 
-    // ---- API keys ----
-
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
-        checks::new_api_key(&key)?;
+        validate::new_api_key(&key)?;
         let id = ApiKeyId::new();
         let at = now();
         let expires = key.expires_at.map(truncate);
@@ -560,26 +500,11 @@ impl StateStore for SqliteStore {
     }
 
     async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey> {
-        let row = sqlx::query(&format!(
-            "SELECT {API_KEY_COLS} FROM api_keys WHERE prefix = ?"
-        ))
-        .bind(prefix)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("api key", prefix))?;
-        rows::api_key(&row)
+        self.portable().get_api_key_by_prefix(prefix).await
     }
 
     async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {API_KEY_COLS} FROM api_keys WHERE user_id = ? ORDER BY created_at DESC, id DESC"
-        ))
-        .bind(uuid_of(user_id))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::api_key).collect()
+        self.portable().list_api_keys(user_id).await
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
@@ -607,11 +532,12 @@ impl StateStore for SqliteStore {
         key.revoked_at = Some(at);
         Ok(key)
     }
+}
 
-    // ---- presets ----
-
+#[async_trait]
+impl CatalogStore for SqliteStore {
     async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
-        checks::new_preset(&preset)?;
+        validate::new_preset(&preset)?;
         let id = PresetId::new();
         let at = now();
         let config = to_json(&preset.config)?;
@@ -641,36 +567,19 @@ impl StateStore for SqliteStore {
     }
 
     async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
-        let row = self
-            .fetch_one_opt(
-                &format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("preset", id))?;
-        rows::preset(&row)
+        self.portable().get_preset(id).await
     }
 
     async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset> {
-        let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE name = ?"))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("preset", name))?;
-        rows::preset(&row)
+        self.portable().get_preset_by_name(name).await
     }
 
     async fn list_presets(&self) -> StoreResult<Vec<Preset>> {
-        let rows = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets ORDER BY name"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(rows::preset).collect()
+        self.portable().list_presets().await
     }
 
     async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
-        checks::preset_patch(&patch)?;
+        validate::preset_patch(&patch)?;
         let mut tx = self.begin().await?;
         let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"))
             .bind(uuid_of(id))
@@ -727,10 +636,8 @@ impl StateStore for SqliteStore {
         tx.commit().await
     }
 
-    // ---- workspaces ----
-
     async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
-        checks::new_workspace(&workspace)?;
+        validate::new_workspace(&workspace)?;
         let id = WorkspaceId::new();
         let at = now();
         let mut tx = self.begin().await?;
@@ -761,24 +668,11 @@ impl StateStore for SqliteStore {
     }
 
     async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
-        let row = self
-            .fetch_one_opt(
-                &format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("workspace", id))?;
-        rows::workspace(&row)
+        self.portable().get_workspace(id).await
     }
 
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {WORKSPACE_COLS} FROM workspaces ORDER BY name"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::workspace).collect()
+        self.portable().list_workspaces().await
     }
 
     async fn update_workspace(
@@ -786,7 +680,7 @@ impl StateStore for SqliteStore {
         id: WorkspaceId,
         patch: WorkspacePatch,
     ) -> StoreResult<Workspace> {
-        checks::workspace_patch(&patch)?;
+        validate::workspace_patch(&patch)?;
         let mut tx = self.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"
@@ -804,8 +698,7 @@ impl StateStore for SqliteStore {
             ws.project_dirs = dirs;
         }
         if let Some(m) = &patch.metadata {
-            validate::merge_metadata(&mut ws.metadata, m);
-            validate::metadata(&ws.metadata)?;
+            validate::patch_metadata(&mut ws.metadata, m)?;
         }
         ws.updated_at = now();
         let res = sqlx::query(
@@ -845,14 +738,15 @@ impl StateStore for SqliteStore {
             .map_err(db_err)?;
         tx.commit().await
     }
+}
 
-    // ---- conversations ----
-
+#[async_trait]
+impl ConversationStore for SqliteStore {
     async fn create_conversation(
         &self,
         conversation: NewConversation,
     ) -> StoreResult<Conversation> {
-        checks::new_conversation(&conversation)?;
+        validate::new_conversation(&conversation)?;
         let at = now();
         let mut tx = self.begin().await?;
         Self::require(&mut tx, "users", "user", conversation.owner).await?;
@@ -893,26 +787,14 @@ impl StateStore for SqliteStore {
     }
 
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation> {
-        let row = self
-            .fetch_one_opt(
-                &format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("conversation", id))?;
-        rows::conversation(&row)
+        self.portable().get_conversation(id).await
     }
 
     async fn list_conversations(
         &self,
         query: ConversationQuery,
     ) -> StoreResult<Page<Conversation>> {
-        validate::page_size(query.limit)?;
-        let mut after = query
-            .cursor
-            .as_deref()
-            .map(ConversationCursor::decode)
-            .transpose()?;
+        let mut after = validate::conversation_query(&query)?;
         let limit = query.limit as usize;
         let needle = query.metadata.clone().map(serde_json::Value::Object);
         // Without a metadata filter one query of limit + 1 rows answers;
@@ -957,7 +839,7 @@ impl StateStore for SqliteStore {
         id: ConversationId,
         patch: ConversationPatch,
     ) -> StoreResult<Conversation> {
-        checks::conversation_patch(&patch)?;
+        validate::conversation_patch(&patch)?;
         let mut tx = self.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?"
@@ -981,8 +863,7 @@ impl StateStore for SqliteStore {
             c.default_preset = p;
         }
         if let Some(m) = &patch.metadata {
-            validate::merge_metadata(&mut c.metadata, m);
-            validate::metadata(&c.metadata)?;
+            validate::patch_metadata(&mut c.metadata, m)?;
         }
         if let Some(s) = patch.status {
             c.status = s;
@@ -1011,8 +892,7 @@ impl StateStore for SqliteStore {
         query: &str,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
-        checks::search_query(query, limit)?;
-        let terms = search_terms(query);
+        let terms = validate::search_query(query, limit)?;
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -1061,9 +941,10 @@ impl StateStore for SqliteStore {
         let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(rows::conversation).collect()
     }
+}
 
-    // ---- sessions ----
-
+#[async_trait]
+impl SessionStore for SqliteStore {
     async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
         let at = now();
         let input_json = to_json(&session.input)?;
@@ -1103,8 +984,12 @@ impl StateStore for SqliteStore {
             Err(DbFailure::Unique(what)) => {
                 drop(tx);
                 if what.contains("conversation_id") || what.contains("sessions_one_running") {
-                    return match self.running_session_id(session.conversation_id).await? {
-                        Some(active) => Err(StoreError::Busy { active }),
+                    return match self
+                        .portable()
+                        .running_session(session.conversation_id)
+                        .await?
+                    {
+                        Some(active) => Err(StoreError::Busy { active: active.id }),
                         None => Err(StoreError::Conflict(
                             "conversation was busy; try again".into(),
                         )),
@@ -1148,46 +1033,22 @@ impl StateStore for SqliteStore {
     }
 
     async fn get_session(&self, id: SessionId) -> StoreResult<Session> {
-        let row = self
-            .fetch_one_opt(
-                &format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("session", id))?;
-        rows::session(&row)
+        self.portable().get_session(id).await
     }
 
     async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>> {
-        self.conversation_exists(conversation_id).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = ? ORDER BY created_at, id"
-        ))
-        .bind(uuid_of(conversation_id))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::session).collect()
+        self.portable().list_sessions(conversation_id).await
     }
 
     async fn active_session(
         &self,
         conversation_id: ConversationId,
     ) -> StoreResult<Option<Session>> {
-        self.conversation_exists(conversation_id).await?;
-        let row = self
-            .fetch_one_opt(
-                &format!(
-                    "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = ? AND status IN ('created', 'running')"
-                ),
-                uuid_of(conversation_id),
-            )
-            .await?;
-        row.as_ref().map(rows::session).transpose()
+        self.portable().active_session(conversation_id).await
     }
 
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
-        checks::finish(&finish)?;
+        validate::session_finish(&finish)?;
         let deferred = to_json(&finish.deferred_tool_calls)?;
         let usage = to_json(&finish.usage)?;
         let at = now();
@@ -1262,10 +1123,8 @@ impl StateStore for SqliteStore {
         Ok(recovered.into_iter().map(|(_, id)| id).collect())
     }
 
-    // ---- session log ----
-
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
-        checks::append(session_id, &append)?;
+        validate::session_append(session_id, &append)?;
         let mut messages = Vec::with_capacity(append.messages.len());
         for m in &append.messages {
             messages.push((to_json(m)?, search_text(m)));
@@ -1296,7 +1155,7 @@ impl StateStore for SqliteStore {
         }
         if !append.events.is_empty() {
             let last: i64 = row.try_get("last_event").map_err(db_err)?;
-            checks::event_order(last, &append)?;
+            validate::event_order(u64::try_from(last).unwrap_or(0), &append)?;
         }
         // Multi-row INSERTs, a bounded number of rows per statement (SQLite
         // limits bound parameters; the statement cache keeps one per size).
@@ -1340,20 +1199,7 @@ impl StateStore for SqliteStore {
     }
 
     async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
-        self.session_exists(session_id).await?;
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT message FROM session_messages WHERE session_id = ? ORDER BY seq",
-        )
-        .bind(uuid_of(session_id))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|text| {
-                serde_json::from_str(text)
-                    .map_err(|e| StoreError::Backend(format!("corrupt stored message: {e}")))
-            })
-            .collect()
+        self.portable().session_messages(session_id).await
     }
 
     async fn list_events(
@@ -1362,39 +1208,20 @@ impl StateStore for SqliteStore {
         after: EventSeq,
         limit: u32,
     ) -> StoreResult<Vec<EventEnvelope>> {
-        self.session_exists(session_id).await?;
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT event FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(uuid_of(session_id))
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|text| {
-                serde_json::from_str(text)
-                    .map_err(|e| StoreError::Backend(format!("corrupt stored event: {e}")))
-            })
-            .collect()
+        self.portable().list_events(session_id, after, limit).await
     }
 
     async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
-        self.session_exists(session_id).await?;
-        let last: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = ?",
-        )
-        .bind(uuid_of(session_id))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(u64::try_from(last).unwrap_or(0))
+        self.portable().last_event_seq(session_id).await
     }
 
-    // ---- mailbox ----
+    async fn session_history(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        self.portable().session_history(session_id).await
+    }
+}
 
+#[async_trait]
+impl MailboxStore for SqliteStore {
     async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry> {
         let id = MailboxId::new();
         let at = now();

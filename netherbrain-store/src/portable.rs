@@ -1,0 +1,328 @@
+//! The queries both SQL backends run verbatim: the reads, and
+//! [`session_history`](Portable::session_history) as one recursive query.
+//!
+//! sqlx's SQLite driver binds `$N` parameters as Postgres does, so one SQL
+//! text serves both; what differs by dialect is named in [`Dialect`], and
+//! column types are hidden by [`RowGet`]. Writes stay in each backend:
+//! SQLite serialises writers and stores times as microseconds, Postgres
+//! locks rows, casts to `jsonb` and returns rows from its writes.
+
+use std::fmt::Display;
+
+use netherbrain_core::store::{
+    ApiKey, Conversation, Preset, Session, StoreError, StoreResult, User, Workspace, validate,
+};
+use netherbrain_core::{
+    ConversationId, EventEnvelope, EventSeq, Message, PresetId, SessionId, UserId, WorkspaceId,
+};
+use sqlx::query::Query;
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Postgres, Sqlite, Type};
+use uuid::Uuid;
+
+use crate::common::db_err;
+use crate::rows::{
+    self, API_KEY_COLS, CONVERSATION_COLS, PRESET_COLS, RowGet, SESSION_COLS, USER_COLS,
+    WORKSPACE_COLS,
+};
+
+/// What the shared queries need to know about a dialect.
+pub(crate) trait Dialect: Database {
+    /// Appended to `ORDER BY <text column>` to sort by code point, as
+    /// every backend (and `MemoryStore`) orders names.
+    const BY_CODE_POINT: &'static str;
+}
+
+impl Dialect for Sqlite {
+    // SQLite's default collation (BINARY) compares code points.
+    const BY_CODE_POINT: &'static str = "";
+}
+
+impl Dialect for Postgres {
+    const BY_CODE_POINT: &'static str = " COLLATE \"C\"";
+}
+
+type Q<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+/// The shared queries, over one backend's pool.
+pub(crate) struct Portable<'a, DB: Database>(pub(crate) &'a Pool<DB>);
+
+impl<DB> Portable<'_, DB>
+where
+    DB: Dialect,
+    DB::Row: RowGet,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    async fn fetch_opt<'q, T>(
+        &self,
+        query: Q<'q, DB>,
+        decode: fn(&DB::Row) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let row = query.fetch_optional(self.0).await.map_err(db_err)?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn fetch_all<'q, T>(
+        &self,
+        query: Q<'q, DB>,
+        decode: fn(&DB::Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let rows = query.fetch_all(self.0).await.map_err(db_err)?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// The record `sql` (`$1` = `id`) selects, or `NotFound`.
+    async fn by_id<T>(
+        &self,
+        sql: &str,
+        entity: &'static str,
+        id: impl Into<Uuid> + Display + Copy,
+        decode: fn(&DB::Row) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.fetch_opt(sqlx::query(sql).bind(id.into()), decode)
+            .await?
+            .ok_or_else(|| StoreError::not_found(entity, id))
+    }
+
+    /// A non-negative count `sql` selects as column `n`.
+    async fn count(&self, query: Q<'_, DB>) -> StoreResult<u64> {
+        let n = self.fetch_opt(query, |r| r.int("n")).await?.unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// `NotFound` unless a row of `table` has this id.
+    pub(crate) async fn require(
+        &self,
+        table: &str,
+        entity: &'static str,
+        id: impl Into<Uuid> + Display + Copy,
+    ) -> StoreResult<()> {
+        self.by_id(
+            &format!("SELECT 1 FROM {table} WHERE id = $1"),
+            entity,
+            id,
+            |_| Ok(()),
+        )
+        .await
+    }
+
+    pub(crate) async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(self.0)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    // ---- users ----
+
+    pub(crate) async fn get_user(&self, id: UserId) -> StoreResult<User> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
+        self.by_id(&sql, "user", id, rows::user).await
+    }
+
+    pub(crate) async fn get_user_by_username(&self, username: &str) -> StoreResult<User> {
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE username = $1");
+        self.fetch_opt(sqlx::query(&sql).bind(username.to_owned()), rows::user)
+            .await?
+            .ok_or_else(|| StoreError::not_found("user", username))
+    }
+
+    pub(crate) async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users ORDER BY username{}",
+            DB::BY_CODE_POINT
+        );
+        self.fetch_all(sqlx::query(&sql), rows::user).await
+    }
+
+    pub(crate) async fn count_users(&self) -> StoreResult<u64> {
+        self.count(sqlx::query("SELECT COUNT(*) AS n FROM users"))
+            .await
+    }
+
+    pub(crate) async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey> {
+        let sql = format!("SELECT {API_KEY_COLS} FROM api_keys WHERE prefix = $1");
+        self.fetch_opt(sqlx::query(&sql).bind(prefix.to_owned()), rows::api_key)
+            .await?
+            .ok_or_else(|| StoreError::not_found("api key", prefix))
+    }
+
+    pub(crate) async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>> {
+        let sql = format!(
+            "SELECT {API_KEY_COLS} FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+        );
+        self.fetch_all(sqlx::query(&sql).bind(Uuid::from(user_id)), rows::api_key)
+            .await
+    }
+
+    // ---- catalog ----
+
+    pub(crate) async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
+        let sql = format!("SELECT {PRESET_COLS} FROM presets WHERE id = $1");
+        self.by_id(&sql, "preset", id, rows::preset).await
+    }
+
+    pub(crate) async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset> {
+        let sql = format!("SELECT {PRESET_COLS} FROM presets WHERE name = $1");
+        self.fetch_opt(sqlx::query(&sql).bind(name.to_owned()), rows::preset)
+            .await?
+            .ok_or_else(|| StoreError::not_found("preset", name))
+    }
+
+    pub(crate) async fn list_presets(&self) -> StoreResult<Vec<Preset>> {
+        let sql = format!(
+            "SELECT {PRESET_COLS} FROM presets ORDER BY name{}",
+            DB::BY_CODE_POINT
+        );
+        self.fetch_all(sqlx::query(&sql), rows::preset).await
+    }
+
+    pub(crate) async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
+        let sql = format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = $1");
+        self.by_id(&sql, "workspace", id, rows::workspace).await
+    }
+
+    pub(crate) async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
+        let sql = format!(
+            "SELECT {WORKSPACE_COLS} FROM workspaces ORDER BY name{}",
+            DB::BY_CODE_POINT
+        );
+        self.fetch_all(sqlx::query(&sql), rows::workspace).await
+    }
+
+    // ---- conversations ----
+
+    pub(crate) async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation> {
+        let sql = format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE id = $1");
+        self.by_id(&sql, "conversation", id, rows::conversation)
+            .await
+    }
+
+    // ---- sessions and their log ----
+
+    pub(crate) async fn get_session(&self, id: SessionId) -> StoreResult<Session> {
+        let sql = format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1");
+        self.by_id(&sql, "session", id, rows::session).await
+    }
+
+    pub(crate) async fn list_sessions(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Vec<Session>> {
+        self.require("conversations", "conversation", conversation_id)
+            .await?;
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = $1 ORDER BY created_at, id"
+        );
+        self.fetch_all(
+            sqlx::query(&sql).bind(Uuid::from(conversation_id)),
+            rows::session,
+        )
+        .await
+    }
+
+    pub(crate) async fn active_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Session>> {
+        self.require("conversations", "conversation", conversation_id)
+            .await?;
+        self.running_session(conversation_id).await
+    }
+
+    /// The conversation's `created` or `running` session (at most one: a
+    /// partial unique index).
+    pub(crate) async fn running_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Session>> {
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = $1 AND status IN ('created', 'running')"
+        );
+        self.fetch_opt(
+            sqlx::query(&sql).bind(Uuid::from(conversation_id)),
+            rows::session,
+        )
+        .await
+    }
+
+    pub(crate) async fn session_messages(
+        &self,
+        session_id: SessionId,
+    ) -> StoreResult<Vec<Message>> {
+        self.require("sessions", "session", session_id).await?;
+        let query =
+            sqlx::query("SELECT message FROM session_messages WHERE session_id = $1 ORDER BY seq")
+                .bind(Uuid::from(session_id));
+        self.fetch_all(query, |r| r.doc("message")).await
+    }
+
+    pub(crate) async fn list_events(
+        &self,
+        session_id: SessionId,
+        after: EventSeq,
+        limit: u32,
+    ) -> StoreResult<Vec<EventEnvelope>> {
+        self.require("sessions", "session", session_id).await?;
+        let query = sqlx::query(
+            "SELECT event FROM session_events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(Uuid::from(session_id))
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit));
+        self.fetch_all(query, |r| r.doc("event")).await
+    }
+
+    pub(crate) async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
+        self.require("sessions", "session", session_id).await?;
+        self.count(
+            sqlx::query(
+                "SELECT COALESCE(MAX(seq), 0) AS n FROM session_events WHERE session_id = $1",
+            )
+            .bind(Uuid::from(session_id)),
+        )
+        .await
+    }
+
+    /// The session's history in one query: a recursive walk up
+    /// `parent_session_id` (at most [`validate::MAX_SESSION_CHAIN`]
+    /// links), joined to each session's messages, root first.
+    pub(crate) async fn session_history(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        // Every session of the chain yields a row (the LEFT JOIN keeps
+        // sessions without messages), so no row at all means no session.
+        const SQL: &str = "WITH RECURSIVE chain(id, parent, depth) AS ( \
+                SELECT id, parent_session_id, CAST(0 AS BIGINT) FROM sessions WHERE id = $1 \
+              UNION ALL \
+                SELECT s.id, s.parent_session_id, chain.depth + 1 \
+                FROM sessions s JOIN chain ON s.id = chain.parent WHERE chain.depth < $2 \
+            ) \
+            SELECT chain.depth, chain.parent, m.message \
+            FROM chain LEFT JOIN session_messages m ON m.session_id = chain.id \
+            ORDER BY chain.depth DESC, m.seq";
+        let limit = i64::try_from(validate::MAX_SESSION_CHAIN).unwrap_or(i64::MAX);
+        let query = sqlx::query(SQL).bind(Uuid::from(session_id)).bind(limit);
+        let rows = self
+            .fetch_all(query, |r| {
+                Ok((
+                    r.int("depth")?,
+                    r.opt_uuid("parent")?,
+                    r.opt_doc::<Message>("message")?,
+                ))
+            })
+            .await?;
+        match rows.first() {
+            None => return Err(StoreError::not_found("session", session_id)),
+            // The root comes first: a parent there means the walk stopped
+            // at the limit.
+            Some((_, Some(_), _)) => {
+                return Err(StoreError::Backend("session parent chain too long".into()));
+            }
+            Some(_) => {}
+        }
+        Ok(rows.into_iter().filter_map(|(_, _, m)| m).collect())
+    }
+}
