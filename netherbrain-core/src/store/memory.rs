@@ -232,18 +232,7 @@ impl UserStore for MemoryStore {
             .users
             .get_mut(&id)
             .ok_or_else(|| StoreError::not_found("user", id))?;
-        if let Some(display_name) = patch.display_name {
-            user.display_name = display_name;
-        }
-        if let Some(role) = patch.role {
-            user.role = role;
-        }
-        if let Some(active) = patch.active {
-            user.active = active;
-        }
-        if let Some(hash) = patch.password_hash {
-            user.password_hash = Some(hash);
-        }
+        patch.apply(user);
         user.updated_at = now;
         Ok(user.clone())
     }
@@ -368,15 +357,7 @@ impl CatalogStore for MemoryStore {
             .presets
             .get_mut(&id)
             .ok_or_else(|| StoreError::not_found("preset", id))?;
-        if let Some(name) = patch.name {
-            preset.name = name;
-        }
-        if let Some(description) = patch.description {
-            preset.description = description;
-        }
-        if let Some(config) = patch.config {
-            preset.config = config;
-        }
+        patch.apply(preset);
         preset.updated_at = now;
         Ok(preset.clone())
     }
@@ -436,18 +417,12 @@ impl CatalogStore for MemoryStore {
         validate::workspace_patch(&patch)?;
         let mut t = self.lock();
         let mut updated = t.workspace(id)?.clone();
-        if let Some(name) = patch.name {
-            if t.workspaces.values().any(|w| w.id != id && w.name == name) {
-                return Err(StoreError::Conflict(format!("workspace `{name}` exists")));
-            }
-            updated.name = name;
+        if let Some(name) = &patch.name
+            && t.workspaces.values().any(|w| w.id != id && &w.name == name)
+        {
+            return Err(StoreError::Conflict(format!("workspace `{name}` exists")));
         }
-        if let Some(dirs) = patch.project_dirs {
-            updated.project_dirs = dirs;
-        }
-        if let Some(metadata) = &patch.metadata {
-            validate::patch_metadata(&mut updated.metadata, metadata)?;
-        }
+        patch.apply(&mut updated)?;
         updated.updated_at = t.now();
         t.workspaces.insert(id, updated.clone());
         Ok(updated)
@@ -556,21 +531,7 @@ impl ConversationStore for MemoryStore {
         if let Some(Some(preset)) = patch.default_preset {
             t.preset(preset)?;
         }
-        if let Some(title) = patch.title {
-            updated.title = title;
-        }
-        if let Some(summary) = patch.summary {
-            updated.summary = summary;
-        }
-        if let Some(preset) = patch.default_preset {
-            updated.default_preset = preset;
-        }
-        if let Some(metadata) = &patch.metadata {
-            validate::patch_metadata(&mut updated.metadata, metadata)?;
-        }
-        if let Some(status) = patch.status {
-            updated.status = status;
-        }
+        patch.apply(&mut updated)?;
         updated.updated_at = t.now();
         t.conversations.insert(id, updated.clone());
         Ok(updated)
