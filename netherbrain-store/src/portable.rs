@@ -1,16 +1,21 @@
-//! The queries both SQL backends run verbatim: the reads, and
-//! [`session_history`](Portable::session_history) as one recursive query.
+//! The statements both SQL backends run verbatim: the reads
+//! ([`Portable`], over the pool), [`session_history`](Portable::session_history)
+//! as one recursive query, and the writes that differ only in how a time is
+//! bound and whether a row is locked ([`InTx`], inside a backend's
+//! transaction).
 //!
 //! sqlx's SQLite driver binds `$N` parameters as Postgres does, so one SQL
 //! text serves both; what differs by dialect is named in [`Dialect`], and
-//! column types are hidden by [`RowGet`]. Writes stay in each backend:
-//! SQLite serialises writers and stores times as microseconds, Postgres
-//! locks rows, casts to `jsonb` and returns rows from its writes.
+//! column types are hidden by [`RowGet`]. The rest stays in each backend:
+//! how a write transaction starts (SQLite serialises writers), `jsonb`
+//! casts and containment, full-text search, bulk inserts.
 
 use std::fmt::Display;
 
+use chrono::{DateTime, Utc};
 use netherbrain_core::store::{
-    ApiKey, Conversation, Preset, Session, StoreError, StoreResult, User, Workspace, validate,
+    ApiKey, Conversation, ConversationPatch, Preset, PresetPatch, Session, StoreError, StoreResult,
+    User, UserPatch, Workspace, WorkspacePatch, validate,
 };
 use netherbrain_core::{
     ConversationId, EventEnvelope, EventSeq, Message, PresetId, SessionId, UserId, WorkspaceId,
@@ -19,26 +24,49 @@ use sqlx::query::Query;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Postgres, Sqlite, Type};
 use uuid::Uuid;
 
-use crate::common::db_err;
+use crate::common::{DbFailure, classify, db_err, now, to_json, unique_or};
 use crate::rows::{
     self, API_KEY_COLS, CONVERSATION_COLS, PRESET_COLS, RowGet, SESSION_COLS, USER_COLS,
     WORKSPACE_COLS,
 };
 
-/// What the shared queries need to know about a dialect.
+/// What the shared statements need to know about a dialect.
 pub(crate) trait Dialect: Database {
     /// Appended to `ORDER BY <text column>` to sort by code point, as
     /// every backend (and `MemoryStore`) orders names.
     const BY_CODE_POINT: &'static str;
+    /// Appended to a `SELECT` of the row a transaction is about to change.
+    const FOR_UPDATE: &'static str;
+    /// Appended to a parameter that fills a `jsonb` column (SQLite keeps
+    /// JSON as text: nothing).
+    const AS_JSONB: &'static str;
+    /// How a timestamp column is bound.
+    type Time: for<'q> Encode<'q, Self> + Type<Self> + Send + Sync + 'static;
+    /// A time as bound to this dialect's timestamp columns.
+    fn time(at: DateTime<Utc>) -> Self::Time;
 }
 
 impl Dialect for Sqlite {
     // SQLite's default collation (BINARY) compares code points.
     const BY_CODE_POINT: &'static str = "";
+    // Writers are serialised (`BEGIN IMMEDIATE`): nothing to lock.
+    const FOR_UPDATE: &'static str = "";
+    const AS_JSONB: &'static str = "";
+    // Microseconds since the epoch, in an INTEGER column.
+    type Time = i64;
+    fn time(at: DateTime<Utc>) -> i64 {
+        crate::common::micros(at)
+    }
 }
 
 impl Dialect for Postgres {
     const BY_CODE_POINT: &'static str = " COLLATE \"C\"";
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const AS_JSONB: &'static str = "::jsonb";
+    type Time = DateTime<Utc>;
+    fn time(at: DateTime<Utc>) -> DateTime<Utc> {
+        at
+    }
 }
 
 type Q<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
@@ -324,5 +352,256 @@ where
             Some(_) => {}
         }
         Ok(rows.into_iter().filter_map(|(_, _, m)| m).collect())
+    }
+}
+
+/// The shared writes, on the connection of a backend's open transaction
+/// (the backend begins and commits it).
+pub(crate) struct InTx<'a, DB: Database>(pub(crate) &'a mut DB::Connection);
+
+impl<DB> InTx<'_, DB>
+where
+    DB: Dialect,
+    DB::Row: RowGet,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> Uuid: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Uuid>: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+{
+    /// The row `sql` (`$1` = `id`) selects, decoded.
+    async fn by_id<T>(
+        &mut self,
+        sql: &str,
+        id: Uuid,
+        decode: fn(&DB::Row) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// `NotFound` unless a row of `table` has this id.
+    pub(crate) async fn require(
+        &mut self,
+        table: &str,
+        entity: &'static str,
+        id: impl Into<Uuid> + Display + Copy,
+    ) -> StoreResult<()> {
+        let sql = format!("SELECT 1 FROM {table} WHERE id = $1");
+        self.by_id(&sql, id.into(), |_| Ok(()))
+            .await?
+            .ok_or_else(|| StoreError::not_found(entity, id))
+    }
+
+    /// Deletes the row of `table` with this id, unless `referenced` (a
+    /// query with `$1` = `id`) finds a row that refers to it: then
+    /// `in_use` is the conflict.
+    pub(crate) async fn delete_unreferenced(
+        &mut self,
+        table: &str,
+        entity: &'static str,
+        id: impl Into<Uuid> + Display + Copy,
+        referenced: &str,
+        in_use: impl Fn() -> String,
+    ) -> StoreResult<()> {
+        let sql = format!("SELECT 1 FROM {table} WHERE id = $1{}", DB::FOR_UPDATE);
+        if self.by_id(&sql, id.into(), |_| Ok(())).await?.is_none() {
+            return Err(StoreError::not_found(entity, id));
+        }
+        if self
+            .by_id(referenced, id.into(), |_| Ok(()))
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::Conflict(in_use()));
+        }
+        let res = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+            .bind(id.into())
+            .execute(&mut *self.0)
+            .await;
+        match res.map_err(classify) {
+            Ok(_) => Ok(()),
+            // A reference added by a concurrent transaction.
+            Err(DbFailure::ForeignKey(_)) => Err(StoreError::Conflict(in_use())),
+            Err(DbFailure::Unique(c)) => Err(StoreError::Conflict(c)),
+            Err(DbFailure::Other(e)) => Err(e),
+        }
+    }
+
+    /// Applies a (validated) patch to a user.
+    pub(crate) async fn update_user(&mut self, id: UserId, patch: UserPatch) -> StoreResult<User> {
+        let mut user = self
+            .for_update(USER_COLS, "users", "user", id, rows::user)
+            .await?;
+        patch.apply(&mut user);
+        user.updated_at = now();
+        sqlx::query(
+            "UPDATE users SET display_name = $1, role = $2, active = $3, password_hash = $4, updated_at = $5 WHERE id = $6",
+        )
+        .bind(user.display_name.clone())
+        .bind(user.role.as_str().to_owned())
+        .bind(user.active)
+        .bind(user.password_hash.clone())
+        .bind(DB::time(user.updated_at))
+        .bind(Uuid::from(id))
+        .execute(&mut *self.0)
+        .await
+        .map_err(db_err)?;
+        Ok(user)
+    }
+
+    /// The row of `table` (columns `cols`) with this id, locked for the
+    /// transaction, or `NotFound`.
+    async fn for_update<T>(
+        &mut self,
+        cols: &str,
+        table: &str,
+        entity: &'static str,
+        id: impl Into<Uuid> + Display + Copy,
+        decode: fn(&DB::Row) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let sql = format!("SELECT {cols} FROM {table} WHERE id = $1{}", DB::FOR_UPDATE);
+        self.by_id(&sql, id.into(), decode)
+            .await?
+            .ok_or_else(|| StoreError::not_found(entity, id))
+    }
+
+    /// Applies a (validated) patch to a preset; a taken name conflicts.
+    pub(crate) async fn update_preset(
+        &mut self,
+        id: PresetId,
+        patch: PresetPatch,
+    ) -> StoreResult<Preset> {
+        let mut preset = self
+            .for_update(PRESET_COLS, "presets", "preset", id, rows::preset)
+            .await?;
+        patch.apply(&mut preset);
+        preset.updated_at = now();
+        let res = sqlx::query(&format!(
+            "UPDATE presets SET name = $1, description = $2, config = $3{j}, updated_at = $4 WHERE id = $5",
+            j = DB::AS_JSONB
+        ))
+        .bind(preset.name.clone())
+        .bind(preset.description.clone())
+        .bind(to_json(&preset.config)?)
+        .bind(DB::time(preset.updated_at))
+        .bind(Uuid::from(id))
+        .execute(&mut *self.0)
+        .await;
+        unique_or(res, || {
+            StoreError::Conflict(format!("preset name `{}` is taken", preset.name))
+        })?;
+        Ok(preset)
+    }
+
+    /// Applies a (validated) patch to a workspace; a taken name conflicts.
+    pub(crate) async fn update_workspace(
+        &mut self,
+        id: WorkspaceId,
+        patch: WorkspacePatch,
+    ) -> StoreResult<Workspace> {
+        let mut ws = self
+            .for_update(
+                WORKSPACE_COLS,
+                "workspaces",
+                "workspace",
+                id,
+                rows::workspace,
+            )
+            .await?;
+        patch.apply(&mut ws)?;
+        ws.updated_at = now();
+        let res = sqlx::query(&format!(
+            "UPDATE workspaces SET name = $1, project_dirs = $2{j}, metadata = $3{j}, updated_at = $4 WHERE id = $5",
+            j = DB::AS_JSONB
+        ))
+        .bind(ws.name.clone())
+        .bind(to_json(&ws.project_dirs)?)
+        .bind(to_json(&ws.metadata)?)
+        .bind(DB::time(ws.updated_at))
+        .bind(Uuid::from(id))
+        .execute(&mut *self.0)
+        .await;
+        unique_or(res, || {
+            StoreError::Conflict(format!("workspace name `{}` is taken", ws.name))
+        })?;
+        Ok(ws)
+    }
+
+    /// Applies a (validated) patch to a conversation; a new default preset
+    /// must exist.
+    pub(crate) async fn update_conversation(
+        &mut self,
+        id: ConversationId,
+        patch: ConversationPatch,
+    ) -> StoreResult<Conversation> {
+        let mut c = self
+            .for_update(
+                CONVERSATION_COLS,
+                "conversations",
+                "conversation",
+                id,
+                rows::conversation,
+            )
+            .await?;
+        if let Some(Some(preset)) = patch.default_preset {
+            self.require("presets", "preset", preset).await?;
+        }
+        patch.apply(&mut c)?;
+        c.updated_at = now();
+        let res = sqlx::query(&format!(
+            "UPDATE conversations SET title = $1, summary = $2, default_preset_id = $3, metadata = $4{j}, status = $5, updated_at = $6 WHERE id = $7",
+            j = DB::AS_JSONB
+        ))
+        .bind(c.title.clone())
+        .bind(c.summary.clone())
+        .bind(c.default_preset.map(Uuid::from))
+        .bind(to_json(&c.metadata)?)
+        .bind(c.status.as_str().to_owned())
+        .bind(DB::time(c.updated_at))
+        .bind(Uuid::from(id))
+        .execute(&mut *self.0)
+        .await;
+        match res.map_err(classify) {
+            Ok(_) => Ok(c),
+            // Deleted by a concurrent transaction after the check above.
+            Err(DbFailure::ForeignKey(_)) => {
+                Err(StoreError::Conflict("the preset was deleted".into()))
+            }
+            Err(DbFailure::Unique(u)) => Err(StoreError::Conflict(u)),
+            Err(DbFailure::Other(e)) => Err(e),
+        }
+    }
+
+    /// Marks every `created` or `running` session interrupted; their ids,
+    /// oldest first.
+    pub(crate) async fn recover_sessions(&mut self) -> StoreResult<Vec<SessionId>> {
+        // Recovery is not activity: conversations keep their place in listings.
+        let rows = sqlx::query(
+            "UPDATE sessions SET status = 'interrupted', updated_at = $1, finished_at = $1 \
+             WHERE status IN ('created', 'running') RETURNING id, created_at",
+        )
+        .bind(DB::time(now()))
+        .fetch_all(&mut *self.0)
+        .await
+        .map_err(db_err)?;
+        let mut recovered = Vec::with_capacity(rows.len());
+        for row in &rows {
+            recovered.push((row.ts("created_at")?, SessionId::from_uuid(row.uuid("id")?)));
+        }
+        recovered.sort();
+        if !recovered.is_empty() {
+            tracing::info!(
+                count = recovered.len(),
+                "marked sessions left running as interrupted"
+            );
+        }
+        Ok(recovered.into_iter().map(|(_, id)| id).collect())
     }
 }

@@ -22,12 +22,11 @@ use uuid::Uuid;
 
 use crate::common::{
     DbFailure, classify, db_err, migrate_err, now, search_text, seq_to_i64, to_json, truncate,
-    unique_or,
 };
-use crate::portable::Portable;
+use crate::portable::{InTx, Portable};
 use crate::rows::{
-    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
-    USER_COLS, WORKSPACE_COLS,
+    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, SESSION_COLS, USER_COLS,
+    WORKSPACE_COLS,
 };
 
 /// The embedded migrations for Postgres.
@@ -151,41 +150,12 @@ impl PostgresStore {
         self.pool.begin().await.map_err(db_err)
     }
 
-    async fn require(
-        tx: &mut Tx,
-        table: &str,
-        entity: &'static str,
-        id: impl Into<Uuid> + std::fmt::Display + Copy,
-    ) -> StoreResult<()> {
-        let row = sqlx::query(&format!("SELECT 1 FROM {table} WHERE id = $1"))
-            .bind(id.into())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        row.map(|_| ())
-            .ok_or_else(|| StoreError::not_found(entity, id))
-    }
-
     async fn fetch_opt(&self, sql: &str, id: Uuid) -> StoreResult<Option<PgRow>> {
         sqlx::query(sql)
             .bind(id)
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)
-    }
-
-    async fn one<T>(
-        tx: &mut Tx,
-        sql: &str,
-        id: Uuid,
-        decode: fn(&PgRow) -> StoreResult<T>,
-    ) -> StoreResult<Option<T>> {
-        let row = sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(decode).transpose()
     }
 }
 
@@ -240,39 +210,7 @@ impl UserStore for PostgresStore {
     async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
         validate::user_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let mut user = Self::one(
-            &mut tx,
-            &format!("SELECT {USER_COLS} FROM users WHERE id = $1 FOR UPDATE"),
-            uuid_of(id),
-            rows::user,
-        )
-        .await?
-        .ok_or_else(|| StoreError::not_found("user", id))?;
-        if let Some(name) = patch.display_name {
-            user.display_name = name;
-        }
-        if let Some(role) = patch.role {
-            user.role = role;
-        }
-        if let Some(active) = patch.active {
-            user.active = active;
-        }
-        if let Some(hash) = patch.password_hash {
-            user.password_hash = Some(hash);
-        }
-        user.updated_at = now();
-        sqlx::query(
-            "UPDATE users SET display_name = $1, role = $2, active = $3, password_hash = $4, updated_at = $5 WHERE id = $6",
-        )
-        .bind(&user.display_name)
-        .bind(user.role.as_str())
-        .bind(user.active)
-        .bind(&user.password_hash)
-        .bind(user.updated_at)
-        .bind(uuid_of(id))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        let user = InTx::<Postgres>(&mut *tx).update_user(id, patch).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(user)
     }
@@ -384,75 +322,22 @@ impl CatalogStore for PostgresStore {
     async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
         validate::preset_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let mut preset = Self::one(
-            &mut tx,
-            &format!("SELECT {PRESET_COLS} FROM presets WHERE id = $1 FOR UPDATE"),
-            uuid_of(id),
-            rows::preset,
-        )
-        .await?
-        .ok_or_else(|| StoreError::not_found("preset", id))?;
-        if let Some(name) = patch.name {
-            preset.name = name;
-        }
-        if let Some(d) = patch.description {
-            preset.description = d;
-        }
-        if let Some(c) = patch.config {
-            preset.config = c;
-        }
-        preset.updated_at = now();
-        let res = sqlx::query(
-            "UPDATE presets SET name = $1, description = $2, config = $3::jsonb, updated_at = $4 WHERE id = $5",
-        )
-        .bind(&preset.name)
-        .bind(&preset.description)
-        .bind(to_json(&preset.config)?)
-        .bind(preset.updated_at)
-        .bind(uuid_of(id))
-        .execute(&mut *tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("preset name `{}` is taken", preset.name))
-        })?;
+        let preset = InTx::<Postgres>(&mut *tx).update_preset(id, patch).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(preset)
     }
 
     async fn delete_preset(&self, id: PresetId) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let found = sqlx::query("SELECT 1 FROM presets WHERE id = $1 FOR UPDATE")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if found.is_none() {
-            return Err(StoreError::not_found("preset", id));
-        }
-        let used = sqlx::query("SELECT 1 FROM conversations WHERE default_preset_id = $1 LIMIT 1")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if used.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "preset {id} is the default preset of a conversation"
-            )));
-        }
-        let res = sqlx::query("DELETE FROM presets WHERE id = $1")
-            .bind(uuid_of(id))
-            .execute(&mut *tx)
-            .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::ForeignKey(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "preset {id} is the default preset of a conversation"
-                )));
-            }
-            Err(DbFailure::Unique(c)) => return Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        InTx::<Postgres>(&mut *tx)
+            .delete_unreferenced(
+                "presets",
+                "preset",
+                id,
+                "SELECT 1 FROM conversations WHERE default_preset_id = $1 LIMIT 1",
+                || format!("preset {id} is the default preset of a conversation"),
+            )
+            .await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -497,75 +382,24 @@ impl CatalogStore for PostgresStore {
     ) -> StoreResult<Workspace> {
         validate::workspace_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let mut ws = Self::one(
-            &mut tx,
-            &format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = $1 FOR UPDATE"),
-            uuid_of(id),
-            rows::workspace,
-        )
-        .await?
-        .ok_or_else(|| StoreError::not_found("workspace", id))?;
-        if let Some(name) = patch.name {
-            ws.name = name;
-        }
-        if let Some(dirs) = patch.project_dirs {
-            ws.project_dirs = dirs;
-        }
-        if let Some(m) = &patch.metadata {
-            validate::patch_metadata(&mut ws.metadata, m)?;
-        }
-        ws.updated_at = now();
-        let res = sqlx::query(
-            "UPDATE workspaces SET name = $1, project_dirs = $2::jsonb, metadata = $3::jsonb, updated_at = $4 WHERE id = $5",
-        )
-        .bind(&ws.name)
-        .bind(to_json(&ws.project_dirs)?)
-        .bind(to_json(&ws.metadata)?)
-        .bind(ws.updated_at)
-        .bind(uuid_of(id))
-        .execute(&mut *tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("workspace name `{}` is taken", ws.name))
-        })?;
+        let workspace = InTx::<Postgres>(&mut *tx)
+            .update_workspace(id, patch)
+            .await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(ws)
+        Ok(workspace)
     }
 
     async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let found = sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if found.is_none() {
-            return Err(StoreError::not_found("workspace", id));
-        }
-        let used = sqlx::query("SELECT 1 FROM conversations WHERE workspace_id = $1 LIMIT 1")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if used.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "workspace {id} still has conversations"
-            )));
-        }
-        let res = sqlx::query("DELETE FROM workspaces WHERE id = $1")
-            .bind(uuid_of(id))
-            .execute(&mut *tx)
-            .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::ForeignKey(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "workspace {id} still has conversations"
-                )));
-            }
-            Err(DbFailure::Unique(c)) => return Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        InTx::<Postgres>(&mut *tx)
+            .delete_unreferenced(
+                "workspaces",
+                "workspace",
+                id,
+                "SELECT 1 FROM conversations WHERE workspace_id = $1 LIMIT 1",
+                || format!("workspace {id} still has conversations"),
+            )
+            .await?;
         tx.commit().await.map_err(db_err)
     }
 }
@@ -579,12 +413,18 @@ impl ConversationStore for PostgresStore {
         validate::new_conversation(&conversation)?;
         let at = now();
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "users", "user", conversation.owner).await?;
+        InTx::<Postgres>(&mut *tx)
+            .require("users", "user", conversation.owner)
+            .await?;
         if let Some(ws) = conversation.workspace_id {
-            Self::require(&mut tx, "workspaces", "workspace", ws).await?;
+            InTx::<Postgres>(&mut *tx)
+                .require("workspaces", "workspace", ws)
+                .await?;
         }
         if let Some(p) = conversation.default_preset {
-            Self::require(&mut tx, "presets", "preset", p).await?;
+            InTx::<Postgres>(&mut *tx)
+                .require("presets", "preset", p)
+                .await?;
         }
         let row = sqlx::query(&format!(
             "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at) \
@@ -713,55 +553,11 @@ impl ConversationStore for PostgresStore {
     ) -> StoreResult<Conversation> {
         validate::conversation_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let mut c = Self::one(
-            &mut tx,
-            &format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE id = $1 FOR UPDATE"),
-            uuid_of(id),
-            rows::conversation,
-        )
-        .await?
-        .ok_or_else(|| StoreError::not_found("conversation", id))?;
-        if let Some(t) = patch.title {
-            c.title = t;
-        }
-        if let Some(s) = patch.summary {
-            c.summary = s;
-        }
-        if let Some(p) = patch.default_preset {
-            if let Some(p) = p {
-                Self::require(&mut tx, "presets", "preset", p).await?;
-            }
-            c.default_preset = p;
-        }
-        if let Some(m) = &patch.metadata {
-            validate::patch_metadata(&mut c.metadata, m)?;
-        }
-        if let Some(s) = patch.status {
-            c.status = s;
-        }
-        c.updated_at = now();
-        let res = sqlx::query(
-            "UPDATE conversations SET title = $1, summary = $2, default_preset_id = $3, metadata = $4::jsonb, status = $5, updated_at = $6 WHERE id = $7",
-        )
-        .bind(&c.title)
-        .bind(&c.summary)
-        .bind(c.default_preset.map(uuid_of))
-        .bind(to_json(&c.metadata)?)
-        .bind(c.status.as_str())
-        .bind(c.updated_at)
-        .bind(uuid_of(id))
-        .execute(&mut *tx)
-        .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::ForeignKey(_)) => {
-                return Err(StoreError::Conflict("the preset was deleted".into()));
-            }
-            Err(DbFailure::Unique(u)) => return Err(StoreError::Conflict(u)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        let conversation = InTx::<Postgres>(&mut *tx)
+            .update_conversation(id, patch)
+            .await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(c)
+        Ok(conversation)
     }
 
     async fn search_conversations(
@@ -825,18 +621,18 @@ impl SessionStore for PostgresStore {
             messages.push((to_json(m)?, search_text(m)));
         }
         let mut tx = self.begin().await?;
-        Self::require(
-            &mut tx,
-            "conversations",
-            "conversation",
-            session.conversation_id,
-        )
-        .await?;
+        InTx::<Postgres>(&mut *tx)
+            .require("conversations", "conversation", session.conversation_id)
+            .await?;
         if let Some(parent) = session.parent_session_id {
-            Self::require(&mut tx, "sessions", "session", parent).await?;
+            InTx::<Postgres>(&mut *tx)
+                .require("sessions", "session", parent)
+                .await?;
         }
         if let Some(p) = session.preset_id {
-            Self::require(&mut tx, "presets", "preset", p).await?;
+            InTx::<Postgres>(&mut *tx)
+                .require("presets", "preset", p)
+                .await?;
         }
         let row = sqlx::query(&format!(
             "INSERT INTO sessions (id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at) \
@@ -962,27 +758,10 @@ impl SessionStore for PostgresStore {
     }
 
     async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
-        // Recovery is not activity: conversations keep their place in listings.
-        let rows = sqlx::query(
-            "UPDATE sessions SET status = 'interrupted', updated_at = $1, finished_at = $1 \
-             WHERE status IN ('created', 'running') RETURNING id, created_at",
-        )
-        .bind(now())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        let mut recovered = Vec::with_capacity(rows.len());
-        for row in &rows {
-            recovered.push((row.ts("created_at")?, SessionId::from_uuid(row.uuid("id")?)));
-        }
-        recovered.sort();
-        if !recovered.is_empty() {
-            tracing::info!(
-                count = recovered.len(),
-                "marked sessions left running as interrupted"
-            );
-        }
-        Ok(recovered.into_iter().map(|(_, id)| id).collect())
+        let mut tx = self.begin().await?;
+        let recovered = InTx::<Postgres>(&mut *tx).recover_sessions().await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(recovered)
     }
 
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
@@ -1088,15 +867,13 @@ impl MailboxStore for PostgresStore {
         let at = now();
         let content = to_json(&entry.content)?;
         let mut tx = self.begin().await?;
-        Self::require(
-            &mut tx,
-            "conversations",
-            "conversation",
-            entry.conversation_id,
-        )
-        .await?;
+        InTx::<Postgres>(&mut *tx)
+            .require("conversations", "conversation", entry.conversation_id)
+            .await?;
         if let Some(s) = entry.source_session_id {
-            Self::require(&mut tx, "sessions", "session", s).await?;
+            InTx::<Postgres>(&mut *tx)
+                .require("sessions", "session", s)
+                .await?;
         }
         let row = sqlx::query(&format!(
             "INSERT INTO mailbox (id, conversation_id, source_session_id, content, created_at, delivered_at) \

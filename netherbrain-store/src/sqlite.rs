@@ -28,7 +28,7 @@ use crate::common::{
     DbFailure, classify, db_err, micros, migrate_err, now, search_text, seq_to_i64, to_json,
     truncate, unique_or,
 };
-use crate::portable::Portable;
+use crate::portable::{InTx, Portable};
 use crate::rows::{
     self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
     USER_COLS, WORKSPACE_COLS,
@@ -240,28 +240,6 @@ impl SqliteStore {
         rows::user(&row)
     }
 
-    async fn exists(tx: &mut WriteTx, table: &str, id: Uuid) -> StoreResult<bool> {
-        let row = sqlx::query(&format!("SELECT 1 FROM {table} WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut ***tx)
-            .await
-            .map_err(db_err)?;
-        Ok(row.is_some())
-    }
-
-    async fn require(
-        tx: &mut WriteTx,
-        table: &str,
-        entity: &'static str,
-        id: impl Into<Uuid> + std::fmt::Display + Copy,
-    ) -> StoreResult<()> {
-        if Self::exists(tx, table, id.into()).await? {
-            Ok(())
-        } else {
-            Err(StoreError::not_found(entity, id))
-        }
-    }
-
     /// One batch of the listing: rows after `after` in listing order,
     /// filtered by metadata containment. Returns the matching
     /// conversations, the position of the last row scanned and how many
@@ -422,32 +400,7 @@ impl UserStore for SqliteStore {
     async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
         validate::user_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let mut user = Self::user_in(&mut tx, id).await?;
-        if let Some(name) = patch.display_name {
-            user.display_name = name;
-        }
-        if let Some(role) = patch.role {
-            user.role = role;
-        }
-        if let Some(active) = patch.active {
-            user.active = active;
-        }
-        if let Some(hash) = patch.password_hash {
-            user.password_hash = Some(hash);
-        }
-        user.updated_at = now();
-        sqlx::query(
-            "UPDATE users SET display_name = ?, role = ?, active = ?, password_hash = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&user.display_name)
-        .bind(user.role.as_str())
-        .bind(user.active)
-        .bind(&user.password_hash)
-        .bind(micros(user.updated_at))
-        .bind(uuid_of(id))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+        let user = InTx::<Sqlite>(&mut **tx).update_user(id, patch).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -462,7 +415,9 @@ impl UserStore for SqliteStore {
         let at = now();
         let expires = key.expires_at.map(truncate);
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "users", "user", key.user_id).await?;
+        InTx::<Sqlite>(&mut **tx)
+            .require("users", "user", key.user_id)
+            .await?;
         let res = sqlx::query(
             "INSERT INTO api_keys (id, user_id, name, prefix, hash, created_at, expires_at, revoked_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -581,58 +536,22 @@ impl CatalogStore for SqliteStore {
     async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
         validate::preset_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("preset", id))?;
-        let mut preset = rows::preset(&row)?;
-        if let Some(name) = patch.name {
-            preset.name = name;
-        }
-        if let Some(d) = patch.description {
-            preset.description = d;
-        }
-        if let Some(c) = patch.config {
-            preset.config = c;
-        }
-        preset.updated_at = now();
-        let res = sqlx::query(
-            "UPDATE presets SET name = ?, description = ?, config = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&preset.name)
-        .bind(&preset.description)
-        .bind(to_json(&preset.config)?)
-        .bind(micros(preset.updated_at))
-        .bind(uuid_of(id))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("preset name `{}` is taken", preset.name))
-        })?;
+        let preset = InTx::<Sqlite>(&mut **tx).update_preset(id, patch).await?;
         tx.commit().await?;
         Ok(preset)
     }
 
     async fn delete_preset(&self, id: PresetId) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "presets", "preset", id).await?;
-        let used = sqlx::query("SELECT 1 FROM conversations WHERE default_preset_id = ? LIMIT 1")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        if used.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "preset {id} is the default preset of a conversation"
-            )));
-        }
-        sqlx::query("DELETE FROM presets WHERE id = ?")
-            .bind(uuid_of(id))
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        InTx::<Sqlite>(&mut **tx)
+            .delete_unreferenced(
+                "presets",
+                "preset",
+                id,
+                "SELECT 1 FROM conversations WHERE default_preset_id = $1 LIMIT 1",
+                || format!("preset {id} is the default preset of a conversation"),
+            )
+            .await?;
         tx.commit().await
     }
 
@@ -682,60 +601,24 @@ impl CatalogStore for SqliteStore {
     ) -> StoreResult<Workspace> {
         validate::workspace_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"
-        ))
-        .bind(uuid_of(id))
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("workspace", id))?;
-        let mut ws = rows::workspace(&row)?;
-        if let Some(name) = patch.name {
-            ws.name = name;
-        }
-        if let Some(dirs) = patch.project_dirs {
-            ws.project_dirs = dirs;
-        }
-        if let Some(m) = &patch.metadata {
-            validate::patch_metadata(&mut ws.metadata, m)?;
-        }
-        ws.updated_at = now();
-        let res = sqlx::query(
-            "UPDATE workspaces SET name = ?, project_dirs = ?, metadata = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&ws.name)
-        .bind(to_json(&ws.project_dirs)?)
-        .bind(to_json(&ws.metadata)?)
-        .bind(micros(ws.updated_at))
-        .bind(uuid_of(id))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("workspace name `{}` is taken", ws.name))
-        })?;
+        let workspace = InTx::<Sqlite>(&mut **tx)
+            .update_workspace(id, patch)
+            .await?;
         tx.commit().await?;
-        Ok(ws)
+        Ok(workspace)
     }
 
     async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "workspaces", "workspace", id).await?;
-        let used = sqlx::query("SELECT 1 FROM conversations WHERE workspace_id = ? LIMIT 1")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        if used.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "workspace {id} still has conversations"
-            )));
-        }
-        sqlx::query("DELETE FROM workspaces WHERE id = ?")
-            .bind(uuid_of(id))
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        InTx::<Sqlite>(&mut **tx)
+            .delete_unreferenced(
+                "workspaces",
+                "workspace",
+                id,
+                "SELECT 1 FROM conversations WHERE workspace_id = $1 LIMIT 1",
+                || format!("workspace {id} still has conversations"),
+            )
+            .await?;
         tx.commit().await
     }
 }
@@ -749,12 +632,18 @@ impl ConversationStore for SqliteStore {
         validate::new_conversation(&conversation)?;
         let at = now();
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "users", "user", conversation.owner).await?;
+        InTx::<Sqlite>(&mut **tx)
+            .require("users", "user", conversation.owner)
+            .await?;
         if let Some(ws) = conversation.workspace_id {
-            Self::require(&mut tx, "workspaces", "workspace", ws).await?;
+            InTx::<Sqlite>(&mut **tx)
+                .require("workspaces", "workspace", ws)
+                .await?;
         }
         if let Some(p) = conversation.default_preset {
-            Self::require(&mut tx, "presets", "preset", p).await?;
+            InTx::<Sqlite>(&mut **tx)
+                .require("presets", "preset", p)
+                .await?;
         }
         let res = sqlx::query(
             "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at) \
@@ -841,49 +730,11 @@ impl ConversationStore for SqliteStore {
     ) -> StoreResult<Conversation> {
         validate::conversation_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?"
-        ))
-        .bind(uuid_of(id))
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("conversation", id))?;
-        let mut c = rows::conversation(&row)?;
-        if let Some(t) = patch.title {
-            c.title = t;
-        }
-        if let Some(s) = patch.summary {
-            c.summary = s;
-        }
-        if let Some(p) = patch.default_preset {
-            if let Some(p) = p {
-                Self::require(&mut tx, "presets", "preset", p).await?;
-            }
-            c.default_preset = p;
-        }
-        if let Some(m) = &patch.metadata {
-            validate::patch_metadata(&mut c.metadata, m)?;
-        }
-        if let Some(s) = patch.status {
-            c.status = s;
-        }
-        c.updated_at = now();
-        sqlx::query(
-            "UPDATE conversations SET title = ?, summary = ?, default_preset_id = ?, metadata = ?, status = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&c.title)
-        .bind(&c.summary)
-        .bind(c.default_preset.map(uuid_of))
-        .bind(to_json(&c.metadata)?)
-        .bind(c.status.as_str())
-        .bind(micros(c.updated_at))
-        .bind(uuid_of(id))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+        let conversation = InTx::<Sqlite>(&mut **tx)
+            .update_conversation(id, patch)
+            .await?;
         tx.commit().await?;
-        Ok(c)
+        Ok(conversation)
     }
 
     async fn search_conversations(
@@ -953,18 +804,18 @@ impl SessionStore for SqliteStore {
             messages.push((to_json(m)?, search_text(m)));
         }
         let mut tx = self.begin().await?;
-        Self::require(
-            &mut tx,
-            "conversations",
-            "conversation",
-            session.conversation_id,
-        )
-        .await?;
+        InTx::<Sqlite>(&mut **tx)
+            .require("conversations", "conversation", session.conversation_id)
+            .await?;
         if let Some(parent) = session.parent_session_id {
-            Self::require(&mut tx, "sessions", "session", parent).await?;
+            InTx::<Sqlite>(&mut **tx)
+                .require("sessions", "session", parent)
+                .await?;
         }
         if let Some(p) = session.preset_id {
-            Self::require(&mut tx, "presets", "preset", p).await?;
+            InTx::<Sqlite>(&mut **tx)
+                .require("presets", "preset", p)
+                .await?;
         }
         let res = sqlx::query(
             "INSERT INTO sessions (id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at) \
@@ -1097,30 +948,10 @@ impl SessionStore for SqliteStore {
     }
 
     async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
-        // Recovery is not activity: conversations keep their place in listings.
-        let at = now();
         let mut tx = self.begin().await?;
-        let rows = sqlx::query(
-            "UPDATE sessions SET status = 'interrupted', updated_at = ?1, finished_at = ?1 \
-             WHERE status IN ('created', 'running') RETURNING id, created_at",
-        )
-        .bind(micros(at))
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_err)?;
+        let recovered = InTx::<Sqlite>(&mut **tx).recover_sessions().await?;
         tx.commit().await?;
-        let mut recovered = Vec::with_capacity(rows.len());
-        for row in &rows {
-            recovered.push((row.ts("created_at")?, SessionId::from_uuid(row.uuid("id")?)));
-        }
-        recovered.sort();
-        if !recovered.is_empty() {
-            tracing::info!(
-                count = recovered.len(),
-                "marked sessions left running as interrupted"
-            );
-        }
-        Ok(recovered.into_iter().map(|(_, id)| id).collect())
+        Ok(recovered)
     }
 
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
@@ -1227,15 +1058,13 @@ impl MailboxStore for SqliteStore {
         let at = now();
         let content = to_json(&entry.content)?;
         let mut tx = self.begin().await?;
-        Self::require(
-            &mut tx,
-            "conversations",
-            "conversation",
-            entry.conversation_id,
-        )
-        .await?;
+        InTx::<Sqlite>(&mut **tx)
+            .require("conversations", "conversation", entry.conversation_id)
+            .await?;
         if let Some(s) = entry.source_session_id {
-            Self::require(&mut tx, "sessions", "session", s).await?;
+            InTx::<Sqlite>(&mut **tx)
+                .require("sessions", "session", s)
+                .await?;
         }
         sqlx::query(
             "INSERT INTO mailbox (id, conversation_id, source_session_id, content, created_at, delivered_at) VALUES (?, ?, ?, ?, ?, NULL)",
@@ -1264,7 +1093,9 @@ impl MailboxStore for SqliteStore {
     ) -> StoreResult<Vec<MailboxEntry>> {
         let at = now();
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "conversations", "conversation", conversation_id).await?;
+        InTx::<Sqlite>(&mut **tx)
+            .require("conversations", "conversation", conversation_id)
+            .await?;
         let rows = sqlx::query(&format!(
             "SELECT {MAILBOX_COLS} FROM mailbox WHERE conversation_id = ? AND delivered_at IS NULL ORDER BY created_at, id"
         ))

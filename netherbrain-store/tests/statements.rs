@@ -75,7 +75,11 @@ async fn session_history_is_one_statement() {
     tracing_subscriber::registry()
         .with(Counter.with_filter(LevelFilter::DEBUG))
         .init();
-    assert_eq!(history_statements(support::sqlite().await).await, 1, "SQLite");
+    assert_eq!(
+        history_statements(support::sqlite().await).await,
+        1,
+        "SQLite"
+    );
     assert_eq!(
         history_statements(support::postgres().await).await,
         1,
