@@ -14,20 +14,22 @@ use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
 use netherbrain_core::store::{
-    ApiKey, Conversation, ConversationPatch, Preset, PresetPatch, Session, StoreError, StoreResult,
-    User, UserPatch, Workspace, WorkspacePatch, validate,
+    ApiKey, Conversation, ConversationPatch, MailboxEntry, NewApiKey, NewConversation,
+    NewMailboxEntry, NewPreset, NewUser, NewWorkspace, Preset, PresetPatch, Session, StoreError,
+    StoreResult, User, UserPatch, Workspace, WorkspacePatch, validate,
 };
 use netherbrain_core::{
-    ConversationId, EventEnvelope, EventSeq, Message, PresetId, SessionId, UserId, WorkspaceId,
+    ApiKeyId, ConversationId, EventEnvelope, EventSeq, MailboxId, Message, PresetId, SessionId,
+    UserId, WorkspaceId,
 };
 use sqlx::query::Query;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Postgres, Sqlite, Type};
 use uuid::Uuid;
 
-use crate::common::{DbFailure, classify, db_err, now, to_json, unique_or};
+use crate::common::{DbFailure, classify, db_err, now, to_json, truncate, unique_or};
 use crate::rows::{
-    self, API_KEY_COLS, CONVERSATION_COLS, PRESET_COLS, RowGet, SESSION_COLS, USER_COLS,
-    WORKSPACE_COLS,
+    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
+    USER_COLS, WORKSPACE_COLS,
 };
 
 /// What the shared statements need to know about a dialect.
@@ -40,6 +42,8 @@ pub(crate) trait Dialect: Database {
     /// Appended to a parameter that fills a `jsonb` column (SQLite keeps
     /// JSON as text: nothing).
     const AS_JSONB: &'static str;
+    /// Appended to a parameter that fills a `json` column.
+    const AS_JSON: &'static str;
     /// How a timestamp column is bound.
     type Time: for<'q> Encode<'q, Self> + Type<Self> + Send + Sync + 'static;
     /// A time as bound to this dialect's timestamp columns.
@@ -52,6 +56,7 @@ impl Dialect for Sqlite {
     // Writers are serialised (`BEGIN IMMEDIATE`): nothing to lock.
     const FOR_UPDATE: &'static str = "";
     const AS_JSONB: &'static str = "";
+    const AS_JSON: &'static str = "";
     // Microseconds since the epoch, in an INTEGER column.
     type Time = i64;
     fn time(at: DateTime<Utc>) -> i64 {
@@ -63,6 +68,7 @@ impl Dialect for Postgres {
     const BY_CODE_POINT: &'static str = " COLLATE \"C\"";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const AS_JSONB: &'static str = "::jsonb";
+    const AS_JSON: &'static str = "::json";
     type Time = DateTime<Utc>;
     fn time(at: DateTime<Utc>) -> DateTime<Utc> {
         at
@@ -369,8 +375,183 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<Uuid>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<DB::Time>: Encode<'q, DB> + Type<DB>,
     for<'q> bool: Encode<'q, DB> + Type<DB>,
 {
+    /// Runs an `INSERT … RETURNING`; a unique violation is `taken`.
+    async fn insert<'q, T>(
+        &mut self,
+        query: Q<'q, DB>,
+        decode: fn(&DB::Row) -> StoreResult<T>,
+        taken: impl FnOnce() -> String,
+    ) -> StoreResult<T> {
+        match query.fetch_one(&mut *self.0).await.map_err(classify) {
+            Ok(row) => decode(&row),
+            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(taken())),
+            // Checked before the insert, then deleted by a concurrent transaction.
+            Err(DbFailure::ForeignKey(c)) => Err(StoreError::Conflict(format!(
+                "a referenced row was deleted ({c})"
+            ))),
+            Err(DbFailure::Other(e)) => Err(e),
+        }
+    }
+
+    pub(crate) async fn create_user(&mut self, user: NewUser) -> StoreResult<User> {
+        let at = DB::time(now());
+        let sql = format!(
+            "INSERT INTO users (id, username, display_name, role, password_hash, active, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6) RETURNING {USER_COLS}"
+        );
+        let query = sqlx::query(&sql)
+            .bind(Uuid::from(UserId::new()))
+            .bind(user.username.clone())
+            .bind(user.display_name)
+            .bind(user.role.as_str().to_owned())
+            .bind(user.password_hash)
+            .bind(at);
+        self.insert(query, rows::user, || {
+            format!("username `{}` is taken", user.username)
+        })
+        .await
+    }
+
+    pub(crate) async fn create_api_key(&mut self, key: NewApiKey) -> StoreResult<ApiKey> {
+        self.require("users", "user", key.user_id).await?;
+        let sql = format!(
+            "INSERT INTO api_keys (id, user_id, name, prefix, hash, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) RETURNING {API_KEY_COLS}"
+        );
+        let query = sqlx::query(&sql)
+            .bind(Uuid::from(ApiKeyId::new()))
+            .bind(Uuid::from(key.user_id))
+            .bind(key.name)
+            .bind(key.prefix.clone())
+            .bind(key.hash)
+            .bind(DB::time(now()))
+            .bind(key.expires_at.map(|at| DB::time(truncate(at))));
+        self.insert(query, rows::api_key, || {
+            format!("API key prefix `{}` is taken", key.prefix)
+        })
+        .await
+    }
+
+    /// Revokes a key; a conflict when it already is.
+    pub(crate) async fn revoke_api_key(&mut self, id: ApiKeyId) -> StoreResult<ApiKey> {
+        let sql = format!(
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {API_KEY_COLS}"
+        );
+        let query = sqlx::query(&sql).bind(DB::time(now())).bind(Uuid::from(id));
+        let row = query.fetch_optional(&mut *self.0).await.map_err(db_err)?;
+        match row {
+            Some(row) => rows::api_key(&row),
+            None => {
+                self.require("api_keys", "api key", id).await?;
+                Err(StoreError::Conflict(format!(
+                    "API key {id} is already revoked"
+                )))
+            }
+        }
+    }
+
+    pub(crate) async fn create_preset(&mut self, preset: NewPreset) -> StoreResult<Preset> {
+        let at = DB::time(now());
+        let sql = format!(
+            "INSERT INTO presets (id, name, description, config, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4{j}, $5, $5) RETURNING {PRESET_COLS}",
+            j = DB::AS_JSONB
+        );
+        let query = sqlx::query(&sql)
+            .bind(Uuid::from(PresetId::new()))
+            .bind(preset.name.clone())
+            .bind(preset.description)
+            .bind(to_json(&preset.config)?)
+            .bind(at);
+        self.insert(query, rows::preset, || {
+            format!("preset name `{}` is taken", preset.name)
+        })
+        .await
+    }
+
+    pub(crate) async fn create_workspace(
+        &mut self,
+        workspace: NewWorkspace,
+    ) -> StoreResult<Workspace> {
+        let at = DB::time(now());
+        let sql = format!(
+            "INSERT INTO workspaces (id, name, project_dirs, metadata, created_at, updated_at) \
+             VALUES ($1, $2, $3{j}, $4{j}, $5, $5) RETURNING {WORKSPACE_COLS}",
+            j = DB::AS_JSONB
+        );
+        let query = sqlx::query(&sql)
+            .bind(Uuid::from(WorkspaceId::new()))
+            .bind(workspace.name.clone())
+            .bind(to_json(&workspace.project_dirs)?)
+            .bind(to_json(&workspace.metadata)?)
+            .bind(at);
+        self.insert(query, rows::workspace, || {
+            format!("workspace name `{}` is taken", workspace.name)
+        })
+        .await
+    }
+
+    /// Creates a conversation whose owner, workspace and preset exist.
+    pub(crate) async fn create_conversation(
+        &mut self,
+        conversation: NewConversation,
+    ) -> StoreResult<Conversation> {
+        self.require("users", "user", conversation.owner).await?;
+        if let Some(workspace) = conversation.workspace_id {
+            self.require("workspaces", "workspace", workspace).await?;
+        }
+        if let Some(preset) = conversation.default_preset {
+            self.require("presets", "preset", preset).await?;
+        }
+        let at = DB::time(now());
+        let sql = format!(
+            "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at) \
+             VALUES ($1, $2, $3, $4, NULL, $5, $6{j}, 'active', $7, $7, $7) RETURNING {CONVERSATION_COLS}",
+            j = DB::AS_JSONB
+        );
+        let id = conversation.id;
+        let query = sqlx::query(&sql)
+            .bind(Uuid::from(id))
+            .bind(Uuid::from(conversation.owner))
+            .bind(conversation.workspace_id.map(Uuid::from))
+            .bind(conversation.title)
+            .bind(conversation.default_preset.map(Uuid::from))
+            .bind(to_json(&conversation.metadata)?)
+            .bind(at);
+        self.insert(query, rows::conversation, || {
+            format!("conversation {id} already exists")
+        })
+        .await
+    }
+
+    /// Leaves a mailbox entry for an existing conversation.
+    pub(crate) async fn post_mailbox(
+        &mut self,
+        entry: NewMailboxEntry,
+    ) -> StoreResult<MailboxEntry> {
+        self.require("conversations", "conversation", entry.conversation_id)
+            .await?;
+        if let Some(source) = entry.source_session_id {
+            self.require("sessions", "session", source).await?;
+        }
+        let sql = format!(
+            "INSERT INTO mailbox (id, conversation_id, source_session_id, content, created_at, delivered_at) \
+             VALUES ($1, $2, $3, $4{j}, $5, NULL) RETURNING {MAILBOX_COLS}",
+            j = DB::AS_JSON
+        );
+        let query = sqlx::query(&sql)
+            .bind(Uuid::from(MailboxId::new()))
+            .bind(Uuid::from(entry.conversation_id))
+            .bind(entry.source_session_id.map(Uuid::from))
+            .bind(to_json(&entry.content)?)
+            .bind(DB::time(now()));
+        self.insert(query, rows::mailbox, || "mailbox entry id is taken".into())
+            .await
+    }
+
     /// The row `sql` (`$1` = `id`) selects, decoded.
     async fn by_id<T>(
         &mut self,

@@ -13,8 +13,8 @@ use netherbrain_core::store::{
     UserPatch, UserStore, Workspace, WorkspacePatch, validate,
 };
 use netherbrain_core::{
-    ApiKeyId, ConversationId, EventEnvelope, EventSeq, MailboxId, Message, PresetId, SessionId,
-    SessionStatus, UserId, WorkspaceId,
+    ApiKeyId, ConversationId, EventEnvelope, EventSeq, Message, PresetId, SessionId, SessionStatus,
+    UserId, WorkspaceId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
@@ -24,10 +24,7 @@ use crate::common::{
     DbFailure, classify, db_err, migrate_err, now, search_text, seq_to_i64, to_json, truncate,
 };
 use crate::portable::{InTx, Portable};
-use crate::rows::{
-    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, SESSION_COLS, USER_COLS,
-    WORKSPACE_COLS,
-};
+use crate::rows::{self, CONVERSATION_COLS, MAILBOX_COLS, SESSION_COLS};
 
 /// The embedded migrations for Postgres.
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -170,29 +167,10 @@ impl StoreHealth for PostgresStore {
 impl UserStore for PostgresStore {
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
         validate::new_user(&user)?;
-        let id = UserId::new();
-        let at = now();
-        let row = sqlx::query(&format!(
-            "INSERT INTO users (id, username, display_name, role, password_hash, active, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6) RETURNING {USER_COLS}"
-        ))
-        .bind(uuid_of(id))
-        .bind(&user.username)
-        .bind(&user.display_name)
-        .bind(user.role.as_str())
-        .bind(&user.password_hash)
-        .bind(at)
-        .fetch_one(&self.pool)
-        .await;
-        match row.map_err(classify) {
-            Ok(row) => rows::user(&row),
-            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
-                "username `{}` is taken",
-                user.username
-            ))),
-            Err(DbFailure::ForeignKey(c)) => Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => Err(e),
-        }
+        let mut tx = self.begin().await?;
+        let created = InTx::<Postgres>(&mut *tx).create_user(user).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<User> {
@@ -221,30 +199,10 @@ impl UserStore for PostgresStore {
 
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
         validate::new_api_key(&key)?;
-        let id = ApiKeyId::new();
-        let at = now();
-        let row = sqlx::query(&format!(
-            "INSERT INTO api_keys (id, user_id, name, prefix, hash, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) RETURNING {API_KEY_COLS}"
-        ))
-        .bind(uuid_of(id))
-        .bind(uuid_of(key.user_id))
-        .bind(&key.name)
-        .bind(&key.prefix)
-        .bind(&key.hash)
-        .bind(at)
-        .bind(key.expires_at.map(truncate))
-        .fetch_one(&self.pool)
-        .await;
-        match row.map_err(classify) {
-            Ok(row) => rows::api_key(&row),
-            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
-                "API key prefix `{}` is taken",
-                key.prefix
-            ))),
-            Err(DbFailure::ForeignKey(_)) => Err(StoreError::not_found("user", key.user_id)),
-            Err(DbFailure::Other(e)) => Err(e),
-        }
+        let mut tx = self.begin().await?;
+        let created = InTx::<Postgres>(&mut *tx).create_api_key(key).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
     }
 
     async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey> {
@@ -256,26 +214,10 @@ impl UserStore for PostgresStore {
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
-        let row = sqlx::query(&format!(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {API_KEY_COLS}"
-        ))
-        .bind(now())
-        .bind(uuid_of(id))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        match row {
-            Some(row) => rows::api_key(&row),
-            None => match self
-                .fetch_opt("SELECT 1 FROM api_keys WHERE id = $1", uuid_of(id))
-                .await?
-            {
-                Some(_) => Err(StoreError::Conflict(format!(
-                    "API key {id} is already revoked"
-                ))),
-                None => Err(StoreError::not_found("api key", id)),
-            },
-        }
+        let mut tx = self.begin().await?;
+        let revoked = InTx::<Postgres>(&mut *tx).revoke_api_key(id).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(revoked)
     }
 }
 
@@ -283,28 +225,10 @@ impl UserStore for PostgresStore {
 impl CatalogStore for PostgresStore {
     async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
         validate::new_preset(&preset)?;
-        let id = PresetId::new();
-        let at = now();
-        let row = sqlx::query(&format!(
-            "INSERT INTO presets (id, name, description, config, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4::jsonb, $5, $5) RETURNING {PRESET_COLS}"
-        ))
-        .bind(uuid_of(id))
-        .bind(&preset.name)
-        .bind(&preset.description)
-        .bind(to_json(&preset.config)?)
-        .bind(at)
-        .fetch_one(&self.pool)
-        .await;
-        match row.map_err(classify) {
-            Ok(row) => rows::preset(&row),
-            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
-                "preset name `{}` is taken",
-                preset.name
-            ))),
-            Err(DbFailure::ForeignKey(c)) => Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => Err(e),
-        }
+        let mut tx = self.begin().await?;
+        let created = InTx::<Postgres>(&mut *tx).create_preset(preset).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
     }
 
     async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
@@ -343,28 +267,12 @@ impl CatalogStore for PostgresStore {
 
     async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
         validate::new_workspace(&workspace)?;
-        let id = WorkspaceId::new();
-        let at = now();
-        let row = sqlx::query(&format!(
-            "INSERT INTO workspaces (id, name, project_dirs, metadata, created_at, updated_at) \
-             VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $5) RETURNING {WORKSPACE_COLS}"
-        ))
-        .bind(uuid_of(id))
-        .bind(&workspace.name)
-        .bind(to_json(&workspace.project_dirs)?)
-        .bind(to_json(&workspace.metadata)?)
-        .bind(at)
-        .fetch_one(&self.pool)
-        .await;
-        match row.map_err(classify) {
-            Ok(row) => rows::workspace(&row),
-            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
-                "workspace name `{}` is taken",
-                workspace.name
-            ))),
-            Err(DbFailure::ForeignKey(c)) => Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => Err(e),
-        }
+        let mut tx = self.begin().await?;
+        let created = InTx::<Postgres>(&mut *tx)
+            .create_workspace(workspace)
+            .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
     }
 
     async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
@@ -411,49 +319,10 @@ impl ConversationStore for PostgresStore {
         conversation: NewConversation,
     ) -> StoreResult<Conversation> {
         validate::new_conversation(&conversation)?;
-        let at = now();
         let mut tx = self.begin().await?;
-        InTx::<Postgres>(&mut *tx)
-            .require("users", "user", conversation.owner)
+        let created = InTx::<Postgres>(&mut *tx)
+            .create_conversation(conversation)
             .await?;
-        if let Some(ws) = conversation.workspace_id {
-            InTx::<Postgres>(&mut *tx)
-                .require("workspaces", "workspace", ws)
-                .await?;
-        }
-        if let Some(p) = conversation.default_preset {
-            InTx::<Postgres>(&mut *tx)
-                .require("presets", "preset", p)
-                .await?;
-        }
-        let row = sqlx::query(&format!(
-            "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at) \
-             VALUES ($1, $2, $3, $4, NULL, $5, $6::jsonb, 'active', $7, $7, $7) RETURNING {CONVERSATION_COLS}"
-        ))
-        .bind(uuid_of(conversation.id))
-        .bind(uuid_of(conversation.owner))
-        .bind(conversation.workspace_id.map(uuid_of))
-        .bind(&conversation.title)
-        .bind(conversation.default_preset.map(uuid_of))
-        .bind(to_json(&conversation.metadata)?)
-        .bind(at)
-        .fetch_one(&mut *tx)
-        .await;
-        let created = match row.map_err(classify) {
-            Ok(row) => rows::conversation(&row)?,
-            Err(DbFailure::Unique(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "conversation {} already exists",
-                    conversation.id
-                )));
-            }
-            Err(DbFailure::ForeignKey(c)) => {
-                return Err(StoreError::Conflict(format!(
-                    "a referenced row was deleted ({c})"
-                )));
-            }
-            Err(DbFailure::Other(e)) => return Err(e),
-        };
         tx.commit().await.map_err(db_err)?;
         Ok(created)
     }
@@ -863,31 +732,8 @@ impl SessionStore for PostgresStore {
 #[async_trait]
 impl MailboxStore for PostgresStore {
     async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry> {
-        let id = MailboxId::new();
-        let at = now();
-        let content = to_json(&entry.content)?;
         let mut tx = self.begin().await?;
-        InTx::<Postgres>(&mut *tx)
-            .require("conversations", "conversation", entry.conversation_id)
-            .await?;
-        if let Some(s) = entry.source_session_id {
-            InTx::<Postgres>(&mut *tx)
-                .require("sessions", "session", s)
-                .await?;
-        }
-        let row = sqlx::query(&format!(
-            "INSERT INTO mailbox (id, conversation_id, source_session_id, content, created_at, delivered_at) \
-             VALUES ($1, $2, $3, $4::json, $5, NULL) RETURNING {MAILBOX_COLS}"
-        ))
-        .bind(uuid_of(id))
-        .bind(uuid_of(entry.conversation_id))
-        .bind(entry.source_session_id.map(uuid_of))
-        .bind(&content)
-        .bind(at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let created = rows::mailbox(&row)?;
+        let created = InTx::<Postgres>(&mut *tx).post_mailbox(entry).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(created)
     }

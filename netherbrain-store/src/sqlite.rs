@@ -14,8 +14,8 @@ use netherbrain_core::store::{
     UserPatch, UserStore, Workspace, WorkspacePatch, validate,
 };
 use netherbrain_core::{
-    ApiKeyId, ConversationId, EventEnvelope, EventSeq, MailboxId, Message, PresetId, SessionId,
-    SessionStatus, UserId, WorkspaceId,
+    ApiKeyId, ConversationId, EventEnvelope, EventSeq, Message, PresetId, SessionId, SessionStatus,
+    UserId, WorkspaceId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -26,13 +26,9 @@ use uuid::Uuid;
 
 use crate::common::{
     DbFailure, classify, db_err, micros, migrate_err, now, search_text, seq_to_i64, to_json,
-    truncate, unique_or,
 };
 use crate::portable::{InTx, Portable};
-use crate::rows::{
-    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
-    USER_COLS, WORKSPACE_COLS,
-};
+use crate::rows::{self, CONVERSATION_COLS, MAILBOX_COLS, RowGet, SESSION_COLS};
 
 /// The embedded migrations for SQLite.
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -230,16 +226,6 @@ impl SqliteStore {
         Ok(WriteTx { tx, _guard: guard })
     }
 
-    async fn user_in(tx: &mut WriteTx, id: UserId) -> StoreResult<User> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_optional(&mut ***tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("user", id))?;
-        rows::user(&row)
-    }
-
     /// One batch of the listing: rows after `after` in listing order,
     /// filtered by metadata containment. Returns the matching
     /// conversations, the position of the last row scanned and how many
@@ -361,26 +347,8 @@ impl StoreHealth for SqliteStore {
 impl UserStore for SqliteStore {
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
         validate::new_user(&user)?;
-        let id = UserId::new();
-        let at = now();
         let mut tx = self.begin().await?;
-        let res = sqlx::query(
-            "INSERT INTO users (id, username, display_name, role, password_hash, active, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
-        )
-        .bind(uuid_of(id))
-        .bind(&user.username)
-        .bind(&user.display_name)
-        .bind(user.role.as_str())
-        .bind(&user.password_hash)
-        .bind(micros(at))
-        .bind(micros(at))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("username `{}` is taken", user.username))
-        })?;
-        let created = Self::user_in(&mut tx, id).await?;
+        let created = InTx::<Sqlite>(&mut **tx).create_user(user).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -411,45 +379,8 @@ impl UserStore for SqliteStore {
 
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
         validate::new_api_key(&key)?;
-        let id = ApiKeyId::new();
-        let at = now();
-        let expires = key.expires_at.map(truncate);
         let mut tx = self.begin().await?;
-        InTx::<Sqlite>(&mut **tx)
-            .require("users", "user", key.user_id)
-            .await?;
-        let res = sqlx::query(
-            "INSERT INTO api_keys (id, user_id, name, prefix, hash, created_at, expires_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-        )
-        .bind(uuid_of(id))
-        .bind(uuid_of(key.user_id))
-        .bind(&key.name)
-        .bind(&key.prefix)
-        .bind(&key.hash)
-        .bind(micros(at))
-        .bind(expires.map(micros))
-        .execute(&mut **tx)
-        .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::Unique(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "API key prefix `{}` is taken",
-                    key.prefix
-                )));
-            }
-            Err(DbFailure::ForeignKey(_)) => {
-                return Err(StoreError::not_found("user", key.user_id));
-            }
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
-        let row = sqlx::query(&format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        let created = rows::api_key(&row)?;
+        let created = InTx::<Sqlite>(&mut **tx).create_api_key(key).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -464,28 +395,9 @@ impl UserStore for SqliteStore {
 
     async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("api key", id))?;
-        let mut key = rows::api_key(&row)?;
-        if key.revoked_at.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "API key {id} is already revoked"
-            )));
-        }
-        let at = now();
-        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ?")
-            .bind(micros(at))
-            .bind(uuid_of(id))
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        let revoked = InTx::<Sqlite>(&mut **tx).revoke_api_key(id).await?;
         tx.commit().await?;
-        key.revoked_at = Some(at);
-        Ok(key)
+        Ok(revoked)
     }
 }
 
@@ -493,30 +405,8 @@ impl UserStore for SqliteStore {
 impl CatalogStore for SqliteStore {
     async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
         validate::new_preset(&preset)?;
-        let id = PresetId::new();
-        let at = now();
-        let config = to_json(&preset.config)?;
         let mut tx = self.begin().await?;
-        let res = sqlx::query(
-            "INSERT INTO presets (id, name, description, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(uuid_of(id))
-        .bind(&preset.name)
-        .bind(&preset.description)
-        .bind(&config)
-        .bind(micros(at))
-        .bind(micros(at))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("preset name `{}` is taken", preset.name))
-        })?;
-        let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        let created = rows::preset(&row)?;
+        let created = InTx::<Sqlite>(&mut **tx).create_preset(preset).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -557,31 +447,10 @@ impl CatalogStore for SqliteStore {
 
     async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
         validate::new_workspace(&workspace)?;
-        let id = WorkspaceId::new();
-        let at = now();
         let mut tx = self.begin().await?;
-        let res = sqlx::query(
-            "INSERT INTO workspaces (id, name, project_dirs, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(uuid_of(id))
-        .bind(&workspace.name)
-        .bind(to_json(&workspace.project_dirs)?)
-        .bind(to_json(&workspace.metadata)?)
-        .bind(micros(at))
-        .bind(micros(at))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("workspace name `{}` is taken", workspace.name))
-        })?;
-        let row = sqlx::query(&format!(
-            "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"
-        ))
-        .bind(uuid_of(id))
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err)?;
-        let created = rows::workspace(&row)?;
+        let created = InTx::<Sqlite>(&mut **tx)
+            .create_workspace(workspace)
+            .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -630,47 +499,10 @@ impl ConversationStore for SqliteStore {
         conversation: NewConversation,
     ) -> StoreResult<Conversation> {
         validate::new_conversation(&conversation)?;
-        let at = now();
         let mut tx = self.begin().await?;
-        InTx::<Sqlite>(&mut **tx)
-            .require("users", "user", conversation.owner)
+        let created = InTx::<Sqlite>(&mut **tx)
+            .create_conversation(conversation)
             .await?;
-        if let Some(ws) = conversation.workspace_id {
-            InTx::<Sqlite>(&mut **tx)
-                .require("workspaces", "workspace", ws)
-                .await?;
-        }
-        if let Some(p) = conversation.default_preset {
-            InTx::<Sqlite>(&mut **tx)
-                .require("presets", "preset", p)
-                .await?;
-        }
-        let res = sqlx::query(
-            "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at) \
-             VALUES (?, ?, ?, ?, NULL, ?, ?, 'active', ?, ?, ?)",
-        )
-        .bind(uuid_of(conversation.id))
-        .bind(uuid_of(conversation.owner))
-        .bind(conversation.workspace_id.map(uuid_of))
-        .bind(&conversation.title)
-        .bind(conversation.default_preset.map(uuid_of))
-        .bind(to_json(&conversation.metadata)?)
-        .bind(micros(at))
-        .bind(micros(at))
-        .bind(micros(at))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("conversation {} already exists", conversation.id))
-        })?;
-        let row = sqlx::query(&format!(
-            "SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?"
-        ))
-        .bind(uuid_of(conversation.id))
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err)?;
-        let created = rows::conversation(&row)?;
         tx.commit().await?;
         Ok(created)
     }
@@ -1054,35 +886,8 @@ impl SessionStore for SqliteStore {
 #[async_trait]
 impl MailboxStore for SqliteStore {
     async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry> {
-        let id = MailboxId::new();
-        let at = now();
-        let content = to_json(&entry.content)?;
         let mut tx = self.begin().await?;
-        InTx::<Sqlite>(&mut **tx)
-            .require("conversations", "conversation", entry.conversation_id)
-            .await?;
-        if let Some(s) = entry.source_session_id {
-            InTx::<Sqlite>(&mut **tx)
-                .require("sessions", "session", s)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO mailbox (id, conversation_id, source_session_id, content, created_at, delivered_at) VALUES (?, ?, ?, ?, ?, NULL)",
-        )
-        .bind(uuid_of(id))
-        .bind(uuid_of(entry.conversation_id))
-        .bind(entry.source_session_id.map(uuid_of))
-        .bind(&content)
-        .bind(micros(at))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-        let row = sqlx::query(&format!("SELECT {MAILBOX_COLS} FROM mailbox WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        let created = rows::mailbox(&row)?;
+        let created = InTx::<Sqlite>(&mut **tx).post_mailbox(entry).await?;
         tx.commit().await?;
         Ok(created)
     }
