@@ -76,7 +76,7 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Input for [`StateStore::create_user`](super::StateStore::create_user).
+/// Input for [`UserStore::create_user`](super::UserStore::create_user).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NewUser {
@@ -194,7 +194,7 @@ impl ApiKey {
     }
 }
 
-/// Input for [`StateStore::create_api_key`](super::StateStore::create_api_key).
+/// Input for [`UserStore::create_api_key`](super::UserStore::create_api_key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NewApiKey {
@@ -254,7 +254,7 @@ pub struct Preset {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Input for [`StateStore::create_preset`](super::StateStore::create_preset).
+/// Input for [`CatalogStore::create_preset`](super::CatalogStore::create_preset).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NewPreset {
@@ -347,7 +347,7 @@ pub struct Workspace {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Input for [`StateStore::create_workspace`](super::StateStore::create_workspace).
+/// Input for [`CatalogStore::create_workspace`](super::CatalogStore::create_workspace).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct NewWorkspace {
@@ -493,7 +493,7 @@ pub struct Conversation {
     pub last_activity_at: DateTime<Utc>,
 }
 
-/// Input for [`StateStore::create_conversation`](super::StateStore::create_conversation).
+/// Input for [`ConversationStore::create_conversation`](super::ConversationStore::create_conversation).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NewConversation {
@@ -746,7 +746,7 @@ pub struct Session {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// Input for [`StateStore::create_session`](super::StateStore::create_session).
+/// Input for [`SessionStore::create_session`](super::SessionStore::create_session).
 /// The session starts `running`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -868,11 +868,11 @@ pub struct MailboxEntry {
     pub content: Value,
     /// Posted.
     pub created_at: DateTime<Utc>,
-    /// Taken by [`StateStore::take_mailbox`](super::StateStore::take_mailbox).
+    /// Taken by [`MailboxStore::take_mailbox`](super::MailboxStore::take_mailbox).
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-/// Input for [`StateStore::post_mailbox`](super::StateStore::post_mailbox).
+/// Input for [`MailboxStore::post_mailbox`](super::MailboxStore::post_mailbox).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NewMailboxEntry {

@@ -12,9 +12,9 @@
 //! | `create_preset` | [`new_preset`] | `name` [`name`]; `description` [`text`] ≤ [`MAX_TEXT_LEN`]; `config` holds no NUL |
 //! | `update_preset` | [`preset_patch`] | as `create_preset`, for the fields set |
 //! | `create_workspace` | [`new_workspace`] | `name` [`name`]; [`project_dirs`]; [`metadata`] |
-//! | `update_workspace` | [`workspace_patch`], then [`patch_metadata`] | as `create_workspace`; [`metadata`] of the merged result |
+//! | `update_workspace` | [`workspace_patch`], then [`patch_metadata`] (in [`WorkspacePatch::apply`]) | as `create_workspace`; [`metadata`] of the merged result |
 //! | `create_conversation` | [`new_conversation`] | `title` [`text`] ≤ [`MAX_TITLE_LEN`]; [`metadata`] |
-//! | `update_conversation` | [`conversation_patch`], then [`patch_metadata`] | `title` as above; `summary` [`text`] ≤ [`MAX_TEXT_LEN`]; [`metadata`] of the merged result |
+//! | `update_conversation` | [`conversation_patch`], then [`patch_metadata`] (in [`ConversationPatch::apply`]) | `title` as above; `summary` [`text`] ≤ [`MAX_TEXT_LEN`]; [`metadata`] of the merged result |
 //! | `list_conversations` | [`conversation_query`] | `limit` [`page_size`]; `cursor` [`ConversationCursor::decode`] |
 //! | `search_conversations` | [`search_query`] | `limit` [`page_size`]; query non-blank, ≤ [`MAX_QUERY_LEN`] characters after trimming |
 //! | `finish_session` | [`session_finish`] | the status is terminal |
