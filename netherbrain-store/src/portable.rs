@@ -1,14 +1,17 @@
-//! The statements both SQL backends run verbatim: the reads
+//! The statements both SQL backends run verbatim: the plain reads
 //! ([`Portable`], over the pool), [`session_history`](Portable::session_history)
 //! as one recursive query, and the writes that differ only in how a time is
-//! bound and whether a row is locked ([`InTx`], inside a backend's
-//! transaction).
+//! bound, whether a row is locked and how a JSON parameter is cast
+//! ([`InTx`], inside a backend's transaction).
 //!
 //! sqlx's SQLite driver binds `$N` parameters as Postgres does, so one SQL
 //! text serves both; what differs by dialect is named in [`Dialect`], and
 //! column types are hidden by [`RowGet`]. The rest stays in each backend:
-//! how a write transaction starts (SQLite serialises writers), `jsonb`
-//! casts and containment, full-text search, bulk inserts.
+//! how a write transaction starts (SQLite serialises writers), metadata
+//! filters (`json_extract` pushdown vs `jsonb @>`), full-text search, the
+//! bulk inserts of session messages and events, finishing a session
+//! (Postgres strips NUL from model output) and taking the mailbox
+//! (`SKIP LOCKED`).
 
 use std::fmt::Display;
 
