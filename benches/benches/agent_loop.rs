@@ -126,7 +126,8 @@ fn loop_rounds(c: &mut Criterion) {
 fn runtime_rounds(c: &mut Criterion) {
     use netherbrain_core::Message;
     use netherbrain_core::runtime::{Runtime, StartRun};
-    use netherbrain_core::store::{MemoryStore, NewConversation, NewUser, StateStore, UserRole};
+    use netherbrain_core::store::prelude::*;
+    use netherbrain_core::store::{MemoryStore, NewConversation, NewUser, UserRole};
 
     // One thread: the figure is the CPU cost of the runtime path, not the
     // latency of waking tasks on other worker threads.

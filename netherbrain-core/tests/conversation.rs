@@ -17,8 +17,9 @@ use netherbrain_core::conversation::{
 use netherbrain_core::runtime::{RuntimeError, StartRun};
 use netherbrain_core::store::{
     ConversationPatch, ForkOrigin, Metadata, MemoryStore, NewConversation, NewPreset, NewUser,
-    StateStore, StoreError, UserRole,
+    StoreError, UserRole,
 };
+use netherbrain_core::store::prelude::*;
 use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
 use netherbrain_core::tool::{DynTool, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry, ToolSet};
 use netherbrain_core::{AgentEvent, EventEnvelope, Message, PresetConfig, PresetId, SessionId, SessionStatus};

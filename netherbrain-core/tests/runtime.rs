@@ -10,9 +10,8 @@ use futures::StreamExt;
 use netherbrain_core::agent::{Agent, ToolDecision};
 use netherbrain_core::runtime::{Runtime, RuntimeError, StartRun};
 use netherbrain_core::schemars::JsonSchema;
-use netherbrain_core::store::{
-    MemoryStore, NewConversation, NewSession, NewUser, StateStore, UserRole,
-};
+use netherbrain_core::store::prelude::*;
+use netherbrain_core::store::{MemoryStore, NewConversation, NewSession, NewUser, UserRole};
 use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
 use netherbrain_core::tool::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
 use netherbrain_core::{

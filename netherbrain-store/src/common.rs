@@ -1,5 +1,5 @@
 //! Pieces shared by the SQLite and Postgres backends: error mapping, time
-//! handling, search-query sanitising and turning rows into records.
+//! handling and turning rows into records.
 
 use chrono::{DateTime, Utc};
 use netherbrain_core::store::{StoreError, StoreResult};
@@ -63,30 +63,6 @@ pub(crate) fn search_text(message: &netherbrain_core::Message) -> String {
         .filter_map(netherbrain_core::ContentPart::as_text)
         .collect();
     parts.join(" ").replace('\0', "")
-}
-
-/// Most words taken from a search query.
-pub(crate) const MAX_SEARCH_TERMS: usize = 16;
-
-/// Splits a user's search query into plain words (letters and digits
-/// only), so no query syntax of either backend can be injected and no input
-/// is a syntax error. Lower-cased, deduplicated, at most
-/// [`MAX_SEARCH_TERMS`].
-pub(crate) fn search_terms(query: &str) -> Vec<String> {
-    let mut terms: Vec<String> = Vec::new();
-    for word in query.split(|c: char| !c.is_alphanumeric()) {
-        if word.is_empty() {
-            continue;
-        }
-        let word = word.to_lowercase();
-        if !terms.contains(&word) {
-            terms.push(word);
-        }
-        if terms.len() == MAX_SEARCH_TERMS {
-            break;
-        }
-    }
-    terms
 }
 
 /// What went wrong in a database call, in backend-neutral terms.
@@ -205,16 +181,6 @@ pub(crate) fn unique_or<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn terms_are_sanitised() {
-        assert_eq!(
-            search_terms("Hello, \"wor*ld\" OR NEAR("),
-            vec!["hello", "wor", "ld", "or", "near"]
-        );
-        assert!(search_terms("  ***  \"\" ").is_empty());
-        assert_eq!(search_terms("a a A"), vec!["a"]);
-    }
 
     #[test]
     fn truncation_is_micros() {

@@ -22,10 +22,10 @@
 #![warn(missing_docs)]
 
 pub mod blob;
-mod checks;
 mod common;
 mod config;
 pub mod migrate;
+mod portable;
 mod postgres;
 mod rows;
 mod sqlite;

@@ -6,28 +6,25 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use netherbrain_core::store::{
-    ApiKey, Conversation, ConversationCursor, ConversationPatch, ConversationQuery, MailboxEntry,
-    NewApiKey, NewConversation, NewMailboxEntry, NewPreset, NewSession, NewUser, NewWorkspace,
-    Page, Preset, PresetPatch, Session, SessionAppend, SessionFinish, StateStore, StoreError,
-    StoreResult, User, UserPatch, Workspace, WorkspacePatch, validate,
+    ApiKey, CatalogStore, Conversation, ConversationCursor, ConversationPatch, ConversationQuery,
+    ConversationStore, MailboxEntry, MailboxStore, NewApiKey, NewConversation, NewMailboxEntry,
+    NewPreset, NewSession, NewUser, NewWorkspace, Page, Preset, PresetPatch, Session,
+    SessionAppend, SessionFinish, SessionStore, StoreError, StoreHealth, StoreResult, User,
+    UserPatch, UserStore, Workspace, WorkspacePatch, validate,
 };
 use netherbrain_core::{
-    ApiKeyId, ConversationId, EventEnvelope, EventSeq, MailboxId, Message, PresetId, SessionId,
-    SessionStatus, UserId, WorkspaceId,
+    ApiKeyId, ConversationId, EventEnvelope, EventSeq, Message, PresetId, SessionId, SessionStatus,
+    UserId, WorkspaceId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::checks;
 use crate::common::{
-    DbFailure, classify, db_err, migrate_err, now, search_terms, search_text, seq_to_i64, to_json,
-    truncate, unique_or,
+    DbFailure, classify, db_err, migrate_err, now, search_text, seq_to_i64, to_json, truncate,
 };
-use crate::rows::{
-    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
-    USER_COLS, WORKSPACE_COLS,
-};
+use crate::portable::{InTx, Portable};
+use crate::rows::{self, CONVERSATION_COLS, MAILBOX_COLS, SESSION_COLS};
 
 /// The embedded migrations for Postgres.
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -37,8 +34,8 @@ const POOL_SIZE: u32 = 10;
 /// How long a call waits for a connection (including connecting).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A [`StateStore`] in a Postgres database, for several runtime replicas
-/// sharing state.
+/// A [`StateStore`](netherbrain_core::store::StateStore) in a Postgres
+/// database, for several runtime replicas sharing state.
 ///
 /// [`connect`](Self::connect) and [`from_pool`](Self::from_pool) apply
 /// pending migrations (serialised across replicas by an advisory lock), so
@@ -141,23 +138,13 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    async fn begin(&self) -> StoreResult<Tx> {
-        self.pool.begin().await.map_err(db_err)
+    /// The queries shared with SQLite.
+    fn portable(&self) -> Portable<'_, Postgres> {
+        Portable(&self.pool)
     }
 
-    async fn require(
-        tx: &mut Tx,
-        table: &str,
-        entity: &'static str,
-        id: impl Into<Uuid> + std::fmt::Display + Copy,
-    ) -> StoreResult<()> {
-        let row = sqlx::query(&format!("SELECT 1 FROM {table} WHERE id = $1"))
-            .bind(id.into())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        row.map(|_| ())
-            .ok_or_else(|| StoreError::not_found(entity, id))
+    async fn begin(&self) -> StoreResult<Tx> {
+        self.pool.begin().await.map_err(db_err)
     }
 
     async fn fetch_opt(&self, sql: &str, id: Uuid) -> StoreResult<Option<PgRow>> {
@@ -167,430 +154,133 @@ impl PostgresStore {
             .await
             .map_err(db_err)
     }
+}
 
-    async fn session_exists(&self, id: SessionId) -> StoreResult<()> {
-        self.fetch_opt("SELECT 1 FROM sessions WHERE id = $1", uuid_of(id))
-            .await?
-            .map(|_| ())
-            .ok_or_else(|| StoreError::not_found("session", id))
-    }
-
-    async fn conversation_exists(&self, id: ConversationId) -> StoreResult<()> {
-        self.fetch_opt("SELECT 1 FROM conversations WHERE id = $1", uuid_of(id))
-            .await?
-            .map(|_| ())
-            .ok_or_else(|| StoreError::not_found("conversation", id))
-    }
-
-    async fn running_session_id(
-        &self,
-        conversation: ConversationId,
-    ) -> StoreResult<Option<SessionId>> {
-        let row = self
-            .fetch_opt(
-                "SELECT id FROM sessions WHERE conversation_id = $1 AND status IN ('created', 'running')",
-                uuid_of(conversation),
-            )
-            .await?;
-        row.map(|r| r.try_get::<Uuid, _>("id").map(SessionId::from_uuid))
-            .transpose()
-            .map_err(db_err)
-    }
-
-    async fn one<T>(
-        tx: &mut Tx,
-        sql: &str,
-        id: Uuid,
-        decode: fn(&PgRow) -> StoreResult<T>,
-    ) -> StoreResult<Option<T>> {
-        let row = sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(decode).transpose()
+#[async_trait]
+impl StoreHealth for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.portable().ping().await
     }
 }
 
 #[async_trait]
-impl StateStore for PostgresStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(db_err)
-    }
-
-    // ---- users ----
-
+impl UserStore for PostgresStore {
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        checks::new_user(&user)?;
-        let id = UserId::new();
-        let at = now();
-        let row = sqlx::query(&format!(
-            "INSERT INTO users (id, username, display_name, role, password_hash, active, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6) RETURNING {USER_COLS}"
-        ))
-        .bind(uuid_of(id))
-        .bind(&user.username)
-        .bind(&user.display_name)
-        .bind(user.role.as_str())
-        .bind(&user.password_hash)
-        .bind(at)
-        .fetch_one(&self.pool)
-        .await;
-        match row.map_err(classify) {
-            Ok(row) => rows::user(&row),
-            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
-                "username `{}` is taken",
-                user.username
-            ))),
-            Err(DbFailure::ForeignKey(c)) => Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => Err(e),
-        }
+        validate::new_user(&user)?;
+        let mut tx = self.begin().await?;
+        let created = InTx::<Postgres>(&mut *tx).create_user(user).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<User> {
-        let row = self
-            .fetch_opt(
-                &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("user", id))?;
-        rows::user(&row)
+        self.portable().get_user(id).await
     }
 
     async fn get_user_by_username(&self, username: &str) -> StoreResult<User> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLS} FROM users WHERE username = $1"
-        ))
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("user", username))?;
-        rows::user(&row)
+        self.portable().get_user_by_username(username).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {USER_COLS} FROM users ORDER BY username COLLATE \"C\""
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::user).collect()
+        self.portable().list_users().await
     }
 
     async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
-        checks::user_patch(&patch)?;
+        validate::user_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let mut user = Self::one(
-            &mut tx,
-            &format!("SELECT {USER_COLS} FROM users WHERE id = $1 FOR UPDATE"),
-            uuid_of(id),
-            rows::user,
-        )
-        .await?
-        .ok_or_else(|| StoreError::not_found("user", id))?;
-        if let Some(name) = patch.display_name {
-            user.display_name = name;
-        }
-        if let Some(role) = patch.role {
-            user.role = role;
-        }
-        if let Some(active) = patch.active {
-            user.active = active;
-        }
-        if let Some(hash) = patch.password_hash {
-            user.password_hash = Some(hash);
-        }
-        user.updated_at = now();
-        sqlx::query(
-            "UPDATE users SET display_name = $1, role = $2, active = $3, password_hash = $4, updated_at = $5 WHERE id = $6",
-        )
-        .bind(&user.display_name)
-        .bind(user.role.as_str())
-        .bind(user.active)
-        .bind(&user.password_hash)
-        .bind(user.updated_at)
-        .bind(uuid_of(id))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        let user = InTx::<Postgres>(&mut *tx).update_user(id, patch).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(user)
     }
 
     async fn count_users(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.portable().count_users().await
     }
 
-    // ---- API keys ----
-
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
-        checks::new_api_key(&key)?;
-        let id = ApiKeyId::new();
-        let at = now();
-        let row = sqlx::query(&format!(
-            "INSERT INTO api_keys (id, user_id, name, prefix, hash, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) RETURNING {API_KEY_COLS}"
-        ))
-        .bind(uuid_of(id))
-        .bind(uuid_of(key.user_id))
-        .bind(&key.name)
-        .bind(&key.prefix)
-        .bind(&key.hash)
-        .bind(at)
-        .bind(key.expires_at.map(truncate))
-        .fetch_one(&self.pool)
-        .await;
-        match row.map_err(classify) {
-            Ok(row) => rows::api_key(&row),
-            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
-                "API key prefix `{}` is taken",
-                key.prefix
-            ))),
-            Err(DbFailure::ForeignKey(_)) => Err(StoreError::not_found("user", key.user_id)),
-            Err(DbFailure::Other(e)) => Err(e),
-        }
+        validate::new_api_key(&key)?;
+        let mut tx = self.begin().await?;
+        let created = InTx::<Postgres>(&mut *tx).create_api_key(key).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
     }
 
     async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey> {
-        let row = sqlx::query(&format!(
-            "SELECT {API_KEY_COLS} FROM api_keys WHERE prefix = $1"
-        ))
-        .bind(prefix)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("api key", prefix))?;
-        rows::api_key(&row)
+        self.portable().get_api_key_by_prefix(prefix).await
     }
 
     async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {API_KEY_COLS} FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
-        ))
-        .bind(uuid_of(user_id))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::api_key).collect()
+        self.portable().list_api_keys(user_id).await
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
-        let row = sqlx::query(&format!(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {API_KEY_COLS}"
-        ))
-        .bind(now())
-        .bind(uuid_of(id))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        match row {
-            Some(row) => rows::api_key(&row),
-            None => match self
-                .fetch_opt("SELECT 1 FROM api_keys WHERE id = $1", uuid_of(id))
-                .await?
-            {
-                Some(_) => Err(StoreError::Conflict(format!(
-                    "API key {id} is already revoked"
-                ))),
-                None => Err(StoreError::not_found("api key", id)),
-            },
-        }
+        let mut tx = self.begin().await?;
+        let revoked = InTx::<Postgres>(&mut *tx).revoke_api_key(id).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(revoked)
     }
+}
 
-    // ---- presets ----
-
+#[async_trait]
+impl CatalogStore for PostgresStore {
     async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
-        checks::new_preset(&preset)?;
-        let id = PresetId::new();
-        let at = now();
-        let row = sqlx::query(&format!(
-            "INSERT INTO presets (id, name, description, config, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4::jsonb, $5, $5) RETURNING {PRESET_COLS}"
-        ))
-        .bind(uuid_of(id))
-        .bind(&preset.name)
-        .bind(&preset.description)
-        .bind(to_json(&preset.config)?)
-        .bind(at)
-        .fetch_one(&self.pool)
-        .await;
-        match row.map_err(classify) {
-            Ok(row) => rows::preset(&row),
-            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
-                "preset name `{}` is taken",
-                preset.name
-            ))),
-            Err(DbFailure::ForeignKey(c)) => Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => Err(e),
-        }
+        validate::new_preset(&preset)?;
+        let mut tx = self.begin().await?;
+        let created = InTx::<Postgres>(&mut *tx).create_preset(preset).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
     }
 
     async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
-        let row = self
-            .fetch_opt(
-                &format!("SELECT {PRESET_COLS} FROM presets WHERE id = $1"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("preset", id))?;
-        rows::preset(&row)
+        self.portable().get_preset(id).await
     }
 
     async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset> {
-        let row = sqlx::query(&format!(
-            "SELECT {PRESET_COLS} FROM presets WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("preset", name))?;
-        rows::preset(&row)
+        self.portable().get_preset_by_name(name).await
     }
 
     async fn list_presets(&self) -> StoreResult<Vec<Preset>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PRESET_COLS} FROM presets ORDER BY name COLLATE \"C\""
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::preset).collect()
+        self.portable().list_presets().await
     }
 
     async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
-        checks::preset_patch(&patch)?;
+        validate::preset_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let mut preset = Self::one(
-            &mut tx,
-            &format!("SELECT {PRESET_COLS} FROM presets WHERE id = $1 FOR UPDATE"),
-            uuid_of(id),
-            rows::preset,
-        )
-        .await?
-        .ok_or_else(|| StoreError::not_found("preset", id))?;
-        if let Some(name) = patch.name {
-            preset.name = name;
-        }
-        if let Some(d) = patch.description {
-            preset.description = d;
-        }
-        if let Some(c) = patch.config {
-            preset.config = c;
-        }
-        preset.updated_at = now();
-        let res = sqlx::query(
-            "UPDATE presets SET name = $1, description = $2, config = $3::jsonb, updated_at = $4 WHERE id = $5",
-        )
-        .bind(&preset.name)
-        .bind(&preset.description)
-        .bind(to_json(&preset.config)?)
-        .bind(preset.updated_at)
-        .bind(uuid_of(id))
-        .execute(&mut *tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("preset name `{}` is taken", preset.name))
-        })?;
+        let preset = InTx::<Postgres>(&mut *tx).update_preset(id, patch).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(preset)
     }
 
     async fn delete_preset(&self, id: PresetId) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let found = sqlx::query("SELECT 1 FROM presets WHERE id = $1 FOR UPDATE")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if found.is_none() {
-            return Err(StoreError::not_found("preset", id));
-        }
-        let used = sqlx::query("SELECT 1 FROM conversations WHERE default_preset_id = $1 LIMIT 1")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if used.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "preset {id} is the default preset of a conversation"
-            )));
-        }
-        let res = sqlx::query("DELETE FROM presets WHERE id = $1")
-            .bind(uuid_of(id))
-            .execute(&mut *tx)
-            .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::ForeignKey(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "preset {id} is the default preset of a conversation"
-                )));
-            }
-            Err(DbFailure::Unique(c)) => return Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        InTx::<Postgres>(&mut *tx)
+            .delete_unreferenced(
+                "presets",
+                "preset",
+                id,
+                "SELECT 1 FROM conversations WHERE default_preset_id = $1 LIMIT 1",
+                || format!("preset {id} is the default preset of a conversation"),
+            )
+            .await?;
         tx.commit().await.map_err(db_err)
     }
 
-    // ---- workspaces ----
-
     async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
-        checks::new_workspace(&workspace)?;
-        let id = WorkspaceId::new();
-        let at = now();
-        let row = sqlx::query(&format!(
-            "INSERT INTO workspaces (id, name, project_dirs, metadata, created_at, updated_at) \
-             VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $5) RETURNING {WORKSPACE_COLS}"
-        ))
-        .bind(uuid_of(id))
-        .bind(&workspace.name)
-        .bind(to_json(&workspace.project_dirs)?)
-        .bind(to_json(&workspace.metadata)?)
-        .bind(at)
-        .fetch_one(&self.pool)
-        .await;
-        match row.map_err(classify) {
-            Ok(row) => rows::workspace(&row),
-            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
-                "workspace name `{}` is taken",
-                workspace.name
-            ))),
-            Err(DbFailure::ForeignKey(c)) => Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => Err(e),
-        }
+        validate::new_workspace(&workspace)?;
+        let mut tx = self.begin().await?;
+        let created = InTx::<Postgres>(&mut *tx)
+            .create_workspace(workspace)
+            .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
     }
 
     async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
-        let row = self
-            .fetch_opt(
-                &format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = $1"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("workspace", id))?;
-        rows::workspace(&row)
+        self.portable().get_workspace(id).await
     }
 
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {WORKSPACE_COLS} FROM workspaces ORDER BY name COLLATE \"C\""
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::workspace).collect()
+        self.portable().list_workspaces().await
     }
 
     async fn update_workspace(
@@ -598,138 +288,47 @@ impl StateStore for PostgresStore {
         id: WorkspaceId,
         patch: WorkspacePatch,
     ) -> StoreResult<Workspace> {
-        checks::workspace_patch(&patch)?;
+        validate::workspace_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let mut ws = Self::one(
-            &mut tx,
-            &format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = $1 FOR UPDATE"),
-            uuid_of(id),
-            rows::workspace,
-        )
-        .await?
-        .ok_or_else(|| StoreError::not_found("workspace", id))?;
-        if let Some(name) = patch.name {
-            ws.name = name;
-        }
-        if let Some(dirs) = patch.project_dirs {
-            ws.project_dirs = dirs;
-        }
-        if let Some(m) = &patch.metadata {
-            validate::merge_metadata(&mut ws.metadata, m);
-            validate::metadata(&ws.metadata)?;
-        }
-        ws.updated_at = now();
-        let res = sqlx::query(
-            "UPDATE workspaces SET name = $1, project_dirs = $2::jsonb, metadata = $3::jsonb, updated_at = $4 WHERE id = $5",
-        )
-        .bind(&ws.name)
-        .bind(to_json(&ws.project_dirs)?)
-        .bind(to_json(&ws.metadata)?)
-        .bind(ws.updated_at)
-        .bind(uuid_of(id))
-        .execute(&mut *tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("workspace name `{}` is taken", ws.name))
-        })?;
+        let workspace = InTx::<Postgres>(&mut *tx)
+            .update_workspace(id, patch)
+            .await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(ws)
+        Ok(workspace)
     }
 
     async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let found = sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if found.is_none() {
-            return Err(StoreError::not_found("workspace", id));
-        }
-        let used = sqlx::query("SELECT 1 FROM conversations WHERE workspace_id = $1 LIMIT 1")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if used.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "workspace {id} still has conversations"
-            )));
-        }
-        let res = sqlx::query("DELETE FROM workspaces WHERE id = $1")
-            .bind(uuid_of(id))
-            .execute(&mut *tx)
-            .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::ForeignKey(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "workspace {id} still has conversations"
-                )));
-            }
-            Err(DbFailure::Unique(c)) => return Err(StoreError::Conflict(c)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        InTx::<Postgres>(&mut *tx)
+            .delete_unreferenced(
+                "workspaces",
+                "workspace",
+                id,
+                "SELECT 1 FROM conversations WHERE workspace_id = $1 LIMIT 1",
+                || format!("workspace {id} still has conversations"),
+            )
+            .await?;
         tx.commit().await.map_err(db_err)
     }
+}
 
-    // ---- conversations ----
-
+#[async_trait]
+impl ConversationStore for PostgresStore {
     async fn create_conversation(
         &self,
         conversation: NewConversation,
     ) -> StoreResult<Conversation> {
-        checks::new_conversation(&conversation)?;
-        let at = now();
+        validate::new_conversation(&conversation)?;
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "users", "user", conversation.owner).await?;
-        if let Some(ws) = conversation.workspace_id {
-            Self::require(&mut tx, "workspaces", "workspace", ws).await?;
-        }
-        if let Some(p) = conversation.default_preset {
-            Self::require(&mut tx, "presets", "preset", p).await?;
-        }
-        let row = sqlx::query(&format!(
-            "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at) \
-             VALUES ($1, $2, $3, $4, NULL, $5, $6::jsonb, 'active', $7, $7, $7) RETURNING {CONVERSATION_COLS}"
-        ))
-        .bind(uuid_of(conversation.id))
-        .bind(uuid_of(conversation.owner))
-        .bind(conversation.workspace_id.map(uuid_of))
-        .bind(&conversation.title)
-        .bind(conversation.default_preset.map(uuid_of))
-        .bind(to_json(&conversation.metadata)?)
-        .bind(at)
-        .fetch_one(&mut *tx)
-        .await;
-        let created = match row.map_err(classify) {
-            Ok(row) => rows::conversation(&row)?,
-            Err(DbFailure::Unique(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "conversation {} already exists",
-                    conversation.id
-                )));
-            }
-            Err(DbFailure::ForeignKey(c)) => {
-                return Err(StoreError::Conflict(format!(
-                    "a referenced row was deleted ({c})"
-                )));
-            }
-            Err(DbFailure::Other(e)) => return Err(e),
-        };
+        let created = InTx::<Postgres>(&mut *tx)
+            .create_conversation(conversation)
+            .await?;
         tx.commit().await.map_err(db_err)?;
         Ok(created)
     }
 
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation> {
-        let row = self
-            .fetch_opt(
-                &format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE id = $1"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("conversation", id))?;
-        rows::conversation(&row)
+        self.portable().get_conversation(id).await
     }
 
     async fn list_conversations(
@@ -821,58 +420,13 @@ impl StateStore for PostgresStore {
         id: ConversationId,
         patch: ConversationPatch,
     ) -> StoreResult<Conversation> {
-        checks::conversation_patch(&patch)?;
+        validate::conversation_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let mut c = Self::one(
-            &mut tx,
-            &format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE id = $1 FOR UPDATE"),
-            uuid_of(id),
-            rows::conversation,
-        )
-        .await?
-        .ok_or_else(|| StoreError::not_found("conversation", id))?;
-        if let Some(t) = patch.title {
-            c.title = t;
-        }
-        if let Some(s) = patch.summary {
-            c.summary = s;
-        }
-        if let Some(p) = patch.default_preset {
-            if let Some(p) = p {
-                Self::require(&mut tx, "presets", "preset", p).await?;
-            }
-            c.default_preset = p;
-        }
-        if let Some(m) = &patch.metadata {
-            validate::merge_metadata(&mut c.metadata, m);
-            validate::metadata(&c.metadata)?;
-        }
-        if let Some(s) = patch.status {
-            c.status = s;
-        }
-        c.updated_at = now();
-        let res = sqlx::query(
-            "UPDATE conversations SET title = $1, summary = $2, default_preset_id = $3, metadata = $4::jsonb, status = $5, updated_at = $6 WHERE id = $7",
-        )
-        .bind(&c.title)
-        .bind(&c.summary)
-        .bind(c.default_preset.map(uuid_of))
-        .bind(to_json(&c.metadata)?)
-        .bind(c.status.as_str())
-        .bind(c.updated_at)
-        .bind(uuid_of(id))
-        .execute(&mut *tx)
-        .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::ForeignKey(_)) => {
-                return Err(StoreError::Conflict("the preset was deleted".into()));
-            }
-            Err(DbFailure::Unique(u)) => return Err(StoreError::Conflict(u)),
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
+        let conversation = InTx::<Postgres>(&mut *tx)
+            .update_conversation(id, patch)
+            .await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(c)
+        Ok(conversation)
     }
 
     async fn search_conversations(
@@ -881,8 +435,7 @@ impl StateStore for PostgresStore {
         query: &str,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
-        checks::search_query(query, limit)?;
-        let terms = search_terms(query);
+        let terms = validate::search_query(query, limit)?;
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -925,9 +478,10 @@ impl StateStore for PostgresStore {
             .map_err(db_err)?;
         rows.iter().map(rows::conversation).collect()
     }
+}
 
-    // ---- sessions ----
-
+#[async_trait]
+impl SessionStore for PostgresStore {
     async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
         let at = now();
         let input_json = to_json(&session.input)?;
@@ -936,18 +490,18 @@ impl StateStore for PostgresStore {
             messages.push((to_json(m)?, search_text(m)));
         }
         let mut tx = self.begin().await?;
-        Self::require(
-            &mut tx,
-            "conversations",
-            "conversation",
-            session.conversation_id,
-        )
-        .await?;
+        InTx::<Postgres>(&mut *tx)
+            .require("conversations", "conversation", session.conversation_id)
+            .await?;
         if let Some(parent) = session.parent_session_id {
-            Self::require(&mut tx, "sessions", "session", parent).await?;
+            InTx::<Postgres>(&mut *tx)
+                .require("sessions", "session", parent)
+                .await?;
         }
         if let Some(p) = session.preset_id {
-            Self::require(&mut tx, "presets", "preset", p).await?;
+            InTx::<Postgres>(&mut *tx)
+                .require("presets", "preset", p)
+                .await?;
         }
         let row = sqlx::query(&format!(
             "INSERT INTO sessions (id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at) \
@@ -966,8 +520,12 @@ impl StateStore for PostgresStore {
             Err(DbFailure::Unique(what)) => {
                 drop(tx);
                 if what.contains("sessions_one_running") {
-                    return match self.running_session_id(session.conversation_id).await? {
-                        Some(active) => Err(StoreError::Busy { active }),
+                    return match self
+                        .portable()
+                        .running_session(session.conversation_id)
+                        .await?
+                    {
+                        Some(active) => Err(StoreError::Busy { active: active.id }),
                         None => Err(StoreError::Conflict(
                             "conversation was busy; try again".into(),
                         )),
@@ -1011,46 +569,22 @@ impl StateStore for PostgresStore {
     }
 
     async fn get_session(&self, id: SessionId) -> StoreResult<Session> {
-        let row = self
-            .fetch_opt(
-                &format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("session", id))?;
-        rows::session(&row)
+        self.portable().get_session(id).await
     }
 
     async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>> {
-        self.conversation_exists(conversation_id).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(uuid_of(conversation_id))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::session).collect()
+        self.portable().list_sessions(conversation_id).await
     }
 
     async fn active_session(
         &self,
         conversation_id: ConversationId,
     ) -> StoreResult<Option<Session>> {
-        self.conversation_exists(conversation_id).await?;
-        let row = self
-            .fetch_opt(
-                &format!(
-                    "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = $1 AND status IN ('created', 'running')"
-                ),
-                uuid_of(conversation_id),
-            )
-            .await?;
-        row.as_ref().map(rows::session).transpose()
+        self.portable().active_session(conversation_id).await
     }
 
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
-        checks::finish(&finish)?;
+        validate::session_finish(&finish)?;
         let deferred = to_json(&finish.deferred_tool_calls)?;
         let usage = to_json(&finish.usage)?;
         let at = now();
@@ -1093,33 +627,14 @@ impl StateStore for PostgresStore {
     }
 
     async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
-        // Recovery is not activity: conversations keep their place in listings.
-        let rows = sqlx::query(
-            "UPDATE sessions SET status = 'interrupted', updated_at = $1, finished_at = $1 \
-             WHERE status IN ('created', 'running') RETURNING id, created_at",
-        )
-        .bind(now())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        let mut recovered = Vec::with_capacity(rows.len());
-        for row in &rows {
-            recovered.push((row.ts("created_at")?, SessionId::from_uuid(row.uuid("id")?)));
-        }
-        recovered.sort();
-        if !recovered.is_empty() {
-            tracing::info!(
-                count = recovered.len(),
-                "marked sessions left running as interrupted"
-            );
-        }
-        Ok(recovered.into_iter().map(|(_, id)| id).collect())
+        let mut tx = self.begin().await?;
+        let recovered = InTx::<Postgres>(&mut *tx).recover_sessions().await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(recovered)
     }
 
-    // ---- session log ----
-
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
-        checks::append(session_id, &append)?;
+        validate::session_append(session_id, &append)?;
         let mut docs = Vec::with_capacity(append.messages.len());
         let mut texts = Vec::with_capacity(append.messages.len());
         for m in &append.messages {
@@ -1158,7 +673,7 @@ impl StateStore for PostgresStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
-            checks::event_order(last, &append)?;
+            validate::event_order(u64::try_from(last).unwrap_or(0), &append)?;
         }
         if !docs.is_empty() {
             sqlx::query(
@@ -1193,20 +708,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
-        self.session_exists(session_id).await?;
-        let rows =
-            sqlx::query("SELECT message FROM session_messages WHERE session_id = $1 ORDER BY seq")
-                .bind(uuid_of(session_id))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                r.try_get::<sqlx::types::Json<Message>, _>("message")
-                    .map(|j| j.0)
-                    .map_err(db_err)
-            })
-            .collect()
+        self.portable().session_messages(session_id).await
     }
 
     async fn list_events(
@@ -1215,68 +717,23 @@ impl StateStore for PostgresStore {
         after: EventSeq,
         limit: u32,
     ) -> StoreResult<Vec<EventEnvelope>> {
-        self.session_exists(session_id).await?;
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows = sqlx::query(
-            "SELECT event FROM session_events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(uuid_of(session_id))
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                r.try_get::<sqlx::types::Json<EventEnvelope>, _>("event")
-                    .map(|j| j.0)
-                    .map_err(db_err)
-            })
-            .collect()
+        self.portable().list_events(session_id, after, limit).await
     }
 
     async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
-        self.session_exists(session_id).await?;
-        let last: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = $1",
-        )
-        .bind(uuid_of(session_id))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(u64::try_from(last).unwrap_or(0))
+        self.portable().last_event_seq(session_id).await
     }
 
-    // ---- mailbox ----
+    async fn session_history(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        self.portable().session_history(session_id).await
+    }
+}
 
+#[async_trait]
+impl MailboxStore for PostgresStore {
     async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry> {
-        let id = MailboxId::new();
-        let at = now();
-        let content = to_json(&entry.content)?;
         let mut tx = self.begin().await?;
-        Self::require(
-            &mut tx,
-            "conversations",
-            "conversation",
-            entry.conversation_id,
-        )
-        .await?;
-        if let Some(s) = entry.source_session_id {
-            Self::require(&mut tx, "sessions", "session", s).await?;
-        }
-        let row = sqlx::query(&format!(
-            "INSERT INTO mailbox (id, conversation_id, source_session_id, content, created_at, delivered_at) \
-             VALUES ($1, $2, $3, $4::json, $5, NULL) RETURNING {MAILBOX_COLS}"
-        ))
-        .bind(uuid_of(id))
-        .bind(uuid_of(entry.conversation_id))
-        .bind(entry.source_session_id.map(uuid_of))
-        .bind(&content)
-        .bind(at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let created = rows::mailbox(&row)?;
+        let created = InTx::<Postgres>(&mut *tx).post_mailbox(entry).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(created)
     }
@@ -1285,7 +742,9 @@ impl StateStore for PostgresStore {
         &self,
         conversation_id: ConversationId,
     ) -> StoreResult<Vec<MailboxEntry>> {
-        self.conversation_exists(conversation_id).await?;
+        self.portable()
+            .require("conversations", "conversation", conversation_id)
+            .await?;
         // One statement: concurrent takers never both get an entry.
         let rows = sqlx::query(&format!(
             "UPDATE mailbox SET delivered_at = $1 WHERE id IN ( \

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use netherbrain_core::store::{
     ApiKey, Conversation, MailboxEntry, Preset, Session, StoreError, StoreResult, User, Workspace,
 };
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sqlx::Row;
 use uuid::Uuid;
@@ -21,6 +22,13 @@ pub(crate) trait RowGet {
     fn opt_ts(&self, col: &str) -> StoreResult<Option<DateTime<Utc>>>;
     fn json(&self, col: &str) -> StoreResult<Value>;
     fn flag(&self, col: &str) -> StoreResult<bool>;
+    fn int(&self, col: &str) -> StoreResult<i64>;
+    /// A stored JSON document decoded straight into `T`.
+    fn opt_doc<T: DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>>;
+    fn doc<T: DeserializeOwned>(&self, col: &str) -> StoreResult<T> {
+        self.opt_doc(col)?
+            .ok_or_else(|| StoreError::Backend(format!("column {col} is NULL")))
+    }
 }
 
 impl RowGet for sqlx::sqlite::SqliteRow {
@@ -52,6 +60,17 @@ impl RowGet for sqlx::sqlite::SqliteRow {
     fn flag(&self, col: &str) -> StoreResult<bool> {
         self.try_get(col).map_err(db_err)
     }
+    fn int(&self, col: &str) -> StoreResult<i64> {
+        self.try_get(col).map_err(db_err)
+    }
+    fn opt_doc<T: DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>> {
+        let text: Option<&str> = self.try_get(col).map_err(db_err)?;
+        text.map(|t| {
+            serde_json::from_str(t)
+                .map_err(|e| StoreError::Backend(format!("corrupt JSON in column {col}: {e}")))
+        })
+        .transpose()
+    }
 }
 
 impl RowGet for sqlx::postgres::PgRow {
@@ -80,6 +99,14 @@ impl RowGet for sqlx::postgres::PgRow {
     }
     fn flag(&self, col: &str) -> StoreResult<bool> {
         self.try_get(col).map_err(db_err)
+    }
+    fn int(&self, col: &str) -> StoreResult<i64> {
+        self.try_get(col).map_err(db_err)
+    }
+    fn opt_doc<T: DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>> {
+        self.try_get::<Option<sqlx::types::Json<T>>, _>(col)
+            .map(|j| j.map(|j| j.0))
+            .map_err(db_err)
     }
 }
 

@@ -7,32 +7,28 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use netherbrain_core::store::{
-    ApiKey, Conversation, ConversationCursor, ConversationPatch, ConversationQuery, MailboxEntry,
-    NewApiKey, NewConversation, NewMailboxEntry, NewPreset, NewSession, NewUser, NewWorkspace,
-    Page, Preset, PresetPatch, Session, SessionAppend, SessionFinish, StateStore, StoreError,
-    StoreResult, User, UserPatch, Workspace, WorkspacePatch, validate,
+    ApiKey, CatalogStore, Conversation, ConversationCursor, ConversationPatch, ConversationQuery,
+    ConversationStore, MailboxEntry, MailboxStore, NewApiKey, NewConversation, NewMailboxEntry,
+    NewPreset, NewSession, NewUser, NewWorkspace, Page, Preset, PresetPatch, Session,
+    SessionAppend, SessionFinish, SessionStore, StoreError, StoreHealth, StoreResult, User,
+    UserPatch, UserStore, Workspace, WorkspacePatch, validate,
 };
 use netherbrain_core::{
-    ApiKeyId, ConversationId, EventEnvelope, EventSeq, MailboxId, Message, PresetId, SessionId,
-    SessionStatus, UserId, WorkspaceId,
+    ApiKeyId, ConversationId, EventEnvelope, EventSeq, Message, PresetId, SessionId, SessionStatus,
+    UserId, WorkspaceId,
 };
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
-use crate::checks;
 use crate::common::{
-    DbFailure, classify, db_err, micros, migrate_err, now, search_terms, search_text, seq_to_i64,
-    to_json, truncate, unique_or,
+    DbFailure, classify, db_err, micros, migrate_err, now, search_text, seq_to_i64, to_json,
 };
-use crate::rows::{
-    self, API_KEY_COLS, CONVERSATION_COLS, MAILBOX_COLS, PRESET_COLS, RowGet, SESSION_COLS,
-    USER_COLS, WORKSPACE_COLS,
-};
+use crate::portable::{InTx, Portable};
+use crate::rows::{self, CONVERSATION_COLS, MAILBOX_COLS, RowGet, SESSION_COLS};
 
 /// The embedded migrations for SQLite.
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -46,7 +42,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a call waits for a free connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A [`StateStore`] in one SQLite file.
+/// A [`StateStore`](netherbrain_core::store::StateStore) in one SQLite file.
 ///
 /// Durability: WAL journal with `synchronous = NORMAL`. A transaction is in
 /// the WAL when its commit returns, so killing the process (even `kill -9`)
@@ -215,6 +211,11 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// The queries shared with Postgres.
+    fn portable(&self) -> Portable<'_, Sqlite> {
+        Portable(&self.pool)
+    }
+
     async fn begin(&self) -> StoreResult<WriteTx> {
         let guard = Arc::clone(&self.write_lock).lock_owned().await;
         let tx = self
@@ -223,77 +224,6 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         Ok(WriteTx { tx, _guard: guard })
-    }
-
-    async fn user_in(tx: &mut WriteTx, id: UserId) -> StoreResult<User> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_optional(&mut ***tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("user", id))?;
-        rows::user(&row)
-    }
-
-    async fn exists(tx: &mut WriteTx, table: &str, id: Uuid) -> StoreResult<bool> {
-        let row = sqlx::query(&format!("SELECT 1 FROM {table} WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut ***tx)
-            .await
-            .map_err(db_err)?;
-        Ok(row.is_some())
-    }
-
-    async fn require(
-        tx: &mut WriteTx,
-        table: &str,
-        entity: &'static str,
-        id: impl Into<Uuid> + std::fmt::Display + Copy,
-    ) -> StoreResult<()> {
-        if Self::exists(tx, table, id.into()).await? {
-            Ok(())
-        } else {
-            Err(StoreError::not_found(entity, id))
-        }
-    }
-
-    async fn fetch_one_opt(&self, sql: &str, id: Uuid) -> StoreResult<Option<SqliteRow>> {
-        sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)
-    }
-
-    async fn session_exists(&self, id: SessionId) -> StoreResult<()> {
-        let row = self
-            .fetch_one_opt("SELECT 1 FROM sessions WHERE id = ?", uuid_of(id))
-            .await?;
-        row.map(|_| ())
-            .ok_or_else(|| StoreError::not_found("session", id))
-    }
-
-    async fn conversation_exists(&self, id: ConversationId) -> StoreResult<()> {
-        let row = self
-            .fetch_one_opt("SELECT 1 FROM conversations WHERE id = ?", uuid_of(id))
-            .await?;
-        row.map(|_| ())
-            .ok_or_else(|| StoreError::not_found("conversation", id))
-    }
-
-    async fn running_session_id(
-        &self,
-        conversation: ConversationId,
-    ) -> StoreResult<Option<SessionId>> {
-        let row = self
-            .fetch_one_opt(
-                "SELECT id FROM sessions WHERE conversation_id = ? AND status IN ('created', 'running')",
-                uuid_of(conversation),
-            )
-            .await?;
-        row.map(|r| r.try_get::<Uuid, _>("id").map(SessionId::from_uuid))
-            .transpose()
-            .map_err(db_err)
     }
 
     /// One batch of the listing: rows after `after` in listing order,
@@ -407,378 +337,130 @@ fn status_of(s: &str) -> StoreResult<SessionStatus> {
 }
 
 #[async_trait]
-impl StateStore for SqliteStore {
+impl StoreHealth for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(db_err)
+        self.portable().ping().await
     }
+}
 
-    // ---- users ----
-
+#[async_trait]
+impl UserStore for SqliteStore {
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        checks::new_user(&user)?;
-        let id = UserId::new();
-        let at = now();
+        validate::new_user(&user)?;
         let mut tx = self.begin().await?;
-        let res = sqlx::query(
-            "INSERT INTO users (id, username, display_name, role, password_hash, active, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
-        )
-        .bind(uuid_of(id))
-        .bind(&user.username)
-        .bind(&user.display_name)
-        .bind(user.role.as_str())
-        .bind(&user.password_hash)
-        .bind(micros(at))
-        .bind(micros(at))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("username `{}` is taken", user.username))
-        })?;
-        let created = Self::user_in(&mut tx, id).await?;
+        let created = InTx::<Sqlite>(&mut **tx).create_user(user).await?;
         tx.commit().await?;
         Ok(created)
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<User> {
-        let row = self
-            .fetch_one_opt(
-                &format!("SELECT {USER_COLS} FROM users WHERE id = ?"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("user", id))?;
-        rows::user(&row)
+        self.portable().get_user(id).await
     }
 
     async fn get_user_by_username(&self, username: &str) -> StoreResult<User> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE username = ?"))
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("user", username))?;
-        rows::user(&row)
+        self.portable().get_user_by_username(username).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(rows::user).collect()
+        self.portable().list_users().await
     }
 
     async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
-        checks::user_patch(&patch)?;
+        validate::user_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let mut user = Self::user_in(&mut tx, id).await?;
-        if let Some(name) = patch.display_name {
-            user.display_name = name;
-        }
-        if let Some(role) = patch.role {
-            user.role = role;
-        }
-        if let Some(active) = patch.active {
-            user.active = active;
-        }
-        if let Some(hash) = patch.password_hash {
-            user.password_hash = Some(hash);
-        }
-        user.updated_at = now();
-        sqlx::query(
-            "UPDATE users SET display_name = ?, role = ?, active = ?, password_hash = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&user.display_name)
-        .bind(user.role.as_str())
-        .bind(user.active)
-        .bind(&user.password_hash)
-        .bind(micros(user.updated_at))
-        .bind(uuid_of(id))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+        let user = InTx::<Sqlite>(&mut **tx).update_user(id, patch).await?;
         tx.commit().await?;
         Ok(user)
     }
 
     async fn count_users(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.portable().count_users().await
     }
 
-    // ---- API keys ----
-
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
-        checks::new_api_key(&key)?;
-        let id = ApiKeyId::new();
-        let at = now();
-        let expires = key.expires_at.map(truncate);
+        validate::new_api_key(&key)?;
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "users", "user", key.user_id).await?;
-        let res = sqlx::query(
-            "INSERT INTO api_keys (id, user_id, name, prefix, hash, created_at, expires_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-        )
-        .bind(uuid_of(id))
-        .bind(uuid_of(key.user_id))
-        .bind(&key.name)
-        .bind(&key.prefix)
-        .bind(&key.hash)
-        .bind(micros(at))
-        .bind(expires.map(micros))
-        .execute(&mut **tx)
-        .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
-            Err(DbFailure::Unique(_)) => {
-                return Err(StoreError::Conflict(format!(
-                    "API key prefix `{}` is taken",
-                    key.prefix
-                )));
-            }
-            Err(DbFailure::ForeignKey(_)) => {
-                return Err(StoreError::not_found("user", key.user_id));
-            }
-            Err(DbFailure::Other(e)) => return Err(e),
-        }
-        let row = sqlx::query(&format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        let created = rows::api_key(&row)?;
+        let created = InTx::<Sqlite>(&mut **tx).create_api_key(key).await?;
         tx.commit().await?;
         Ok(created)
     }
 
     async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey> {
-        let row = sqlx::query(&format!(
-            "SELECT {API_KEY_COLS} FROM api_keys WHERE prefix = ?"
-        ))
-        .bind(prefix)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("api key", prefix))?;
-        rows::api_key(&row)
+        self.portable().get_api_key_by_prefix(prefix).await
     }
 
     async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {API_KEY_COLS} FROM api_keys WHERE user_id = ? ORDER BY created_at DESC, id DESC"
-        ))
-        .bind(uuid_of(user_id))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::api_key).collect()
+        self.portable().list_api_keys(user_id).await
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("api key", id))?;
-        let mut key = rows::api_key(&row)?;
-        if key.revoked_at.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "API key {id} is already revoked"
-            )));
-        }
-        let at = now();
-        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ?")
-            .bind(micros(at))
-            .bind(uuid_of(id))
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        let revoked = InTx::<Sqlite>(&mut **tx).revoke_api_key(id).await?;
         tx.commit().await?;
-        key.revoked_at = Some(at);
-        Ok(key)
+        Ok(revoked)
     }
+}
 
-    // ---- presets ----
-
+#[async_trait]
+impl CatalogStore for SqliteStore {
     async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
-        checks::new_preset(&preset)?;
-        let id = PresetId::new();
-        let at = now();
-        let config = to_json(&preset.config)?;
+        validate::new_preset(&preset)?;
         let mut tx = self.begin().await?;
-        let res = sqlx::query(
-            "INSERT INTO presets (id, name, description, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(uuid_of(id))
-        .bind(&preset.name)
-        .bind(&preset.description)
-        .bind(&config)
-        .bind(micros(at))
-        .bind(micros(at))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("preset name `{}` is taken", preset.name))
-        })?;
-        let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        let created = rows::preset(&row)?;
+        let created = InTx::<Sqlite>(&mut **tx).create_preset(preset).await?;
         tx.commit().await?;
         Ok(created)
     }
 
     async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
-        let row = self
-            .fetch_one_opt(
-                &format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("preset", id))?;
-        rows::preset(&row)
+        self.portable().get_preset(id).await
     }
 
     async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset> {
-        let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE name = ?"))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("preset", name))?;
-        rows::preset(&row)
+        self.portable().get_preset_by_name(name).await
     }
 
     async fn list_presets(&self) -> StoreResult<Vec<Preset>> {
-        let rows = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets ORDER BY name"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(rows::preset).collect()
+        self.portable().list_presets().await
     }
 
     async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
-        checks::preset_patch(&patch)?;
+        validate::preset_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!("SELECT {PRESET_COLS} FROM presets WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("preset", id))?;
-        let mut preset = rows::preset(&row)?;
-        if let Some(name) = patch.name {
-            preset.name = name;
-        }
-        if let Some(d) = patch.description {
-            preset.description = d;
-        }
-        if let Some(c) = patch.config {
-            preset.config = c;
-        }
-        preset.updated_at = now();
-        let res = sqlx::query(
-            "UPDATE presets SET name = ?, description = ?, config = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&preset.name)
-        .bind(&preset.description)
-        .bind(to_json(&preset.config)?)
-        .bind(micros(preset.updated_at))
-        .bind(uuid_of(id))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("preset name `{}` is taken", preset.name))
-        })?;
+        let preset = InTx::<Sqlite>(&mut **tx).update_preset(id, patch).await?;
         tx.commit().await?;
         Ok(preset)
     }
 
     async fn delete_preset(&self, id: PresetId) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "presets", "preset", id).await?;
-        let used = sqlx::query("SELECT 1 FROM conversations WHERE default_preset_id = ? LIMIT 1")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        if used.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "preset {id} is the default preset of a conversation"
-            )));
-        }
-        sqlx::query("DELETE FROM presets WHERE id = ?")
-            .bind(uuid_of(id))
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        InTx::<Sqlite>(&mut **tx)
+            .delete_unreferenced(
+                "presets",
+                "preset",
+                id,
+                "SELECT 1 FROM conversations WHERE default_preset_id = $1 LIMIT 1",
+                || format!("preset {id} is the default preset of a conversation"),
+            )
+            .await?;
         tx.commit().await
     }
 
-    // ---- workspaces ----
-
     async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
-        checks::new_workspace(&workspace)?;
-        let id = WorkspaceId::new();
-        let at = now();
+        validate::new_workspace(&workspace)?;
         let mut tx = self.begin().await?;
-        let res = sqlx::query(
-            "INSERT INTO workspaces (id, name, project_dirs, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(uuid_of(id))
-        .bind(&workspace.name)
-        .bind(to_json(&workspace.project_dirs)?)
-        .bind(to_json(&workspace.metadata)?)
-        .bind(micros(at))
-        .bind(micros(at))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("workspace name `{}` is taken", workspace.name))
-        })?;
-        let row = sqlx::query(&format!(
-            "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"
-        ))
-        .bind(uuid_of(id))
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err)?;
-        let created = rows::workspace(&row)?;
+        let created = InTx::<Sqlite>(&mut **tx)
+            .create_workspace(workspace)
+            .await?;
         tx.commit().await?;
         Ok(created)
     }
 
     async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
-        let row = self
-            .fetch_one_opt(
-                &format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("workspace", id))?;
-        rows::workspace(&row)
+        self.portable().get_workspace(id).await
     }
 
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {WORKSPACE_COLS} FROM workspaces ORDER BY name"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::workspace).collect()
+        self.portable().list_workspaces().await
     }
 
     async fn update_workspace(
@@ -786,133 +468,54 @@ impl StateStore for SqliteStore {
         id: WorkspaceId,
         patch: WorkspacePatch,
     ) -> StoreResult<Workspace> {
-        checks::workspace_patch(&patch)?;
+        validate::workspace_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = ?"
-        ))
-        .bind(uuid_of(id))
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("workspace", id))?;
-        let mut ws = rows::workspace(&row)?;
-        if let Some(name) = patch.name {
-            ws.name = name;
-        }
-        if let Some(dirs) = patch.project_dirs {
-            ws.project_dirs = dirs;
-        }
-        if let Some(m) = &patch.metadata {
-            validate::merge_metadata(&mut ws.metadata, m);
-            validate::metadata(&ws.metadata)?;
-        }
-        ws.updated_at = now();
-        let res = sqlx::query(
-            "UPDATE workspaces SET name = ?, project_dirs = ?, metadata = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&ws.name)
-        .bind(to_json(&ws.project_dirs)?)
-        .bind(to_json(&ws.metadata)?)
-        .bind(micros(ws.updated_at))
-        .bind(uuid_of(id))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("workspace name `{}` is taken", ws.name))
-        })?;
+        let workspace = InTx::<Sqlite>(&mut **tx)
+            .update_workspace(id, patch)
+            .await?;
         tx.commit().await?;
-        Ok(ws)
+        Ok(workspace)
     }
 
     async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "workspaces", "workspace", id).await?;
-        let used = sqlx::query("SELECT 1 FROM conversations WHERE workspace_id = ? LIMIT 1")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        if used.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "workspace {id} still has conversations"
-            )));
-        }
-        sqlx::query("DELETE FROM workspaces WHERE id = ?")
-            .bind(uuid_of(id))
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        InTx::<Sqlite>(&mut **tx)
+            .delete_unreferenced(
+                "workspaces",
+                "workspace",
+                id,
+                "SELECT 1 FROM conversations WHERE workspace_id = $1 LIMIT 1",
+                || format!("workspace {id} still has conversations"),
+            )
+            .await?;
         tx.commit().await
     }
+}
 
-    // ---- conversations ----
-
+#[async_trait]
+impl ConversationStore for SqliteStore {
     async fn create_conversation(
         &self,
         conversation: NewConversation,
     ) -> StoreResult<Conversation> {
-        checks::new_conversation(&conversation)?;
-        let at = now();
+        validate::new_conversation(&conversation)?;
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "users", "user", conversation.owner).await?;
-        if let Some(ws) = conversation.workspace_id {
-            Self::require(&mut tx, "workspaces", "workspace", ws).await?;
-        }
-        if let Some(p) = conversation.default_preset {
-            Self::require(&mut tx, "presets", "preset", p).await?;
-        }
-        let res = sqlx::query(
-            "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at) \
-             VALUES (?, ?, ?, ?, NULL, ?, ?, 'active', ?, ?, ?)",
-        )
-        .bind(uuid_of(conversation.id))
-        .bind(uuid_of(conversation.owner))
-        .bind(conversation.workspace_id.map(uuid_of))
-        .bind(&conversation.title)
-        .bind(conversation.default_preset.map(uuid_of))
-        .bind(to_json(&conversation.metadata)?)
-        .bind(micros(at))
-        .bind(micros(at))
-        .bind(micros(at))
-        .execute(&mut **tx)
-        .await;
-        unique_or(res, || {
-            StoreError::Conflict(format!("conversation {} already exists", conversation.id))
-        })?;
-        let row = sqlx::query(&format!(
-            "SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?"
-        ))
-        .bind(uuid_of(conversation.id))
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err)?;
-        let created = rows::conversation(&row)?;
+        let created = InTx::<Sqlite>(&mut **tx)
+            .create_conversation(conversation)
+            .await?;
         tx.commit().await?;
         Ok(created)
     }
 
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation> {
-        let row = self
-            .fetch_one_opt(
-                &format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("conversation", id))?;
-        rows::conversation(&row)
+        self.portable().get_conversation(id).await
     }
 
     async fn list_conversations(
         &self,
         query: ConversationQuery,
     ) -> StoreResult<Page<Conversation>> {
-        validate::page_size(query.limit)?;
-        let mut after = query
-            .cursor
-            .as_deref()
-            .map(ConversationCursor::decode)
-            .transpose()?;
+        let mut after = validate::conversation_query(&query)?;
         let limit = query.limit as usize;
         let needle = query.metadata.clone().map(serde_json::Value::Object);
         // Without a metadata filter one query of limit + 1 rows answers;
@@ -957,52 +560,13 @@ impl StateStore for SqliteStore {
         id: ConversationId,
         patch: ConversationPatch,
     ) -> StoreResult<Conversation> {
-        checks::conversation_patch(&patch)?;
+        validate::conversation_patch(&patch)?;
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?"
-        ))
-        .bind(uuid_of(id))
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("conversation", id))?;
-        let mut c = rows::conversation(&row)?;
-        if let Some(t) = patch.title {
-            c.title = t;
-        }
-        if let Some(s) = patch.summary {
-            c.summary = s;
-        }
-        if let Some(p) = patch.default_preset {
-            if let Some(p) = p {
-                Self::require(&mut tx, "presets", "preset", p).await?;
-            }
-            c.default_preset = p;
-        }
-        if let Some(m) = &patch.metadata {
-            validate::merge_metadata(&mut c.metadata, m);
-            validate::metadata(&c.metadata)?;
-        }
-        if let Some(s) = patch.status {
-            c.status = s;
-        }
-        c.updated_at = now();
-        sqlx::query(
-            "UPDATE conversations SET title = ?, summary = ?, default_preset_id = ?, metadata = ?, status = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(&c.title)
-        .bind(&c.summary)
-        .bind(c.default_preset.map(uuid_of))
-        .bind(to_json(&c.metadata)?)
-        .bind(c.status.as_str())
-        .bind(micros(c.updated_at))
-        .bind(uuid_of(id))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+        let conversation = InTx::<Sqlite>(&mut **tx)
+            .update_conversation(id, patch)
+            .await?;
         tx.commit().await?;
-        Ok(c)
+        Ok(conversation)
     }
 
     async fn search_conversations(
@@ -1011,8 +575,7 @@ impl StateStore for SqliteStore {
         query: &str,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
-        checks::search_query(query, limit)?;
-        let terms = search_terms(query);
+        let terms = validate::search_query(query, limit)?;
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -1061,9 +624,10 @@ impl StateStore for SqliteStore {
         let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(rows::conversation).collect()
     }
+}
 
-    // ---- sessions ----
-
+#[async_trait]
+impl SessionStore for SqliteStore {
     async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
         let at = now();
         let input_json = to_json(&session.input)?;
@@ -1072,18 +636,18 @@ impl StateStore for SqliteStore {
             messages.push((to_json(m)?, search_text(m)));
         }
         let mut tx = self.begin().await?;
-        Self::require(
-            &mut tx,
-            "conversations",
-            "conversation",
-            session.conversation_id,
-        )
-        .await?;
+        InTx::<Sqlite>(&mut **tx)
+            .require("conversations", "conversation", session.conversation_id)
+            .await?;
         if let Some(parent) = session.parent_session_id {
-            Self::require(&mut tx, "sessions", "session", parent).await?;
+            InTx::<Sqlite>(&mut **tx)
+                .require("sessions", "session", parent)
+                .await?;
         }
         if let Some(p) = session.preset_id {
-            Self::require(&mut tx, "presets", "preset", p).await?;
+            InTx::<Sqlite>(&mut **tx)
+                .require("presets", "preset", p)
+                .await?;
         }
         let res = sqlx::query(
             "INSERT INTO sessions (id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at) \
@@ -1103,8 +667,12 @@ impl StateStore for SqliteStore {
             Err(DbFailure::Unique(what)) => {
                 drop(tx);
                 if what.contains("conversation_id") || what.contains("sessions_one_running") {
-                    return match self.running_session_id(session.conversation_id).await? {
-                        Some(active) => Err(StoreError::Busy { active }),
+                    return match self
+                        .portable()
+                        .running_session(session.conversation_id)
+                        .await?
+                    {
+                        Some(active) => Err(StoreError::Busy { active: active.id }),
                         None => Err(StoreError::Conflict(
                             "conversation was busy; try again".into(),
                         )),
@@ -1148,46 +716,22 @@ impl StateStore for SqliteStore {
     }
 
     async fn get_session(&self, id: SessionId) -> StoreResult<Session> {
-        let row = self
-            .fetch_one_opt(
-                &format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?"),
-                uuid_of(id),
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("session", id))?;
-        rows::session(&row)
+        self.portable().get_session(id).await
     }
 
     async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>> {
-        self.conversation_exists(conversation_id).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = ? ORDER BY created_at, id"
-        ))
-        .bind(uuid_of(conversation_id))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter().map(rows::session).collect()
+        self.portable().list_sessions(conversation_id).await
     }
 
     async fn active_session(
         &self,
         conversation_id: ConversationId,
     ) -> StoreResult<Option<Session>> {
-        self.conversation_exists(conversation_id).await?;
-        let row = self
-            .fetch_one_opt(
-                &format!(
-                    "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = ? AND status IN ('created', 'running')"
-                ),
-                uuid_of(conversation_id),
-            )
-            .await?;
-        row.as_ref().map(rows::session).transpose()
+        self.portable().active_session(conversation_id).await
     }
 
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
-        checks::finish(&finish)?;
+        validate::session_finish(&finish)?;
         let deferred = to_json(&finish.deferred_tool_calls)?;
         let usage = to_json(&finish.usage)?;
         let at = now();
@@ -1236,36 +780,14 @@ impl StateStore for SqliteStore {
     }
 
     async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
-        // Recovery is not activity: conversations keep their place in listings.
-        let at = now();
         let mut tx = self.begin().await?;
-        let rows = sqlx::query(
-            "UPDATE sessions SET status = 'interrupted', updated_at = ?1, finished_at = ?1 \
-             WHERE status IN ('created', 'running') RETURNING id, created_at",
-        )
-        .bind(micros(at))
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_err)?;
+        let recovered = InTx::<Sqlite>(&mut **tx).recover_sessions().await?;
         tx.commit().await?;
-        let mut recovered = Vec::with_capacity(rows.len());
-        for row in &rows {
-            recovered.push((row.ts("created_at")?, SessionId::from_uuid(row.uuid("id")?)));
-        }
-        recovered.sort();
-        if !recovered.is_empty() {
-            tracing::info!(
-                count = recovered.len(),
-                "marked sessions left running as interrupted"
-            );
-        }
-        Ok(recovered.into_iter().map(|(_, id)| id).collect())
+        Ok(recovered)
     }
 
-    // ---- session log ----
-
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
-        checks::append(session_id, &append)?;
+        validate::session_append(session_id, &append)?;
         let mut messages = Vec::with_capacity(append.messages.len());
         for m in &append.messages {
             messages.push((to_json(m)?, search_text(m)));
@@ -1296,7 +818,7 @@ impl StateStore for SqliteStore {
         }
         if !append.events.is_empty() {
             let last: i64 = row.try_get("last_event").map_err(db_err)?;
-            checks::event_order(last, &append)?;
+            validate::event_order(u64::try_from(last).unwrap_or(0), &append)?;
         }
         // Multi-row INSERTs, a bounded number of rows per statement (SQLite
         // limits bound parameters; the statement cache keeps one per size).
@@ -1340,20 +862,7 @@ impl StateStore for SqliteStore {
     }
 
     async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
-        self.session_exists(session_id).await?;
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT message FROM session_messages WHERE session_id = ? ORDER BY seq",
-        )
-        .bind(uuid_of(session_id))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|text| {
-                serde_json::from_str(text)
-                    .map_err(|e| StoreError::Backend(format!("corrupt stored message: {e}")))
-            })
-            .collect()
+        self.portable().session_messages(session_id).await
     }
 
     async fn list_events(
@@ -1362,71 +871,23 @@ impl StateStore for SqliteStore {
         after: EventSeq,
         limit: u32,
     ) -> StoreResult<Vec<EventEnvelope>> {
-        self.session_exists(session_id).await?;
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT event FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(uuid_of(session_id))
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|text| {
-                serde_json::from_str(text)
-                    .map_err(|e| StoreError::Backend(format!("corrupt stored event: {e}")))
-            })
-            .collect()
+        self.portable().list_events(session_id, after, limit).await
     }
 
     async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
-        self.session_exists(session_id).await?;
-        let last: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = ?",
-        )
-        .bind(uuid_of(session_id))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(u64::try_from(last).unwrap_or(0))
+        self.portable().last_event_seq(session_id).await
     }
 
-    // ---- mailbox ----
+    async fn session_history(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        self.portable().session_history(session_id).await
+    }
+}
 
+#[async_trait]
+impl MailboxStore for SqliteStore {
     async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry> {
-        let id = MailboxId::new();
-        let at = now();
-        let content = to_json(&entry.content)?;
         let mut tx = self.begin().await?;
-        Self::require(
-            &mut tx,
-            "conversations",
-            "conversation",
-            entry.conversation_id,
-        )
-        .await?;
-        if let Some(s) = entry.source_session_id {
-            Self::require(&mut tx, "sessions", "session", s).await?;
-        }
-        sqlx::query(
-            "INSERT INTO mailbox (id, conversation_id, source_session_id, content, created_at, delivered_at) VALUES (?, ?, ?, ?, ?, NULL)",
-        )
-        .bind(uuid_of(id))
-        .bind(uuid_of(entry.conversation_id))
-        .bind(entry.source_session_id.map(uuid_of))
-        .bind(&content)
-        .bind(micros(at))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-        let row = sqlx::query(&format!("SELECT {MAILBOX_COLS} FROM mailbox WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        let created = rows::mailbox(&row)?;
+        let created = InTx::<Sqlite>(&mut **tx).post_mailbox(entry).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -1437,7 +898,9 @@ impl StateStore for SqliteStore {
     ) -> StoreResult<Vec<MailboxEntry>> {
         let at = now();
         let mut tx = self.begin().await?;
-        Self::require(&mut tx, "conversations", "conversation", conversation_id).await?;
+        InTx::<Sqlite>(&mut **tx)
+            .require("conversations", "conversation", conversation_id)
+            .await?;
         let rows = sqlx::query(&format!(
             "SELECT {MAILBOX_COLS} FROM mailbox WHERE conversation_id = ? AND delivered_at IS NULL ORDER BY created_at, id"
         ))

@@ -5,9 +5,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use netherbrain_core::store::prelude::*;
 use netherbrain_core::store::{
-    ConversationQuery, Metadata, NewConversation, NewSession, NewUser, SessionAppend, StateStore,
-    UserRole,
+    ConversationQuery, Metadata, NewConversation, NewSession, NewUser, SessionAppend, UserRole,
 };
 use netherbrain_core::{AgentEvent, EventEnvelope, Message, SessionStatus};
 use netherbrain_store::SqliteStore;

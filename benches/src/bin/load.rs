@@ -32,7 +32,8 @@ use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::provider::{
     FinishReason, ModelRequest, Provider, ProviderEvent, ProviderStream,
 };
-use netherbrain_core::store::{MemoryStore, NewPreset, StateStore};
+use netherbrain_core::store::prelude::*;
+use netherbrain_core::store::{MemoryStore, NewPreset};
 use netherbrain_core::{PresetConfig, Usage};
 use netherbrain_http::{AppState, ServerConfig, bootstrap_admin, serve};
 

@@ -23,7 +23,8 @@
 //! use futures::StreamExt;
 //! use netherbrain_core::agent::Agent;
 //! use netherbrain_core::runtime::{Runtime, StartRun};
-//! use netherbrain_core::store::{MemoryStore, NewConversation, NewUser, StateStore, UserRole};
+//! use netherbrain_core::store::prelude::*;
+//! use netherbrain_core::store::{MemoryStore, NewConversation, NewUser, UserRole};
 //! use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
 //! use netherbrain_core::{AgentEvent, Message};
 //!

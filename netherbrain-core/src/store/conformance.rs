@@ -79,12 +79,14 @@ mod concurrency;
 mod conversations;
 mod sessions;
 mod users;
+mod validation;
 
 pub use catalog::*;
 pub use concurrency::*;
 pub use conversations::*;
 pub use sessions::*;
 pub use users::*;
+pub use validation::*;
 
 /// Expands to one test per function of [`store::conformance`], named
 /// after it and run against a fresh store.
@@ -157,12 +159,21 @@ macro_rules! store_conformance_tests {
             session_finish_twice_conflicts,
             session_list_and_active,
             session_history_follows_fork,
+            session_history_follows_a_chain,
+            session_history_deep_chain,
             append_messages_and_events,
             append_rejects_non_increasing_seq,
             append_requires_running_session,
             list_events_after_and_limit,
             recover_interrupts_running_sessions,
             mailbox_post_and_take,
+            user_password_hash_is_checked,
+            nul_characters_are_rejected,
+            workspace_invalid_input_is_rejected,
+            append_rejects_seq_above_max,
+            search_query_is_trimmed_before_its_length_check,
+            search_matches_word_prefixes,
+            session_create_requires_preset,
         );
         $crate::store_conformance_tests!(@arc $make;
             concurrent_create_session_single_winner,

@@ -1,4 +1,5 @@
-//! [`MemoryStore`]: a complete [`StateStore`] kept in process memory.
+//! [`MemoryStore`]: a complete [`StateStore`](super::StateStore) kept in
+//! process memory.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -7,12 +8,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::validate::{self, MAX_NAME_LEN, MAX_QUERY_LEN, MAX_TEXT_LEN, MAX_TITLE_LEN};
+use super::validate;
 use super::{
-    ApiKey, Conversation, ConversationCursor, ConversationPatch, ConversationQuery,
-    ConversationStatus, MailboxEntry, NewApiKey, NewConversation, NewMailboxEntry, NewPreset,
-    NewSession, NewUser, NewWorkspace, Page, Preset, PresetPatch, Session, SessionAppend,
-    SessionFinish, StateStore, StoreError, StoreResult, User, UserPatch, Workspace, WorkspacePatch,
+    ApiKey, CatalogStore, Conversation, ConversationCursor, ConversationPatch, ConversationQuery,
+    ConversationStatus, ConversationStore, MailboxEntry, MailboxStore, NewApiKey, NewConversation,
+    NewMailboxEntry, NewPreset, NewSession, NewUser, NewWorkspace, Page, Preset, PresetPatch,
+    Session, SessionAppend, SessionFinish, SessionStore, StoreError, StoreHealth, StoreResult,
+    User, UserPatch, UserStore, Workspace, WorkspacePatch,
 };
 use crate::event::EventEnvelope;
 use crate::ids::{
@@ -21,7 +23,7 @@ use crate::ids::{
 use crate::message::Message;
 use crate::session::SessionStatus;
 
-/// A [`StateStore`] that keeps everything in memory: for tests, examples
+/// A [`StateStore`](super::StateStore) that keeps everything in memory: for tests, examples
 /// and embedders that need no persistence. Nothing survives the process.
 ///
 /// All tables sit behind one mutex, so every call is one atomic
@@ -32,7 +34,7 @@ use crate::session::SessionStatus;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
-/// use netherbrain_core::store::{MemoryStore, NewUser, StateStore, UserRole};
+/// use netherbrain_core::store::{MemoryStore, NewUser, UserRole, UserStore};
 ///
 /// let store = MemoryStore::new();
 /// let user = store.create_user(NewUser::new("ada", UserRole::Admin)).await?;
@@ -142,34 +144,44 @@ impl Tables {
         }
     }
 
-    /// Text a search looks at: each session message of the conversation.
-    fn message_texts(&self, conversation_id: ConversationId) -> Vec<String> {
+    /// Words a search looks at: those of each session message of the
+    /// conversation.
+    fn message_words(&self, conversation_id: ConversationId) -> Vec<String> {
         self.conversation_sessions
             .get(&conversation_id)
             .into_iter()
             .flatten()
             .filter_map(|id| self.sessions.get(id))
-            .flat_map(|row| row.messages.iter().map(|m| m.text().to_lowercase()))
+            .flat_map(|row| row.messages.iter().flat_map(|m| words(&m.text())))
             .collect()
     }
 }
 
-fn validate_conversation_text(title: Option<&str>, summary: Option<&str>) -> StoreResult<()> {
-    validate::text("title", title, MAX_TITLE_LEN)?;
-    validate::text("summary", summary, MAX_TEXT_LEN)
+/// Lower-cased runs of letters and digits, as the SQL backends' full-text
+/// indexes split text.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Whether a search term begins one of `words` (search matches prefixes).
+fn begins_any(words: &[String], term: &str) -> bool {
+    words.iter().any(|w| w.starts_with(term))
 }
 
 #[async_trait]
-impl StateStore for MemoryStore {
+impl StoreHealth for MemoryStore {
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
     }
+}
 
-    // ---- users ----
-
+#[async_trait]
+impl UserStore for MemoryStore {
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        validate::username(&user.username)?;
-        validate::text("display_name", user.display_name.as_deref(), MAX_NAME_LEN)?;
+        validate::new_user(&user)?;
         let mut t = self.lock();
         if t.users.values().any(|u| u.username == user.username) {
             return Err(StoreError::Conflict(format!(
@@ -212,9 +224,7 @@ impl StateStore for MemoryStore {
     }
 
     async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
-        if let Some(name) = &patch.display_name {
-            validate::text("display_name", name.as_deref(), MAX_NAME_LEN)?;
-        }
+        validate::user_patch(&patch)?;
         let mut t = self.lock();
         t.user(id)?;
         let now = t.now();
@@ -222,18 +232,7 @@ impl StateStore for MemoryStore {
             .users
             .get_mut(&id)
             .ok_or_else(|| StoreError::not_found("user", id))?;
-        if let Some(display_name) = patch.display_name {
-            user.display_name = display_name;
-        }
-        if let Some(role) = patch.role {
-            user.role = role;
-        }
-        if let Some(active) = patch.active {
-            user.active = active;
-        }
-        if let Some(hash) = patch.password_hash {
-            user.password_hash = Some(hash);
-        }
+        patch.apply(user);
         user.updated_at = now;
         Ok(user.clone())
     }
@@ -242,11 +241,8 @@ impl StateStore for MemoryStore {
         Ok(self.lock().users.len() as u64)
     }
 
-    // ---- API keys ----
-
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
-        validate::name("name", &key.name)?;
-        validate::name("prefix", &key.prefix)?;
+        validate::new_api_key(&key)?;
         let mut t = self.lock();
         t.user(key.user_id)?;
         if t.api_keys.values().any(|k| k.prefix == key.prefix) {
@@ -302,12 +298,12 @@ impl StateStore for MemoryStore {
         key.revoked_at = Some(now);
         Ok(key.clone())
     }
+}
 
-    // ---- presets ----
-
+#[async_trait]
+impl CatalogStore for MemoryStore {
     async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
-        validate::name("name", &preset.name)?;
-        validate::text("description", preset.description.as_deref(), MAX_TEXT_LEN)?;
+        validate::new_preset(&preset)?;
         let mut t = self.lock();
         if t.presets.values().any(|p| p.name == preset.name) {
             return Err(StoreError::Conflict(format!(
@@ -348,12 +344,7 @@ impl StateStore for MemoryStore {
     }
 
     async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
-        if let Some(name) = &patch.name {
-            validate::name("name", name)?;
-        }
-        if let Some(description) = &patch.description {
-            validate::text("description", description.as_deref(), MAX_TEXT_LEN)?;
-        }
+        validate::preset_patch(&patch)?;
         let mut t = self.lock();
         t.preset(id)?;
         if let Some(name) = &patch.name
@@ -366,15 +357,7 @@ impl StateStore for MemoryStore {
             .presets
             .get_mut(&id)
             .ok_or_else(|| StoreError::not_found("preset", id))?;
-        if let Some(name) = patch.name {
-            preset.name = name;
-        }
-        if let Some(description) = patch.description {
-            preset.description = description;
-        }
-        if let Some(config) = patch.config {
-            preset.config = config;
-        }
+        patch.apply(preset);
         preset.updated_at = now;
         Ok(preset.clone())
     }
@@ -394,11 +377,8 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    // ---- workspaces ----
-
     async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
-        validate::name("name", &workspace.name)?;
-        validate::metadata(&workspace.metadata)?;
+        validate::new_workspace(&workspace)?;
         let mut t = self.lock();
         if t.workspaces.values().any(|w| w.name == workspace.name) {
             return Err(StoreError::Conflict(format!(
@@ -434,24 +414,15 @@ impl StateStore for MemoryStore {
         id: WorkspaceId,
         patch: WorkspacePatch,
     ) -> StoreResult<Workspace> {
-        if let Some(name) = &patch.name {
-            validate::name("name", name)?;
-        }
+        validate::workspace_patch(&patch)?;
         let mut t = self.lock();
         let mut updated = t.workspace(id)?.clone();
-        if let Some(name) = patch.name {
-            if t.workspaces.values().any(|w| w.id != id && w.name == name) {
-                return Err(StoreError::Conflict(format!("workspace `{name}` exists")));
-            }
-            updated.name = name;
+        if let Some(name) = &patch.name
+            && t.workspaces.values().any(|w| w.id != id && &w.name == name)
+        {
+            return Err(StoreError::Conflict(format!("workspace `{name}` exists")));
         }
-        if let Some(dirs) = patch.project_dirs {
-            updated.project_dirs = dirs;
-        }
-        if let Some(metadata) = &patch.metadata {
-            validate::merge_metadata(&mut updated.metadata, metadata);
-            validate::metadata(&updated.metadata)?;
-        }
+        patch.apply(&mut updated)?;
         updated.updated_at = t.now();
         t.workspaces.insert(id, updated.clone());
         Ok(updated)
@@ -468,16 +439,15 @@ impl StateStore for MemoryStore {
         t.workspaces.remove(&id);
         Ok(())
     }
+}
 
-    // ---- conversations ----
-
+#[async_trait]
+impl ConversationStore for MemoryStore {
     async fn create_conversation(
         &self,
         conversation: NewConversation,
     ) -> StoreResult<Conversation> {
-        validate_conversation_text(conversation.title.as_deref(), None)?;
-        validate::metadata(&conversation.metadata)?;
-        validate::conversation_metadata(&conversation.metadata)?;
+        validate::new_conversation(&conversation)?;
         let mut t = self.lock();
         t.user(conversation.owner)?;
         if let Some(workspace) = conversation.workspace_id {
@@ -519,12 +489,7 @@ impl StateStore for MemoryStore {
         &self,
         query: ConversationQuery,
     ) -> StoreResult<Page<Conversation>> {
-        validate::page_size(query.limit)?;
-        let cursor = query
-            .cursor
-            .as_deref()
-            .map(ConversationCursor::decode)
-            .transpose()?;
+        let cursor = validate::conversation_query(&query)?;
         let needle = query.metadata.map(serde_json::Value::Object);
         let t = self.lock();
         let mut items: Vec<&Conversation> = t
@@ -561,32 +526,13 @@ impl StateStore for MemoryStore {
         id: ConversationId,
         patch: ConversationPatch,
     ) -> StoreResult<Conversation> {
-        validate_conversation_text(
-            patch.title.as_ref().and_then(Option::as_deref),
-            patch.summary.as_ref().and_then(Option::as_deref),
-        )?;
+        validate::conversation_patch(&patch)?;
         let mut t = self.lock();
         let mut updated = t.conversation(id)?.clone();
         if let Some(Some(preset)) = patch.default_preset {
             t.preset(preset)?;
         }
-        if let Some(title) = patch.title {
-            updated.title = title;
-        }
-        if let Some(summary) = patch.summary {
-            updated.summary = summary;
-        }
-        if let Some(preset) = patch.default_preset {
-            updated.default_preset = preset;
-        }
-        if let Some(metadata) = &patch.metadata {
-            validate::conversation_metadata(metadata)?;
-            validate::merge_metadata(&mut updated.metadata, metadata);
-            validate::metadata(&updated.metadata)?;
-        }
-        if let Some(status) = patch.status {
-            updated.status = status;
-        }
+        patch.apply(&mut updated)?;
         updated.updated_at = t.now();
         t.conversations.insert(id, updated.clone());
         Ok(updated)
@@ -598,35 +544,28 @@ impl StateStore for MemoryStore {
         query: &str,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
-        validate::page_size(limit)?;
-        let query = query.trim();
-        if query.is_empty() {
-            return Err(StoreError::Invalid("search query must not be empty".into()));
+        let terms = validate::search_query(query, limit)?;
+        if terms.is_empty() {
+            return Ok(Vec::new());
         }
-        if query.chars().count() > MAX_QUERY_LEN {
-            return Err(StoreError::Invalid(format!(
-                "search query must be at most {MAX_QUERY_LEN} characters"
-            )));
-        }
-        let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
         let t = self.lock();
         let mut hits: Vec<(usize, usize, &Conversation)> = Vec::new();
         for conversation in t.conversations.values() {
             if owner.is_some_and(|o| conversation.owner != o) {
                 continue;
             }
-            let title = conversation.title.as_deref().unwrap_or("").to_lowercase();
-            let summary = conversation.summary.as_deref().unwrap_or("").to_lowercase();
+            let title = words(conversation.title.as_deref().unwrap_or(""));
+            let summary = words(conversation.summary.as_deref().unwrap_or(""));
             let mut messages: Option<Vec<String>> = None;
             let (mut in_title, mut in_summary, mut all) = (0, 0, true);
-            for word in &words {
-                let t_hit = title.contains(word.as_str());
-                let s_hit = summary.contains(word.as_str());
+            for term in &terms {
+                let t_hit = begins_any(&title, term);
+                let s_hit = begins_any(&summary, term);
                 in_title += usize::from(t_hit);
                 in_summary += usize::from(s_hit);
                 if !t_hit && !s_hit {
-                    let texts = messages.get_or_insert_with(|| t.message_texts(conversation.id));
-                    if !texts.iter().any(|m| m.contains(word.as_str())) {
+                    let texts = messages.get_or_insert_with(|| t.message_words(conversation.id));
+                    if !begins_any(texts, term) {
                         all = false;
                         break;
                     }
@@ -645,9 +584,10 @@ impl StateStore for MemoryStore {
             .map(|(_, _, c)| c.clone())
             .collect())
     }
+}
 
-    // ---- sessions ----
-
+#[async_trait]
+impl SessionStore for MemoryStore {
     async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
         let mut t = self.lock();
         t.conversation(session.conversation_id)?;
@@ -659,6 +599,9 @@ impl StateStore for MemoryStore {
         }
         if let Some(parent) = session.parent_session_id {
             t.session(parent)?;
+        }
+        if let Some(preset) = session.preset_id {
+            t.preset(preset)?;
         }
         if let Some(active) = t.active_session(session.conversation_id) {
             return Err(StoreError::Busy { active: active.id });
@@ -721,12 +664,7 @@ impl StateStore for MemoryStore {
     }
 
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
-        if !finish.status.is_terminal() {
-            return Err(StoreError::Invalid(format!(
-                "a session cannot finish as `{}`",
-                finish.status
-            )));
-        }
+        validate::session_finish(&finish)?;
         let mut t = self.lock();
         let status = t.session(id)?.session.status;
         if status != SessionStatus::Running {
@@ -773,15 +711,8 @@ impl StateStore for MemoryStore {
             .collect())
     }
 
-    // ---- session log ----
-
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
-        if let Some(e) = append.events.iter().find(|e| e.session_id != session_id) {
-            return Err(StoreError::Invalid(format!(
-                "event {} belongs to session {}, not {session_id}",
-                e.seq, e.session_id
-            )));
-        }
+        validate::session_append(session_id, &append)?;
         let mut t = self.lock();
         let row = t
             .sessions
@@ -793,16 +724,7 @@ impl StateStore for MemoryStore {
                 row.session.status
             )));
         }
-        let mut last = row.events.last().map_or(0, |e| e.seq);
-        for event in &append.events {
-            if event.seq <= last {
-                return Err(StoreError::Conflict(format!(
-                    "event sequence number {} is not above {last}",
-                    event.seq
-                )));
-            }
-            last = event.seq;
-        }
+        validate::event_order(row.events.last().map_or(0, |e| e.seq), &append)?;
         row.messages.extend(append.messages);
         row.events.extend(append.events);
         Ok(())
@@ -857,9 +779,10 @@ impl StateStore for MemoryStore {
             .flat_map(|row| row.messages.iter().cloned())
             .collect())
     }
+}
 
-    // ---- mailbox ----
-
+#[async_trait]
+impl MailboxStore for MemoryStore {
     async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry> {
         let mut t = self.lock();
         t.conversation(entry.conversation_id)?;

@@ -1,10 +1,26 @@
-//! [`StateStore`]: everything the runtime persists.
+//! [`StateStore`]: everything the runtime persists, as small traits by
+//! concern.
 //!
-//! Users and API keys, presets, workspaces, conversations, sessions and the
-//! per-session log of messages and events. [`MemoryStore`] is a complete
-//! in-memory implementation; `netherbrain-store` provides SQLite and
-//! Postgres. With the `testing` feature, [`conformance`] holds the test suite
-//! every backend must pass.
+//! | trait | holds |
+//! | --- | --- |
+//! | [`UserStore`] | users and their API keys |
+//! | [`CatalogStore`] | presets and workspaces |
+//! | [`ConversationStore`] | conversations: listing, metadata, search |
+//! | [`SessionStore`] | sessions (runs) and their log: messages, events, history |
+//! | [`MailboxStore`] | results background runs leave for a conversation |
+//! | [`StoreHealth`] | `ping` |
+//!
+//! [`StateStore`] is their union, implemented for every type that
+//! implements all six, so callers keep one handle, `Arc<dyn StateStore>`;
+//! `use netherbrain_core::store::prelude::*` brings the methods into scope.
+//! [`StoreParts`] composes a store from one implementation per concern, so
+//! a wrapper that changes one concern implements only that trait.
+//!
+//! [`MemoryStore`] is a complete in-memory implementation;
+//! `netherbrain-store` provides SQLite and Postgres. Every backend checks
+//! its input with the [`validate`] function for the record before writing.
+//! With the `testing` feature, [`conformance`] holds the test suite every
+//! backend must pass.
 //!
 //! # Example
 //!
@@ -14,9 +30,10 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+//! use netherbrain_core::store::prelude::*;
 //! use netherbrain_core::store::{
 //!     MemoryStore, NewConversation, NewSession, NewUser, SessionAppend, SessionFinish,
-//!     StateStore, StoreError, UserRole,
+//!     StoreError, UserRole,
 //! };
 //! use netherbrain_core::{AgentEvent, EventEnvelope, Message, SessionStatus};
 //!
@@ -58,44 +75,60 @@ pub mod conformance;
 mod cursor;
 mod error;
 mod memory;
+mod parts;
 mod records;
 pub mod validate;
+
+use std::fmt::Debug;
 
 use async_trait::async_trait;
 
 pub use cursor::ConversationCursor;
 pub use error::{StoreError, StoreResult};
 pub use memory::MemoryStore;
+pub use parts::StoreParts;
 
 pub use records::*;
 
 use crate::event::EventEnvelope;
 use crate::ids::{ApiKeyId, ConversationId, EventSeq, PresetId, SessionId, UserId, WorkspaceId};
 use crate::message::Message;
+use validate::MAX_SESSION_CHAIN;
 
-/// Persistence for the runtime.
+// ---- the traits, one per concern ----
+
+/// Whether the backend answers: the health check.
 ///
-/// Contract (proven for every backend by [`conformance`]):
-/// - unknown ids return [`StoreError::NotFound`]; duplicate unique names and
-///   deleting referenced rows return [`StoreError::Conflict`]; invalid input
-///   (see [`validate`]) returns [`StoreError::Invalid`] and changes nothing;
-/// - every multi-row change is one transaction;
-/// - at most one `running` session per conversation, enforced atomically:
-///   a second [`create_session`](Self::create_session) returns
-///   [`StoreError::Busy`] naming the active one;
-/// - a session's input is durable when `create_session` returns;
-/// - event sequence numbers are unique and increasing per session;
-/// - timestamps the store sets have microsecond precision, and a row read
-///   back equals the row the creating call returned;
-/// - which [`validate`] check applies to which field is listed in the
-///   [`validate`] module docs.
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+/// use netherbrain_core::store::{MemoryStore, StoreHealth};
+/// MemoryStore::new().ping().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
-pub trait StateStore: Send + Sync + std::fmt::Debug {
+pub trait StoreHealth: Send + Sync + Debug {
     /// Checks the backend is reachable.
     async fn ping(&self) -> StoreResult<()>;
+}
 
-    // ---- users ----
-
+/// Users and their API keys.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+/// use netherbrain_core::store::{MemoryStore, NewApiKey, NewUser, UserRole, UserStore};
+///
+/// let store = MemoryStore::new();
+/// let ada = store.create_user(NewUser::new("ada", UserRole::User)).await?;
+/// store.create_api_key(NewApiKey::new(ada.id, "laptop", "nb_ab12", "hash")).await?;
+/// assert_eq!(store.get_api_key_by_prefix("nb_ab12").await?.user_id, ada.id);
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait UserStore: Send + Sync + Debug {
     /// Creates a user. Duplicate usernames conflict.
     async fn create_user(&self, user: NewUser) -> StoreResult<User>;
     /// Gets a user by id.
@@ -109,8 +142,6 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Number of users (to decide whether to bootstrap an admin).
     async fn count_users(&self) -> StoreResult<u64>;
 
-    // ---- API keys ----
-
     /// Stores a new API key. Duplicate prefixes conflict.
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
     /// Finds a key by its visible prefix (revoked and expired keys too).
@@ -119,9 +150,26 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>>;
     /// Revokes a key; revoking twice is a conflict.
     async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey>;
+}
 
-    // ---- presets ----
-
+/// The catalog: presets and workspaces.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+/// use netherbrain_core::PresetConfig;
+/// use netherbrain_core::store::{CatalogStore, MemoryStore, NewPreset, NewWorkspace};
+///
+/// let store = MemoryStore::new();
+/// store.create_preset(NewPreset::new("coder", PresetConfig::new("openai", "gpt-4o"))).await?;
+/// store.create_workspace(NewWorkspace::new("home")).await?;
+/// assert_eq!(store.get_preset_by_name("coder").await?.config.model, "gpt-4o");
+/// assert_eq!(store.list_workspaces().await?.len(), 1);
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait CatalogStore: Send + Sync + Debug {
     /// Creates a preset. Duplicate names conflict.
     async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset>;
     /// Gets a preset by id.
@@ -134,8 +182,6 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset>;
     /// Deletes a preset; a conflict while a conversation names it as default.
     async fn delete_preset(&self, id: PresetId) -> StoreResult<()>;
-
-    // ---- workspaces ----
 
     /// Creates a workspace. Duplicate names conflict.
     async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace>;
@@ -151,9 +197,27 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Workspace>;
     /// Deletes a workspace; a conflict while conversations belong to it.
     async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<()>;
+}
 
-    // ---- conversations ----
-
+/// Conversations: creating, reading, listing, changing and searching them.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+/// use netherbrain_core::store::prelude::*;
+/// use netherbrain_core::store::{ConversationQuery, MemoryStore, NewConversation, NewUser, UserRole};
+///
+/// let store = MemoryStore::new();
+/// let ada = store.create_user(NewUser::new("ada", UserRole::User)).await?;
+/// store.create_conversation(NewConversation::new(ada.id).with_title("Rust lifetimes")).await?;
+/// let page = store.list_conversations(ConversationQuery::for_owner(ada.id)).await?;
+/// assert_eq!(page.items.len(), 1);
+/// assert_eq!(store.search_conversations(Some(ada.id), "lifetimes", 10).await?.len(), 1);
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait ConversationStore: Send + Sync + Debug {
     /// Creates a conversation. The owner, workspace and preset must exist.
     async fn create_conversation(&self, conversation: NewConversation)
     -> StoreResult<Conversation>;
@@ -173,23 +237,47 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Conversation>;
     /// Full-text search over title, summary and message text, best match
     /// first; `owner` restricts to one user's conversations. Every word of
-    /// the query must match (case-insensitively); title matches rank
-    /// before matches in message text only. An empty or over-long query
-    /// and a `limit` outside 1–200 are [`StoreError::Invalid`].
+    /// the query must match a word's beginning (case-insensitively); title
+    /// matches rank before matches in message text only. An empty or
+    /// over-long query and a `limit` outside 1–200 are
+    /// [`StoreError::Invalid`].
     async fn search_conversations(
         &self,
         owner: Option<UserId>,
         query: &str,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>>;
+}
 
-    // ---- sessions ----
-
+/// Sessions (runs) and their log: messages, events and the history a run
+/// sees.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+/// use netherbrain_core::store::prelude::*;
+/// use netherbrain_core::store::{MemoryStore, NewConversation, NewSession, NewUser, SessionFinish, UserRole};
+/// use netherbrain_core::{Message, SessionStatus};
+///
+/// let store = MemoryStore::new();
+/// let ada = store.create_user(NewUser::new("ada", UserRole::User)).await?;
+/// let c = store.create_conversation(NewConversation::new(ada.id)).await?;
+/// let first = store.create_session(NewSession::new(c.id, vec![Message::user("hi")])).await?;
+/// store.finish_session(first.id, SessionFinish::new(SessionStatus::Committed)).await?;
+/// let next = store
+///     .create_session(NewSession::new(c.id, vec![Message::user("again")]).with_parent(Some(first.id)))
+///     .await?;
+/// assert_eq!(store.session_history(next.id).await?.len(), 2);
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait SessionStore: Send + Sync + Debug {
     /// Creates a `running` session and stores its input as its first
     /// messages, atomically, and bumps the conversation's
     /// `last_activity_at`. [`StoreError::Busy`] if the conversation already
     /// has a `created` or `running` session; `NotFound` for an unknown
-    /// conversation or parent; a conflict for a taken id.
+    /// conversation, parent or preset; a conflict for a taken id.
     async fn create_session(&self, session: NewSession) -> StoreResult<Session>;
     /// Gets a session.
     async fn get_session(&self, id: SessionId) -> StoreResult<Session>;
@@ -213,13 +301,12 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// produced is kept.
     async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>>;
 
-    // ---- session log ----
-
     /// Appends messages and events to a running session in one
     /// transaction: all or nothing. A conflict if the session is not
     /// running or the events' sequence numbers are not strictly increasing
     /// and above the stored ones; [`StoreError::Invalid`] if an event's
-    /// `session_id` is another session's.
+    /// `session_id` is another session's or its sequence number is above
+    /// [`validate::MAX_EVENT_SEQ`].
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()>;
     /// The session's own messages (input first), in order.
     async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>>;
@@ -236,11 +323,15 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
 
     /// The history a session sees: the messages of its ancestors (following
     /// `parent_session_id`, oldest first) followed by its own.
+    ///
+    /// The default walks the chain with [`get_session`](Self::get_session)
+    /// and [`session_messages`](Self::session_messages) (2 calls per
+    /// ancestor); backends that can answer in one query override it.
     async fn session_history(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
         let mut chain = Vec::new();
         let mut next = Some(session_id);
         while let Some(id) = next {
-            if chain.len() > 100_000 {
+            if chain.len() > MAX_SESSION_CHAIN {
                 return Err(StoreError::Backend("session parent chain too long".into()));
             }
             let session = self.get_session(id).await?;
@@ -253,13 +344,90 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
         }
         Ok(history)
     }
+}
 
-    // ---- mailbox ----
-
+/// Results background runs leave for a conversation.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+/// use netherbrain_core::store::prelude::*;
+/// use netherbrain_core::store::{MemoryStore, NewConversation, NewMailboxEntry, NewUser, UserRole};
+///
+/// let store = MemoryStore::new();
+/// let ada = store.create_user(NewUser::new("ada", UserRole::User)).await?;
+/// let c = store.create_conversation(NewConversation::new(ada.id)).await?;
+/// store.post_mailbox(NewMailboxEntry::new(c.id, None, serde_json::json!({"done": true}))).await?;
+/// assert_eq!(store.take_mailbox(c.id).await?.len(), 1);
+/// assert!(store.take_mailbox(c.id).await?.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait MailboxStore: Send + Sync + Debug {
     /// Leaves a result for a conversation.
     async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry>;
     /// Takes (marks delivered and returns) the conversation's undelivered
     /// entries, oldest first.
     async fn take_mailbox(&self, conversation_id: ConversationId)
     -> StoreResult<Vec<MailboxEntry>>;
+}
+
+/// Everything the runtime persists: the union of the concern traits, so
+/// callers hold one handle (`Arc<dyn StateStore>`).
+///
+/// Implemented for every type that implements all of them; a backend
+/// implements the concern traits, never this one. Calling a method through
+/// the handle needs its trait in scope: `use netherbrain_core::store::prelude::*`.
+///
+/// Contract (proven for every backend by [`conformance`]):
+/// - unknown ids return [`StoreError::NotFound`]; duplicate unique names and
+///   deleting referenced rows return [`StoreError::Conflict`]; invalid input
+///   (see [`validate`]) returns [`StoreError::Invalid`] and changes nothing;
+/// - every multi-row change is one transaction;
+/// - at most one `running` session per conversation, enforced atomically:
+///   a second [`create_session`](SessionStore::create_session) returns
+///   [`StoreError::Busy`] naming the active one;
+/// - a session's input is durable when `create_session` returns;
+/// - event sequence numbers are unique and increasing per session;
+/// - timestamps the store sets have microsecond precision, and a row read
+///   back equals the row the creating call returned;
+/// - every backend validates input by calling the [`validate`] function
+///   for the record before it writes, so all reject the same input.
+///
+/// ```
+/// use std::sync::Arc;
+/// use netherbrain_core::store::{MemoryStore, StateStore};
+///
+/// let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+/// # let _ = store;
+/// ```
+pub trait StateStore:
+    StoreHealth + UserStore + CatalogStore + ConversationStore + SessionStore + MailboxStore
+{
+}
+
+impl<T> StateStore for T where
+    T: StoreHealth + UserStore + CatalogStore + ConversationStore + SessionStore + MailboxStore
+{
+}
+
+/// The store traits, for calling store methods:
+/// `use netherbrain_core::store::prelude::*`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+/// use netherbrain_core::store::prelude::*;
+/// use netherbrain_core::store::MemoryStore;
+///
+/// assert_eq!(MemoryStore::new().count_users().await?, 0);
+/// # Ok(())
+/// # }
+/// ```
+pub mod prelude {
+    pub use super::{
+        CatalogStore, ConversationStore, MailboxStore, SessionStore, StateStore, StoreHealth,
+        UserStore,
+    };
 }

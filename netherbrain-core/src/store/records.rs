@@ -76,7 +76,7 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Input for [`StateStore::create_user`](super::StateStore::create_user).
+/// Input for [`UserStore::create_user`](super::UserStore::create_user).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NewUser {
@@ -130,6 +130,38 @@ pub struct UserPatch {
     pub password_hash: Option<String>,
 }
 
+impl UserPatch {
+    /// Applies the patch to `user` (every backend's `update_user` does
+    /// this; timestamps are the store's).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+    /// use netherbrain_core::store::{MemoryStore, NewUser, UserPatch, UserRole, UserStore};
+    /// let mut user = MemoryStore::new().create_user(NewUser::new("ada", UserRole::User)).await?;
+    /// let mut patch = UserPatch::default();
+    /// patch.active = Some(false);
+    /// patch.apply(&mut user);
+    /// assert!(!user.active);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn apply(self, user: &mut User) {
+        if let Some(display_name) = self.display_name {
+            user.display_name = display_name;
+        }
+        if let Some(role) = self.role {
+            user.role = role;
+        }
+        if let Some(active) = self.active {
+            user.active = active;
+        }
+        if let Some(hash) = self.password_hash {
+            user.password_hash = Some(hash);
+        }
+    }
+}
+
 /// An API key. Only a hash and a visible prefix are stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -162,7 +194,7 @@ impl ApiKey {
     }
 }
 
-/// Input for [`StateStore::create_api_key`](super::StateStore::create_api_key).
+/// Input for [`UserStore::create_api_key`](super::UserStore::create_api_key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NewApiKey {
@@ -222,7 +254,7 @@ pub struct Preset {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Input for [`StateStore::create_preset`](super::StateStore::create_preset).
+/// Input for [`CatalogStore::create_preset`](super::CatalogStore::create_preset).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NewPreset {
@@ -265,6 +297,37 @@ pub struct PresetPatch {
     pub config: Option<PresetConfig>,
 }
 
+impl PresetPatch {
+    /// Applies the patch to `preset` (every backend's `update_preset` does
+    /// this; timestamps are the store's).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+    /// use netherbrain_core::PresetConfig;
+    /// use netherbrain_core::store::{CatalogStore, MemoryStore, NewPreset, PresetPatch};
+    /// let store = MemoryStore::new();
+    /// let mut preset = store.create_preset(NewPreset::new("a", PresetConfig::new("p", "m"))).await?;
+    /// let mut patch = PresetPatch::default();
+    /// patch.name = Some("b".into());
+    /// patch.apply(&mut preset);
+    /// assert_eq!(preset.name, "b");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn apply(self, preset: &mut Preset) {
+        if let Some(name) = self.name {
+            preset.name = name;
+        }
+        if let Some(description) = self.description {
+            preset.description = description;
+        }
+        if let Some(config) = self.config {
+            preset.config = config;
+        }
+    }
+}
+
 /// Groups conversations and owns the project directories tools are
 /// confined to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,7 +347,7 @@ pub struct Workspace {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Input for [`StateStore::create_workspace`](super::StateStore::create_workspace).
+/// Input for [`CatalogStore::create_workspace`](super::CatalogStore::create_workspace).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct NewWorkspace {
@@ -331,6 +394,42 @@ pub struct WorkspacePatch {
     pub project_dirs: Option<Vec<String>>,
     /// Keys to merge into the metadata; a `null` value removes the key.
     pub metadata: Option<Metadata>,
+}
+
+impl WorkspacePatch {
+    /// Applies the patch to `workspace`, merging the metadata and checking
+    /// the result ([`validate::patch_metadata`](super::validate::patch_metadata));
+    /// on error the caller discards `workspace`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+    /// use netherbrain_core::store::{CatalogStore, MemoryStore, NewWorkspace, WorkspacePatch};
+    /// let mut workspace = MemoryStore::new().create_workspace(NewWorkspace::new("w")).await?;
+    /// let mut patch = WorkspacePatch::default();
+    /// patch.project_dirs = Some(vec!["/srv".into()]);
+    /// patch.apply(&mut workspace)?;
+    /// assert_eq!(workspace.project_dirs, ["/srv"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when the merged
+    /// metadata is invalid.
+    pub fn apply(self, workspace: &mut Workspace) -> super::StoreResult<()> {
+        if let Some(name) = self.name {
+            workspace.name = name;
+        }
+        if let Some(dirs) = self.project_dirs {
+            workspace.project_dirs = dirs;
+        }
+        if let Some(metadata) = &self.metadata {
+            super::validate::patch_metadata(&mut workspace.metadata, metadata)?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether a conversation is in use.
@@ -427,7 +526,7 @@ impl ForkOrigin {
     }
 }
 
-/// Input for [`StateStore::create_conversation`](super::StateStore::create_conversation).
+/// Input for [`ConversationStore::create_conversation`](super::ConversationStore::create_conversation).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NewConversation {
@@ -512,6 +611,52 @@ pub struct ConversationPatch {
     pub metadata: Option<Metadata>,
     /// New status.
     pub status: Option<ConversationStatus>,
+}
+
+impl ConversationPatch {
+    /// Applies the patch to `conversation`, merging the metadata and
+    /// checking the result ([`validate::patch_metadata`](super::validate::patch_metadata));
+    /// on error the caller discards `conversation`. Whether a new default
+    /// preset exists is the store's to check.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), netherbrain_core::store::StoreError> {
+    /// use netherbrain_core::store::prelude::*;
+    /// use netherbrain_core::store::{ConversationPatch, MemoryStore, NewConversation, NewUser, UserRole};
+    /// let store = MemoryStore::new();
+    /// let ada = store.create_user(NewUser::new("ada", UserRole::User)).await?;
+    /// let mut conversation = store.create_conversation(NewConversation::new(ada.id)).await?;
+    /// let mut patch = ConversationPatch::default();
+    /// patch.title = Some(Some("Plans".into()));
+    /// patch.apply(&mut conversation)?;
+    /// assert_eq!(conversation.title.as_deref(), Some("Plans"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when the merged
+    /// metadata is invalid.
+    pub fn apply(self, conversation: &mut Conversation) -> super::StoreResult<()> {
+        if let Some(title) = self.title {
+            conversation.title = title;
+        }
+        if let Some(summary) = self.summary {
+            conversation.summary = summary;
+        }
+        if let Some(preset) = self.default_preset {
+            conversation.default_preset = preset;
+        }
+        if let Some(metadata) = &self.metadata {
+            super::validate::patch_metadata(&mut conversation.metadata, metadata)?;
+        }
+        if let Some(status) = self.status {
+            conversation.status = status;
+        }
+        Ok(())
+    }
 }
 
 /// Which conversations to list. Results are ordered by last activity,
@@ -644,7 +789,7 @@ pub struct Session {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// Input for [`StateStore::create_session`](super::StateStore::create_session).
+/// Input for [`SessionStore::create_session`](super::SessionStore::create_session).
 /// The session starts `running`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -766,11 +911,11 @@ pub struct MailboxEntry {
     pub content: Value,
     /// Posted.
     pub created_at: DateTime<Utc>,
-    /// Taken by [`StateStore::take_mailbox`](super::StateStore::take_mailbox).
+    /// Taken by [`MailboxStore::take_mailbox`](super::MailboxStore::take_mailbox).
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-/// Input for [`StateStore::post_mailbox`](super::StateStore::post_mailbox).
+/// Input for [`MailboxStore::post_mailbox`](super::MailboxStore::post_mailbox).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NewMailboxEntry {

@@ -1,24 +1,36 @@
-//! Input checks shared by every store backend, so all of them reject the
-//! same input with the same [`StoreError::Invalid`] message.
+//! Input checks, in one place for every store backend, so all of them
+//! reject the same input with the same [`StoreError::Invalid`] message.
 //!
-//! Backends run these checks before touching any row:
+//! A backend calls the function for the record it is given before it
+//! touches any row, so invalid input changes nothing:
 //!
-//! | input | check |
-//! | --- | --- |
-//! | user `username` | [`username`] |
-//! | user `display_name` (create and patch) | [`text`] with [`MAX_NAME_LEN`] |
-//! | API key `name`, `prefix` | [`name`] |
-//! | preset, workspace `name` (create and patch) | [`name`] |
-//! | preset `description` | [`text`] with [`MAX_TEXT_LEN`] |
-//! | workspace, conversation `metadata` | [`metadata`] on create; on patch, of the merged result ([`merge_metadata`]) |
-//! | conversation `metadata` (create and patch) | [`conversation_metadata`]: no reserved key |
-//! | conversation `title` | [`text`] with [`MAX_TITLE_LEN`] |
-//! | conversation `summary` | [`text`] with [`MAX_TEXT_LEN`] |
-//! | listing `limit`, search `limit` | [`page_size`] |
-//! | listing `cursor` | [`ConversationCursor::decode`](super::ConversationCursor::decode) |
-//! | search query | non-blank after trimming, at most [`MAX_QUERY_LEN`] characters |
+//! | call | function | checks |
+//! | --- | --- | --- |
+//! | `create_user` | [`new_user`] | [`username`]; `display_name` [`text`] ≤ [`MAX_NAME_LEN`]; `password_hash` [`text`] ≤ [`MAX_TEXT_LEN`] |
+//! | `update_user` | [`user_patch`] | as `create_user`, for the fields set |
+//! | `create_api_key` | [`new_api_key`] | `name`, `prefix` [`name`]; `hash` [`text`] ≤ [`MAX_TEXT_LEN`] |
+//! | `create_preset` | [`new_preset`] | `name` [`name`]; `description` [`text`] ≤ [`MAX_TEXT_LEN`]; `config` holds no NUL |
+//! | `update_preset` | [`preset_patch`] | as `create_preset`, for the fields set |
+//! | `create_workspace` | [`new_workspace`] | `name` [`name`]; [`project_dirs`]; [`metadata`] |
+//! | `update_workspace` | [`workspace_patch`], then [`patch_metadata`] (in [`WorkspacePatch::apply`]) | as `create_workspace`; [`metadata`] of the merged result |
+//! | `create_conversation` | [`new_conversation`] | `title` [`text`] ≤ [`MAX_TITLE_LEN`]; [`metadata`]; [`conversation_metadata`] (no reserved key) |
+//! | `update_conversation` | [`conversation_patch`], then [`patch_metadata`] (in [`ConversationPatch::apply`]) | `title` as above; `summary` [`text`] ≤ [`MAX_TEXT_LEN`]; [`conversation_metadata`] of the patch; [`metadata`] of the merged result |
+//! | `list_conversations` | [`conversation_query`] | `limit` [`page_size`]; `cursor` [`ConversationCursor::decode`] |
+//! | `search_conversations` | [`search_query`] | `limit` [`page_size`]; query non-blank, ≤ [`MAX_QUERY_LEN`] characters after trimming |
+//! | `finish_session` | [`session_finish`] | the status is terminal |
+//! | `append` | [`session_append`], then [`event_order`] | every event is the session's, its `seq` ≤ [`MAX_EVENT_SEQ`]; then (a conflict) above the stored ones |
+//!
+//! Text never holds NUL characters (Postgres cannot store them), so no
+//! backend accepts them.
 
-use super::{Metadata, StoreError, StoreResult};
+use serde_json::Value;
+
+use super::{
+    ConversationCursor, ConversationPatch, ConversationQuery, Metadata, NewApiKey, NewConversation,
+    NewPreset, NewUser, NewWorkspace, PresetPatch, SessionAppend, SessionFinish, StoreError,
+    StoreResult, UserPatch, WorkspacePatch,
+};
+use crate::ids::{EventSeq, SessionId};
 
 /// Longest name (preset, workspace, API key label).
 pub const MAX_NAME_LEN: usize = 128;
@@ -34,6 +46,15 @@ pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 pub const MAX_PAGE_SIZE: u32 = 200;
 /// Longest search query.
 pub const MAX_QUERY_LEN: usize = 512;
+
+/// Highest event sequence number a store keeps (the SQL backends store it
+/// as a signed 64-bit integer).
+pub const MAX_EVENT_SEQ: EventSeq = i64::MAX as EventSeq;
+/// Most sessions a parent chain may hold before
+/// [`session_history`](super::SessionStore::session_history) gives up.
+pub const MAX_SESSION_CHAIN: usize = 100_000;
+/// Most words of a search query that are used.
+pub const MAX_SEARCH_TERMS: usize = 16;
 
 /// A non-empty name of at most [`MAX_NAME_LEN`] characters without control
 /// characters.
@@ -86,34 +107,63 @@ pub fn username(value: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Optional text of at most `max` characters.
+/// Optional text of at most `max` characters, without NUL characters.
 ///
 /// ```
 /// use netherbrain_core::store::validate;
 /// assert!(validate::text("title", Some("hi"), validate::MAX_TITLE_LEN).is_ok());
 /// assert!(validate::text("title", None, 1).is_ok());
 /// assert!(validate::text("title", Some("too long"), 3).is_err());
+/// assert!(validate::text("title", Some("nul\0"), 10).is_err());
 /// ```
 ///
 /// # Errors
 ///
 /// [`StoreError::Invalid`] naming the field.
 pub fn text(field: &str, value: Option<&str>, max: usize) -> StoreResult<()> {
-    match value {
-        Some(v) if v.chars().count() > max => Err(StoreError::Invalid(format!(
+    let Some(value) = value else {
+        return Ok(());
+    };
+    if value.chars().count() > max {
+        return Err(StoreError::Invalid(format!(
             "{field} must be at most {max} characters"
-        ))),
-        _ => Ok(()),
+        )));
+    }
+    no_nul(field, value)
+}
+
+fn no_nul(field: &str, value: &str) -> StoreResult<()> {
+    if value.contains('\0') {
+        return Err(StoreError::Invalid(format!(
+            "{field} must not contain NUL characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A JSON document without NUL characters in any string or key.
+fn json_without_nul(field: &str, value: &Value) -> StoreResult<()> {
+    match value {
+        Value::String(s) => no_nul(field, s),
+        Value::Array(items) => items.iter().try_for_each(|v| json_without_nul(field, v)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            no_nul(field, k)?;
+            json_without_nul(field, v)
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
     }
 }
 
-/// Metadata of at most [`MAX_METADATA_BYTES`] when serialized.
+/// Metadata of at most [`MAX_METADATA_BYTES`] when serialized, without
+/// NUL characters.
 ///
 /// ```
 /// use netherbrain_core::store::validate;
 /// let mut m = serde_json::Map::new();
 /// m.insert("k".into(), serde_json::json!("v"));
 /// assert!(validate::metadata(&m).is_ok());
+/// m.insert("k".into(), serde_json::json!("\u{0}"));
+/// assert!(validate::metadata(&m).is_err());
 /// ```
 ///
 /// # Errors
@@ -127,6 +177,32 @@ pub fn metadata(value: &Metadata) -> StoreResult<()> {
         return Err(StoreError::Invalid(format!(
             "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"
         )));
+    }
+    value.iter().try_for_each(|(k, v)| {
+        no_nul("metadata", k)?;
+        json_without_nul("metadata", v)
+    })
+}
+
+/// A workspace's project directories: non-blank, without NUL characters.
+///
+/// ```
+/// use netherbrain_core::store::validate;
+/// assert!(validate::project_dirs(&["/srv/code".to_owned()]).is_ok());
+/// assert!(validate::project_dirs(&[" ".to_owned()]).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`].
+pub fn project_dirs(dirs: &[String]) -> StoreResult<()> {
+    for dir in dirs {
+        if dir.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "project_dirs must not hold an empty path".into(),
+            ));
+        }
+        no_nul("project_dirs", dir)?;
     }
     Ok(())
 }
@@ -225,4 +301,379 @@ pub fn json_contains(haystack: &serde_json::Value, needle: &serde_json::Value) -
         }
         (h, n) => h == n,
     }
+}
+
+/// Merges a metadata patch into `target` ([`merge_metadata`]) and checks
+/// the result ([`metadata`]). On error the caller discards `target`.
+///
+/// ```
+/// use netherbrain_core::store::validate;
+/// use serde_json::json;
+/// let mut target = json!({"a": 1}).as_object().unwrap().clone();
+/// validate::patch_metadata(&mut target, json!({"b": 2}).as_object().unwrap()).unwrap();
+/// assert_eq!(target.len(), 2);
+/// let huge = json!({"c": "x".repeat(validate::MAX_METADATA_BYTES)});
+/// assert!(validate::patch_metadata(&mut target, huge.as_object().unwrap()).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] when the merged metadata is invalid.
+pub fn patch_metadata(target: &mut Metadata, patch: &Metadata) -> StoreResult<()> {
+    merge_metadata(target, patch);
+    metadata(target)
+}
+
+// ---- one function per input record ----
+
+/// Checks a [`NewUser`].
+///
+/// ```
+/// use netherbrain_core::store::{validate, NewUser, UserRole};
+/// assert!(validate::new_user(&NewUser::new("ada", UserRole::User)).is_ok());
+/// assert!(validate::new_user(&NewUser::new("ada lovelace", UserRole::User)).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the field.
+pub fn new_user(user: &NewUser) -> StoreResult<()> {
+    username(&user.username)?;
+    text("display_name", user.display_name.as_deref(), MAX_NAME_LEN)?;
+    text("password_hash", user.password_hash.as_deref(), MAX_TEXT_LEN)
+}
+
+/// Checks a [`UserPatch`].
+///
+/// ```
+/// use netherbrain_core::store::{validate, UserPatch};
+/// let mut patch = UserPatch::default();
+/// patch.password_hash = Some("x".repeat(validate::MAX_TEXT_LEN + 1));
+/// assert!(validate::user_patch(&patch).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the field.
+pub fn user_patch(patch: &UserPatch) -> StoreResult<()> {
+    if let Some(display_name) = &patch.display_name {
+        text("display_name", display_name.as_deref(), MAX_NAME_LEN)?;
+    }
+    text(
+        "password_hash",
+        patch.password_hash.as_deref(),
+        MAX_TEXT_LEN,
+    )
+}
+
+/// Checks a [`NewApiKey`].
+///
+/// ```
+/// use netherbrain_core::store::{validate, NewApiKey};
+/// use netherbrain_core::UserId;
+/// assert!(validate::new_api_key(&NewApiKey::new(UserId::new(), "ci", "nb_x", "h")).is_ok());
+/// assert!(validate::new_api_key(&NewApiKey::new(UserId::new(), "", "nb_x", "h")).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the field.
+pub fn new_api_key(key: &NewApiKey) -> StoreResult<()> {
+    name("name", &key.name)?;
+    name("prefix", &key.prefix)?;
+    text("hash", Some(&key.hash), MAX_TEXT_LEN)
+}
+
+/// Checks a [`NewPreset`].
+///
+/// ```
+/// use netherbrain_core::PresetConfig;
+/// use netherbrain_core::store::{validate, NewPreset};
+/// let config = PresetConfig::new("openai", "gpt-4o");
+/// assert!(validate::new_preset(&NewPreset::new("coder", config.clone())).is_ok());
+/// assert!(validate::new_preset(&NewPreset::new(" ", config)).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the field.
+pub fn new_preset(preset: &NewPreset) -> StoreResult<()> {
+    name("name", &preset.name)?;
+    text("description", preset.description.as_deref(), MAX_TEXT_LEN)?;
+    preset_config(&preset.config)
+}
+
+/// Checks a [`PresetPatch`].
+///
+/// ```
+/// use netherbrain_core::store::{validate, PresetPatch};
+/// let mut patch = PresetPatch::default();
+/// patch.name = Some(String::new());
+/// assert!(validate::preset_patch(&patch).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the field.
+pub fn preset_patch(patch: &PresetPatch) -> StoreResult<()> {
+    if let Some(value) = &patch.name {
+        name("name", value)?;
+    }
+    if let Some(description) = &patch.description {
+        text("description", description.as_deref(), MAX_TEXT_LEN)?;
+    }
+    if let Some(config) = &patch.config {
+        preset_config(config)?;
+    }
+    Ok(())
+}
+
+fn preset_config(config: &crate::preset::PresetConfig) -> StoreResult<()> {
+    let value = serde_json::to_value(config)
+        .map_err(|e| StoreError::Invalid(format!("config is not serialisable: {e}")))?;
+    json_without_nul("config", &value)
+}
+
+/// Checks a [`NewWorkspace`].
+///
+/// ```
+/// use netherbrain_core::store::{validate, NewWorkspace};
+/// assert!(validate::new_workspace(&NewWorkspace::new("home")).is_ok());
+/// assert!(validate::new_workspace(&NewWorkspace::new("")).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the field.
+pub fn new_workspace(workspace: &NewWorkspace) -> StoreResult<()> {
+    name("name", &workspace.name)?;
+    project_dirs(&workspace.project_dirs)?;
+    metadata(&workspace.metadata)
+}
+
+/// Checks a [`WorkspacePatch`]; its metadata is checked after merging, by
+/// [`patch_metadata`].
+///
+/// ```
+/// use netherbrain_core::store::{validate, WorkspacePatch};
+/// let mut patch = WorkspacePatch::default();
+/// patch.project_dirs = Some(vec![String::new()]);
+/// assert!(validate::workspace_patch(&patch).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the field.
+pub fn workspace_patch(patch: &WorkspacePatch) -> StoreResult<()> {
+    if let Some(value) = &patch.name {
+        name("name", value)?;
+    }
+    if let Some(dirs) = &patch.project_dirs {
+        project_dirs(dirs)?;
+    }
+    Ok(())
+}
+
+/// Checks a [`NewConversation`].
+///
+/// ```
+/// use netherbrain_core::store::{validate, NewConversation};
+/// use netherbrain_core::UserId;
+/// let long = "t".repeat(validate::MAX_TITLE_LEN + 1);
+/// assert!(validate::new_conversation(&NewConversation::new(UserId::new()).with_title(long)).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the field.
+pub fn new_conversation(conversation: &NewConversation) -> StoreResult<()> {
+    text("title", conversation.title.as_deref(), MAX_TITLE_LEN)?;
+    conversation_metadata(&conversation.metadata)?;
+    metadata(&conversation.metadata)
+}
+
+/// Checks a [`ConversationPatch`]; its metadata is checked after merging,
+/// by [`patch_metadata`].
+///
+/// ```
+/// use netherbrain_core::store::{validate, ConversationPatch};
+/// let mut patch = ConversationPatch::default();
+/// patch.summary = Some(Some("s".repeat(validate::MAX_TEXT_LEN + 1)));
+/// assert!(validate::conversation_patch(&patch).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the field.
+pub fn conversation_patch(patch: &ConversationPatch) -> StoreResult<()> {
+    if let Some(title) = &patch.title {
+        text("title", title.as_deref(), MAX_TITLE_LEN)?;
+    }
+    if let Some(summary) = &patch.summary {
+        text("summary", summary.as_deref(), MAX_TEXT_LEN)?;
+    }
+    if let Some(changes) = &patch.metadata {
+        conversation_metadata(changes)?;
+    }
+    Ok(())
+}
+
+/// Checks a [`ConversationQuery`] and decodes its cursor.
+///
+/// ```
+/// use netherbrain_core::store::{validate, ConversationQuery};
+/// use netherbrain_core::UserId;
+/// let query = ConversationQuery::for_owner(UserId::new());
+/// assert_eq!(validate::conversation_query(&query).unwrap(), None);
+/// assert!(validate::conversation_query(&query.with_cursor(Some("bad".into()))).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] for a bad limit or cursor.
+pub fn conversation_query(query: &ConversationQuery) -> StoreResult<Option<ConversationCursor>> {
+    page_size(query.limit)?;
+    query
+        .cursor
+        .as_deref()
+        .map(ConversationCursor::decode)
+        .transpose()
+}
+
+/// Checks a search query and its limit, and splits the query into the
+/// words every backend searches for: runs of letters and digits,
+/// lower-cased, deduplicated, at most [`MAX_SEARCH_TERMS`]. No query
+/// syntax of any backend survives, so no input is a syntax error; a query
+/// of punctuation only has no words and matches nothing.
+///
+/// ```
+/// use netherbrain_core::store::validate;
+/// assert_eq!(
+///     validate::search_query("Hello, \"wor*ld\" OR hello", 10).unwrap(),
+///     ["hello", "wor", "ld", "or"]
+/// );
+/// assert!(validate::search_query("   ", 10).is_err());
+/// assert!(validate::search_query("ok", 0).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] for a blank or over-long query or a bad limit.
+pub fn search_query(query: &str, limit: u32) -> StoreResult<Vec<String>> {
+    page_size(limit)?;
+    let query = query.trim();
+    if query.is_empty() {
+        return Err(StoreError::Invalid("search query must not be empty".into()));
+    }
+    if query.chars().count() > MAX_QUERY_LEN {
+        return Err(StoreError::Invalid(format!(
+            "search query must be at most {MAX_QUERY_LEN} characters"
+        )));
+    }
+    let mut terms: Vec<String> = Vec::new();
+    for word in query.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        let word = word.to_lowercase();
+        if !terms.contains(&word) {
+            terms.push(word);
+        }
+        if terms.len() == MAX_SEARCH_TERMS {
+            break;
+        }
+    }
+    Ok(terms)
+}
+
+/// Checks a [`SessionFinish`]: its status must be terminal.
+///
+/// ```
+/// use netherbrain_core::SessionStatus;
+/// use netherbrain_core::store::{validate, SessionFinish};
+/// assert!(validate::session_finish(&SessionFinish::new(SessionStatus::Committed)).is_ok());
+/// assert!(validate::session_finish(&SessionFinish::new(SessionStatus::Running)).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`].
+pub fn session_finish(finish: &SessionFinish) -> StoreResult<()> {
+    if !finish.status.is_terminal() {
+        return Err(StoreError::Invalid(format!(
+            "`{}` is not a terminal session status",
+            finish.status
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a [`SessionAppend`] to `session_id`: every event belongs to that
+/// session and has a sequence number of at most [`MAX_EVENT_SEQ`].
+///
+/// ```
+/// use netherbrain_core::store::{validate, SessionAppend};
+/// use netherbrain_core::{AgentEvent, EventEnvelope, SessionId};
+/// let (mine, other) = (SessionId::new(), SessionId::new());
+/// let event = |s, seq| EventEnvelope::new(s, seq, AgentEvent::TextMessageContent {
+///     message_id: "m".into(), delta: "x".into(),
+/// });
+/// assert!(validate::session_append(mine, &SessionAppend::new(vec![], vec![event(mine, 1)])).is_ok());
+/// assert!(validate::session_append(mine, &SessionAppend::new(vec![], vec![event(other, 1)])).is_err());
+/// assert!(validate::session_append(mine, &SessionAppend::new(vec![], vec![event(mine, u64::MAX)])).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`].
+pub fn session_append(session_id: SessionId, append: &SessionAppend) -> StoreResult<()> {
+    for event in &append.events {
+        if event.session_id != session_id {
+            return Err(StoreError::Invalid(format!(
+                "event {} belongs to session {}, not {session_id}",
+                event.seq, event.session_id
+            )));
+        }
+        if event.seq > MAX_EVENT_SEQ {
+            return Err(StoreError::Invalid(format!(
+                "event sequence number {} is above {MAX_EVENT_SEQ}",
+                event.seq
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an append's events have strictly increasing sequence numbers,
+/// all above `last`, the highest stored one (0 when none). Unlike the
+/// other checks this depends on stored state, so a failure is a
+/// [`StoreError::Conflict`].
+///
+/// ```
+/// use netherbrain_core::store::{validate, SessionAppend, StoreError};
+/// use netherbrain_core::{AgentEvent, EventEnvelope, SessionId};
+/// let s = SessionId::new();
+/// let event = |seq| EventEnvelope::new(s, seq, AgentEvent::TextMessageContent {
+///     message_id: "m".into(), delta: "x".into(),
+/// });
+/// let append = SessionAppend::new(vec![], vec![event(3), event(4)]);
+/// assert!(validate::event_order(2, &append).is_ok());
+/// assert!(matches!(validate::event_order(3, &append), Err(StoreError::Conflict(_))));
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Conflict`].
+pub fn event_order(last: EventSeq, append: &SessionAppend) -> StoreResult<()> {
+    let mut prev = last;
+    for event in &append.events {
+        if event.seq <= prev {
+            return Err(StoreError::Conflict(format!(
+                "event sequence number {} is not above {prev}",
+                event.seq
+            )));
+        }
+        prev = event.seq;
+    }
+    Ok(())
 }

@@ -48,7 +48,7 @@ pub async fn start_with(config: ServerConfig) -> TestServer {
 /// A server over a store that can be made to fail.
 pub async fn start_flaky() -> TestServer {
     let flaky = Arc::new(flaky::FlakyStore::new());
-    start_store(flaky.clone(), Some(flaky), config()).await
+    start_store(flaky.store(), Some(flaky), config()).await
 }
 
 /// A server whose presets run on `catalog`'s providers and tool sets.

@@ -9,11 +9,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use netherbrain_core::store::*;
-use netherbrain_core::{
-    ApiKeyId, ConversationId, EventEnvelope, EventSeq, Message, PresetId, SessionId, UserId,
-    WorkspaceId,
-};
+use netherbrain_core::store::{StateStore, StoreHealth, StoreParts, StoreResult};
 
 /// The admin URL of the test Postgres server.
 pub fn postgres_admin_url() -> String {
@@ -82,10 +78,7 @@ pub async fn sqlite() -> Arc<dyn StateStore> {
     let store = netherbrain_store::connect(&url)
         .await
         .expect("open SQLite store");
-    Arc::new(Guarded {
-        inner: store,
-        _guard: Box::new(dir),
-    })
+    guarded(store, Box::new(dir))
 }
 
 /// A fresh Postgres store in its own database.
@@ -94,85 +87,31 @@ pub async fn postgres() -> Arc<dyn StateStore> {
     let store = netherbrain_store::connect(&db.url)
         .await
         .expect("open Postgres store");
-    Arc::new(Guarded {
-        inner: store,
-        _guard: Box::new(db),
-    })
+    guarded(store, Box::new(db))
 }
 
-/// A store that keeps something alive (a temp dir, a test database) and
-/// drops it after the store.
+/// `store`, keeping `guard` (a temp dir, a test database) alive as long as
+/// the store: it rides along in the health part.
+fn guarded(
+    store: Arc<dyn StateStore>,
+    guard: Box<dyn std::fmt::Debug + Send + Sync>,
+) -> Arc<dyn StateStore> {
+    let health = Arc::new(Guarded {
+        store: store.clone(),
+        _guard: guard,
+    });
+    Arc::new(StoreParts::new(store).with_health(health))
+}
+
 #[derive(Debug)]
-pub struct Guarded {
-    inner: Arc<dyn StateStore>,
+struct Guarded {
+    store: Arc<dyn StateStore>,
     _guard: Box<dyn std::fmt::Debug + Send + Sync>,
 }
 
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        // `inner` is dropped after this body; replace it so the pool goes first.
-        self.inner = Arc::new(Closed);
+#[async_trait]
+impl StoreHealth for Guarded {
+    async fn ping(&self) -> StoreResult<()> {
+        self.store.ping().await
     }
-}
-
-#[derive(Debug)]
-struct Closed;
-
-macro_rules! closed {
-    ($($name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty;)*) => {
-        #[async_trait]
-        impl StateStore for Closed {
-            $(async fn $name(&self, $(_: $ty),*) -> StoreResult<$ret> {
-                Err(StoreError::Unavailable("closed".into()))
-            })*
-        }
-        #[async_trait]
-        impl StateStore for Guarded {
-            $(async fn $name(&self, $($arg: $ty),*) -> StoreResult<$ret> {
-                self.inner.$name($($arg),*).await
-            })*
-        }
-    };
-}
-
-closed! {
-    ping() -> ();
-    create_user(user: NewUser) -> User;
-    get_user(id: UserId) -> User;
-    get_user_by_username(username: &str) -> User;
-    list_users() -> Vec<User>;
-    update_user(id: UserId, patch: UserPatch) -> User;
-    count_users() -> u64;
-    create_api_key(key: NewApiKey) -> ApiKey;
-    get_api_key_by_prefix(prefix: &str) -> ApiKey;
-    list_api_keys(user_id: UserId) -> Vec<ApiKey>;
-    revoke_api_key(id: ApiKeyId) -> ApiKey;
-    create_preset(preset: NewPreset) -> Preset;
-    get_preset(id: PresetId) -> Preset;
-    get_preset_by_name(name: &str) -> Preset;
-    list_presets() -> Vec<Preset>;
-    update_preset(id: PresetId, patch: PresetPatch) -> Preset;
-    delete_preset(id: PresetId) -> ();
-    create_workspace(workspace: NewWorkspace) -> Workspace;
-    get_workspace(id: WorkspaceId) -> Workspace;
-    list_workspaces() -> Vec<Workspace>;
-    update_workspace(id: WorkspaceId, patch: WorkspacePatch) -> Workspace;
-    delete_workspace(id: WorkspaceId) -> ();
-    create_conversation(conversation: NewConversation) -> Conversation;
-    get_conversation(id: ConversationId) -> Conversation;
-    list_conversations(query: ConversationQuery) -> Page<Conversation>;
-    update_conversation(id: ConversationId, patch: ConversationPatch) -> Conversation;
-    search_conversations(owner: Option<UserId>, query: &str, limit: u32) -> Vec<Conversation>;
-    create_session(session: NewSession) -> Session;
-    get_session(id: SessionId) -> Session;
-    list_sessions(conversation_id: ConversationId) -> Vec<Session>;
-    active_session(conversation_id: ConversationId) -> Option<Session>;
-    finish_session(id: SessionId, finish: SessionFinish) -> Session;
-    recover_sessions() -> Vec<SessionId>;
-    append(session_id: SessionId, append: SessionAppend) -> ();
-    session_messages(session_id: SessionId) -> Vec<Message>;
-    list_events(session_id: SessionId, after: EventSeq, limit: u32) -> Vec<EventEnvelope>;
-    last_event_seq(session_id: SessionId) -> EventSeq;
-    post_mailbox(entry: NewMailboxEntry) -> MailboxEntry;
-    take_mailbox(conversation_id: ConversationId) -> Vec<MailboxEntry>;
 }

@@ -725,3 +725,101 @@ pub async fn mailbox_post_and_take(store: &dyn StateStore) {
         "take_mailbox(unknown)",
     );
 }
+
+/// Runs `links` sessions in `conversation`, each the child of the one
+/// before (the first the child of `parent`), each with input
+/// `"{label}{i}"` and an answer, and returns the last.
+async fn chain(
+    store: &dyn StateStore,
+    conversation: ConversationId,
+    parent: Option<SessionId>,
+    label: &str,
+    links: usize,
+) -> SessionId {
+    let mut parent = parent;
+    for i in 0..links {
+        let session = ok(
+            store
+                .create_session(
+                    NewSession::new(conversation, vec![Message::user(format!("{label}{i}"))])
+                        .with_parent(parent),
+                )
+                .await,
+            "create_session in a chain",
+        );
+        ok(
+            store
+                .append(
+                    session.id,
+                    SessionAppend::new(vec![Message::assistant(format!("re {label}{i}"))], vec![]),
+                )
+                .await,
+            "append in a chain",
+        );
+        ok(
+            store
+                .finish_session(session.id, SessionFinish::new(SessionStatus::Committed))
+                .await,
+            "finish in a chain",
+        );
+        parent = Some(session.id);
+    }
+    parent.unwrap_or_else(|| panic!("test bug: a chain needs at least one link"))
+}
+
+/// A chain of several sessions across a fork, with a session that has no
+/// messages in the middle: its history is every ancestor's messages, root
+/// first, each session's in order.
+pub async fn session_history_follows_a_chain(store: &dyn StateStore) {
+    let user = new_user(store, "owner").await;
+    let original = new_conversation(store, user.id, "original").await;
+    let third = chain(store, original.id, None, "a", 3).await;
+    // A run without input or output (e.g. a resume that was interrupted).
+    let empty = ok(
+        store
+            .create_session(NewSession::new(original.id, vec![]).with_parent(Some(third)))
+            .await,
+        "create_session without input",
+    );
+    ok(
+        store
+            .finish_session(empty.id, SessionFinish::new(SessionStatus::Interrupted))
+            .await,
+        "finish",
+    );
+    let fork = new_conversation(store, user.id, "fork").await;
+    let last = chain(store, fork.id, Some(empty.id), "b", 2).await;
+
+    let texts = |messages: Vec<Message>| messages.iter().map(Message::text).collect::<Vec<_>>();
+    assert_eq!(
+        texts(ok(store.session_history(last).await, "session_history")),
+        [
+            "a0", "re a0", "a1", "re a1", "a2", "re a2", "b0", "re b0", "b1", "re b1"
+        ],
+        "history is the chain's messages, root first"
+    );
+    assert!(
+        ok(store.session_history(empty.id).await, "session_history")
+            .iter()
+            .map(Message::text)
+            .eq(["a0", "re a0", "a1", "re a1", "a2", "re a2"]),
+        "a session without messages sees its ancestors' history"
+    );
+}
+
+/// A chain of 300 sessions gives the whole history, in order.
+pub async fn session_history_deep_chain(store: &dyn StateStore) {
+    const LINKS: usize = 300;
+    let user = new_user(store, "owner").await;
+    let conversation = new_conversation(store, user.id, "deep").await;
+    let last = chain(store, conversation.id, None, "q", LINKS).await;
+    let history = ok(store.session_history(last).await, "session_history");
+    let expected: Vec<String> = (0..LINKS)
+        .flat_map(|i| [format!("q{i}"), format!("re q{i}")])
+        .collect();
+    assert_eq!(
+        history.iter().map(Message::text).collect::<Vec<_>>(),
+        expected,
+        "a deep chain's history is complete and in order"
+    );
+}

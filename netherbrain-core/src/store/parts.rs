@@ -1,0 +1,349 @@
+//! [`StoreParts`]: a [`StateStore`](super::StateStore) put together from one
+//! implementation per concern.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{
+    ApiKey, CatalogStore, Conversation, ConversationPatch, ConversationQuery, ConversationStore,
+    MailboxEntry, MailboxStore, NewApiKey, NewConversation, NewMailboxEntry, NewPreset, NewSession,
+    NewUser, NewWorkspace, Page, Preset, PresetPatch, Session, SessionAppend, SessionFinish,
+    SessionStore, StateStore, StoreHealth, StoreResult, User, UserPatch, UserStore, Workspace,
+    WorkspacePatch,
+};
+use crate::event::EventEnvelope;
+use crate::ids::{ApiKeyId, ConversationId, EventSeq, PresetId, SessionId, UserId, WorkspaceId};
+use crate::message::Message;
+
+/// A store composed of one part per concern, each an `Arc<dyn …>` of that
+/// concern's trait; every call is delegated to its part.
+///
+/// Start from a whole store ([`new`](Self::new): every part is that store)
+/// and replace the parts a wrapper changes, so a wrapper implements only
+/// the traits it changes: a cache in front of the catalog, a store whose
+/// sessions live elsewhere, a test double that fails on demand.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::sync::Arc;
+/// use async_trait::async_trait;
+/// use netherbrain_core::store::prelude::*;
+/// use netherbrain_core::store::{MemoryStore, StoreError, StoreParts, StoreResult};
+///
+/// /// A backend that is down.
+/// #[derive(Debug)]
+/// struct Down;
+///
+/// #[async_trait]
+/// impl StoreHealth for Down {
+///     async fn ping(&self) -> StoreResult<()> {
+///         Err(StoreError::Unavailable("maintenance".into()))
+///     }
+/// }
+///
+/// let store: Arc<dyn StateStore> =
+///     Arc::new(StoreParts::new(Arc::new(MemoryStore::new())).with_health(Arc::new(Down)));
+/// assert!(store.ping().await.is_err());
+/// assert_eq!(store.count_users().await.unwrap(), 0, "the other parts still answer");
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct StoreParts {
+    users: Arc<dyn UserStore>,
+    catalog: Arc<dyn CatalogStore>,
+    conversations: Arc<dyn ConversationStore>,
+    sessions: Arc<dyn SessionStore>,
+    mailbox: Arc<dyn MailboxStore>,
+    health: Arc<dyn StoreHealth>,
+}
+
+impl StoreParts {
+    /// Every part delegates to `store`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new()));
+    /// # let _ = parts;
+    /// ```
+    #[must_use]
+    pub fn new(store: Arc<dyn StateStore>) -> Self {
+        Self {
+            users: store.clone(),
+            catalog: store.clone(),
+            conversations: store.clone(),
+            sessions: store.clone(),
+            mailbox: store.clone(),
+            health: store,
+        }
+    }
+
+    /// Replaces the health check.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let other = Arc::new(MemoryStore::new());
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new())).with_health(other);
+    /// # let _ = parts;
+    /// ```
+    #[must_use]
+    pub fn with_health(mut self, health: Arc<dyn StoreHealth>) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Replaces the users and API keys.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let users = Arc::new(MemoryStore::new());
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new())).with_users(users);
+    /// # let _ = parts;
+    /// ```
+    #[must_use]
+    pub fn with_users(mut self, users: Arc<dyn UserStore>) -> Self {
+        self.users = users;
+        self
+    }
+
+    /// Replaces the catalog (presets and workspaces).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let catalog = Arc::new(MemoryStore::new());
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new())).with_catalog(catalog);
+    /// # let _ = parts;
+    /// ```
+    #[must_use]
+    pub fn with_catalog(mut self, catalog: Arc<dyn CatalogStore>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// Replaces the conversations.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let conversations = Arc::new(MemoryStore::new());
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new())).with_conversations(conversations);
+    /// # let _ = parts;
+    /// ```
+    #[must_use]
+    pub fn with_conversations(mut self, conversations: Arc<dyn ConversationStore>) -> Self {
+        self.conversations = conversations;
+        self
+    }
+
+    /// Replaces the sessions and their log.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let sessions = Arc::new(MemoryStore::new());
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new())).with_sessions(sessions);
+    /// # let _ = parts;
+    /// ```
+    #[must_use]
+    pub fn with_sessions(mut self, sessions: Arc<dyn SessionStore>) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    /// Replaces the mailbox.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let mailbox = Arc::new(MemoryStore::new());
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new())).with_mailbox(mailbox);
+    /// # let _ = parts;
+    /// ```
+    #[must_use]
+    pub fn with_mailbox(mut self, mailbox: Arc<dyn MailboxStore>) -> Self {
+        self.mailbox = mailbox;
+        self
+    }
+}
+
+#[async_trait]
+impl StoreHealth for StoreParts {
+    async fn ping(&self) -> StoreResult<()> {
+        self.health.ping().await
+    }
+}
+
+#[async_trait]
+impl UserStore for StoreParts {
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        self.users.create_user(user).await
+    }
+    async fn get_user(&self, id: UserId) -> StoreResult<User> {
+        self.users.get_user(id).await
+    }
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<User> {
+        self.users.get_user_by_username(username).await
+    }
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.users.list_users().await
+    }
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
+        self.users.update_user(id, patch).await
+    }
+    async fn count_users(&self) -> StoreResult<u64> {
+        self.users.count_users().await
+    }
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey> {
+        self.users.create_api_key(key).await
+    }
+    async fn get_api_key_by_prefix(&self, prefix: &str) -> StoreResult<ApiKey> {
+        self.users.get_api_key_by_prefix(prefix).await
+    }
+    async fn list_api_keys(&self, user_id: UserId) -> StoreResult<Vec<ApiKey>> {
+        self.users.list_api_keys(user_id).await
+    }
+    async fn revoke_api_key(&self, id: ApiKeyId) -> StoreResult<ApiKey> {
+        self.users.revoke_api_key(id).await
+    }
+}
+
+#[async_trait]
+impl CatalogStore for StoreParts {
+    async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
+        self.catalog.create_preset(preset).await
+    }
+    async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
+        self.catalog.get_preset(id).await
+    }
+    async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset> {
+        self.catalog.get_preset_by_name(name).await
+    }
+    async fn list_presets(&self) -> StoreResult<Vec<Preset>> {
+        self.catalog.list_presets().await
+    }
+    async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
+        self.catalog.update_preset(id, patch).await
+    }
+    async fn delete_preset(&self, id: PresetId) -> StoreResult<()> {
+        self.catalog.delete_preset(id).await
+    }
+    async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
+        self.catalog.create_workspace(workspace).await
+    }
+    async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
+        self.catalog.get_workspace(id).await
+    }
+    async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
+        self.catalog.list_workspaces().await
+    }
+    async fn update_workspace(
+        &self,
+        id: WorkspaceId,
+        patch: WorkspacePatch,
+    ) -> StoreResult<Workspace> {
+        self.catalog.update_workspace(id, patch).await
+    }
+    async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<()> {
+        self.catalog.delete_workspace(id).await
+    }
+}
+
+#[async_trait]
+impl ConversationStore for StoreParts {
+    async fn create_conversation(
+        &self,
+        conversation: NewConversation,
+    ) -> StoreResult<Conversation> {
+        self.conversations.create_conversation(conversation).await
+    }
+    async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation> {
+        self.conversations.get_conversation(id).await
+    }
+    async fn list_conversations(
+        &self,
+        query: ConversationQuery,
+    ) -> StoreResult<Page<Conversation>> {
+        self.conversations.list_conversations(query).await
+    }
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        patch: ConversationPatch,
+    ) -> StoreResult<Conversation> {
+        self.conversations.update_conversation(id, patch).await
+    }
+    async fn search_conversations(
+        &self,
+        owner: Option<UserId>,
+        query: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>> {
+        self.conversations
+            .search_conversations(owner, query, limit)
+            .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for StoreParts {
+    async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
+        self.sessions.create_session(session).await
+    }
+    async fn get_session(&self, id: SessionId) -> StoreResult<Session> {
+        self.sessions.get_session(id).await
+    }
+    async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>> {
+        self.sessions.list_sessions(conversation_id).await
+    }
+    async fn active_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Session>> {
+        self.sessions.active_session(conversation_id).await
+    }
+    async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
+        self.sessions.finish_session(id, finish).await
+    }
+    async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
+        self.sessions.recover_sessions().await
+    }
+    async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
+        self.sessions.append(session_id, append).await
+    }
+    async fn session_messages(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        self.sessions.session_messages(session_id).await
+    }
+    async fn list_events(
+        &self,
+        session_id: SessionId,
+        after: EventSeq,
+        limit: u32,
+    ) -> StoreResult<Vec<EventEnvelope>> {
+        self.sessions.list_events(session_id, after, limit).await
+    }
+    async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
+        self.sessions.last_event_seq(session_id).await
+    }
+    // Delegated too, so the part's own (one-query) history is used.
+    async fn session_history(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
+        self.sessions.session_history(session_id).await
+    }
+}
+
+#[async_trait]
+impl MailboxStore for StoreParts {
+    async fn post_mailbox(&self, entry: NewMailboxEntry) -> StoreResult<MailboxEntry> {
+        self.mailbox.post_mailbox(entry).await
+    }
+    async fn take_mailbox(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Vec<MailboxEntry>> {
+        self.mailbox.take_mailbox(conversation_id).await
+    }
+}
