@@ -103,7 +103,10 @@ pub(crate) async fn import_presets(
     let admin = admin_user(store.as_ref()).await?;
     let service = ConversationService::new(store, Arc::new(AgentCatalog::new()));
     service
-        .import_presets(&netherbrain_core::auth::Principal::of(&admin), docs.to_vec())
+        .import_presets(
+            &netherbrain_core::auth::Principal::of(&admin),
+            docs.to_vec(),
+        )
         .await
         .map_err(|e| anyhow!("importing presets: {e}"))
 }

@@ -15,14 +15,18 @@ use netherbrain_core::conversation::{
     ServiceError, TurnsQuery, parse_preset_documents,
 };
 use netherbrain_core::runtime::{RuntimeError, StartRun};
+use netherbrain_core::store::prelude::*;
 use netherbrain_core::store::{
-    ConversationPatch, ForkOrigin, Metadata, MemoryStore, NewConversation, NewPreset, NewUser,
+    ConversationPatch, ForkOrigin, MemoryStore, Metadata, NewConversation, NewPreset, NewUser,
     StoreError, UserRole,
 };
-use netherbrain_core::store::prelude::*;
 use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
-use netherbrain_core::tool::{DynTool, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry, ToolSet};
-use netherbrain_core::{AgentEvent, EventEnvelope, Message, PresetConfig, PresetId, SessionId, SessionStatus};
+use netherbrain_core::tool::{
+    DynTool, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry, ToolSet,
+};
+use netherbrain_core::{
+    AgentEvent, EventEnvelope, Message, PresetConfig, PresetId, SessionId, SessionStatus,
+};
 
 struct Fixture {
     store: Arc<MemoryStore>,
@@ -132,7 +136,12 @@ async fn send_starts_a_conversation_and_continues_it() {
     assert_eq!(conversation.title.as_deref(), Some("Greetings"));
     assert_eq!(conversation.default_preset, Some(f.preset));
 
-    let second = started(&f, &f.ada, SendMessage::to(run.conversation_id, user_msg("more"))).await;
+    let second = started(
+        &f,
+        &f.ada,
+        SendMessage::to(run.conversation_id, user_msg("more")),
+    )
+    .await;
     let session = f.service.runtime().wait(second).await.unwrap();
     assert_eq!(session.parent_session_id, Some(run.session_id));
     assert_eq!(session.preset_id, Some(f.preset));
@@ -141,7 +150,10 @@ async fn send_starts_a_conversation_and_continues_it() {
         ["hello", "first answer", "more"],
         "the second run sees the first"
     );
-    assert_eq!(f.provider.requests()[1].system.as_deref(), Some("Be brief."));
+    assert_eq!(
+        f.provider.requests()[1].system.as_deref(),
+        Some("Be brief.")
+    );
 }
 
 #[tokio::test]
@@ -153,7 +165,10 @@ async fn refused_sends_change_nothing() {
     };
     check(
         f.service
-            .send(&f.ada, SendMessage::new_conversation(f.preset, user_msg("  ")))
+            .send(
+                &f.ada,
+                SendMessage::new_conversation(f.preset, user_msg("  ")),
+            )
             .await,
         "must not be empty",
     );
@@ -167,16 +182,25 @@ async fn refused_sends_change_nothing() {
         .unwrap();
     check(
         f.service
-            .send(&f.ada, SendMessage::new_conversation(broken.id, user_msg("hi")))
+            .send(
+                &f.ada,
+                SendMessage::new_conversation(broken.id, user_msg("hi")),
+            )
             .await,
         "unknown provider profile",
     );
     let page = f
         .service
-        .list(&f.ada, netherbrain_core::store::ConversationQuery::default())
+        .list(
+            &f.ada,
+            netherbrain_core::store::ConversationQuery::default(),
+        )
         .await
         .unwrap();
-    assert!(page.items.is_empty(), "no empty conversation is left behind");
+    assert!(
+        page.items.is_empty(),
+        "no empty conversation is left behind"
+    );
 
     // A conversation without any preset to run.
     let bare = f
@@ -184,7 +208,10 @@ async fn refused_sends_change_nothing() {
         .create(&f.ada, NewConversation::new(f.ada.user_id()))
         .await
         .unwrap();
-    let none = f.service.send(&f.ada, SendMessage::to(bare.id, user_msg("hi"))).await;
+    let none = f
+        .service
+        .send(&f.ada, SendMessage::to(bare.id, user_msg("hi")))
+        .await;
     assert_eq!(none, Err(ServiceError::Runtime(RuntimeError::NoPreset)));
     assert!(f.store.list_sessions(bare.id).await.unwrap().is_empty());
 }
@@ -198,7 +225,10 @@ async fn another_users_conversation_does_not_exist_for_them() {
     .await;
     let run = f
         .service
-        .send(&f.ada, SendMessage::new_conversation(f.preset, user_msg("secret")))
+        .send(
+            &f.ada,
+            SendMessage::new_conversation(f.preset, user_msg("secret")),
+        )
         .await
         .unwrap()
         .handle()
@@ -269,7 +299,12 @@ async fn another_users_conversation_does_not_exist_for_them() {
     assert_eq!(f.store.list_sessions(conversation).await.unwrap().len(), 1);
 
     // An admin may act on it.
-    let by_admin = started(&f, &f.admin, SendMessage::to(conversation, user_msg("audit"))).await;
+    let by_admin = started(
+        &f,
+        &f.admin,
+        SendMessage::to(conversation, user_msg("audit")),
+    )
+    .await;
     assert_eq!(
         f.service.runtime().wait(by_admin).await.unwrap().status,
         SessionStatus::Committed
@@ -285,14 +320,20 @@ async fn a_busy_conversation_is_steered_or_refused() {
     .await;
     let run = f
         .service
-        .send(&f.ada, SendMessage::new_conversation(f.preset, user_msg("go")))
+        .send(
+            &f.ada,
+            SendMessage::new_conversation(f.preset, user_msg("go")),
+        )
         .await
         .unwrap()
         .handle()
         .clone();
     let busy = f
         .service
-        .send(&f.ada, SendMessage::to(run.conversation_id, user_msg("again")))
+        .send(
+            &f.ada,
+            SendMessage::to(run.conversation_id, user_msg("again")),
+        )
         .await;
     assert_eq!(
         busy,
@@ -336,13 +377,21 @@ async fn forks_continue_from_the_forked_session() {
     .await;
     let first = f
         .service
-        .send(&f.ada, SendMessage::new_conversation(f.preset, user_msg("a")))
+        .send(
+            &f.ada,
+            SendMessage::new_conversation(f.preset, user_msg("a")),
+        )
         .await
         .unwrap()
         .handle()
         .clone();
     finish(&f, &f.ada, first.session_id).await;
-    let second = started(&f, &f.ada, SendMessage::to(first.conversation_id, user_msg("b"))).await;
+    let second = started(
+        &f,
+        &f.ada,
+        SendMessage::to(first.conversation_id, user_msg("b")),
+    )
+    .await;
     f.service.runtime().wait(second).await.unwrap();
 
     // With input the run starts at once, from the first session only.
@@ -371,7 +420,12 @@ async fn forks_continue_from_the_forked_session() {
         .await
         .unwrap();
     assert!(later.run.is_none());
-    let run = started(&f, &f.ada, SendMessage::to(later.conversation.id, user_msg("d"))).await;
+    let run = started(
+        &f,
+        &f.ada,
+        SendMessage::to(later.conversation.id, user_msg("d")),
+    )
+    .await;
     let session = f.service.runtime().wait(run).await.unwrap();
     assert_eq!(session.parent_session_id, Some(second));
     assert_eq!(request_texts(&f, 3), ["a", "one", "b", "two", "d"]);
@@ -382,7 +436,10 @@ async fn forks_continue_from_the_forked_session() {
         .fork(&f.ada, first.conversation_id, ForkRequest::new(run))
         .await
         .unwrap_err();
-    assert!(matches!(e, ServiceError::Store(StoreError::NotFound { .. })), "{e:?}");
+    assert!(
+        matches!(e, ServiceError::Store(StoreError::NotFound { .. })),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -394,7 +451,10 @@ async fn a_fork_origin_of_another_user_is_never_followed() {
     .await;
     let adas = f
         .service
-        .send(&f.ada, SendMessage::new_conversation(f.preset, user_msg("my secret: 42")))
+        .send(
+            &f.ada,
+            SendMessage::new_conversation(f.preset, user_msg("my secret: 42")),
+        )
         .await
         .unwrap()
         .handle()
@@ -491,7 +551,9 @@ impl ToolSet for Files {
     }
     async fn tools(&self) -> Result<Vec<Arc<dyn DynTool>>, ToolError> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        let registry = ToolRegistry::new().with(Delete).map_err(ToolError::failed)?;
+        let registry = ToolRegistry::new()
+            .with(Delete)
+            .map_err(ToolError::failed)?;
         Ok(registry.get("delete").into_iter().cloned().collect())
     }
 }
@@ -518,7 +580,10 @@ async fn resume_answers_pending_tool_calls() {
         .unwrap();
     let first = f
         .service
-        .send(&f.ada, SendMessage::new_conversation(preset.id, user_msg("clean up")))
+        .send(
+            &f.ada,
+            SendMessage::new_conversation(preset.id, user_msg("clean up")),
+        )
         .await
         .unwrap()
         .handle()
@@ -527,11 +592,17 @@ async fn resume_answers_pending_tool_calls() {
     assert_eq!(waiting.status, SessionStatus::AwaitingToolResults);
     assert_eq!(
         f.service.resume(&f.ada, first.session_id, vec![]).await,
-        Err(ServiceError::Invalid("`decisions` must not be empty".into()))
+        Err(ServiceError::Invalid(
+            "`decisions` must not be empty".into()
+        ))
     );
     assert!(matches!(
         f.service
-            .resume(&f.ada, first.session_id, vec![ToolDecision::approve("nope")])
+            .resume(
+                &f.ada,
+                first.session_id,
+                vec![ToolDecision::approve("nope")]
+            )
             .await,
         Err(ServiceError::Runtime(RuntimeError::InvalidResume(_)))
     ));
@@ -559,7 +630,10 @@ async fn turns_come_a_page_at_a_time() {
     let f = fixture(responses.collect()).await;
     let first = f
         .service
-        .send(&f.ada, SendMessage::new_conversation(f.preset, user_msg("q0")))
+        .send(
+            &f.ada,
+            SendMessage::new_conversation(f.preset, user_msg("q0")),
+        )
         .await
         .unwrap()
         .handle()
@@ -630,7 +704,10 @@ async fn summarize_names_the_conversation() {
     assert_eq!(named.title.as_deref(), Some("French capital"));
     assert_eq!(named.summary.as_deref(), Some("Asked about Paris."));
     let transcript = request_texts(&f, 1).join("\n");
-    assert!(transcript.contains("user: capital of France?"), "{transcript}");
+    assert!(
+        transcript.contains("user: capital of France?"),
+        "{transcript}"
+    );
 
     let empty = f
         .service
@@ -673,9 +750,7 @@ fn sessions_of(events: &[EventEnvelope]) -> Vec<SessionId> {
 
 #[tokio::test]
 async fn follow_sees_every_run_from_any_surface() {
-    let many = ScriptedResponse::builder()
-        .text("a ".repeat(200))
-        .build();
+    let many = ScriptedResponse::builder().text("a ".repeat(200)).build();
     let f = fixture(vec![
         ScriptedResponse::text("first"),
         many,
@@ -728,7 +803,10 @@ async fn follow_sees_every_run_from_any_surface() {
     assert!(matches!(events[0].event, AgentEvent::RunStarted { .. }));
 
     // Resuming from a cursor replays the rest of that run, then later runs.
-    let cursor = events.iter().find(|e| e.session_id == two && e.seq == 3).unwrap();
+    let cursor = events
+        .iter()
+        .find(|e| e.session_id == two && e.seq == 3)
+        .unwrap();
     let mut resumed = f
         .service
         .follow(
@@ -745,7 +823,10 @@ async fn follow_sees_every_run_from_any_surface() {
     let replayed = runs(&mut resumed, 2).await;
     assert_eq!(sessions_of(&replayed), [two, three]);
     assert_eq!(replayed[0].seq, 4);
-    let rest_of_two = events.iter().filter(|e| e.session_id == two && e.seq > 3).count();
+    let rest_of_two = events
+        .iter()
+        .filter(|e| e.session_id == two && e.seq > 3)
+        .count();
     assert_eq!(
         replayed.iter().filter(|e| e.session_id == two).count(),
         rest_of_two
@@ -781,13 +862,21 @@ async fn follow_from_the_start_replays_everything() {
     .await;
     let first = f
         .service
-        .send(&f.ada, SendMessage::new_conversation(f.preset, user_msg("1")))
+        .send(
+            &f.ada,
+            SendMessage::new_conversation(f.preset, user_msg("1")),
+        )
         .await
         .unwrap()
         .handle()
         .clone();
     f.service.runtime().wait(first.session_id).await.unwrap();
-    let second = started(&f, &f.ada, SendMessage::to(first.conversation_id, user_msg("2"))).await;
+    let second = started(
+        &f,
+        &f.ada,
+        SendMessage::to(first.conversation_id, user_msg("2")),
+    )
+    .await;
     f.service.runtime().wait(second).await.unwrap();
     let mut all = f
         .service
@@ -817,10 +906,18 @@ async fn presets_import_for_admins_only() {
         .collect();
     assert_eq!(
         actions,
-        [(ImportAction::Updated, "tiny"), (ImportAction::Created, "new")]
+        [
+            (ImportAction::Updated, "tiny"),
+            (ImportAction::Created, "new")
+        ]
     );
     assert_eq!(
-        f.store.get_preset(f.preset).await.unwrap().description.as_deref(),
+        f.store
+            .get_preset(f.preset)
+            .await
+            .unwrap()
+            .description
+            .as_deref(),
         Some("changed")
     );
 }

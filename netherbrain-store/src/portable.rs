@@ -262,6 +262,22 @@ where
         .await
     }
 
+    /// The newest session (last in `list_sessions`' order); none for an
+    /// unknown conversation.
+    pub(crate) async fn latest_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Session>> {
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE conversation_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
+        );
+        self.fetch_opt(
+            sqlx::query(&sql).bind(Uuid::from(conversation_id)),
+            rows::session,
+        )
+        .await
+    }
+
     pub(crate) async fn active_session(
         &self,
         conversation_id: ConversationId,
@@ -511,8 +527,8 @@ where
         }
         let at = DB::time(now());
         let sql = format!(
-            "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at) \
-             VALUES ($1, $2, $3, $4, NULL, $5, $6{j}, 'active', $7, $7, $7) RETURNING {CONVERSATION_COLS}",
+            "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at, forked_from_conversation_id, forked_from_session_id) \
+             VALUES ($1, $2, $3, $4, NULL, $5, $6{j}, 'active', $7, $7, $7, $8, $9) RETURNING {CONVERSATION_COLS}",
             j = DB::AS_JSONB
         );
         let id = conversation.id;
@@ -523,7 +539,13 @@ where
             .bind(conversation.title)
             .bind(conversation.default_preset.map(Uuid::from))
             .bind(to_json(&conversation.metadata)?)
-            .bind(at);
+            .bind(at)
+            .bind(
+                conversation
+                    .forked_from
+                    .map(|o| Uuid::from(o.conversation_id)),
+            )
+            .bind(conversation.forked_from.map(|o| Uuid::from(o.session_id)));
         self.insert(query, rows::conversation, || {
             format!("conversation {id} already exists")
         })

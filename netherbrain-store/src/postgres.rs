@@ -576,6 +576,13 @@ impl SessionStore for PostgresStore {
         self.portable().list_sessions(conversation_id).await
     }
 
+    async fn latest_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Session>> {
+        self.portable().latest_session(conversation_id).await
+    }
+
     async fn active_session(
         &self,
         conversation_id: ConversationId,

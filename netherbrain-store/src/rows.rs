@@ -190,6 +190,15 @@ pub(crate) fn conversation<R: RowGet>(r: &R) -> StoreResult<Conversation> {
         .set("created_at", r.ts("created_at")?)?
         .set("updated_at", r.ts("updated_at")?)?
         .set("last_activity_at", r.ts("last_activity_at")?)?;
+    if let (Some(conversation_id), Some(session_id)) = (
+        r.opt_uuid("forked_from_conversation_id")?,
+        r.opt_uuid("forked_from_session_id")?,
+    ) {
+        f.set(
+            "forked_from",
+            serde_json::json!({"conversation_id": conversation_id, "session_id": session_id}),
+        )?;
+    }
     record("conversation", f.0)
 }
 
@@ -229,7 +238,7 @@ pub(crate) const API_KEY_COLS: &str =
     "id, user_id, name, prefix, hash, created_at, expires_at, revoked_at";
 pub(crate) const PRESET_COLS: &str = "id, name, description, config, created_at, updated_at";
 pub(crate) const WORKSPACE_COLS: &str = "id, name, project_dirs, metadata, created_at, updated_at";
-pub(crate) const CONVERSATION_COLS: &str = "id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at";
+pub(crate) const CONVERSATION_COLS: &str = "id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at, forked_from_conversation_id, forked_from_session_id";
 pub(crate) const SESSION_COLS: &str = "id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at";
 pub(crate) const MAILBOX_COLS: &str =
     "id, conversation_id, source_session_id, content, created_at, delivered_at";

@@ -204,3 +204,120 @@ async fn postgres_over_tls_when_the_server_offers_it() {
             .map(|m| m.version)
     );
 }
+
+/// Rows of version 2 with a fork origin in user-writable metadata: the
+/// owner's own fork keeps its origin (moved to the server-owned columns),
+/// another user's planted origin is dropped, and the key leaves metadata.
+struct ForkSeed {
+    alice: Uuid,
+    bob: Uuid,
+    source: Uuid,
+    session: Uuid,
+    own_fork: Uuid,
+    planted: Uuid,
+}
+
+fn fork_seed() -> ForkSeed {
+    ForkSeed {
+        alice: Uuid::now_v7(),
+        bob: Uuid::now_v7(),
+        source: Uuid::now_v7(),
+        session: Uuid::now_v7(),
+        own_fork: Uuid::now_v7(),
+        planted: Uuid::now_v7(),
+    }
+}
+
+fn forked_from_metadata(s: &ForkSeed) -> String {
+    serde_json::json!({"source": "web", "forked_from": {"conversation_id": s.source, "session_id": s.session}})
+        .to_string()
+}
+
+async fn check_fork_origins(url: &str, s: &ForkSeed) {
+    use netherbrain_core::store::ForkOrigin;
+    let store = netherbrain_store::connect(url).await.unwrap();
+    let own = store
+        .get_conversation(ConversationId::from_uuid(s.own_fork))
+        .await
+        .unwrap();
+    assert_eq!(
+        own.forked_from,
+        Some(ForkOrigin::new(
+            ConversationId::from_uuid(s.source),
+            SessionId::from_uuid(s.session)
+        )),
+        "the owner's fork keeps its origin"
+    );
+    let planted = store
+        .get_conversation(ConversationId::from_uuid(s.planted))
+        .await
+        .unwrap();
+    assert_eq!(planted.forked_from, None, "a foreign origin is dropped");
+    for c in [&own, &planted] {
+        assert!(c.metadata.get("forked_from").is_none(), "{:?}", c.metadata);
+        assert_eq!(c.metadata["source"], "web", "other metadata stays");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_fork_origins_leave_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nb.db");
+    let url = format!("sqlite://{}", path.display());
+    migrate::upgrade_to(&url, 2).await.unwrap();
+    let s = fork_seed();
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let now = chrono::Utc::now().timestamp_micros();
+        for (id, name) in [(s.alice, "alice"), (s.bob, "bob")] {
+            sqlx::query("INSERT INTO users (id, username, role, active, created_at, updated_at) VALUES (?, ?, 'user', 1, ?, ?)")
+                .bind(id).bind(name).bind(now).bind(now).execute(&mut conn).await.unwrap();
+        }
+        let meta = forked_from_metadata(&s);
+        for (id, owner, metadata) in [
+            (s.source, s.alice, "{}".to_owned()),
+            (s.own_fork, s.alice, meta.clone()),
+            (s.planted, s.bob, meta),
+        ] {
+            sqlx::query("INSERT INTO conversations (id, owner_id, metadata, status, created_at, updated_at, last_activity_at) VALUES (?, ?, ?, 'active', ?, ?, ?)")
+                .bind(id).bind(owner).bind(metadata).bind(now).bind(now).bind(now).execute(&mut conn).await.unwrap();
+        }
+        sqlx::query("INSERT INTO sessions (id, conversation_id, status, input, deferred_tool_calls, usage, created_at, updated_at) VALUES (?, ?, 'committed', '[]', '[]', '{}', ?, ?)")
+            .bind(s.session).bind(s.source).bind(now).bind(now).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    }
+    migrate::upgrade(&url).await.unwrap();
+    check_fork_origins(&url, &s).await;
+}
+
+#[tokio::test]
+async fn postgres_fork_origins_leave_metadata() {
+    let db = support::PgDatabase::create().await;
+    let url = db.url.clone();
+    migrate::upgrade_to(&url, 2).await.unwrap();
+    let s = fork_seed();
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        let now = chrono::Utc::now();
+        for (id, name) in [(s.alice, "alice"), (s.bob, "bob")] {
+            sqlx::query("INSERT INTO users (id, username, role, active, created_at, updated_at) VALUES ($1, $2, 'user', TRUE, $3, $3)")
+                .bind(id).bind(name).bind(now).execute(&mut conn).await.unwrap();
+        }
+        let meta = forked_from_metadata(&s);
+        for (id, owner, metadata) in [
+            (s.source, s.alice, "{}".to_owned()),
+            (s.own_fork, s.alice, meta.clone()),
+            (s.planted, s.bob, meta),
+        ] {
+            sqlx::query("INSERT INTO conversations (id, owner_id, metadata, status, created_at, updated_at, last_activity_at) VALUES ($1, $2, $3::jsonb, 'active', $4, $4, $4)")
+                .bind(id).bind(owner).bind(metadata).bind(now).execute(&mut conn).await.unwrap();
+        }
+        sqlx::query("INSERT INTO sessions (id, conversation_id, status, input, deferred_tool_calls, usage, created_at, updated_at) VALUES ($1, $2, 'committed', '[]', '[]', '{}', $3, $3)")
+            .bind(s.session).bind(s.source).bind(now).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    }
+    migrate::upgrade(&url).await.unwrap();
+    check_fork_origins(&url, &s).await;
+}

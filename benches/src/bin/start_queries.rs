@@ -122,7 +122,10 @@ async fn run() -> Result<(), String> {
     let listener = netherbrain_http::bind(&state)
         .await
         .map_err(|e| e.to_string())?;
-    let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    let base = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
     tokio::spawn(serve(listener, state, std::future::pending::<()>()));
 
     let http = reqwest::Client::new();

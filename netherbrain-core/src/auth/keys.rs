@@ -138,7 +138,9 @@ pub async fn issue_api_key(
 ) -> Result<IssuedKey, AuthError> {
     let user_id = target_user(store, who, request.user_id).await?;
     if request.expires_at.is_some_and(|at| at <= Utc::now()) {
-        return Err(AuthError::Invalid("expires_at must be in the future".into()));
+        return Err(AuthError::Invalid(
+            "expires_at must be in the future".into(),
+        ));
     }
     let mut attempts = 0;
     loop {

@@ -107,7 +107,11 @@ impl ConversationService {
                     "the session has not finished; fork it once it has".into(),
                 ));
             }
-            _ => return Err(ServiceError::Invalid("a failed session cannot be forked".into())),
+            _ => {
+                return Err(ServiceError::Invalid(
+                    "a failed session cannot be forked".into(),
+                ));
+            }
         }
         if let Some(input) = &request.input {
             check_input(input)?;

@@ -263,7 +263,12 @@ impl ConversationService {
     ) -> Result<(Session, Conversation), ServiceError> {
         let not_found = || ServiceError::from(StoreError::not_found("session", id));
         let session = self.inner.store.get_session(id).await?;
-        let conversation = match self.inner.store.get_conversation(session.conversation_id).await {
+        let conversation = match self
+            .inner
+            .store
+            .get_conversation(session.conversation_id)
+            .await
+        {
             Ok(c) => c,
             Err(StoreError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(e.into()),
@@ -388,7 +393,10 @@ impl ConversationService {
     }
 
     /// The project directories of a workspace, for tools.
-    async fn project_dirs(&self, workspace: Option<WorkspaceId>) -> Result<Vec<PathBuf>, ServiceError> {
+    async fn project_dirs(
+        &self,
+        workspace: Option<WorkspaceId>,
+    ) -> Result<Vec<PathBuf>, ServiceError> {
         Ok(match workspace {
             Some(ws) => self
                 .inner

@@ -199,8 +199,9 @@ mod tests {
 
     #[test]
     fn parses_one_or_many() {
-        let one = parse_preset_documents("name = \"a\"\n[config]\nprofile = \"openai\"\nmodel = \"m\"\n")
-            .unwrap();
+        let one =
+            parse_preset_documents("name = \"a\"\n[config]\nprofile = \"openai\"\nmodel = \"m\"\n")
+                .unwrap();
         assert_eq!(one.len(), 1);
         let many = parse_preset_documents(
             "[[presets]]\nname = \"a\"\n[presets.config]\nprofile = \"p\"\nmodel = \"m\"\n\
@@ -214,7 +215,11 @@ mod tests {
     fn rejects_bad_documents() {
         let check = |text: &str, malformed: bool| {
             let e = parse_preset_documents(text).unwrap_err();
-            assert_eq!(matches!(e, ServiceError::Malformed(_)), malformed, "{text}: {e}");
+            assert_eq!(
+                matches!(e, ServiceError::Malformed(_)),
+                malformed,
+                "{text}: {e}"
+            );
         };
         check("name = ", true);
         check("name = \"a\"", false);
@@ -224,7 +229,10 @@ mod tests {
              [[presets]]\nname = \"a\"\n[presets.config]\nprofile = \"p\"\nmodel = \"m\"\n",
             false,
         );
-        check("name = \"\"\n[config]\nprofile = \"p\"\nmodel = \"m\"\n", false);
+        check(
+            "name = \"\"\n[config]\nprofile = \"p\"\nmodel = \"m\"\n",
+            false,
+        );
     }
 
     #[test]

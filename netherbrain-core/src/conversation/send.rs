@@ -274,9 +274,11 @@ impl ConversationService {
         active: &Session,
         message: &SendMessage,
     ) -> Result<Sent, ServiceError> {
-        let busy = || ServiceError::from(RuntimeError::Busy {
-            session_id: active.id,
-        });
+        let busy = || {
+            ServiceError::from(RuntimeError::Busy {
+                session_id: active.id,
+            })
+        };
         if message.when_busy != WhenBusy::Steer {
             return Err(busy());
         }
@@ -295,7 +297,11 @@ impl ConversationService {
 
     /// The first run of a conversation without sessions: a new conversation
     /// with the preset as its default.
-    async fn send_new(&self, who: &Principal, message: SendMessage) -> Result<RunHandle, ServiceError> {
+    async fn send_new(
+        &self,
+        who: &Principal,
+        message: SendMessage,
+    ) -> Result<RunHandle, ServiceError> {
         if self.inner.runtime.is_draining() {
             return Err(RuntimeError::Draining.into());
         }
@@ -329,7 +335,10 @@ impl ConversationService {
     /// The session a fork's first run continues from: the conversation's
     /// server-owned fork origin, if its conversation belongs to the same
     /// owner (or the owner is an admin).
-    async fn fork_parent(&self, conversation: &Conversation) -> Result<Option<Session>, ServiceError> {
+    async fn fork_parent(
+        &self,
+        conversation: &Conversation,
+    ) -> Result<Option<Session>, ServiceError> {
         let Some(origin) = conversation.forked_from else {
             return Ok(None);
         };
@@ -406,7 +415,9 @@ impl ConversationService {
     ) -> Result<RunHandle, ServiceError> {
         let (session, conversation) = self.session(who, session_id).await?;
         if decisions.is_empty() {
-            return Err(ServiceError::Invalid("`decisions` must not be empty".into()));
+            return Err(ServiceError::Invalid(
+                "`decisions` must not be empty".into(),
+            ));
         }
         let preset_id = session.preset_id;
         self.launch(Launch {
@@ -428,7 +439,11 @@ impl ConversationService {
     ///
     /// `NotFound` for a conversation or session `who` may not see;
     /// [`RuntimeError::NotRunning`] / [`RuntimeError::NoActiveSession`].
-    pub async fn interrupt(&self, who: &Principal, target: RunTarget) -> Result<SessionId, ServiceError> {
+    pub async fn interrupt(
+        &self,
+        who: &Principal,
+        target: RunTarget,
+    ) -> Result<SessionId, ServiceError> {
         let runtime = &self.inner.runtime;
         match target {
             RunTarget::Conversation(id) => {

@@ -116,9 +116,13 @@ impl ConversationService {
                 "the conversation has no messages yet".into(),
             ));
         }
-        let provider = self.inner.catalog.provider(&preset.profile).ok_or_else(|| {
-            ServiceError::Invalid(format!("unknown provider profile `{}`", preset.profile))
-        })?;
+        let provider = self
+            .inner
+            .catalog
+            .provider(&preset.profile)
+            .ok_or_else(|| {
+                ServiceError::Invalid(format!("unknown provider profile `{}`", preset.profile))
+            })?;
         let request = ModelRequest::new(
             preset.model.clone(),
             vec![Message::user(format!("Transcript:\n{text}"))],

@@ -654,6 +654,18 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
+    async fn latest_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Session>> {
+        let t = self.lock();
+        Ok(t.conversation_sessions
+            .get(&conversation_id)
+            .and_then(|ids| ids.last())
+            .and_then(|id| t.sessions.get(id))
+            .map(|row| row.session.clone()))
+    }
+
     async fn active_session(
         &self,
         conversation_id: ConversationId,

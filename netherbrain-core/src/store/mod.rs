@@ -284,10 +284,17 @@ pub trait SessionStore: Send + Sync + Debug {
     /// A conversation's sessions, oldest first.
     async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>>;
     /// The conversation's newest session (the last of
-    /// [`list_sessions`](Self::list_sessions)), if it has any. An unknown
-    /// conversation has none.
-    async fn latest_session(&self, conversation_id: ConversationId) -> StoreResult<Option<Session>> {
-        Ok(self.list_sessions(conversation_id).await?.pop())
+    /// [`list_sessions`](Self::list_sessions)), if it has any; one query on
+    /// the SQL backends. An unknown conversation has none.
+    async fn latest_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Session>> {
+        match self.list_sessions(conversation_id).await {
+            Ok(mut sessions) => Ok(sessions.pop()),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
     /// The conversation's running session, if any.
     async fn active_session(&self, conversation_id: ConversationId)

@@ -300,6 +300,13 @@ impl SessionStore for StoreParts {
     async fn list_sessions(&self, conversation_id: ConversationId) -> StoreResult<Vec<Session>> {
         self.sessions.list_sessions(conversation_id).await
     }
+    async fn latest_session(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Session>> {
+        self.sessions.latest_session(conversation_id).await
+    }
+
     async fn active_session(
         &self,
         conversation_id: ConversationId,

@@ -12,8 +12,8 @@ use crate::ids::{ConversationId, PresetId, UserId, WorkspaceId};
 use crate::message::Message;
 use crate::session::SessionStatus;
 use crate::store::{
-    ConversationCursor, ConversationPatch, ConversationQuery, ConversationStatus, NewConversation,
-    SessionAppend, SessionFinish, StateStore, StoreError, validate,
+    ConversationCursor, ConversationPatch, ConversationQuery, ConversationStatus, ForkOrigin,
+    NewConversation, SessionAppend, SessionFinish, StateStore, StoreError, validate,
 };
 
 /// A conversation keeps the id, owner, workspace, title, preset and
@@ -771,5 +771,84 @@ pub async fn search_rejects_bad_input(store: &dyn StateStore) {
             .search_conversations(Some(user.id), "anything", validate::MAX_PAGE_SIZE + 1)
             .await,
         "search with limit above the maximum",
+    );
+}
+
+/// A fork's origin is stored as given at creation, read back with the
+/// conversation, untouched by patches; without one it is `None`.
+pub async fn conversation_fork_origin_is_kept(store: &dyn StateStore) {
+    let user = new_user(store, "owner").await;
+    let source = new_conversation(store, user.id, "source").await;
+    let session = start_session(store, source.id, "hi").await;
+    let origin = ForkOrigin::new(source.id, session.id);
+    let fork = ok(
+        store
+            .create_conversation(NewConversation::new(user.id).with_forked_from(origin))
+            .await,
+        "create_conversation(forked)",
+    );
+    assert_eq!(
+        fork.forked_from,
+        Some(origin),
+        "create must return the origin"
+    );
+    let read = ok(store.get_conversation(fork.id).await, "get_conversation");
+    assert_eq!(read, fork, "the origin must be stored");
+    let mut patch = ConversationPatch::default();
+    patch.title = Some(Some("renamed".into()));
+    let patched = ok(
+        store.update_conversation(fork.id, patch).await,
+        "update_conversation",
+    );
+    assert_eq!(patched.forked_from, Some(origin), "patches keep the origin");
+    assert_eq!(
+        source.forked_from, None,
+        "a plain conversation has no origin"
+    );
+    let listed = ok(
+        store
+            .list_conversations(ConversationQuery::for_owner(user.id))
+            .await,
+        "list_conversations",
+    );
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|c| c.id == fork.id && c.forked_from == Some(origin)),
+        "listings carry the origin"
+    );
+}
+
+/// The metadata key `forked_from` is reserved for the server: setting it on
+/// create or in a patch is invalid and changes nothing; `null` (removing
+/// it) is allowed.
+pub async fn conversation_reserved_metadata_is_rejected(store: &dyn StateStore) {
+    let user = new_user(store, "owner").await;
+    let planted =
+        meta(json!({"forked_from": {"session_id": "0193b7c0-0000-7000-8000-000000000000"}}));
+    expect_invalid(
+        store
+            .create_conversation(NewConversation::new(user.id).with_metadata(planted.clone()))
+            .await,
+        "create_conversation(reserved key)",
+    );
+    let conversation = new_conversation(store, user.id, "c").await;
+    let mut patch = ConversationPatch::default();
+    patch.metadata = Some(planted);
+    expect_invalid(
+        store.update_conversation(conversation.id, patch).await,
+        "update_conversation(reserved key)",
+    );
+    let read = ok(
+        store.get_conversation(conversation.id).await,
+        "get_conversation",
+    );
+    assert_eq!(read, conversation, "a refused patch changes nothing");
+    let mut removal = ConversationPatch::default();
+    removal.metadata = Some(meta(json!({"forked_from": null})));
+    ok(
+        store.update_conversation(conversation.id, removal).await,
+        "update_conversation(remove reserved key)",
     );
 }

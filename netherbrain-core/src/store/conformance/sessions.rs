@@ -283,6 +283,15 @@ pub async fn session_list_and_active(store: &dyn StateStore) {
                 .await,
             "finish_session",
         );
+        assert_eq!(
+            ok(
+                store.latest_session(conversation.id).await,
+                "latest_session"
+            )
+            .map(|s| (s.id, s.status)),
+            Some((s.id, SessionStatus::Committed)),
+            "latest_session must be the newest session, finished or not"
+        );
         ids.push(s.id);
         tick().await;
     }
@@ -298,6 +307,14 @@ pub async fn session_list_and_active(store: &dyn StateStore) {
     expect_not_found(
         store.active_session(ConversationId::new()).await,
         "active_session(unknown)",
+    );
+    assert_eq!(
+        ok(
+            store.latest_session(ConversationId::new()).await,
+            "latest_session(unknown)"
+        ),
+        None,
+        "an unknown conversation has no latest session"
     );
 }
 
