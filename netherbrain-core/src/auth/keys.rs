@@ -120,7 +120,8 @@ async fn target_user(
 ///
 /// ```
 /// use netherbrain_core::auth::{issue_api_key, IssueKey, Principal};
-/// use netherbrain_core::store::{MemoryStore, NewUser, StateStore, UserRole};
+/// use netherbrain_core::store::{MemoryStore, NewUser, UserRole};
+/// use netherbrain_core::store::prelude::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryStore::new();
 /// let ada = store.create_user(NewUser::new("ada", UserRole::User)).await.unwrap();
@@ -176,7 +177,8 @@ pub async fn issue_api_key(
 ///
 /// ```
 /// use netherbrain_core::auth::{issue_api_key, list_api_keys, IssueKey, Principal};
-/// use netherbrain_core::store::{MemoryStore, NewUser, StateStore, UserRole};
+/// use netherbrain_core::store::{MemoryStore, NewUser, UserRole};
+/// use netherbrain_core::store::prelude::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryStore::new();
 /// let ada = store.create_user(NewUser::new("ada", UserRole::User)).await.unwrap();
@@ -204,7 +206,8 @@ pub async fn list_api_keys(
 ///
 /// ```
 /// use netherbrain_core::auth::{issue_api_key, revoke_api_key, IssueKey, Principal};
-/// use netherbrain_core::store::{MemoryStore, NewUser, StateStore, UserRole};
+/// use netherbrain_core::store::{MemoryStore, NewUser, UserRole};
+/// use netherbrain_core::store::prelude::*;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryStore::new();
 /// let ada = store.create_user(NewUser::new("ada", UserRole::User)).await.unwrap();

@@ -13,7 +13,8 @@
 //!
 //! ```
 //! use netherbrain_core::auth::{self, IssueKey, Principal};
-//! use netherbrain_core::store::{MemoryStore, NewUser, StateStore, UserRole};
+//! use netherbrain_core::store::{MemoryStore, NewUser, UserRole};
+//! use netherbrain_core::store::prelude::*;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let store = MemoryStore::new();

@@ -27,7 +27,8 @@
 //! use netherbrain_core::agent::AgentCatalog;
 //! use netherbrain_core::auth::Principal;
 //! use netherbrain_core::conversation::{ConversationService, SendMessage};
-//! use netherbrain_core::store::{MemoryStore, NewPreset, NewUser, StateStore, UserRole};
+//! use netherbrain_core::store::{MemoryStore, NewPreset, NewUser, UserRole};
+//! use netherbrain_core::store::prelude::*;
 //! use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
 //! use netherbrain_core::{AgentEvent, Message, PresetConfig};
 //!

@@ -172,9 +172,11 @@ impl ConversationService {
         for doc in documents {
             let (action, preset) = match store.get_preset_by_name(&doc.name).await {
                 Ok(existing) => {
-                    let mut patch = PresetPatch::default();
-                    patch.description = Some(doc.description);
-                    patch.config = Some(doc.config);
+                    let patch = PresetPatch {
+                        description: Some(doc.description),
+                        config: Some(doc.config),
+                        ..PresetPatch::default()
+                    };
                     (
                         ImportAction::Updated,
                         store.update_preset(existing.id, patch).await?,

@@ -134,9 +134,11 @@ impl ConversationService {
         })?;
         let named = parse_answer(&response.message.text())
             .ok_or_else(|| ServiceError::Unavailable("the model gave no usable title".into()))?;
-        let mut patch = ConversationPatch::default();
-        patch.title = Some(Some(named.title));
-        patch.summary = Some(Some(named.summary));
+        let patch = ConversationPatch {
+            title: Some(Some(named.title)),
+            summary: Some(Some(named.summary)),
+            ..ConversationPatch::default()
+        };
         self.update(who, id, patch).await
     }
 }
