@@ -181,7 +181,7 @@ pub struct StartRun {
 pub struct PreparedHistory {
     /// The session the run continues; `None` for a conversation's first run.
     pub parent: Option<Session>,
-    /// [`StateStore::session_history`] of `parent` (empty without one).
+    /// [`SessionStore::session_history`](crate::store::SessionStore::session_history) of `parent` (empty without one).
     pub messages: Vec<Message>,
 }
 
