@@ -10,10 +10,15 @@
 //! The server runs in this process on a fresh SQLite file in a temp dir,
 //! bound to loopback; one client sends the requests one after another over
 //! a kept-alive connection. Options: `--requests N` (2000), `--warmup N`
-//! (100), `--stream` (streamed completions instead of plain ones).
+//! (100), `--stream` (streamed completions instead of plain ones),
+//! `--count-statements` (also report the SQL statements per request, from
+//! sqlx's statement log).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use tracing_subscriber::layer::SubscriberExt;
 
 use netherbrain_core::PresetConfig;
 use netherbrain_core::agent::AgentCatalog;
@@ -28,6 +33,22 @@ struct Args {
     requests: usize,
     warmup: usize,
     stream: bool,
+    count_statements: bool,
+}
+
+/// Counts sqlx statement events.
+struct StatementCounter(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if event.metadata().target() == "sqlx::query" {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -35,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         requests: 2000,
         warmup: 100,
         stream: false,
+        count_statements: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
             "--requests" => args.requests = number()?,
             "--warmup" => args.warmup = number()?,
             "--stream" => args.stream = true,
+            "--count-statements" => args.count_statements = true,
             "--bench" => {}
             other => return Err(format!("unknown option `{other}`")),
         }
@@ -80,6 +103,11 @@ fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    let statements = Arc::new(AtomicUsize::new(0));
+    if args.count_statements {
+        let subscriber = tracing_subscriber::registry().with(StatementCounter(statements.clone()));
+        tracing::subscriber::set_global_default(subscriber).map_err(|e| e.to_string())?;
+    }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let url = format!("sqlite://{}", dir.path().join("netherbrain.db").display());
     let store = netherbrain_store::connect(&url)
@@ -139,6 +167,9 @@ async fn run(args: Args) -> Result<(), String> {
         one().await?;
     }
     let mut latencies = Vec::with_capacity(args.requests);
+    // Let the warm-up's runs finish their writes before counting.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    statements.store(0, Ordering::SeqCst);
     let started = Instant::now();
     for _ in 0..args.requests {
         let t = Instant::now();
@@ -160,5 +191,12 @@ async fn run(args: Args) -> Result<(), String> {
         pct(0.5).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
     );
+    if args.count_statements {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        println!(
+            "{:.1} SQL statements per request",
+            statements.load(Ordering::SeqCst) as f64 / args.requests as f64
+        );
+    }
     Ok(())
 }
