@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use netherbrain_core::conversation::ConversationService;
-use netherbrain_core::runtime::Runtime;
 use netherbrain_http::{AppState, Metrics, ServerConfig, bootstrap_admin};
 use tokio::sync::watch;
 
@@ -73,7 +72,7 @@ impl Server {
     /// presets, builds the catalog and binds.
     pub(crate) async fn start(settings: &Settings, started: Instant) -> Result<Self> {
         let store = open_store(settings).await?;
-        let runtime = Runtime::new(store.clone());
+        let runtime = crate::local::runtime(store.clone(), settings);
         let recovered = runtime
             .recover()
             .await
@@ -161,23 +160,24 @@ impl Server {
             grace,
         } = self;
         let runtime = state.runtime().clone();
-        let mut drain_rx = shutdown.clone();
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
         let drain = tokio::spawn(async move {
-            while !*drain_rx.borrow_and_update() {
-                if drain_rx.changed().await.is_err() {
-                    return None;
-                }
-            }
-            // New runs are refused from here on; running ones get `grace`.
-            Some(runtime.drain(grace).await)
-        });
-        let server = netherbrain_http::serve(listener, state, async move {
             while !*shutdown.borrow_and_update() {
                 if shutdown.changed().await.is_err() {
                     // The sender is gone: never shut down from here.
                     std::future::pending::<()>().await;
                 }
             }
+            // The server keeps answering while runs drain: a new run gets
+            // `503` with a JSON error, running ones get `grace` to finish
+            // (then they are interrupted) and their streams their final
+            // events. Only then does it stop accepting connections.
+            let report = runtime.drain(grace).await;
+            let _ = drained_tx.send(());
+            report
+        });
+        let server = netherbrain_http::serve(listener, state, async move {
+            let _ = drained_rx.await;
         })
         .await;
         if let Err(e) = server {
@@ -187,7 +187,7 @@ impl Server {
         // The server stops once runs have ended and streams have closed, or
         // after the shutdown timeout; the drain is bounded by `grace` plus
         // the time interrupted runs need to commit.
-        if let Ok(Some(report)) = drain.await {
+        if let Ok(report) = drain.await {
             tracing::info!(
                 finished = report.finished,
                 interrupted = report.interrupted.len(),

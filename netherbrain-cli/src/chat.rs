@@ -58,7 +58,10 @@ async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     bootstrap_quietly(store.as_ref(), settings).await?;
     let user = admin_user(store.as_ref()).await?;
     let catalog = std::sync::Arc::new(build_catalog(&settings.providers));
-    let service = ConversationService::new(store.clone(), catalog);
+    let service = ConversationService::builder(store.clone())
+        .runtime(crate::local::runtime(store.clone(), settings))
+        .catalog(catalog)
+        .build();
 
     let requested = match &args.preset {
         Some(name) => Some(preset_by_name(store.as_ref(), name).await?),

@@ -22,6 +22,8 @@ pub(crate) const DEFAULT_PORT: u16 = 9001;
 pub(crate) const DEFAULT_GRACEFUL_SECS: u64 = 30;
 /// Default request body limit in bytes.
 pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Default session lease in seconds.
+pub(crate) const DEFAULT_SESSION_LEASE_SECS: u64 = 15;
 
 /// Environment variables this module reads.
 pub(crate) mod env {
@@ -36,6 +38,7 @@ pub(crate) mod env {
     pub(crate) const LOG: &str = "NETHER_LOG";
     pub(crate) const LOG_FORMAT: &str = "NETHER_LOG_FORMAT";
     pub(crate) const BODY_LIMIT: &str = "NETHER_BODY_LIMIT";
+    pub(crate) const SESSION_LEASE: &str = "NETHER_SESSION_LEASE";
     pub(crate) const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
     pub(crate) const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
     pub(crate) const ANTHROPIC_API_KEY: &str = "ANTHROPIC_API_KEY";
@@ -101,6 +104,7 @@ pub(crate) struct FileConfig {
     log: Option<String>,
     log_format: Option<LogFormat>,
     body_limit: Option<usize>,
+    session_lease: Option<u64>,
     #[serde(default)]
     providers: Vec<ProviderProfile>,
     #[serde(default)]
@@ -233,6 +237,8 @@ pub(crate) struct Settings {
     pub(crate) data_dir: PathBuf,
     pub(crate) database_url: String,
     pub(crate) auth_token: Option<String>,
+    /// How long a running session's lease lasts without renewal.
+    pub(crate) session_lease: Duration,
     pub(crate) graceful_shutdown_timeout: Duration,
     pub(crate) log: String,
     pub(crate) log_format: LogFormat,
@@ -520,6 +526,23 @@ fn resolve(
         },
     };
 
+    let session_lease = match env.parsed::<u64>(env::SESSION_LEASE)? {
+        Some((n, source)) => {
+            sources.insert("session_lease", source);
+            n
+        }
+        None => match file.session_lease {
+            Some(n) => {
+                sources.insert("session_lease", Source::File);
+                n
+            }
+            None => DEFAULT_SESSION_LEASE_SECS,
+        },
+    };
+    if session_lease == 0 {
+        bail!("session_lease must be at least 1 second");
+    }
+
     let providers = if file.providers.is_empty() {
         let derived = derived_providers(env);
         if !derived.is_empty() {
@@ -557,6 +580,7 @@ fn resolve(
         log,
         log_format,
         body_limit,
+        session_lease: Duration::from_secs(session_lease),
         providers,
         presets: file.presets,
         sources,
@@ -684,6 +708,10 @@ pub(crate) fn render(settings: &Settings) -> String {
         Some(toml_str(&settings.log_format.to_string())),
     );
     line("body_limit", Some(settings.body_limit.to_string()));
+    line(
+        "session_lease",
+        Some(settings.session_lease.as_secs().to_string()),
+    );
 
     if let Ok(Some(s3)) = netherbrain_store::blob::S3Config::from_env() {
         let _ = writeln!(out, "\n# blob storage: env NETHER_S3_*");

@@ -8,6 +8,7 @@ use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::auth::{BOOTSTRAP_ADMIN_USERNAME, bootstrap_admin, operator_admin};
 use netherbrain_core::conversation::{ConversationService, ImportAction, ImportedPreset};
 use netherbrain_core::provider::ProviderProfile;
+use netherbrain_core::runtime::{Runtime, RuntimeConfig};
 use netherbrain_core::store::{StateStore, StoreError, User};
 
 use crate::config::Settings;
@@ -93,6 +94,14 @@ pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
         tracing::warn!("cannot build the provider catalog: {e}");
         AgentCatalog::new()
     })
+}
+
+/// The session runtime the settings describe.
+pub(crate) fn runtime(store: Arc<dyn StateStore>, settings: &Settings) -> Runtime {
+    Runtime::with_config(
+        store,
+        RuntimeConfig::default().with_lease(settings.session_lease),
+    )
 }
 
 /// Imports presets as the admin, through the conversation service.

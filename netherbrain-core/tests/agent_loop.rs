@@ -1054,3 +1054,56 @@ async fn run_stream_outcome_without_consuming_events() {
     assert_eq!(outcome.status, SessionStatus::Committed);
     assert_eq!(outcome.new_messages.len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_past_its_deadline_stops_and_keeps_what_it_produced() {
+    let provider = scripted([ScriptedResponse::builder()
+        .text("thinking out loud")
+        .hang()
+        .build()]);
+    let limits = AgentLimits::default().with_run_timeout(Some(Duration::from_secs(5)));
+    let (outcome, sink) = run(
+        &agent(&provider, limits),
+        request(90).with_user_text("go"),
+        RunControl::default(),
+    )
+    .await;
+    assert_eq!(outcome.status, SessionStatus::Failed);
+    let error = outcome.error.expect("a failure");
+    assert_eq!(error.code, "deadline");
+    assert!(error.message.contains("5 s"), "{}", error.message);
+    assert!(
+        matches!(sink.events.last(), Some(AgentEvent::RunError { code: Some(c), .. }) if c == "deadline")
+    );
+    assert_well_formed(&sink);
+    // The partial text is kept.
+    assert!(
+        sink.messages
+            .iter()
+            .any(|m| m.role == Role::Assistant && m.text() == "thinking out loud")
+    );
+}
+
+#[tokio::test]
+async fn a_round_over_its_output_limit_is_cut() {
+    let provider = scripted([ScriptedResponse::text("x".repeat(10_000))]);
+    let limits = AgentLimits::default().with_max_output_bytes(1_000);
+    let (outcome, sink) = run(
+        &agent(&provider, limits),
+        request(91).with_user_text("go"),
+        RunControl::default(),
+    )
+    .await;
+    assert_eq!(outcome.status, SessionStatus::Failed);
+    assert_eq!(outcome.error.expect("a failure").code, "output_limit");
+    assert_well_formed(&sink);
+    // No limit by default for an ordinary answer.
+    let provider = scripted([ScriptedResponse::text("x".repeat(10_000))]);
+    let (outcome, _) = run(
+        &agent(&provider, AgentLimits::default()),
+        request(92).with_user_text("go"),
+        RunControl::default(),
+    )
+    .await;
+    assert_eq!(outcome.status, SessionStatus::Committed);
+}

@@ -22,7 +22,7 @@ use crate::dto::{ErrorBody, ErrorDetail};
 /// | 403 | `forbidden` |
 /// | 404 | `not_found` |
 /// | 405 | `method_not_allowed` |
-/// | 409 | `conflict`, `conversation_busy` with `active_session_id`, or `not_running` |
+/// | 409 | `conflict`, `conversation_busy` with `active_session_id`, `not_running`, or `running_elsewhere` (the run's process is another one) |
 /// | 413 | `payload_too_large` |
 /// | 415 | `unsupported_media_type` |
 /// | 422 | `invalid` |
@@ -266,6 +266,9 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Draining => Self::unavailable(e.to_string()),
             RuntimeError::NotRunning(_) | RuntimeError::NoActiveSession(_) => {
                 Self::new(StatusCode::CONFLICT, "not_running", e.to_string())
+            }
+            RuntimeError::RunningElsewhere(_) => {
+                Self::new(StatusCode::CONFLICT, "running_elsewhere", e.to_string())
             }
             RuntimeError::InvalidResume(_)
             | RuntimeError::InvalidInput(_)

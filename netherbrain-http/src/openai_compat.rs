@@ -162,6 +162,14 @@ impl From<RuntimeError> for OpenAiError {
             RuntimeError::InvalidInput(_) | RuntimeError::InvalidResume(_) => {
                 Self::invalid_request(e.to_string())
             }
+            RuntimeError::NotRunning(_)
+            | RuntimeError::NoActiveSession(_)
+            | RuntimeError::RunningElsewhere(_) => Self::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "conflict",
+                e.to_string(),
+            ),
             RuntimeError::Catalog(err) => {
                 tracing::warn!(error = %err, "a preset cannot be turned into an agent");
                 Self::new(

@@ -146,6 +146,22 @@ where
         .await
     }
 
+    /// After a foreign-key violation: the first reference (in order) that
+    /// does not exist, as `NotFound`; a conflict when all exist (one was
+    /// deleted and the violation raced with it).
+    pub(crate) async fn missing_reference(
+        &self,
+        references: &[(&str, &'static str, Uuid)],
+        violation: &str,
+    ) -> StoreError {
+        for &(table, entity, id) in references {
+            if let Err(e) = self.require(table, entity, id).await {
+                return e;
+            }
+        }
+        StoreError::Conflict(format!("a referenced row was deleted ({violation})"))
+    }
+
     pub(crate) async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(self.0)
@@ -396,6 +412,7 @@ where
     for<'q> Option<Uuid>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<DB::Time>: Encode<'q, DB> + Type<DB>,
     for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
     /// Runs an `INSERT … RETURNING`; a unique violation is `taken`.
     async fn insert<'q, T>(
@@ -513,18 +530,14 @@ where
         .await
     }
 
-    /// Creates a conversation whose owner, workspace and preset exist.
+    /// Creates a conversation in one statement. A missing owner, workspace
+    /// or preset is a foreign-key violation, returned as `Ok(Err(detail))`
+    /// for the caller to explain outside the (now failed) transaction with
+    /// [`Portable::missing_reference`] and [`conversation_references`].
     pub(crate) async fn create_conversation(
         &mut self,
         conversation: NewConversation,
-    ) -> StoreResult<Conversation> {
-        self.require("users", "user", conversation.owner).await?;
-        if let Some(workspace) = conversation.workspace_id {
-            self.require("workspaces", "workspace", workspace).await?;
-        }
-        if let Some(preset) = conversation.default_preset {
-            self.require("presets", "preset", preset).await?;
-        }
+    ) -> StoreResult<Result<Conversation, String>> {
         let at = DB::time(now());
         let sql = format!(
             "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at, forked_from_conversation_id, forked_from_session_id) \
@@ -546,10 +559,14 @@ where
                     .map(|o| Uuid::from(o.conversation_id)),
             )
             .bind(conversation.forked_from.map(|o| Uuid::from(o.session_id)));
-        self.insert(query, rows::conversation, || {
-            format!("conversation {id} already exists")
-        })
-        .await
+        match query.fetch_one(&mut *self.0).await.map_err(classify) {
+            Ok(row) => rows::conversation(&row).map(Ok),
+            Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(
+                "conversation {id} already exists"
+            ))),
+            Err(DbFailure::ForeignKey(detail)) => Ok(Err(detail)),
+            Err(DbFailure::Other(e)) => Err(e),
+        }
     }
 
     /// Leaves a mailbox entry for an existing conversation.
@@ -787,27 +804,137 @@ where
 
     /// Marks every `created` or `running` session interrupted; their ids,
     /// oldest first.
-    pub(crate) async fn recover_sessions(&mut self) -> StoreResult<Vec<SessionId>> {
-        // Recovery is not activity: conversations keep their place in listings.
-        let rows = sqlx::query(
-            "UPDATE sessions SET status = 'interrupted', updated_at = $1, finished_at = $1 \
-             WHERE status IN ('created', 'running') RETURNING id, created_at",
-        )
-        .bind(DB::time(now()))
-        .fetch_all(&mut *self.0)
-        .await
-        .map_err(db_err)?;
-        let mut recovered = Vec::with_capacity(rows.len());
-        for row in &rows {
-            recovered.push((row.ts("created_at")?, SessionId::from_uuid(row.uuid("id")?)));
+    /// Extends `owner`'s leases on these sessions while they run.
+    pub(crate) async fn renew_leases(
+        &mut self,
+        owner: &str,
+        sessions: &[SessionId],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>> {
+        if sessions.is_empty() {
+            return Ok(Vec::new());
         }
-        recovered.sort();
+        let ids: Vec<String> = (0..sessions.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "UPDATE sessions SET lease_expires_at = $1 \
+             WHERE lease_owner = $2 AND status IN ('created', 'running') AND id IN ({}) RETURNING id",
+            ids.join(", ")
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(DB::time(until))
+            .bind(owner.to_owned());
+        for id in sessions {
+            query = query.bind(Uuid::from(*id));
+        }
+        let rows = query.fetch_all(&mut *self.0).await.map_err(db_err)?;
+        rows.iter()
+            .map(|r| r.uuid("id").map(SessionId::from_uuid))
+            .collect()
+    }
+
+    /// Interrupts the sessions whose lease expired by `now` (or that have
+    /// none), each with a terminal event after its last one.
+    pub(crate) async fn recover_sessions(
+        &mut self,
+        expired_by: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>> {
+        let sql = format!(
+            "SELECT id, conversation_id, created_at FROM sessions \
+             WHERE status IN ('created', 'running') AND (lease_expires_at IS NULL OR lease_expires_at <= $1){}",
+            DB::FOR_UPDATE
+        );
+        let rows = sqlx::query(&sql)
+            .bind(DB::time(expired_by))
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in &rows {
+            found.push((
+                row.ts("created_at")?,
+                SessionId::from_uuid(row.uuid("id")?),
+                ConversationId::from_uuid(row.uuid("conversation_id")?),
+            ));
+        }
+        found.sort();
+        // Recovery is not activity: conversations keep their place in listings.
+        let at = now();
+        let mut recovered = Vec::with_capacity(found.len());
+        for (_, session_id, conversation_id) in found {
+            let last = sqlx::query(
+                "SELECT COALESCE(MAX(seq), 0) AS n FROM session_events WHERE session_id = $1",
+            )
+            .bind(Uuid::from(session_id))
+            .fetch_one(&mut *self.0)
+            .await
+            .map_err(db_err)?
+            .int("n")?;
+            let event = netherbrain_core::store::recovered_event(
+                session_id,
+                conversation_id,
+                u64::try_from(last).unwrap_or(0),
+            );
+            sqlx::query(&format!(
+                "INSERT INTO session_events (session_id, seq, at, event) VALUES ($1, $2, $3, $4{})",
+                DB::AS_JSON
+            ))
+            .bind(Uuid::from(session_id))
+            .bind(last.saturating_add(1))
+            .bind(DB::time(event.at))
+            .bind(to_json(&event)?)
+            .execute(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+            sqlx::query(
+                "UPDATE sessions SET status = 'interrupted', updated_at = $1, finished_at = $1, \
+                 lease_owner = NULL, lease_expires_at = NULL WHERE id = $2",
+            )
+            .bind(DB::time(at))
+            .bind(Uuid::from(session_id))
+            .execute(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+            recovered.push(session_id);
+        }
         if !recovered.is_empty() {
             tracing::info!(
                 count = recovered.len(),
-                "marked sessions left running as interrupted"
+                "marked sessions left behind by a stopped process as interrupted"
             );
         }
-        Ok(recovered.into_iter().map(|(_, id)| id).collect())
+        Ok(recovered)
     }
+}
+
+/// What a new conversation refers to, in the order a missing one is
+/// reported.
+pub(crate) fn conversation_references(
+    c: &NewConversation,
+) -> Vec<(&'static str, &'static str, Uuid)> {
+    let mut refs = vec![("users", "user", Uuid::from(c.owner))];
+    if let Some(ws) = c.workspace_id {
+        refs.push(("workspaces", "workspace", Uuid::from(ws)));
+    }
+    if let Some(p) = c.default_preset {
+        refs.push(("presets", "preset", Uuid::from(p)));
+    }
+    refs
+}
+
+/// What a new session refers to, in the order a missing one is reported.
+pub(crate) fn session_references(
+    s: &netherbrain_core::store::NewSession,
+) -> Vec<(&'static str, &'static str, Uuid)> {
+    let mut refs = vec![(
+        "conversations",
+        "conversation",
+        Uuid::from(s.conversation_id),
+    )];
+    if let Some(parent) = s.parent_session_id {
+        refs.push(("sessions", "session", Uuid::from(parent)));
+    }
+    if let Some(p) = s.preset_id {
+        refs.push(("presets", "preset", Uuid::from(p)));
+    }
+    refs
 }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::common::{
     DbFailure, classify, db_err, migrate_err, now, search_text, seq_to_i64, to_json, truncate,
 };
-use crate::portable::{InTx, Portable};
+use crate::portable::{self, InTx, Portable};
 use crate::rows::{self, CONVERSATION_COLS, MAILBOX_COLS, SESSION_COLS};
 
 /// The embedded migrations for Postgres.
@@ -319,12 +319,24 @@ impl ConversationStore for PostgresStore {
         conversation: NewConversation,
     ) -> StoreResult<Conversation> {
         validate::new_conversation(&conversation)?;
+        let references = portable::conversation_references(&conversation);
         let mut tx = self.begin().await?;
         let created = InTx::<Postgres>(&mut *tx)
             .create_conversation(conversation)
             .await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(created)
+        match created {
+            Ok(created) => {
+                tx.commit().await.map_err(db_err)?;
+                Ok(created)
+            }
+            Err(violation) => {
+                drop(tx);
+                Err(self
+                    .portable()
+                    .missing_reference(&references, &violation)
+                    .await)
+            }
+        }
     }
 
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation> {
@@ -480,6 +492,83 @@ impl ConversationStore for PostgresStore {
     }
 }
 
+/// Appends messages and events to a running session inside `tx`, after
+/// locking its row (appends to one session are serialised). Returns the
+/// session's conversation.
+async fn write_log(
+    tx: &mut Tx,
+    session_id: SessionId,
+    append: &SessionAppend,
+) -> StoreResult<Uuid> {
+    let mut docs = Vec::with_capacity(append.messages.len());
+    let mut texts = Vec::with_capacity(append.messages.len());
+    for m in &append.messages {
+        docs.push(to_json(m)?);
+        texts.push(search_text(m));
+    }
+    let mut seqs = Vec::with_capacity(append.events.len());
+    let mut ats: Vec<DateTime<Utc>> = Vec::with_capacity(append.events.len());
+    let mut events = Vec::with_capacity(append.events.len());
+    for e in &append.events {
+        seqs.push(seq_to_i64(e.seq)?);
+        ats.push(truncate(e.at));
+        events.push(to_json(e)?);
+    }
+    let row = sqlx::query("SELECT status, conversation_id FROM sessions WHERE id = $1 FOR UPDATE")
+        .bind(uuid_of(session_id))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::not_found("session", session_id))?;
+    let status = status_of(&row.try_get::<String, _>("status").map_err(db_err)?)?;
+    let conversation: Uuid = row.try_get("conversation_id").map_err(db_err)?;
+    if status != SessionStatus::Running {
+        return Err(StoreError::Conflict(format!(
+            "session {session_id} is not running (it is {status})"
+        )));
+    }
+    if !append.events.is_empty() {
+        let last: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = $1",
+        )
+        .bind(uuid_of(session_id))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        validate::event_order(u64::try_from(last).unwrap_or(0), append)?;
+    }
+    if !docs.is_empty() {
+        sqlx::query(
+            "INSERT INTO session_messages (session_id, seq, conversation_id, message, text) \
+             SELECT $1, (SELECT COALESCE(MAX(seq) + 1, 0) FROM session_messages WHERE session_id = $1) + m.ord - 1, \
+                    $2, m.doc::json, m.txt \
+             FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS m(doc, txt, ord)",
+        )
+        .bind(uuid_of(session_id))
+        .bind(conversation)
+        .bind(&docs)
+        .bind(&texts)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    }
+    if !events.is_empty() {
+        sqlx::query(
+            "INSERT INTO session_events (session_id, seq, at, event) \
+             SELECT $1, e.seq, e.at, e.doc::json \
+             FROM unnest($2::bigint[], $3::timestamptz[], $4::text[]) AS e(seq, at, doc)",
+        )
+        .bind(uuid_of(session_id))
+        .bind(&seqs)
+        .bind(&ats)
+        .bind(&events)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(conversation)
+}
+
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
@@ -489,23 +578,11 @@ impl SessionStore for PostgresStore {
         for m in &session.input {
             messages.push((to_json(m)?, search_text(m)));
         }
+        let references = portable::session_references(&session);
         let mut tx = self.begin().await?;
-        InTx::<Postgres>(&mut *tx)
-            .require("conversations", "conversation", session.conversation_id)
-            .await?;
-        if let Some(parent) = session.parent_session_id {
-            InTx::<Postgres>(&mut *tx)
-                .require("sessions", "session", parent)
-                .await?;
-        }
-        if let Some(p) = session.preset_id {
-            InTx::<Postgres>(&mut *tx)
-                .require("presets", "preset", p)
-                .await?;
-        }
         let row = sqlx::query(&format!(
-            "INSERT INTO sessions (id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at) \
-             VALUES ($1, $2, $3, 'running', $4, $5::json, NULL, '[]'::json, '{{}}'::json, NULL, $6, $6, NULL) RETURNING {SESSION_COLS}"
+            "INSERT INTO sessions (id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at, lease_owner, lease_expires_at) \
+             VALUES ($1, $2, $3, 'running', $4, $5::json, NULL, '[]'::json, '{{}}'::json, NULL, $6, $6, NULL, $7, $8) RETURNING {SESSION_COLS}"
         ))
         .bind(uuid_of(session.id))
         .bind(uuid_of(session.conversation_id))
@@ -513,6 +590,8 @@ impl SessionStore for PostgresStore {
         .bind(session.preset_id.map(uuid_of))
         .bind(&input_json)
         .bind(at)
+        .bind(session.lease.as_ref().map(|l| l.owner.clone()))
+        .bind(session.lease.as_ref().map(|l| truncate(l.expires_at)))
         .fetch_one(&mut *tx)
         .await;
         let created = match row.map_err(classify) {
@@ -536,10 +615,12 @@ impl SessionStore for PostgresStore {
                     session.id
                 )));
             }
-            Err(DbFailure::ForeignKey(c)) => {
-                return Err(StoreError::Conflict(format!(
-                    "a referenced row was deleted ({c})"
-                )));
+            Err(DbFailure::ForeignKey(violation)) => {
+                drop(tx);
+                return Err(self
+                    .portable()
+                    .missing_reference(&references, &violation)
+                    .await);
             }
             Err(DbFailure::Other(e)) => return Err(e),
         };
@@ -591,14 +672,17 @@ impl SessionStore for PostgresStore {
     }
 
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
-        validate::session_finish(&finish)?;
+        validate::session_finish(id, &finish)?;
         let deferred = to_json(&finish.deferred_tool_calls)?;
         let usage = to_json(&finish.usage)?;
         let at = now();
         let mut tx = self.begin().await?;
+        if !(finish.tail.messages.is_empty() && finish.tail.events.is_empty()) {
+            write_log(&mut tx, id, &finish.tail).await?;
+        }
         let row = sqlx::query(&format!(
             "UPDATE sessions SET status = $1, final_message = $2, deferred_tool_calls = $3::json, usage = $4::json, \
-             error = $5, updated_at = $6, finished_at = $6 WHERE id = $7 AND status = 'running' RETURNING {SESSION_COLS}"
+             error = $5, updated_at = $6, finished_at = $6, lease_owner = NULL, lease_expires_at = NULL WHERE id = $7 AND status = 'running' RETURNING {SESSION_COLS}"
         ))
         .bind(finish.status.as_str())
         // Postgres text cannot hold NUL; a model's output must still commit.
@@ -633,84 +717,34 @@ impl SessionStore for PostgresStore {
         Ok(finished)
     }
 
-    async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        sessions: &[SessionId],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>> {
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin().await?;
-        let recovered = InTx::<Postgres>(&mut *tx).recover_sessions().await?;
+        let renewed = InTx::<Postgres>(&mut *tx)
+            .renew_leases(owner, sessions, until)
+            .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(renewed)
+    }
+
+    async fn recover_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionId>> {
+        let mut tx = self.begin().await?;
+        let recovered = InTx::<Postgres>(&mut *tx).recover_sessions(now).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(recovered)
     }
 
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
         validate::session_append(session_id, &append)?;
-        let mut docs = Vec::with_capacity(append.messages.len());
-        let mut texts = Vec::with_capacity(append.messages.len());
-        for m in &append.messages {
-            docs.push(to_json(m)?);
-            texts.push(search_text(m));
-        }
-        let mut seqs = Vec::with_capacity(append.events.len());
-        let mut ats: Vec<DateTime<Utc>> = Vec::with_capacity(append.events.len());
-        let mut events = Vec::with_capacity(append.events.len());
-        for e in &append.events {
-            seqs.push(seq_to_i64(e.seq)?);
-            ats.push(truncate(e.at));
-            events.push(to_json(e)?);
-        }
         let mut tx = self.begin().await?;
-        // Locks the session row: appends to one session are serialised.
-        let row =
-            sqlx::query("SELECT status, conversation_id FROM sessions WHERE id = $1 FOR UPDATE")
-                .bind(uuid_of(session_id))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .ok_or_else(|| StoreError::not_found("session", session_id))?;
-        let status = status_of(&row.try_get::<String, _>("status").map_err(db_err)?)?;
-        let conversation: Uuid = row.try_get("conversation_id").map_err(db_err)?;
-        if status != SessionStatus::Running {
-            return Err(StoreError::Conflict(format!(
-                "session {session_id} is not running (it is {status})"
-            )));
-        }
-        if !append.events.is_empty() {
-            let last: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = $1",
-            )
-            .bind(uuid_of(session_id))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            validate::event_order(u64::try_from(last).unwrap_or(0), &append)?;
-        }
-        if !docs.is_empty() {
-            sqlx::query(
-                "INSERT INTO session_messages (session_id, seq, conversation_id, message, text) \
-                 SELECT $1, (SELECT COALESCE(MAX(seq) + 1, 0) FROM session_messages WHERE session_id = $1) + m.ord - 1, \
-                        $2, m.doc::json, m.txt \
-                 FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS m(doc, txt, ord)",
-            )
-            .bind(uuid_of(session_id))
-            .bind(conversation)
-            .bind(&docs)
-            .bind(&texts)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        if !events.is_empty() {
-            sqlx::query(
-                "INSERT INTO session_events (session_id, seq, at, event) \
-                 SELECT $1, e.seq, e.at, e.doc::json \
-                 FROM unnest($2::bigint[], $3::timestamptz[], $4::text[]) AS e(seq, at, doc)",
-            )
-            .bind(uuid_of(session_id))
-            .bind(&seqs)
-            .bind(&ats)
-            .bind(&events)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
+        write_log(&mut tx, session_id, &append).await?;
         tx.commit().await.map_err(db_err)
     }
 

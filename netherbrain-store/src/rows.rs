@@ -217,6 +217,14 @@ pub(crate) fn session<R: RowGet>(r: &R) -> StoreResult<Session> {
         .set("created_at", r.ts("created_at")?)?
         .set("updated_at", r.ts("updated_at")?)?
         .set("finished_at", r.opt_ts("finished_at")?)?;
+    if let (Some(owner), Some(expires_at)) =
+        (r.opt_text("lease_owner")?, r.opt_ts("lease_expires_at")?)
+    {
+        f.set(
+            "lease",
+            serde_json::json!({"owner": owner, "expires_at": expires_at}),
+        )?;
+    }
     record("session", f.0)
 }
 
@@ -239,6 +247,6 @@ pub(crate) const API_KEY_COLS: &str =
 pub(crate) const PRESET_COLS: &str = "id, name, description, config, created_at, updated_at";
 pub(crate) const WORKSPACE_COLS: &str = "id, name, project_dirs, metadata, created_at, updated_at";
 pub(crate) const CONVERSATION_COLS: &str = "id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at, forked_from_conversation_id, forked_from_session_id";
-pub(crate) const SESSION_COLS: &str = "id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at";
+pub(crate) const SESSION_COLS: &str = "id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at, lease_owner, lease_expires_at";
 pub(crate) const MAILBOX_COLS: &str =
     "id, conversation_id, source_session_id, content, created_at, delivered_at";

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use netherbrain_core::store::{
     ApiKey, CatalogStore, Conversation, ConversationCursor, ConversationPatch, ConversationQuery,
     ConversationStore, MailboxEntry, MailboxStore, NewApiKey, NewConversation, NewMailboxEntry,
@@ -27,7 +28,7 @@ use uuid::Uuid;
 use crate::common::{
     DbFailure, classify, db_err, micros, migrate_err, now, search_text, seq_to_i64, to_json,
 };
-use crate::portable::{InTx, Portable};
+use crate::portable::{self, InTx, Portable};
 use crate::rows::{self, CONVERSATION_COLS, MAILBOX_COLS, RowGet, SESSION_COLS};
 
 /// The embedded migrations for SQLite.
@@ -39,6 +40,9 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 const POOL_SIZE: u32 = 8;
 /// How long a statement waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rows per multi-row INSERT (SQLite limits bound parameters; the statement
+/// cache keeps one statement per size).
+const MESSAGE_ROWS: usize = 64;
 /// How long a call waits for a free connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -499,12 +503,24 @@ impl ConversationStore for SqliteStore {
         conversation: NewConversation,
     ) -> StoreResult<Conversation> {
         validate::new_conversation(&conversation)?;
+        let references = portable::conversation_references(&conversation);
         let mut tx = self.begin().await?;
         let created = InTx::<Sqlite>(&mut **tx)
             .create_conversation(conversation)
             .await?;
-        tx.commit().await?;
-        Ok(created)
+        match created {
+            Ok(created) => {
+                tx.commit().await?;
+                Ok(created)
+            }
+            Err(violation) => {
+                drop(tx);
+                Err(self
+                    .portable()
+                    .missing_reference(&references, &violation)
+                    .await)
+            }
+        }
     }
 
     async fn get_conversation(&self, id: ConversationId) -> StoreResult<Conversation> {
@@ -626,6 +642,84 @@ impl ConversationStore for SqliteStore {
     }
 }
 
+/// Appends messages and events to a running session inside `tx` (the
+/// single writer). Returns the session's conversation.
+async fn write_log(
+    tx: &mut WriteTx,
+    session_id: SessionId,
+    append: &SessionAppend,
+) -> StoreResult<Uuid> {
+    let mut messages = Vec::with_capacity(append.messages.len());
+    for m in &append.messages {
+        messages.push((to_json(m)?, search_text(m)));
+    }
+    let mut events = Vec::with_capacity(append.events.len());
+    for e in &append.events {
+        events.push((seq_to_i64(e.seq)?, micros(e.at), to_json(e)?));
+    }
+    // One round trip for the session's status and both sequence heads.
+    let row = sqlx::query(
+        "SELECT s.status, s.conversation_id, \
+           (SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = s.id) AS last_event, \
+           (SELECT COALESCE(MAX(seq) + 1, 0) FROM session_messages WHERE session_id = s.id) AS next_message \
+         FROM sessions s WHERE s.id = ?",
+    )
+    .bind(uuid_of(session_id))
+    .fetch_optional(&mut ***tx)
+    .await
+    .map_err(db_err)?
+    .ok_or_else(|| StoreError::not_found("session", session_id))?;
+    let status = status_of(&row.try_get::<String, _>("status").map_err(db_err)?)?;
+    let conversation: Uuid = row.try_get("conversation_id").map_err(db_err)?;
+    if status != SessionStatus::Running {
+        return Err(StoreError::Conflict(format!(
+            "session {session_id} is not running (it is {status})"
+        )));
+    }
+    if !append.events.is_empty() {
+        let last: i64 = row.try_get("last_event").map_err(db_err)?;
+        validate::event_order(u64::try_from(last).unwrap_or(0), append)?;
+    }
+    // Multi-row INSERTs, a bounded number of rows per statement.
+    const ROWS: usize = MESSAGE_ROWS;
+    let next: i64 = row.try_get("next_message").map_err(db_err)?;
+    for (chunk_no, chunk) in messages.chunks(ROWS).enumerate() {
+        let sql = multi_insert(
+            "INSERT INTO session_messages (session_id, conversation_id, seq, message, text) VALUES ",
+            "(?, ?, ?, ?, ?)",
+            chunk.len(),
+        );
+        let mut query = sqlx::query(&sql);
+        for (i, (message, text)) in chunk.iter().enumerate() {
+            let index = i64::try_from(chunk_no * ROWS + i).unwrap_or(i64::MAX);
+            query = query
+                .bind(uuid_of(session_id))
+                .bind(conversation)
+                .bind(next + index)
+                .bind(message)
+                .bind(text);
+        }
+        query.execute(&mut ***tx).await.map_err(db_err)?;
+    }
+    for chunk in events.chunks(ROWS) {
+        let sql = multi_insert(
+            "INSERT INTO session_events (session_id, seq, at, event) VALUES ",
+            "(?, ?, ?, ?)",
+            chunk.len(),
+        );
+        let mut query = sqlx::query(&sql);
+        for (seq, at, event) in chunk {
+            query = query
+                .bind(uuid_of(session_id))
+                .bind(seq)
+                .bind(at)
+                .bind(event);
+        }
+        query.execute(&mut ***tx).await.map_err(db_err)?;
+    }
+    Ok(conversation)
+}
+
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
@@ -635,24 +729,12 @@ impl SessionStore for SqliteStore {
         for m in &session.input {
             messages.push((to_json(m)?, search_text(m)));
         }
+        let references = portable::session_references(&session);
         let mut tx = self.begin().await?;
-        InTx::<Sqlite>(&mut **tx)
-            .require("conversations", "conversation", session.conversation_id)
-            .await?;
-        if let Some(parent) = session.parent_session_id {
-            InTx::<Sqlite>(&mut **tx)
-                .require("sessions", "session", parent)
-                .await?;
-        }
-        if let Some(p) = session.preset_id {
-            InTx::<Sqlite>(&mut **tx)
-                .require("presets", "preset", p)
-                .await?;
-        }
-        let res = sqlx::query(
-            "INSERT INTO sessions (id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at) \
-             VALUES (?, ?, ?, 'running', ?, ?, NULL, '[]', '{}', NULL, ?, ?, NULL)",
-        )
+        let res = sqlx::query(&format!(
+            "INSERT INTO sessions (id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at, lease_owner, lease_expires_at) \
+             VALUES (?, ?, ?, 'running', ?, ?, NULL, '[]', '{{}}', NULL, ?, ?, NULL, ?, ?) RETURNING {SESSION_COLS}"
+        ))
         .bind(uuid_of(session.id))
         .bind(uuid_of(session.conversation_id))
         .bind(session.parent_session_id.map(uuid_of))
@@ -660,10 +742,12 @@ impl SessionStore for SqliteStore {
         .bind(&input_json)
         .bind(micros(at))
         .bind(micros(at))
-        .execute(&mut **tx)
+        .bind(session.lease.as_ref().map(|l| l.owner.clone()))
+        .bind(session.lease.as_ref().map(|l| micros(l.expires_at)))
+        .fetch_one(&mut **tx)
         .await;
-        match res.map_err(classify) {
-            Ok(_) => {}
+        let created = match res.map_err(classify) {
+            Ok(row) => rows::session(&row)?,
             Err(DbFailure::Unique(what)) => {
                 drop(tx);
                 if what.contains("conversation_id") || what.contains("sessions_one_running") {
@@ -683,21 +767,31 @@ impl SessionStore for SqliteStore {
                     session.id
                 )));
             }
-            Err(DbFailure::ForeignKey(c)) => return Err(StoreError::Conflict(c)),
+            Err(DbFailure::ForeignKey(violation)) => {
+                drop(tx);
+                return Err(self
+                    .portable()
+                    .missing_reference(&references, &violation)
+                    .await);
+            }
             Err(DbFailure::Other(e)) => return Err(e),
-        }
-        for (seq, (message, text)) in messages.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO session_messages (session_id, conversation_id, seq, message, text) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(uuid_of(session.id))
-            .bind(uuid_of(session.conversation_id))
-            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-            .bind(message)
-            .bind(text)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        };
+        for (chunk_no, chunk) in messages.chunks(MESSAGE_ROWS).enumerate() {
+            let sql = multi_insert(
+                "INSERT INTO session_messages (session_id, conversation_id, seq, message, text) VALUES ",
+                "(?, ?, ?, ?, ?)",
+                chunk.len(),
+            );
+            let mut query = sqlx::query(&sql);
+            for (i, (message, text)) in chunk.iter().enumerate() {
+                query = query
+                    .bind(uuid_of(session.id))
+                    .bind(uuid_of(session.conversation_id))
+                    .bind(i64::try_from(chunk_no * MESSAGE_ROWS + i).unwrap_or(i64::MAX))
+                    .bind(message)
+                    .bind(text);
+            }
+            query.execute(&mut **tx).await.map_err(db_err)?;
         }
         sqlx::query("UPDATE conversations SET last_activity_at = ? WHERE id = ?")
             .bind(micros(at))
@@ -705,12 +799,6 @@ impl SessionStore for SqliteStore {
             .execute(&mut **tx)
             .await
             .map_err(db_err)?;
-        let row = sqlx::query(&format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?"))
-            .bind(uuid_of(session.id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        let created = rows::session(&row)?;
         tx.commit().await?;
         Ok(created)
     }
@@ -738,27 +826,16 @@ impl SessionStore for SqliteStore {
     }
 
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
-        validate::session_finish(&finish)?;
+        validate::session_finish(id, &finish)?;
         let deferred = to_json(&finish.deferred_tool_calls)?;
         let usage = to_json(&finish.usage)?;
         let at = now();
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT status, conversation_id FROM sessions WHERE id = ?")
-            .bind(uuid_of(id))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| StoreError::not_found("session", id))?;
-        let status = status_of(&row.try_get::<String, _>("status").map_err(db_err)?)?;
-        let conversation: Uuid = row.try_get("conversation_id").map_err(db_err)?;
-        if status != SessionStatus::Running {
-            return Err(StoreError::Conflict(format!(
-                "session {id} is not running (it is {status})"
-            )));
-        }
-        sqlx::query(
-            "UPDATE sessions SET status = ?, final_message = ?, deferred_tool_calls = ?, usage = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?",
-        )
+        // Checks the session runs and writes the tail (possibly nothing).
+        let conversation = write_log(&mut tx, id, &finish.tail).await?;
+        let row = sqlx::query(&format!(
+            "UPDATE sessions SET status = ?, final_message = ?, deferred_tool_calls = ?, usage = ?, error = ?, updated_at = ?, finished_at = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? RETURNING {SESSION_COLS}"
+        ))
         .bind(finish.status.as_str())
         .bind(&finish.final_message)
         .bind(&deferred)
@@ -767,104 +844,48 @@ impl SessionStore for SqliteStore {
         .bind(micros(at))
         .bind(micros(at))
         .bind(uuid_of(id))
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(db_err)?;
+        let finished = rows::session(&row)?;
         sqlx::query("UPDATE conversations SET last_activity_at = ? WHERE id = ?")
             .bind(micros(at))
             .bind(conversation)
             .execute(&mut **tx)
             .await
             .map_err(db_err)?;
-        let row = sqlx::query(&format!("SELECT {SESSION_COLS} FROM sessions WHERE id = ?"))
-            .bind(uuid_of(id))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_err)?;
-        let finished = rows::session(&row)?;
         tx.commit().await?;
         Ok(finished)
     }
 
-    async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        sessions: &[SessionId],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>> {
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin().await?;
-        let recovered = InTx::<Sqlite>(&mut **tx).recover_sessions().await?;
+        let renewed = InTx::<Sqlite>(&mut **tx)
+            .renew_leases(owner, sessions, until)
+            .await?;
+        tx.commit().await?;
+        Ok(renewed)
+    }
+
+    async fn recover_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionId>> {
+        let mut tx = self.begin().await?;
+        let recovered = InTx::<Sqlite>(&mut **tx).recover_sessions(now).await?;
         tx.commit().await?;
         Ok(recovered)
     }
 
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
         validate::session_append(session_id, &append)?;
-        let mut messages = Vec::with_capacity(append.messages.len());
-        for m in &append.messages {
-            messages.push((to_json(m)?, search_text(m)));
-        }
-        let mut events = Vec::with_capacity(append.events.len());
-        for e in &append.events {
-            events.push((seq_to_i64(e.seq)?, micros(e.at), to_json(e)?));
-        }
         let mut tx = self.begin().await?;
-        // One round trip for the session's status and both sequence heads.
-        let row = sqlx::query(
-            "SELECT s.status, s.conversation_id, \
-               (SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = s.id) AS last_event, \
-               (SELECT COALESCE(MAX(seq) + 1, 0) FROM session_messages WHERE session_id = s.id) AS next_message \
-             FROM sessions s WHERE s.id = ?",
-        )
-        .bind(uuid_of(session_id))
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::not_found("session", session_id))?;
-        let status = status_of(&row.try_get::<String, _>("status").map_err(db_err)?)?;
-        let conversation: Uuid = row.try_get("conversation_id").map_err(db_err)?;
-        if status != SessionStatus::Running {
-            return Err(StoreError::Conflict(format!(
-                "session {session_id} is not running (it is {status})"
-            )));
-        }
-        if !append.events.is_empty() {
-            let last: i64 = row.try_get("last_event").map_err(db_err)?;
-            validate::event_order(u64::try_from(last).unwrap_or(0), &append)?;
-        }
-        // Multi-row INSERTs, a bounded number of rows per statement (SQLite
-        // limits bound parameters; the statement cache keeps one per size).
-        const ROWS: usize = 64;
-        let next: i64 = row.try_get("next_message").map_err(db_err)?;
-        for (chunk_no, chunk) in messages.chunks(ROWS).enumerate() {
-            let sql = multi_insert(
-                "INSERT INTO session_messages (session_id, conversation_id, seq, message, text) VALUES ",
-                "(?, ?, ?, ?, ?)",
-                chunk.len(),
-            );
-            let mut query = sqlx::query(&sql);
-            for (i, (message, text)) in chunk.iter().enumerate() {
-                let index = i64::try_from(chunk_no * ROWS + i).unwrap_or(i64::MAX);
-                query = query
-                    .bind(uuid_of(session_id))
-                    .bind(conversation)
-                    .bind(next + index)
-                    .bind(message)
-                    .bind(text);
-            }
-            query.execute(&mut **tx).await.map_err(db_err)?;
-        }
-        for chunk in events.chunks(ROWS) {
-            let sql = multi_insert(
-                "INSERT INTO session_events (session_id, seq, at, event) VALUES ",
-                "(?, ?, ?, ?)",
-                chunk.len(),
-            );
-            let mut query = sqlx::query(&sql);
-            for (seq, at, event) in chunk {
-                query = query
-                    .bind(uuid_of(session_id))
-                    .bind(seq)
-                    .bind(at)
-                    .bind(event);
-            }
-            query.execute(&mut **tx).await.map_err(db_err)?;
-        }
+        write_log(&mut tx, session_id, &append).await?;
         tx.commit().await
     }
 

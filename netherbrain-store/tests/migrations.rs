@@ -62,7 +62,7 @@ async fn check_head(url: &str, s: &Seed) {
     assert_eq!(hits, vec![conversation]);
     // The old running session is recovered like any other.
     assert_eq!(
-        store.recover_sessions().await.unwrap(),
+        store.recover_sessions(chrono::Utc::now()).await.unwrap(),
         [SessionId::from_uuid(s.session)]
     );
 }

@@ -138,7 +138,10 @@ async fn kill_9_keeps_every_acknowledged_append() {
         "messages and events were appended together"
     );
     assert_eq!(messages.last().unwrap().text(), format!("turn {last}"));
-    assert_eq!(store.recover_sessions().await.unwrap(), [session]);
+    assert_eq!(
+        store.recover_sessions(chrono::Utc::now()).await.unwrap(),
+        [session]
+    );
     assert_eq!(
         store.get_session(session).await.unwrap().status,
         SessionStatus::Interrupted

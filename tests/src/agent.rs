@@ -24,6 +24,7 @@ pub struct PresetDoc {
     name: String,
     system_prompt: Option<String>,
     context_budget: Option<u64>,
+    limits: Vec<String>,
 }
 
 impl PresetDoc {
@@ -33,6 +34,7 @@ impl PresetDoc {
             name: name.to_owned(),
             system_prompt: None,
             context_budget: None,
+            limits: Vec::new(),
         }
     }
 
@@ -51,6 +53,13 @@ impl PresetDoc {
         self
     }
 
+    /// With a limit: `key = value` (TOML) in `[presets.config.limits]`.
+    #[must_use]
+    pub fn with_limit(mut self, key: &str, value: &str) -> Self {
+        self.limits.push(format!("{key} = {value}"));
+        self
+    }
+
     fn toml(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "[[presets]]\nname = {}", quote(&self.name));
@@ -63,11 +72,14 @@ impl PresetDoc {
         if let Some(prompt) = &self.system_prompt {
             let _ = writeln!(out, "system_prompt = {}", quote(prompt));
         }
+        if self.context_budget.is_some() || !self.limits.is_empty() {
+            let _ = writeln!(out, "[presets.config.limits]");
+        }
         if let Some(budget) = self.context_budget {
-            let _ = writeln!(
-                out,
-                "[presets.config.limits]\ncontext_budget = {budget}\ncompaction = \"summarize\""
-            );
+            let _ = writeln!(out, "context_budget = {budget}\ncompaction = \"summarize\"");
+        }
+        for line in &self.limits {
+            let _ = writeln!(out, "{line}");
         }
         out
     }
@@ -80,6 +92,39 @@ fn quote(s: &str) -> String {
 /// Output of every start of the agent, stdout and stderr interleaved.
 type Logs = Arc<Mutex<String>>;
 
+/// How to run an agent beyond the defaults: extra environment (e.g.
+/// `NETHER_SESSION_LEASE`), another database.
+#[derive(Debug, Clone, Default)]
+pub struct AgentOptions {
+    env: Vec<(String, String)>,
+    database_url: Option<String>,
+    provider_url: Option<String>,
+}
+
+impl AgentOptions {
+    /// Sets an environment variable of the agent (and of [`Agent::command`]).
+    #[must_use]
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Points the `fake` profile at this OpenAI-compatible base URL instead
+    /// of the [`FakeProvider`]'s (e.g. an [`crate::EndlessProvider`]).
+    #[must_use]
+    pub fn provider_url(mut self, url: &str) -> Self {
+        self.provider_url = Some(url.to_owned());
+        self
+    }
+
+    /// Uses this database instead of SQLite in the data directory.
+    #[must_use]
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+}
+
 /// A running `netherbrain agent` on its own home and SQLite data
 /// directory, authenticated by an operator token. Killed when dropped; its
 /// logs are printed then (the test harness shows them for failed tests).
@@ -91,6 +136,7 @@ pub struct Agent {
     child: Option<Child>,
     logs: Logs,
     starts: u32,
+    options: AgentOptions,
 }
 
 impl Agent {
@@ -103,13 +149,31 @@ impl Agent {
     /// When the agent exits or is not healthy within [`crate::PATIENCE`]
     /// (the error carries its logs).
     pub async fn start(provider: &FakeProvider, presets: &[PresetDoc]) -> Result<Self> {
+        Self::start_with(provider, presets, AgentOptions::default()).await
+    }
+
+    /// As [`Agent::start`], with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Agent::start`].
+    pub async fn start_with(
+        provider: &FakeProvider,
+        presets: &[PresetDoc],
+        options: AgentOptions,
+    ) -> Result<Self> {
         let home = TempDir::new().context("temp dir")?;
         let mut config = String::new();
         let _ = writeln!(
             config,
             "[[providers]]\nname = {}\nkind = \"openai\"\nbase_url = {}\napi_key_env = \"OPENAI_API_KEY\"\nmodels = [{}]\n",
             quote(PROFILE),
-            quote(&provider.base_url()),
+            quote(
+                &options
+                    .provider_url
+                    .clone()
+                    .unwrap_or_else(|| provider.base_url())
+            ),
             quote(MODEL)
         );
         for preset in presets {
@@ -123,6 +187,7 @@ impl Agent {
             child: None,
             logs: Arc::default(),
             starts: 0,
+            options,
         };
         agent.spawn().await?;
         Ok(agent)
@@ -141,7 +206,18 @@ impl Agent {
             .env("XDG_CONFIG_HOME", home.join("xdg-config"))
             .env("XDG_DATA_HOME", home.join("xdg-data"))
             .current_dir(home)
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .env("OPENAI_API_KEY", FAKE_KEY)
+            .arg("--config")
+            .arg(home.join("config.toml"))
+            .arg("--data-dir")
+            .arg(self.data_dir());
+        for (name, value) in &self.options.env {
+            c.env(name, value);
+        }
+        if let Some(url) = &self.options.database_url {
+            c.env("NETHER_DATABASE_URL", url);
+        }
         c
     }
 
@@ -165,11 +241,6 @@ impl Agent {
             .command()
             .env("NETHER_AUTH_TOKEN", &self.token)
             .env("NETHER_LOG", "info")
-            .env("OPENAI_API_KEY", FAKE_KEY)
-            .arg("--config")
-            .arg(self.home.path().join("config.toml"))
-            .arg("--data-dir")
-            .arg(self.data_dir())
             .args(["agent", "--port", &self.port.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -254,6 +325,78 @@ impl Agent {
         }
     }
 
+    /// Kills the agent with SIGKILL (a crash) and waits for it.
+    ///
+    /// # Errors
+    ///
+    /// When it is not running.
+    pub fn kill(&mut self) -> Result<()> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("the agent is not running"))?;
+        child.kill().context("SIGKILL")?;
+        child.wait().context("waiting for the killed agent")?;
+        Ok(())
+    }
+
+    /// Sends SIGTERM without waiting.
+    ///
+    /// # Errors
+    ///
+    /// When it is not running or `kill` fails.
+    pub fn signal_term(&self) -> Result<()> {
+        let child = self
+            .child
+            .as_ref()
+            .ok_or_else(|| anyhow!("the agent is not running"))?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .context("running kill -TERM")?;
+        if !sent.success() {
+            bail!("kill -TERM failed: {sent}");
+        }
+        Ok(())
+    }
+
+    /// Waits for the agent to exit on its own (after a signal).
+    ///
+    /// # Errors
+    ///
+    /// When it is not running or does not exit within [`crate::PATIENCE`].
+    pub async fn wait_exit(&mut self) -> Result<ExitStatus> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("the agent is not running"))?;
+        let deadline = Instant::now() + crate::PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the agent did not exit; logs:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the agent again after it stopped or was killed, on the same
+    /// data and configuration (on a new port).
+    ///
+    /// # Errors
+    ///
+    /// As [`Agent::start`].
+    pub async fn start_again(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("the agent is still running");
+        }
+        self.spawn().await
+    }
+
     /// Stops the agent gracefully and starts it again on the same data
     /// directory and configuration (on a new port).
     ///
@@ -269,6 +412,20 @@ impl Agent {
             );
         }
         self.spawn().await
+    }
+
+    /// The agent process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The agent process's resident memory in KiB (`VmRSS`), while it runs.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// The agent's home (config file, data directory).

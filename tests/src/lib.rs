@@ -15,6 +15,7 @@
 pub mod agent;
 pub mod api;
 pub mod binary;
+pub mod endless;
 pub mod provider;
 pub mod proxy;
 pub mod sse;
@@ -23,8 +24,9 @@ pub mod ws;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-pub use agent::{Agent, PresetDoc};
+pub use agent::{Agent, AgentOptions, PresetDoc};
 pub use api::Api;
+pub use endless::EndlessProvider;
 pub use provider::{FakeProvider, Reply, SeenRequest};
 pub use proxy::CutProxy;
 pub use ws::Ws;
@@ -127,4 +129,33 @@ pub fn redact_str(text: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// A fresh, empty Postgres database on the machine's server
+/// (`NETHER_TEST_POSTGRES_URL`'s server, else
+/// `postgres://postgres@127.0.0.1:5432`), created with `psql`; returns its
+/// URL. Dropped databases are not cleaned up: names are unique.
+///
+/// # Errors
+///
+/// When `psql` is missing or the server refuses.
+pub fn postgres_database() -> anyhow::Result<String> {
+    use anyhow::Context;
+    let admin = std::env::var("NETHER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("nb_e2e_{}", uuid::Uuid::new_v4().simple());
+    let status = std::process::Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-q",
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .status()
+        .context("running psql (PostgreSQL's client) to create a test database")?;
+    anyhow::ensure!(status.success(), "psql could not create {name}: {status}");
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
+    Ok(format!("{base}/{name}"))
 }

@@ -53,6 +53,17 @@ pub struct AgentLimits {
     /// Retries of a retryable provider error before the run fails (on top
     /// of the adapter's own retries).
     pub max_provider_retries: u32,
+    /// Wall-clock time a whole run may take; past it the run stops with
+    /// `RUN_ERROR` code `deadline` (what it produced is kept). `None`: no
+    /// limit.
+    #[serde(with = "opt_duration_secs", rename = "run_timeout_secs")]
+    #[schemars(with = "Option<f64>", range(min = 0.0))]
+    pub run_timeout: Option<Duration>,
+    /// Bytes of text, reasoning and tool arguments one model round may
+    /// stream; past it the round is cut and the run stops with `RUN_ERROR`
+    /// code `output_limit` (a guard against a provider that never stops;
+    /// the preset's `max_tokens` is the model-side cap).
+    pub max_output_bytes: u64,
 }
 
 impl Default for AgentLimits {
@@ -64,6 +75,8 @@ impl Default for AgentLimits {
             context_budget: None,
             compaction: CompactionStrategy::default(),
             max_provider_retries: 0,
+            run_timeout: Some(Duration::from_secs(30 * 60)),
+            max_output_bytes: 1024 * 1024,
         }
     }
 }
@@ -141,6 +154,31 @@ impl AgentLimits {
         self.max_provider_retries = retries;
         self
     }
+
+    /// Sets the wall-clock limit of a run (`None`: none).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let l = netherbrain_core::agent::AgentLimits::default().with_run_timeout(Some(Duration::from_secs(60)));
+    /// assert_eq!(l.run_timeout, Some(Duration::from_secs(60)));
+    /// ```
+    #[must_use]
+    pub fn with_run_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.run_timeout = timeout;
+        self
+    }
+
+    /// Sets the bytes one model round may stream.
+    ///
+    /// ```
+    /// let l = netherbrain_core::agent::AgentLimits::default().with_max_output_bytes(4096);
+    /// assert_eq!(l.max_output_bytes, 4096);
+    /// ```
+    #[must_use]
+    pub fn with_max_output_bytes(mut self, bytes: u64) -> Self {
+        self.max_output_bytes = bytes;
+        self
+    }
 }
 
 mod duration_secs {
@@ -155,5 +193,26 @@ mod duration_secs {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let secs = f64::deserialize(d)?;
         Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_duration_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<f64>::deserialize(d)?
+            .map(|secs| Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }

@@ -97,6 +97,8 @@ pub(super) struct Runner<'a> {
     tool_defs: Vec<ToolDefinition>,
     id_prefix: String,
     next_id: u64,
+    /// When the run must stop ([`AgentLimits::run_timeout`]).
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl<'a> Runner<'a> {
@@ -120,6 +122,10 @@ impl<'a> Runner<'a> {
             tool_defs: agent.tools.definitions(),
             id_prefix: format!("msg_{}_", request.session_id.as_uuid().simple()),
             next_id: 0,
+            deadline: agent
+                .limits
+                .run_timeout
+                .map(|t| tokio::time::Instant::now() + t),
         }
     }
 
@@ -208,6 +214,7 @@ impl<'a> Runner<'a> {
         let mut tool_rounds: u32 = 0;
         let mut first = true;
         loop {
+            self.check_deadline()?;
             if !first {
                 self.steer().await?;
             }
@@ -343,10 +350,38 @@ impl<'a> Runner<'a> {
         Halt::Failed(RunFailure::new(err.code(), err.to_string()))
     }
 
+    /// A failure once the run is past its deadline.
+    fn check_deadline(&self) -> Step<()> {
+        match self.deadline {
+            Some(deadline) if tokio::time::Instant::now() >= deadline => {
+                Err(self.deadline_failure())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn deadline_failure(&self) -> Halt {
+        let secs = self.agent.limits.run_timeout.map_or(0, |t| t.as_secs());
+        Halt::Failed(RunFailure::new(
+            "deadline",
+            format!("the run exceeded its time limit of {secs} s"),
+        ))
+    }
+
     async fn stream_once(&mut self) -> Step<Attempt> {
         if self.is_cancelled() {
             return Err(Halt::Interrupted);
         }
+        let deadline = self.deadline;
+        let past_deadline = async move {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::pin!(past_deadline);
+        let max_output = self.agent.limits.max_output_bytes;
+        let mut output: u64 = 0;
         let mut stream = self.agent.provider.stream(self.model_request());
         let mut acc = ResponseAccumulator::new();
         let mut round = RoundEvents {
@@ -363,12 +398,32 @@ impl<'a> Runner<'a> {
                     self.abandon_round(acc, &mut round).await?;
                     return Err(Halt::Interrupted);
                 }
+                () = &mut past_deadline => {
+                    drop(stream);
+                    self.abandon_round(acc, &mut round).await?;
+                    return Err(self.deadline_failure());
+                }
                 item = stream.next() => item,
             };
             match item {
                 Some(Ok(event)) => {
+                    output += streamed_bytes(&event);
                     for update in acc.push(event) {
                         self.emit_update(&mut round, update).await?;
+                    }
+                    if output > max_output {
+                        drop(stream);
+                        tracing::warn!(
+                            bytes = output,
+                            "the model's output passed the round's limit"
+                        );
+                        self.abandon_round(acc, &mut round).await?;
+                        return Err(Halt::Failed(RunFailure::new(
+                            "output_limit",
+                            format!(
+                                "the model's answer passed the limit of {max_output} bytes in one round"
+                            ),
+                        )));
                     }
                 }
                 Some(Err(err)) => {
@@ -934,4 +989,16 @@ impl ToolExec<'_> {
             Err(err) => ToolResult::error(call.id, err.to_string()),
         }
     }
+}
+
+/// Bytes of model output an event carries (text, reasoning, tool
+/// arguments).
+fn streamed_bytes(event: &crate::provider::ProviderEvent) -> u64 {
+    use crate::provider::ProviderEvent;
+    let n = match event {
+        ProviderEvent::TextDelta(t) | ProviderEvent::ReasoningDelta(t) => t.len(),
+        ProviderEvent::ToolCallArgs { fragment, .. } => fragment.len(),
+        _ => 0,
+    };
+    u64::try_from(n).unwrap_or(u64::MAX)
 }

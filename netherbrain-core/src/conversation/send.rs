@@ -246,9 +246,16 @@ impl ConversationService {
             return self.send_new(who, message).await.map(Sent::Started);
         };
         let conversation = self.conversation(who, conversation_id).await?;
-        let latest = store.latest_session(conversation.id).await?;
+        let mut latest = store.latest_session(conversation.id).await?;
         if let Some(active) = latest.as_ref().filter(|s| s.status.is_active()) {
-            return self.when_busy(&conversation, active, &message).await;
+            // A run whose process died is released once its lease expired.
+            match self.inner.runtime.release_if_abandoned(active).await {
+                Ok(true) => latest = store.latest_session(conversation.id).await?,
+                Ok(false) | Err(RuntimeError::RunningElsewhere(_)) => {
+                    return self.when_busy(&conversation, active, &message).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let parent = match latest {
             Some(latest) => Some(latest),
@@ -445,16 +452,27 @@ impl ConversationService {
         target: RunTarget,
     ) -> Result<SessionId, ServiceError> {
         let runtime = &self.inner.runtime;
-        match target {
+        let (refused, session) = match target {
             RunTarget::Conversation(id) => {
                 self.conversation(who, id).await?;
-                Ok(runtime.interrupt_conversation(id)?)
+                match runtime.interrupt_conversation(id) {
+                    Ok(session_id) => return Ok(session_id),
+                    Err(e) => (e, self.inner.store.active_session(id).await?),
+                }
             }
             RunTarget::Session(id) => {
-                self.session(who, id).await?;
-                runtime.interrupt(id)?;
-                Ok(id)
+                let (session, _) = self.session(who, id).await?;
+                match runtime.interrupt(id) {
+                    Ok(()) => return Ok(id),
+                    Err(e) => (e, Some(session)),
+                }
             }
+        };
+        // Not running here: a run whose process died is interrupted by
+        // recovering it; one running in another live process is out of reach.
+        match session {
+            Some(session) if runtime.release_if_abandoned(&session).await? => Ok(session.id),
+            _ => Err(refused.into()),
         }
     }
 
@@ -472,17 +490,29 @@ impl ConversationService {
     ) -> Result<SessionId, ServiceError> {
         let text = text.into();
         let runtime = &self.inner.runtime;
-        match target {
+        let (refused, session) = match target {
             RunTarget::Conversation(id) => {
                 self.conversation(who, id).await?;
-                Ok(runtime.steer_conversation(id, text)?)
+                match runtime.steer_conversation(id, text) {
+                    Ok(session_id) => return Ok(session_id),
+                    Err(e) => (e, self.inner.store.active_session(id).await?),
+                }
             }
             RunTarget::Session(id) => {
-                self.session(who, id).await?;
-                runtime.steer(id, text)?;
-                Ok(id)
+                let (session, _) = self.session(who, id).await?;
+                match runtime.steer(id, text) {
+                    Ok(()) => return Ok(id),
+                    Err(e) => (e, Some(session)),
+                }
             }
+        };
+        if let (RuntimeError::NotRunning(_) | RuntimeError::NoActiveSession(_), Some(session)) =
+            (&refused, &session)
+        {
+            // Releases an abandoned run, or names the process of a live one.
+            runtime.release_if_abandoned(session).await?;
         }
+        Err(refused.into())
     }
 
     /// A session's events after `after` (`0` for all): the live tail while

@@ -46,7 +46,9 @@
 //! # });
 //! ```
 
+mod config;
 mod log;
+mod maintenance;
 mod observer;
 mod sink;
 
@@ -62,10 +64,11 @@ use futures::stream::BoxStream;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+pub use self::config::RuntimeConfig;
 pub use self::observer::RunObserver;
 
 use self::log::LiveLog;
-use self::sink::StoreSink;
+use self::sink::{RunLog, SharedPending, StoreSink};
 use crate::agent::{
     Agent, RunControl, RunOutcome, RunRequest, SteeringQueue, ToolDecision, pending_tool_calls,
 };
@@ -73,7 +76,7 @@ use crate::event::{AgentEvent, EventEnvelope};
 use crate::ids::{ConversationId, EventSeq, PresetId, SessionId};
 use crate::message::Message;
 use crate::session::SessionStatus;
-use crate::store::{NewSession, Session, SessionFinish, StateStore, StoreError};
+use crate::store::{NewSession, Session, SessionFinish, SessionLease, StateStore, StoreError};
 
 /// Why the runtime refused or failed a request.
 ///
@@ -101,6 +104,10 @@ pub enum RuntimeError {
     /// The conversation has no running session.
     #[error("conversation {0} has no running session")]
     NoActiveSession(ConversationId),
+    /// The session runs in another process (its lease is held there), which
+    /// this one cannot reach.
+    #[error("session {0} is running in another process")]
+    RunningElsewhere(SessionId),
     /// A resume does not match the pending tool calls.
     #[error("invalid resume: {0}")]
     InvalidResume(String),
@@ -117,16 +124,6 @@ pub enum RuntimeError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
-
-/// Tunables of a [`Runtime`].
-///
-/// ```
-/// let cfg = netherbrain_core::runtime::RuntimeConfig::default();
-/// # let _ = cfg;
-/// ```
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct RuntimeConfig {}
 
 /// What to run: a conversation, the agent, and the new input or a resume.
 ///
@@ -298,7 +295,7 @@ struct ActiveRun {
     session_id: SessionId,
     conversation_id: ConversationId,
     control: RunControl,
-    log: Arc<LiveLog>,
+    log: RunLog,
 }
 
 #[derive(Debug, Default)]
@@ -310,11 +307,29 @@ struct Registry {
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn StateStore>,
+    config: RuntimeConfig,
     registry: Mutex<Registry>,
     draining: watch::Sender<bool>,
     /// Number of running runs; drain waits for zero.
     running: watch::Sender<usize>,
     observers: RwLock<Vec<Arc<dyn RunObserver>>>,
+    /// Whether the maintenance task runs.
+    maintained: std::sync::atomic::AtomicBool,
+}
+
+impl Inner {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The runs going now.
+    fn actives(&self) -> Vec<Arc<ActiveRun>> {
+        self.registry().by_session.values().cloned().collect()
+    }
+
+    fn is_registered(&self, session_id: SessionId) -> bool {
+        self.registry().by_session.contains_key(&session_id)
+    }
 }
 
 /// Runs agents in the background; see the [module docs](self).
@@ -332,15 +347,33 @@ impl Runtime {
 
     /// A runtime with explicit configuration.
     #[must_use]
-    pub fn with_config(store: Arc<dyn StateStore>, _config: RuntimeConfig) -> Self {
+    pub fn with_config(store: Arc<dyn StateStore>, config: RuntimeConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
+                config,
                 registry: Mutex::new(Registry::default()),
                 draining: watch::channel(false).0,
                 running: watch::channel(0).0,
                 observers: RwLock::new(Vec::new()),
+                maintained: std::sync::atomic::AtomicBool::new(false),
             }),
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Starts the maintenance task (once): it writes events that waited
+    /// too long, renews this runtime's leases and recovers sessions whose
+    /// process died. Needs a Tokio runtime.
+    fn maintain(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.inner.maintained.swap(true, Ordering::AcqRel) {
+            tokio::spawn(maintenance::run(Arc::downgrade(&self.inner)));
         }
     }
 
@@ -372,27 +405,64 @@ impl Runtime {
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.inner
-            .registry
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.registry()
     }
 
-    /// Marks sessions a crash left running as interrupted. Call once at
-    /// start-up, before the first [`start`](Self::start).
+    /// Recovers sessions a crashed process left running — those whose
+    /// lease has expired — as interrupted, and starts the maintenance task
+    /// that keeps doing so (and renews this runtime's own leases). Call at
+    /// start-up. Sessions another live process runs are left alone.
     ///
     /// # Errors
     ///
     /// The store failed.
     pub async fn recover(&self) -> Result<Vec<SessionId>, RuntimeError> {
-        let recovered = self.inner.store.recover_sessions().await?;
+        self.maintain();
+        self.recover_expired().await
+    }
+
+    /// Recovers, now, every session whose lease has expired (see
+    /// [`recover`](Self::recover)); returns their ids.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn recover_expired(&self) -> Result<Vec<SessionId>, RuntimeError> {
+        let recovered = self
+            .inner
+            .store
+            .recover_sessions(chrono::Utc::now())
+            .await?;
         if !recovered.is_empty() {
             tracing::info!(
                 count = recovered.len(),
-                "marked sessions left running as interrupted"
+                "marked sessions left behind by a stopped process as interrupted"
             );
         }
         Ok(recovered)
+    }
+
+    /// For a session the store says is active but that does not run here:
+    /// recovers it when its lease has expired (returning `true`), or says
+    /// which process has it.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::RunningElsewhere`] while its lease is live; store
+    /// failures.
+    pub async fn release_if_abandoned(&self, session: &Session) -> Result<bool, RuntimeError> {
+        if !session.status.is_active() || self.is_running(session.id) {
+            return Ok(false);
+        }
+        let live = session
+            .lease
+            .as_ref()
+            .is_some_and(|l| !l.is_expired(chrono::Utc::now()));
+        if live {
+            return Err(RuntimeError::RunningElsewhere(session.id));
+        }
+        let recovered = self.recover_expired().await?;
+        Ok(recovered.contains(&session.id))
     }
 
     /// Whether [`drain`](Self::drain) has begun.
@@ -465,10 +535,14 @@ impl Runtime {
         validate_start(&start, parent.as_ref(), &history)?;
 
         let session_id = start.session_id.unwrap_or_default();
+        let config = &self.inner.config;
+        let expires = chrono::Utc::now()
+            + chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::MAX);
         let new_session = NewSession::new(conversation_id, start.input.clone())
             .with_id(session_id)
             .with_parent(parent.as_ref().map(|p| p.id))
-            .with_preset(start.preset_id);
+            .with_preset(start.preset_id)
+            .with_lease(SessionLease::new(config.owner.clone(), expires));
         let session = store
             .create_session(new_session)
             .await
@@ -478,7 +552,12 @@ impl Runtime {
             })?;
 
         let control = RunControl::default();
-        let log = Arc::new(LiveLog::new());
+        let log = RunLog {
+            store: store.clone(),
+            session_id,
+            live: Arc::new(LiveLog::new(config.live_events, config.live_bytes)),
+            pending: SharedPending::default(),
+        };
         let active = Arc::new(ActiveRun {
             session_id,
             conversation_id,
@@ -505,6 +584,7 @@ impl Runtime {
             return Err(RuntimeError::Busy { session_id: other });
         }
         self.inner.running.send_modify(|n| *n += 1);
+        self.maintain();
         let handle = RunHandle {
             session_id,
             conversation_id,
@@ -537,22 +617,21 @@ impl Runtime {
         agent: Arc<Agent>,
         request: RunRequest,
         control: RunControl,
-        log: Arc<LiveLog>,
+        run_log: RunLog,
     ) {
         let store = self.inner.store.clone();
         let session_id = session.id;
-        let mut sink = StoreSink::new(store.clone(), session_id, log.clone());
+        let log = run_log.live.clone();
+        let mut sink = StoreSink::new(run_log);
         // A panicking tool or provider must not leave the conversation busy
         // forever: the panic is caught and the run fails.
         let outcome = AssertUnwindSafe(agent.run(request, control, &mut sink))
             .catch_unwind()
             .await;
-        let finish = match outcome {
+        let (finish, terminal) = match outcome {
             Ok(outcome) => {
-                if let Err(err) = sink.flush().await {
-                    tracing::error!(error = %err, "could not persist the last events of a run");
-                }
-                finish_from_outcome(outcome)
+                let (tail, terminal) = sink.take_tail().await;
+                (finish_from_outcome(outcome).with_tail(tail), terminal)
             }
             Err(panic) => {
                 let what = panic
@@ -562,23 +641,19 @@ impl Runtime {
                     .unwrap_or_default();
                 tracing::error!(panic = %what, "agent run panicked");
                 let message = "the run stopped unexpectedly".to_owned();
-                let event = AgentEvent::RunError {
+                let (mut tail, _) = sink.take_tail().await;
+                let envelope = sink.number(AgentEvent::RunError {
                     message: message.clone(),
                     code: Some("internal".into()),
-                };
-                let envelope = EventEnvelope::new(session_id, log.len() + 1, event);
-                log.push(envelope.clone());
-                let _ = store
-                    .append(
-                        session_id,
-                        crate::store::SessionAppend::new(Vec::new(), vec![envelope]),
-                    )
-                    .await;
-                let mut finish = SessionFinish::new(SessionStatus::Failed);
+                });
+                tail.events.push(envelope.clone());
+                let mut finish = SessionFinish::new(SessionStatus::Failed).with_tail(tail);
                 finish.error = Some(message);
-                finish
+                (finish, vec![envelope])
             }
         };
+        // The run's last messages, its terminal event and its end commit in
+        // one transaction; only then do subscribers see the terminal event.
         let finished = match store.finish_session(session_id, finish).await {
             Ok(session) => Some(session),
             Err(err) => {
@@ -586,6 +661,9 @@ impl Runtime {
                 None
             }
         };
+        for envelope in terminal {
+            log.push(envelope);
+        }
         {
             let mut registry = self.registry();
             registry.by_session.remove(&session_id);
@@ -619,7 +697,7 @@ impl Runtime {
             .registry()
             .by_session
             .get(&session_id)
-            .map(|a| a.log.clone());
+            .map(|a| a.log.live.clone());
         if live.is_none() {
             self.inner.store.get_session(session_id).await?;
         }
@@ -643,7 +721,7 @@ impl Runtime {
             .registry()
             .by_session
             .get(&session_id)
-            .map(|a| a.log.clone());
+            .map(|a| a.log.live.clone());
         if live.is_some() {
             let mut running = self.inner.running.subscribe();
             while self.is_running(session_id) {

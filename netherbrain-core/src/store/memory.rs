@@ -621,6 +621,7 @@ impl SessionStore for MemoryStore {
             created_at: now,
             updated_at: now,
             finished_at: None,
+            lease: session.lease,
         };
         t.sessions.insert(
             row.id,
@@ -676,7 +677,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
-        validate::session_finish(&finish)?;
+        validate::session_finish(id, &finish)?;
         let mut t = self.lock();
         let status = t.session(id)?.session.status;
         if status != SessionStatus::Running {
@@ -689,6 +690,9 @@ impl SessionStore for MemoryStore {
             .sessions
             .get_mut(&id)
             .ok_or_else(|| StoreError::not_found("session", id))?;
+        validate::event_order(row.events.last().map_or(0, |e| e.seq), &finish.tail)?;
+        row.messages.extend(finish.tail.messages);
+        row.events.extend(finish.tail.events);
         let session = &mut row.session;
         session.status = finish.status;
         session.final_message = finish.final_message;
@@ -697,27 +701,59 @@ impl SessionStore for MemoryStore {
         session.error = finish.error;
         session.updated_at = now;
         session.finished_at = Some(now);
+        session.lease = None;
         let session = session.clone();
         t.touch_conversation(session.conversation_id, now);
         Ok(session)
     }
 
-    async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        sessions: &[SessionId],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>> {
         let mut t = self.lock();
-        let now = t.now();
-        let mut recovered: Vec<&mut Session> = t
+        let mut renewed = Vec::new();
+        for id in sessions {
+            if let Some(row) = t.sessions.get_mut(id)
+                && row.session.status.is_active()
+                && let Some(lease) = row.session.lease.as_mut()
+                && lease.owner == owner
+            {
+                lease.expires_at = until;
+                renewed.push(*id);
+            }
+        }
+        Ok(renewed)
+    }
+
+    async fn recover_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionId>> {
+        let mut t = self.lock();
+        let at = t.now();
+        let mut recovered: Vec<&mut SessionRow> = t
             .sessions
             .values_mut()
-            .map(|row| &mut row.session)
-            .filter(|s| s.status.is_active())
+            .filter(|row| {
+                row.session.status.is_active()
+                    && row.session.lease.as_ref().is_none_or(|l| l.is_expired(now))
+            })
             .collect();
-        recovered.sort_by_key(|s| (s.created_at, s.id));
+        recovered.sort_by_key(|row| (row.session.created_at, row.session.id));
         Ok(recovered
             .into_iter()
-            .map(|session| {
+            .map(|row| {
+                let last = row.events.last().map_or(0, |e| e.seq);
+                let session = &mut row.session;
+                row.events.push(super::recovered_event(
+                    session.id,
+                    session.conversation_id,
+                    last,
+                ));
                 session.status = SessionStatus::Interrupted;
-                session.updated_at = now;
-                session.finished_at = Some(now);
+                session.updated_at = at;
+                session.finished_at = Some(at);
+                session.lease = None;
                 session.id
             })
             .collect())

@@ -90,9 +90,12 @@ pub use parts::StoreParts;
 
 pub use records::*;
 
-use crate::event::EventEnvelope;
+use chrono::{DateTime, Utc};
+
+use crate::event::{AgentEvent, EventEnvelope, RunResult};
 use crate::ids::{ApiKeyId, ConversationId, EventSeq, PresetId, SessionId, UserId, WorkspaceId};
 use crate::message::Message;
+use crate::session::SessionStatus;
 use validate::MAX_SESSION_CHAIN;
 
 // ---- the traits, one per concern ----
@@ -303,10 +306,21 @@ pub trait SessionStore: Send + Sync + Debug {
     /// `finished_at`. A conflict if it is not running any more;
     /// [`StoreError::Invalid`] if `finish.status` is not terminal.
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session>;
-    /// Marks every session left `created` or `running` (by a crash) as
-    /// interrupted, with `finished_at`, and returns their ids. What they
-    /// produced is kept.
-    async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>>;
+    /// Extends the leases `owner` holds on these sessions to `until`, for
+    /// those still `created` or `running` under that owner; returns the
+    /// sessions renewed (one recovered or taken over meanwhile is left out).
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        sessions: &[SessionId],
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionId>>;
+    /// Recovers sessions left behind by a dead process: every session still
+    /// `created` or `running` whose lease expired by `now` (or that has
+    /// none) becomes interrupted, with `finished_at`, and gets a terminal
+    /// event ([`recovered_event`]) after its last one, in one transaction.
+    /// Returns their ids, oldest first. What they produced is kept.
+    async fn recover_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionId>>;
 
     /// Appends messages and events to a running session in one
     /// transaction: all or nothing. A conflict if the session is not
@@ -437,4 +451,32 @@ pub mod prelude {
         CatalogStore, ConversationStore, MailboxStore, SessionStore, StateStore, StoreHealth,
         UserStore,
     };
+}
+
+/// The terminal event recovery appends to a session a dead process left
+/// running: `RUN_FINISHED` with status `interrupted`, numbered after the
+/// session's last event, so a stream resumed after the crash ends clearly.
+///
+/// ```
+/// use netherbrain_core::store::recovered_event;
+/// use netherbrain_core::{AgentEvent, ConversationId, SessionId, SessionStatus};
+/// let e = recovered_event(SessionId::new(), ConversationId::new(), 9);
+/// assert_eq!(e.seq, 10);
+/// assert!(matches!(e.event, AgentEvent::RunFinished { ref result, .. } if result.status == SessionStatus::Interrupted));
+/// ```
+#[must_use]
+pub fn recovered_event(
+    session_id: SessionId,
+    conversation_id: ConversationId,
+    last_seq: EventSeq,
+) -> EventEnvelope {
+    EventEnvelope::new(
+        session_id,
+        last_seq + 1,
+        AgentEvent::RunFinished {
+            thread_id: conversation_id,
+            run_id: session_id,
+            result: RunResult::new(SessionStatus::Interrupted),
+        },
+    )
 }

@@ -316,8 +316,19 @@ impl SessionStore for StoreParts {
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
         self.sessions.finish_session(id, finish).await
     }
-    async fn recover_sessions(&self) -> StoreResult<Vec<SessionId>> {
-        self.sessions.recover_sessions().await
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        sessions: &[SessionId],
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<SessionId>> {
+        self.sessions.renew_leases(owner, sessions, until).await
+    }
+    async fn recover_sessions(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<SessionId>> {
+        self.sessions.recover_sessions(now).await
     }
     async fn append(&self, session_id: SessionId, append: SessionAppend) -> StoreResult<()> {
         self.sessions.append(session_id, append).await

@@ -787,6 +787,54 @@ pub struct Session {
     pub updated_at: DateTime<Utc>,
     /// When it reached a terminal status.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Which process runs it and until when, while it runs; `None` for a
+    /// session created without one (by an older version, or a store used
+    /// directly).
+    #[serde(default)]
+    pub lease: Option<SessionLease>,
+}
+
+/// Who runs a session and until when. The owner (a process, see
+/// [`Runtime`](crate::runtime::Runtime)) renews it while the run goes; a
+/// session whose lease has expired is taken to be left behind by a dead
+/// process and is recovered as interrupted.
+///
+/// ```
+/// use netherbrain_core::store::SessionLease;
+/// let lease = SessionLease::new("host-1/4242/9f1c", chrono::Utc::now());
+/// assert_eq!(lease.owner, "host-1/4242/9f1c");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SessionLease {
+    /// The owning process.
+    pub owner: String,
+    /// When the lease runs out unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl SessionLease {
+    /// A lease.
+    #[must_use]
+    pub fn new(owner: impl Into<String>, expires_at: DateTime<Utc>) -> Self {
+        Self {
+            owner: owner.into(),
+            expires_at,
+        }
+    }
+
+    /// Whether it has run out at `now`.
+    ///
+    /// ```
+    /// use netherbrain_core::store::SessionLease;
+    /// let now = chrono::Utc::now();
+    /// assert!(SessionLease::new("p", now).is_expired(now));
+    /// assert!(!SessionLease::new("p", now + chrono::Duration::seconds(5)).is_expired(now));
+    /// ```
+    #[must_use]
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at <= now
+    }
 }
 
 /// Input for [`SessionStore::create_session`](super::SessionStore::create_session).
@@ -805,6 +853,8 @@ pub struct NewSession {
     /// New input. Stored durably, as the session's first messages, before
     /// `create_session` returns.
     pub input: Vec<Message>,
+    /// The running process's lease.
+    pub lease: Option<SessionLease>,
 }
 
 impl NewSession {
@@ -817,7 +867,15 @@ impl NewSession {
             parent_session_id: None,
             preset_id: None,
             input,
+            lease: None,
         }
+    }
+
+    /// Sets the lease of the process that runs it.
+    #[must_use]
+    pub fn with_lease(mut self, lease: SessionLease) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// Sets the parent.
@@ -856,6 +914,10 @@ pub struct SessionFinish {
     pub usage: UsageByModel,
     /// Why it failed.
     pub error: Option<String>,
+    /// The run's last messages and events, appended in the same transaction
+    /// as the status change (checked like an append), so a run's final
+    /// answer, its terminal event and its end commit together.
+    pub tail: SessionAppend,
 }
 
 impl SessionFinish {
@@ -868,7 +930,23 @@ impl SessionFinish {
             deferred_tool_calls: Vec::new(),
             usage: UsageByModel::default(),
             error: None,
+            tail: SessionAppend::default(),
         }
+    }
+
+    /// Appends these messages and events with the finish.
+    ///
+    /// ```
+    /// use netherbrain_core::store::{SessionAppend, SessionFinish};
+    /// use netherbrain_core::{Message, SessionStatus};
+    /// let finish = SessionFinish::new(SessionStatus::Committed)
+    ///     .with_tail(SessionAppend::new(vec![Message::assistant("done")], vec![]));
+    /// assert_eq!(finish.tail.messages.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn with_tail(mut self, tail: SessionAppend) -> Self {
+        self.tail = tail;
+        self
     }
 }
 

@@ -586,26 +586,28 @@ pub fn search_query(query: &str, limit: u32) -> StoreResult<Vec<String>> {
     Ok(terms)
 }
 
-/// Checks a [`SessionFinish`]: its status must be terminal.
+/// Checks a [`SessionFinish`] of `session_id`: its status must be terminal
+/// and its tail must pass [`session_append`].
 ///
 /// ```
-/// use netherbrain_core::SessionStatus;
+/// use netherbrain_core::{SessionId, SessionStatus};
 /// use netherbrain_core::store::{validate, SessionFinish};
-/// assert!(validate::session_finish(&SessionFinish::new(SessionStatus::Committed)).is_ok());
-/// assert!(validate::session_finish(&SessionFinish::new(SessionStatus::Running)).is_err());
+/// let id = SessionId::new();
+/// assert!(validate::session_finish(id, &SessionFinish::new(SessionStatus::Committed)).is_ok());
+/// assert!(validate::session_finish(id, &SessionFinish::new(SessionStatus::Running)).is_err());
 /// ```
 ///
 /// # Errors
 ///
 /// [`StoreError::Invalid`].
-pub fn session_finish(finish: &SessionFinish) -> StoreResult<()> {
+pub fn session_finish(session_id: SessionId, finish: &SessionFinish) -> StoreResult<()> {
     if !finish.status.is_terminal() {
         return Err(StoreError::Invalid(format!(
             "`{}` is not a terminal session status",
             finish.status
         )));
     }
-    Ok(())
+    session_append(session_id, &finish.tail)
 }
 
 /// Checks a [`SessionAppend`] to `session_id`: every event belongs to that

@@ -71,7 +71,13 @@ pub(crate) async fn status(
     Ok(Json(SessionStatusView {
         id: id.into(),
         status: session.status.as_str().to_owned(),
-        running: state.runtime().is_running(id),
+        // Running here, or in a live process that holds its lease.
+        running: state.runtime().is_running(id)
+            || (session.status.is_active()
+                && session
+                    .lease
+                    .as_ref()
+                    .is_some_and(|l| !l.is_expired(chrono::Utc::now()))),
         last_event_seq,
     }))
 }

@@ -558,13 +558,18 @@ pub async fn sessions_one_running(s: Store) {
         "failed create left nothing"
     );
 
-    let recovered = s.recover_sessions().await.unwrap();
+    let recovered = s.recover_sessions(chrono::Utc::now()).await.unwrap();
     assert_eq!(recovered, [s2.id]);
     assert_eq!(
         s.get_session(s2.id).await.unwrap().status,
         SessionStatus::Interrupted
     );
-    assert!(s.recover_sessions().await.unwrap().is_empty());
+    assert!(
+        s.recover_sessions(chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn concurrent_create_session_is_busy(s: Store) {

@@ -640,7 +640,10 @@ pub async fn recover_interrupts_running_sessions(store: &dyn StateStore) {
         "append",
     );
 
-    let mut recovered = ok(store.recover_sessions().await, "recover_sessions");
+    let mut recovered = ok(
+        store.recover_sessions(chrono::Utc::now()).await,
+        "recover_sessions",
+    );
     recovered.sort();
     let mut want = vec![r1.id, r2.id];
     want.sort();
@@ -667,7 +670,11 @@ pub async fn recover_interrupts_running_sessions(store: &dyn StateStore) {
         "what a recovered session produced is kept"
     );
     assert!(
-        ok(store.recover_sessions().await, "recover_sessions again").is_empty(),
+        ok(
+            store.recover_sessions(chrono::Utc::now()).await,
+            "recover_sessions again"
+        )
+        .is_empty(),
         "a second recovery finds nothing"
     );
     start_session(store, c1.id, "after recovery").await;
@@ -839,4 +846,200 @@ pub async fn session_history_deep_chain(store: &dyn StateStore) {
         expected,
         "a deep chain's history is complete and in order"
     );
+}
+
+/// A finish's tail (the run's last messages and events) commits with the
+/// status change; a tail that breaks the log's rules changes nothing, and
+/// the session keeps running.
+pub async fn session_finish_commits_its_tail(store: &dyn StateStore) {
+    let user = new_user(store, "owner").await;
+    let conversation = new_conversation(store, user.id, "c").await;
+    let session = start_session(store, conversation.id, "hi").await;
+    ok(
+        store
+            .append(
+                session.id,
+                SessionAppend::new(vec![], vec![text_event(session.id, 1, "a")]),
+            )
+            .await,
+        "append",
+    );
+    // Out of order: refused, nothing written, still running.
+    let bad = SessionFinish::new(SessionStatus::Committed).with_tail(SessionAppend::new(
+        vec![Message::assistant("lost")],
+        vec![text_event(session.id, 1, "again")],
+    ));
+    expect_conflict(
+        store.finish_session(session.id, bad).await,
+        "finish_session with an out-of-order tail",
+    );
+    let still = ok(store.get_session(session.id).await, "get_session");
+    assert_eq!(
+        still.status,
+        SessionStatus::Running,
+        "a refused finish changes nothing"
+    );
+    assert_eq!(
+        ok(store.session_messages(session.id).await, "session_messages").len(),
+        1,
+        "a refused tail writes no message"
+    );
+    // Another session's events are invalid.
+    let foreign = SessionFinish::new(SessionStatus::Committed).with_tail(SessionAppend::new(
+        vec![],
+        vec![text_event(SessionId::new(), 2, "x")],
+    ));
+    expect_invalid(
+        store.finish_session(session.id, foreign).await,
+        "finish_session with another session's event",
+    );
+
+    let finish = SessionFinish::new(SessionStatus::Committed).with_tail(SessionAppend::new(
+        vec![Message::assistant("done")],
+        vec![
+            text_event(session.id, 2, "b"),
+            text_event(session.id, 3, "c"),
+        ],
+    ));
+    let finished = ok(
+        store.finish_session(session.id, finish).await,
+        "finish_session",
+    );
+    assert_eq!(finished.status, SessionStatus::Committed);
+    let messages = ok(store.session_messages(session.id).await, "session_messages");
+    assert_eq!(
+        messages.iter().map(Message::text).collect::<Vec<_>>(),
+        ["hi", "done"],
+        "the tail's messages follow the session's own"
+    );
+    let events = ok(store.list_events(session.id, 0, 100).await, "list_events");
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "the tail's events are stored"
+    );
+    assert_eq!(
+        ok(store.last_event_seq(session.id).await, "last_event_seq"),
+        3
+    );
+    let history = ok(store.session_history(session.id).await, "session_history");
+    assert_eq!(history.len(), 2);
+}
+
+/// Leases: a session under a live lease is left alone by recovery, its
+/// owner (only) renews it, and once it expires recovery interrupts it and
+/// appends a terminal `RUN_FINISHED` (interrupted) after its last event.
+pub async fn leases_guard_running_sessions(store: &dyn StateStore) {
+    use crate::store::SessionLease;
+    use chrono::{Duration, Utc};
+    let user = new_user(store, "owner").await;
+    let conversation = new_conversation(store, user.id, "c").await;
+    let now = Utc::now();
+    let session = ok(
+        store
+            .create_session(
+                NewSession::new(conversation.id, vec![Message::user("hi")])
+                    .with_lease(SessionLease::new("process-a", now + Duration::seconds(30))),
+            )
+            .await,
+        "create_session with a lease",
+    );
+    let lease = session.lease.clone().expect("the lease is stored");
+    assert_eq!(lease.owner, "process-a");
+    assert_eq!(
+        ok(store.get_session(session.id).await, "get_session").lease,
+        Some(lease.clone()),
+        "the lease reads back"
+    );
+    ok(
+        store
+            .append(
+                session.id,
+                SessionAppend::new(
+                    vec![],
+                    vec![
+                        text_event(session.id, 1, "a"),
+                        text_event(session.id, 2, "b"),
+                    ],
+                ),
+            )
+            .await,
+        "append",
+    );
+    assert!(
+        ok(store.recover_sessions(now).await, "recover_sessions").is_empty(),
+        "a live lease is not recovered"
+    );
+    // Only the owner renews.
+    assert!(
+        ok(
+            store
+                .renew_leases("process-b", &[session.id], now + Duration::seconds(60))
+                .await,
+            "renew_leases by another"
+        )
+        .is_empty()
+    );
+    let later = now + Duration::seconds(120);
+    assert_eq!(
+        ok(
+            store
+                .renew_leases("process-a", &[session.id, SessionId::new()], later)
+                .await,
+            "renew_leases"
+        ),
+        [session.id],
+        "the owner's running session is renewed; unknown ids are skipped"
+    );
+    assert!(
+        ok(
+            store.recover_sessions(now + Duration::seconds(90)).await,
+            "recover_sessions"
+        )
+        .is_empty(),
+        "a renewed lease is not recovered"
+    );
+    // Expired: recovered, with a terminal event after the last one.
+    assert_eq!(
+        ok(
+            store.recover_sessions(later + Duration::seconds(1)).await,
+            "recover_sessions expired"
+        ),
+        [session.id]
+    );
+    let recovered = ok(store.get_session(session.id).await, "get_session");
+    assert_eq!(recovered.status, SessionStatus::Interrupted);
+    assert_eq!(recovered.lease, None, "a finished session holds no lease");
+    let events = ok(store.list_events(session.id, 0, 10).await, "list_events");
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(
+        matches!(&events[2].event, AgentEvent::RunFinished { result, .. } if result.status == SessionStatus::Interrupted),
+        "recovery ends the log with RUN_FINISHED (interrupted): {:?}",
+        events[2].event
+    );
+    assert!(
+        ok(
+            store.renew_leases("process-a", &[session.id], later).await,
+            "renew after recovery"
+        )
+        .is_empty(),
+        "a recovered session cannot be renewed"
+    );
+    // A finished session drops its lease too.
+    let next = ok(
+        store
+            .create_session(
+                NewSession::new(conversation.id, vec![])
+                    .with_lease(SessionLease::new("process-a", now + Duration::seconds(30))),
+            )
+            .await,
+        "create_session",
+    );
+    let finished = ok(
+        store
+            .finish_session(next.id, SessionFinish::new(SessionStatus::Committed))
+            .await,
+        "finish_session",
+    );
+    assert_eq!(finished.lease, None);
 }
