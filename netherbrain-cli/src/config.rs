@@ -39,6 +39,8 @@ pub(crate) mod env {
     pub(crate) const LOG_FORMAT: &str = "NETHER_LOG_FORMAT";
     pub(crate) const BODY_LIMIT: &str = "NETHER_BODY_LIMIT";
     pub(crate) const SESSION_LEASE: &str = "NETHER_SESSION_LEASE";
+    pub(crate) const METRICS_PUBLIC: &str = "NETHER_METRICS_PUBLIC";
+    pub(crate) const TRUSTED_PROXIES: &str = "NETHER_TRUSTED_PROXIES";
     pub(crate) const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
     pub(crate) const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
     pub(crate) const ANTHROPIC_API_KEY: &str = "ANTHROPIC_API_KEY";
@@ -105,6 +107,8 @@ pub(crate) struct FileConfig {
     log_format: Option<LogFormat>,
     body_limit: Option<usize>,
     session_lease: Option<u64>,
+    metrics_public: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     providers: Vec<ProviderProfile>,
     #[serde(default)]
@@ -243,6 +247,10 @@ pub(crate) struct Settings {
     pub(crate) log: String,
     pub(crate) log_format: LogFormat,
     pub(crate) body_limit: usize,
+    /// Whether `GET /metrics` stays open without a token off loopback.
+    pub(crate) metrics_public: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) providers: Vec<ProviderProfile>,
     pub(crate) presets: Vec<PresetDoc>,
     /// Where each setting came from, by TOML key.
@@ -542,6 +550,33 @@ fn resolve(
     if session_lease == 0 {
         bail!("session_lease must be at least 1 second");
     }
+    let metrics_public = match env.parsed::<bool>(env::METRICS_PUBLIC)? {
+        Some((b, source)) => {
+            sources.insert("metrics_public", source);
+            b
+        }
+        None => match file.metrics_public {
+            Some(b) => {
+                sources.insert("metrics_public", Source::File);
+                b
+            }
+            None => false,
+        },
+    };
+    let trusted_proxies = match env.sourced(env::TRUSTED_PROXIES) {
+        Some((v, source)) => {
+            sources.insert("trusted_proxies", source);
+            parse_proxies(v.split(',')).context(env::TRUSTED_PROXIES)?
+        }
+        None => match &file.trusted_proxies {
+            Some(list) => {
+                sources.insert("trusted_proxies", Source::File);
+                parse_proxies(list.iter().map(String::as_str))
+                    .context("config file `trusted_proxies`")?
+            }
+            None => Vec::new(),
+        },
+    };
 
     let providers = if file.providers.is_empty() {
         let derived = derived_providers(env);
@@ -580,11 +615,26 @@ fn resolve(
         log,
         log_format,
         body_limit,
+        metrics_public,
+        trusted_proxies,
         session_lease: Duration::from_secs(session_lease),
         providers,
         presets: file.presets,
         sources,
     })
+}
+
+/// Trusted proxy addresses: IPs (`10.0.0.2`) or networks (`10.0.0.0/24`).
+fn parse_proxies<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<ipnet::IpNet>> {
+    items
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| anyhow!("`{s}` is not an IP address or network (CIDR)"))
+        })
+        .collect()
 }
 
 /// Profiles derived from the conventional provider variables, used when the
@@ -711,6 +761,20 @@ pub(crate) fn render(settings: &Settings) -> String {
     line(
         "session_lease",
         Some(settings.session_lease.as_secs().to_string()),
+    );
+    line("metrics_public", Some(settings.metrics_public.to_string()));
+    line(
+        "trusted_proxies",
+        Some(
+            toml::Value::Array(
+                settings
+                    .trusted_proxies
+                    .iter()
+                    .map(|n| toml::Value::String(n.to_string()))
+                    .collect(),
+            )
+            .to_string(),
+        ),
     );
 
     if let Ok(Some(s3)) = netherbrain_store::blob::S3Config::from_env() {

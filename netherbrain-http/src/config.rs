@@ -4,6 +4,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 /// How the server is run. Build it from [`ServerConfig::default`] and the
 /// `with_*` methods (the struct is `#[non_exhaustive]`).
 ///
@@ -41,6 +43,12 @@ pub struct ServerConfig {
     /// Whether `GET /metrics` requires a bearer token. Default `false`
     /// (Prometheus scrapers usually run next to the server).
     pub metrics_require_auth: bool,
+    /// Whether `GET /metrics` stays open without a token when the server
+    /// listens off loopback. Default `false`: off loopback it needs a token.
+    pub metrics_public: bool,
+    /// Peers whose `X-Forwarded-For` header is believed (reverse proxies).
+    /// Default: none, so the client IP is always the TCP peer.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +62,8 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             password_hash: PasswordHashParams::default(),
             metrics_require_auth: false,
+            metrics_public: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -72,6 +82,8 @@ impl fmt::Debug for ServerConfig {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("password_hash", &self.password_hash)
             .field("metrics_require_auth", &self.metrics_require_auth)
+            .field("metrics_public", &self.metrics_public)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -130,6 +142,20 @@ impl ServerConfig {
     #[must_use]
     pub fn with_metrics_require_auth(mut self, required: bool) -> Self {
         self.metrics_require_auth = required;
+        self
+    }
+
+    /// Sets whether `GET /metrics` stays open off loopback.
+    #[must_use]
+    pub fn with_metrics_public(mut self, public: bool) -> Self {
+        self.metrics_public = public;
+        self
+    }
+
+    /// Sets the reverse proxies whose `X-Forwarded-For` is believed.
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: Vec<IpNet>) -> Self {
+        self.trusted_proxies = proxies;
         self
     }
 }
