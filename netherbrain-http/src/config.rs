@@ -160,39 +160,91 @@ impl ServerConfig {
     }
 }
 
-/// Failed logins allowed per username and client IP within a window; more
-/// get `429 Too Many Requests` with `Retry-After`.
+/// Login attempts allowed within a window, counted whether they succeed or
+/// not; more get `429 Too Many Requests` with `Retry-After`. Each limit is a
+/// burst of that many attempts, refilled evenly over `window`.
+///
+/// - `max_attempts` per username from one client address,
+/// - `per_address` from one client address over all usernames,
+/// - `per_username` for one username over all addresses. Keep it above
+///   `per_address`, so that one address cannot lock the owner out.
+///
+/// At most `max_concurrent_verifications` Argon2 verifications run at once;
+/// a login that waits longer than `verification_wait` for a slot gets `503`.
 ///
 /// ```
-/// let limit = netherbrain_http::LoginRateLimit::default();
-/// assert_eq!(limit.max_failures, 5);
+/// use std::time::Duration;
+/// let limit = netherbrain_http::LoginRateLimit::new(5, Duration::from_secs(60))
+///     .with_per_address(20)
+///     .with_per_username(50)
+///     .with_max_concurrent_verifications(2);
+/// assert_eq!(limit.max_attempts, 5);
+/// assert_eq!(netherbrain_http::LoginRateLimit::default().max_concurrent_verifications, 4);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LoginRateLimit {
-    /// Failures allowed within `window`.
-    pub max_failures: u32,
-    /// The sliding window.
-    pub window: std::time::Duration,
+    /// Attempts per username from one address within `window`. Default 5.
+    pub max_attempts: u32,
+    /// The window over which each limit refills. Default 60 s.
+    pub window: Duration,
+    /// Attempts from one address within `window`. Default 20.
+    pub per_address: u32,
+    /// Attempts for one username within `window`. Default 50.
+    pub per_username: u32,
+    /// Argon2 verifications running at once. Default 4.
+    pub max_concurrent_verifications: usize,
+    /// How long a login waits for a verification slot. Default 10 s.
+    pub verification_wait: Duration,
 }
 
 impl Default for LoginRateLimit {
     fn default() -> Self {
-        Self {
-            max_failures: 5,
-            window: Duration::from_secs(60),
-        }
+        Self::new(5, Duration::from_secs(60))
     }
 }
 
 impl LoginRateLimit {
-    /// `max_failures` per `window`.
+    /// `max_attempts` per username and address per `window`; the other
+    /// limits at their defaults.
     #[must_use]
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    pub fn new(max_attempts: u32, window: Duration) -> Self {
         Self {
-            max_failures,
+            max_attempts,
             window,
+            per_address: 20,
+            per_username: 50,
+            max_concurrent_verifications: 4,
+            verification_wait: Duration::from_secs(10),
         }
+    }
+
+    /// Sets the attempts allowed from one address.
+    #[must_use]
+    pub fn with_per_address(mut self, n: u32) -> Self {
+        self.per_address = n;
+        self
+    }
+
+    /// Sets the attempts allowed for one username over all addresses.
+    #[must_use]
+    pub fn with_per_username(mut self, n: u32) -> Self {
+        self.per_username = n;
+        self
+    }
+
+    /// Sets how many Argon2 verifications may run at once.
+    #[must_use]
+    pub fn with_max_concurrent_verifications(mut self, n: usize) -> Self {
+        self.max_concurrent_verifications = n;
+        self
+    }
+
+    /// Sets how long a login waits for a verification slot.
+    #[must_use]
+    pub fn with_verification_wait(mut self, wait: Duration) -> Self {
+        self.verification_wait = wait;
+        self
     }
 }
 

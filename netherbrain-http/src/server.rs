@@ -183,6 +183,15 @@ pub async fn bind(state: &AppState) -> Result<TcpListener, ServeError> {
     Ok(TcpListener::bind(addr).await?)
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The start-up warnings of a non-loopback bind.
 fn warn_public_bind(addr: SocketAddr, state: &AppState) {
     let config = state.config();
@@ -225,6 +234,8 @@ where
         warn_public_bind(addr, &state);
     }
     let grace = state.config().shutdown_timeout;
+    let upkeep = state.metrics().spawn_upkeep(std::time::Duration::from_secs(5));
+    let _upkeep = AbortOnDrop(upkeep);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // Streams write many small frames: without TCP_NODELAY, Nagle's
     // algorithm and delayed ACKs hold them back for up to ~40 ms.

@@ -163,3 +163,89 @@ async fn an_admin_password_allows_a_public_bind_without_operator_token() -> Resu
     }
     Ok(())
 }
+
+/// A gauge or counter value from the Prometheus text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_is_throttled_without_locking_the_owner_out() -> Result<()> {
+    const ATTEMPTS: usize = 30;
+    let provider = FakeProvider::start().await;
+    // The test's requests come from 127.0.0.1, made a trusted proxy here,
+    // so `X-Forwarded-For` says which client each one stands for.
+    let agent = Agent::start_with(
+        &provider,
+        &[],
+        AgentOptions::default().env("NETHER_TRUSTED_PROXIES", "127.0.0.1"),
+    )
+    .await?;
+    let password = "the owner's long password";
+    agent
+        .admin()
+        .post("/api/auth/password", &json!({"new_password": password}))
+        .await?;
+
+    let http = http_client();
+    let attempts = (0..ATTEMPTS).map(|i| {
+        let http = http.clone();
+        let url = agent.url("/api/auth/login");
+        async move {
+            http.post(url)
+                .header("x-forwarded-for", "203.0.113.66")
+                .json(&json!({"username": "admin", "password": format!("guess-{i}")}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    let statuses = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<u16>, _>>()?;
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(unauthorized + limited, ATTEMPTS, "{statuses:?}");
+    // A burst of 5 per username and address (one more refills each 12 s).
+    assert!((5..=6).contains(&unauthorized), "{statuses:?}");
+
+    let metrics = http.get(agent.url("/metrics")).send().await?.text().await?;
+    let total = metric(&metrics, "netherbrain_login_verifications_total").unwrap_or(0.0);
+    let peak = metric(&metrics, "netherbrain_login_verifications_peak").unwrap_or(0.0);
+    #[allow(clippy::cast_precision_loss)]
+    let passed = unauthorized as f64;
+    assert!(
+        total <= passed,
+        "{total} verifications for {passed} attempts"
+    );
+    assert!(total >= 1.0, "{metrics}");
+    assert!(peak <= 4.0, "{peak} verifications at once, bound 4");
+
+    // The owner, from another address, is not locked out.
+    let owner = http
+        .post(agent.url("/api/auth/login"))
+        .header("x-forwarded-for", "198.51.100.20")
+        .json(&json!({"username": "admin", "password": password}))
+        .send()
+        .await?;
+    assert_eq!(owner.status(), 200);
+
+    // Impossible lengths are refused before any hashing.
+    let long = http
+        .post(agent.url("/api/auth/login"))
+        .header("x-forwarded-for", "198.51.100.21")
+        .json(&json!({"username": "admin", "password": "x".repeat(5000)}))
+        .send()
+        .await?;
+    assert_eq!(long.status(), 422);
+    let metrics = http.get(agent.url("/metrics")).send().await?.text().await?;
+    let after = metric(&metrics, "netherbrain_login_verifications_total").unwrap_or(0.0);
+    assert!(
+        (after - total - 1.0).abs() < f64::EPSILON,
+        "{total} -> {after}"
+    );
+    Ok(())
+}
