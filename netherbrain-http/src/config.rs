@@ -49,6 +49,9 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-For` header is believed (reverse proxies).
     /// Default: none, so the client IP is always the TCP peer.
     pub trusted_proxies: Vec<IpNet>,
+    /// How often open SSE and WebSocket streams re-check their token; a
+    /// revoked key, deactivated user or changed role closes them. Default 2 s.
+    pub revalidate_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +67,7 @@ impl Default for ServerConfig {
             metrics_require_auth: false,
             metrics_public: false,
             trusted_proxies: Vec::new(),
+            revalidate_interval: Duration::from_secs(2),
         }
     }
 }
@@ -84,6 +88,7 @@ impl fmt::Debug for ServerConfig {
             .field("metrics_require_auth", &self.metrics_require_auth)
             .field("metrics_public", &self.metrics_public)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("revalidate_interval", &self.revalidate_interval)
             .finish()
     }
 }
@@ -149,6 +154,13 @@ impl ServerConfig {
     #[must_use]
     pub fn with_metrics_public(mut self, public: bool) -> Self {
         self.metrics_public = public;
+        self
+    }
+
+    /// Sets how often open streams re-check their token.
+    #[must_use]
+    pub fn with_revalidate_interval(mut self, interval: Duration) -> Self {
+        self.revalidate_interval = interval.max(Duration::from_millis(10));
         self
     }
 

@@ -20,7 +20,11 @@
 //! above, and `{"type":"error","code","message","conversation_id"?}`. A
 //! malformed frame (not JSON, unknown type, missing fields), a conversation
 //! of another user (`not_found`) or a refused action (`conversation_busy`,
-//! `not_running`, …) gets an `error` frame; the socket stays open.
+//! `not_running`, …) gets an `error` frame; the socket stays open. When the
+//! socket's token stops authenticating its user (key revoked, user
+//! deactivated, role changed; checked every
+//! `ServerConfig::revalidate_interval`) an `unauthorized` error frame is
+//! sent and the socket closed.
 //!
 //! A subscription is the conversation service's
 //! [`follow`](netherbrain_core::conversation::ConversationService::follow)
@@ -217,7 +221,25 @@ async fn connection(state: AppState, user: AuthUser, socket: WebSocket) {
         let _ = sink.close().await;
     });
     let mut subs: HashMap<ConversationId, Subscription> = HashMap::new();
-    while let Some(message) = incoming.next().await {
+    let revoked = crate::auth::revoked(state.clone(), user.clone());
+    tokio::pin!(revoked);
+    loop {
+        let message = tokio::select! {
+            message = incoming.next() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            () = &mut revoked => {
+                let _ = tx
+                    .send(ServerFrame::error(
+                        "unauthorized",
+                        "the token of this socket was revoked or its account changed; reconnect",
+                        None,
+                    ))
+                    .await;
+                break;
+            }
+        };
         let reply = match message {
             Ok(WsMessage::Text(text)) => handle(&state, &user, &tx, &mut subs, text.as_str()).await,
             Ok(WsMessage::Binary(_)) => Some(ServerFrame::error(

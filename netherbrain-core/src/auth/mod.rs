@@ -250,6 +250,50 @@ pub async fn authenticate(
     })
 }
 
+/// Revokes every usable login token (API keys named [`LOGIN_KEY_NAME`]) of
+/// `user_id` except `keep` — what a password change or reset does, so that
+/// whoever logged in with the old password is logged out. Other API keys
+/// stay. Returns how many were revoked.
+///
+/// # Errors
+///
+/// Store failures.
+///
+/// ```
+/// use netherbrain_core::auth::{self, IssueKey, Principal, LOGIN_KEY_NAME};
+/// use netherbrain_core::store::{MemoryStore, NewUser, UserRole};
+/// use netherbrain_core::store::prelude::*;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let ada = store.create_user(NewUser::new("ada", UserRole::User)).await.unwrap();
+/// let who = Principal::of(&ada);
+/// let login = auth::issue_api_key(&store, &who, IssueKey::new(LOGIN_KEY_NAME)).await.unwrap();
+/// let laptop = auth::issue_api_key(&store, &who, IssueKey::new("laptop")).await.unwrap();
+/// assert_eq!(auth::revoke_login_keys(&store, ada.id, None).await.unwrap(), 1);
+/// assert!(auth::authenticate(&store, login.secret(), None).await.is_err());
+/// assert!(auth::authenticate(&store, laptop.secret(), None).await.is_ok());
+/// # });
+/// ```
+pub async fn revoke_login_keys(
+    store: &dyn StateStore,
+    user_id: UserId,
+    keep: Option<ApiKeyId>,
+) -> Result<usize, AuthError> {
+    let now = Utc::now();
+    let mut revoked = 0;
+    for key in store.list_api_keys(user_id).await? {
+        if key.name == LOGIN_KEY_NAME && key.is_usable(now) && Some(key.id) != keep {
+            match store.revoke_api_key(key.id).await {
+                Ok(_) => revoked += 1,
+                // Revoked concurrently.
+                Err(StoreError::Conflict(_) | StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(revoked)
+}
+
 /// The user the operator token and local commands act as: the active admin
 /// named [`BOOTSTRAP_ADMIN_USERNAME`], else the first active admin by
 /// username.

@@ -31,6 +31,52 @@ pub struct AuthUser {
     pub user: User,
     /// The API key used; `None` for the operator token.
     pub key_id: Option<netherbrain_core::ApiKeyId>,
+    /// The bearer token, to re-check open streams with.
+    pub(crate) credential: Credential,
+}
+
+/// The bearer token a request authenticated with. `Debug` prints no secret.
+#[derive(Clone)]
+pub(crate) struct Credential(std::sync::Arc<str>);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
+}
+
+/// Resolves once `user`'s token no longer authenticates as the same
+/// principal — the key was revoked or expired, the user deactivated, an
+/// admin demoted (or a user promoted) — checking every
+/// `ServerConfig::revalidate_interval`. Open streams end on it. A store
+/// failure keeps the stream (it is checked again next time).
+pub(crate) async fn revoked(state: AppState, user: AuthUser) {
+    use netherbrain_core::auth::AuthError;
+    let interval = state.config().revalidate_interval;
+    let principal = user.principal();
+    loop {
+        tokio::time::sleep(interval).await;
+        match netherbrain_core::auth::authenticate(
+            state.store().as_ref(),
+            &user.credential.0,
+            state.config().auth_token.as_deref(),
+        )
+        .await
+        {
+            Ok(found) if found.principal() == principal => {}
+            Ok(_) => {
+                tracing::info!(user = %principal.user_id(), "role changed: closing its streams");
+                return;
+            }
+            Err(AuthError::Store(e)) => {
+                tracing::warn!(error = %e, "could not re-check a stream's token");
+            }
+            Err(e) => {
+                tracing::info!(user = %principal.user_id(), reason = %e, "closing revoked streams");
+                return;
+            }
+        }
+    }
 }
 
 impl AuthUser {
@@ -191,6 +237,7 @@ pub(crate) async fn authenticate(
     Ok(AuthUser {
         user: found.user,
         key_id: found.key_id,
+        credential: Credential(token.into()),
     })
 }
 

@@ -128,7 +128,7 @@ pub(crate) async fn me(auth: AuthUser) -> Json<UserView> {
 }
 
 /// Changes the caller's password. `current_password` is required when the
-/// account has a password.
+/// account has a password. Every other login token of the user is revoked.
 #[utoipa::path(
     post,
     path = "/api/auth/password",
@@ -157,6 +157,10 @@ pub(crate) async fn change_password(
     let mut patch = UserPatch::default();
     patch.password_hash = Some(hash);
     let user = state.store().update_user(auth.id(), patch).await?;
+    // Everyone else logged in with the old password is logged out; the
+    // token of this request stays.
+    netherbrain_core::auth::revoke_login_keys(state.store().as_ref(), user.id, auth.key_id)
+        .await?;
     Ok(Json(user.into()))
 }
 

@@ -249,3 +249,201 @@ async fn a_login_flood_is_throttled_without_locking_the_owner_out() -> Result<()
     );
     Ok(())
 }
+
+/// An open SSE stream of `session_id` read on a task; the task ends with
+/// how long after it started the server closed the stream.
+async fn open_sse(
+    api: &netherbrain_tests::Api,
+    session_id: &str,
+) -> Result<tokio::task::JoinHandle<Duration>> {
+    use futures::StreamExt as _;
+    let resp = api
+        .get_request(&format!("/api/sessions/{session_id}/events"))
+        .send()
+        .await?;
+    if resp.status() != 200 {
+        bail!("events: {}", resp.status());
+    }
+    let started = Instant::now();
+    Ok(tokio::spawn(async move {
+        let mut body = resp.bytes_stream();
+        while let Some(Ok(_)) = body.next().await {}
+        started.elapsed()
+    }))
+}
+
+/// A socket subscribed to `conversation_id`.
+async fn open_ws(
+    agent: &Agent,
+    token: &str,
+    conversation_id: &str,
+) -> Result<netherbrain_tests::Ws> {
+    let mut ws = netherbrain_tests::Ws::connect(&agent.base_url(), token).await?;
+    ws.exchange(
+        &json!({"type": "subscribe", "conversation_id": conversation_id}),
+        "subscribed",
+    )
+    .await?;
+    Ok(ws)
+}
+
+/// Expects the socket to get an `unauthorized` error frame, then close.
+async fn expect_ws_closed(ws: &mut netherbrain_tests::Ws) -> Result<()> {
+    let frames = ws
+        .collect_until(|f| f["type"] == "error")
+        .await
+        .context("no error frame")?;
+    let last = frames.last().cloned().unwrap_or_default();
+    assert_eq!(last["code"], "unauthorized", "{frames:?}");
+    assert!(ws.recv().await.is_err(), "the socket stayed open");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_closes_open_streams_within_seconds() -> Result<()> {
+    let provider = FakeProvider::start().await;
+    // Runs stay open for a minute.
+    provider
+        .answer(netherbrain_tests::Reply::text(&["late"]).after(Duration::from_secs(60)))
+        .await;
+    let agent = Agent::start(&provider, &[netherbrain_tests::PresetDoc::new("slow")]).await?;
+    let admin = agent.admin();
+    let preset = admin.preset_id("slow").await?;
+    let users = [("rita", "revoke"), ("sam", "deactivate"), ("ada", "demote")];
+    for (name, action) in users {
+        let user = admin.create_user(name).await?;
+        let me = user.get("/api/auth/me").await?;
+        let user_id = me["id"].as_str().unwrap_or_default().to_owned();
+        if action == "demote" {
+            admin
+                .post(
+                    &format!("/api/users/{user_id}/update"),
+                    &json!({"role": "admin"}),
+                )
+                .await?;
+        }
+        let (conversation_id, session_id) = user
+            .run_detached(json!({"preset_id": preset, "input": format!("hello from {name}")}))
+            .await?;
+        let sse = open_sse(&user, &session_id).await?;
+        let mut ws = open_ws(&agent, user.token(), &conversation_id).await?;
+        // Both are open.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!sse.is_finished(), "{name}: the stream ended early");
+
+        let acted = Instant::now();
+        match action {
+            "revoke" => {
+                let keys = admin
+                    .get(&format!("/api/keys/list?user_id={user_id}"))
+                    .await?;
+                let items = keys["items"]
+                    .as_array()
+                    .or(keys.as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                let key_id = items
+                    .iter()
+                    .find_map(|k| k["id"].as_str())
+                    .context("no key")?
+                    .to_owned();
+                admin
+                    .post(
+                        &format!("/api/keys/{key_id}/revoke?user_id={user_id}"),
+                        &json!({}),
+                    )
+                    .await?;
+            }
+            "deactivate" => {
+                admin
+                    .post(&format!("/api/users/{user_id}/deactivate"), &json!({}))
+                    .await?;
+            }
+            _ => {
+                admin
+                    .post(
+                        &format!("/api/users/{user_id}/update"),
+                        &json!({"role": "user"}),
+                    )
+                    .await?;
+            }
+        }
+        let closed = tokio::time::timeout(PATIENCE, sse)
+            .await
+            .context("the SSE stream stayed open")??;
+        expect_ws_closed(&mut ws).await?;
+        let took = acted.elapsed();
+        eprintln!(
+            "{name} ({action}): streams closed {took:?} after the change (sse open {closed:?})"
+        );
+        assert!(took < Duration::from_secs(10), "{name}: {took:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_logs_out_the_other_logins() -> Result<()> {
+    let provider = FakeProvider::start().await;
+    let agent = Agent::start(&provider, &[]).await?;
+    let admin = agent.admin();
+    let user = admin
+        .post(
+            "/api/users/create",
+            &json!({"username": "pia", "role": "user", "password": "first password"}),
+        )
+        .await?;
+    let user_id = user["id"].as_str().unwrap_or_default().to_owned();
+    let http = http_client();
+    let login = |password: &'static str| {
+        let http = http.clone();
+        let url = agent.url("/api/auth/login");
+        async move {
+            let v: serde_json::Value = http
+                .post(url)
+                .json(&json!({"username": "pia", "password": password}))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            anyhow::Ok(v["token"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let laptop = login("first password").await?;
+    let phone = login("first password").await?;
+    let me = |token: String| {
+        let http = http.clone();
+        let url = agent.url("/api/auth/me");
+        async move {
+            anyhow::Ok(
+                http.get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .status()
+                    .as_u16(),
+            )
+        }
+    };
+    let changed = http
+        .post(agent.url("/api/auth/password"))
+        .bearer_auth(&laptop)
+        .json(&json!({"current_password": "first password", "new_password": "second password"}))
+        .send()
+        .await?;
+    assert_eq!(changed.status(), 200);
+    assert_eq!(me(laptop.clone()).await?, 200, "the changing login stays");
+    assert_eq!(me(phone).await?, 401, "other logins are revoked");
+
+    // An admin reset revokes all of them.
+    let tablet = login("second password").await?;
+    admin
+        .post(
+            &format!("/api/users/{user_id}/reset-password"),
+            &json!({"password": "third password"}),
+        )
+        .await?;
+    assert_eq!(me(laptop).await?, 401);
+    assert_eq!(me(tablet).await?, 401);
+    Ok(())
+}
