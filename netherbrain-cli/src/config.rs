@@ -666,8 +666,23 @@ fn derived_providers(env: &Env) -> Vec<ProviderProfile> {
 
 const REDACTED: &str = "<redacted>";
 
-/// A database URL with its password (userinfo or `password=` parameter)
-/// replaced.
+/// Whether a URL query parameter likely holds a credential.
+fn is_secret_param(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.contains("password")
+        || lower.contains("key")
+        || lower.contains("token")
+        || lower.contains("secret")
+        || lower.contains("signature")
+        || lower.contains("credential")
+        || lower == "sig"
+        || lower == "auth"
+}
+
+/// A URL with its credentials replaced: the password of the userinfo (the
+/// whole userinfo when it is a bare token with no `user:` part, unless the
+/// URL is a database URL where it is the user name) and query parameters
+/// like `password=`, `key=`, `api_key=`, `token=`, `sig=`.
 pub(crate) fn redact_url(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
@@ -677,9 +692,13 @@ pub(crate) fn redact_url(url: &str) -> String {
             .map_or(out.len(), |i| rest_start + i);
         if let Some(at) = out[rest_start..authority_end].rfind('@') {
             let userinfo = &out[rest_start..rest_start + at];
+            let web = out[..scheme_end].eq_ignore_ascii_case("http")
+                || out[..scheme_end].eq_ignore_ascii_case("https");
             if let Some(colon) = userinfo.find(':') {
                 let start = rest_start + colon + 1;
                 out.replace_range(start..rest_start + at, REDACTED);
+            } else if web && !userinfo.is_empty() {
+                out.replace_range(rest_start..rest_start + at, REDACTED);
             }
         }
     }
@@ -688,10 +707,7 @@ pub(crate) fn redact_url(url: &str) -> String {
         let query: Vec<String> = query
             .split('&')
             .map(|kv| match kv.split_once('=') {
-                Some((k, _))
-                    if k.eq_ignore_ascii_case("password")
-                        || k.eq_ignore_ascii_case("sslpassword") =>
-                {
+                Some((k, _)) if is_secret_param(k) => {
                     format!("{k}={REDACTED}")
                 }
                 _ => kv.to_owned(),
@@ -778,21 +794,25 @@ pub(crate) fn render(settings: &Settings) -> String {
     );
 
     if let Ok(Some(s3)) = netherbrain_store::blob::S3Config::from_env() {
-        let _ = writeln!(out, "\n# blob storage: env NETHER_S3_*");
-        let _ = writeln!(out, "[s3]");
+        // Not a config file setting: shown as comments so the output still
+        // loads as a config file.
+        let _ = writeln!(
+            out,
+            "\n# blob storage: env NETHER_S3_* (not a config file setting)"
+        );
         if let Some(endpoint) = &s3.endpoint {
-            let _ = writeln!(out, "endpoint = {}", toml_str(endpoint));
+            let _ = writeln!(out, "#   endpoint = {}", toml_str(&redact_url(endpoint)));
         }
-        let _ = writeln!(out, "bucket = {}", toml_str(&s3.bucket));
-        let _ = writeln!(out, "region = {}", toml_str(&s3.region));
-        if let Some(id) = &s3.access_key_id {
-            let _ = writeln!(out, "access_key_id = {}", toml_str(id));
+        let _ = writeln!(out, "#   bucket = {}", toml_str(&s3.bucket));
+        let _ = writeln!(out, "#   region = {}", toml_str(&s3.region));
+        if s3.access_key_id.is_some() {
+            let _ = writeln!(out, "#   access_key_id = {}", toml_str(REDACTED));
         }
         if s3.secret_access_key.is_some() {
-            let _ = writeln!(out, "secret_access_key = {}", toml_str(REDACTED));
+            let _ = writeln!(out, "#   secret_access_key = {}", toml_str(REDACTED));
         }
-        let _ = writeln!(out, "path_style = {}", s3.path_style);
-        let _ = writeln!(out, "allow_http = {}", s3.allow_http);
+        let _ = writeln!(out, "#   path_style = {}", s3.path_style);
+        let _ = writeln!(out, "#   allow_http = {}", s3.allow_http);
     }
 
     if settings.providers.is_empty() {
@@ -803,22 +823,18 @@ pub(crate) fn render(settings: &Settings) -> String {
     } else {
         let _ = writeln!(out, "\n# providers: {}", settings.source("providers"));
         for p in &settings.providers {
-            let mut shown = p.clone();
-            if shown.api_key.is_some() {
-                shown.api_key = Some(REDACTED.into());
-            }
-            let status = match p.resolve_api_key() {
-                Ok(_) => String::new(),
-                Err(_) => format!(
-                    "  # {} is not set: this profile is skipped",
+            if p.resolve_api_key().is_err() {
+                let _ = writeln!(
+                    out,
+                    "# profile `{}`: {} is not set: this profile is skipped",
+                    p.name,
                     p.api_key_env.as_deref().unwrap_or("the API key")
-                ),
-            };
-            let body = toml::to_string(&shown).unwrap_or_default();
-            let _ = writeln!(out, "[[providers]]{status}\n{body}");
+                );
+            }
         }
-        // Header values may hold credentials.
-        out = redact_headers(&out, &settings.providers);
+        let shown: Vec<ProviderProfile> = settings.providers.iter().map(redacted_profile).collect();
+        let doc = ProvidersDoc { providers: &shown };
+        let _ = writeln!(out, "{}", toml::to_string(&doc).unwrap_or_default());
     }
     if !settings.presets.is_empty() {
         let _ = writeln!(out, "# presets: config file (imported at agent start)");
@@ -830,20 +846,44 @@ pub(crate) fn render(settings: &Settings) -> String {
     out
 }
 
-/// Replaces the values of headers that look like credentials.
-fn redact_headers(text: &str, providers: &[ProviderProfile]) -> String {
-    let mut out = text.to_owned();
-    for p in providers {
-        for (name, value) in &p.headers {
-            let lower = name.to_ascii_lowercase();
-            if (lower.contains("auth") || lower.contains("key") || lower.contains("token"))
-                && !value.is_empty()
-            {
-                out = out.replace(&toml_str(value), &toml_str(REDACTED));
-            }
+/// A document of provider profiles: `[[providers]]` with their
+/// `[providers.headers]`, as `config show` writes it.
+#[derive(Debug, Serialize)]
+struct ProvidersDoc<'a> {
+    providers: &'a [ProviderProfile],
+}
+
+/// Whether a header's value is likely a credential.
+fn is_secret_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        "auth",
+        "key",
+        "token",
+        "secret",
+        "cookie",
+        "session",
+        "password",
+        "signature",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
+}
+
+/// A profile as `config show` prints it: the inline key, credentials in
+/// the base URL and credential-like header values redacted.
+fn redacted_profile(p: &ProviderProfile) -> ProviderProfile {
+    let mut shown = p.clone();
+    if shown.api_key.is_some() {
+        shown.api_key = Some(REDACTED.into());
+    }
+    shown.base_url = shown.base_url.as_deref().map(redact_url);
+    for (name, value) in &mut shown.headers {
+        if is_secret_header(name) && !value.is_empty() {
+            *value = REDACTED.into();
         }
     }
-    out
+    shown
 }
 
 #[cfg(test)]
@@ -906,6 +946,29 @@ mod tests {
         let f = file("[[providers]]\nname = \"local\"\nkind = \"openai\"\n");
         let s = resolve(&Overrides::default(), &env, f, None).unwrap();
         assert_eq!(s.profile_names(), ["local"]);
+    }
+
+    #[test]
+    fn provider_urls_and_headers_are_redacted() {
+        assert_eq!(
+            redact_url("https://sk-abc@llm.example/v1?api_key=sk-def&model=x"),
+            "https://<redacted>@llm.example/v1?api_key=<redacted>&model=x"
+        );
+        assert_eq!(
+            redact_url("https://u:pw@s3.example?X-Amz-Signature=abc"),
+            "https://u:<redacted>@s3.example?X-Amz-Signature=<redacted>"
+        );
+        let p = ProviderProfile::new("p", ProviderKind::Openai)
+            .with_base_url("https://tok@h.example/v1")
+            .with_header("Cookie", "session=abc")
+            .with_header("X-Title", "nb");
+        let shown = redacted_profile(&p);
+        assert_eq!(shown.headers["Cookie"], REDACTED);
+        assert_eq!(shown.headers["X-Title"], "nb");
+        assert_eq!(
+            shown.base_url.as_deref(),
+            Some("https://<redacted>@h.example/v1")
+        );
     }
 
     #[test]
