@@ -232,7 +232,7 @@ impl Env {
 }
 
 /// The effective configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Settings {
     /// The configuration file that was read, if any.
     pub(crate) config_file: Option<PathBuf>,
@@ -255,6 +255,26 @@ pub(crate) struct Settings {
     pub(crate) presets: Vec<PresetDoc>,
     /// Where each setting came from, by TOML key.
     pub(crate) sources: BTreeMap<&'static str, Source>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("config_file", &self.config_file)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("auth_token", &self.auth_token.as_ref().map(|_| REDACTED))
+            .field("session_lease", &self.session_lease)
+            .field("body_limit", &self.body_limit)
+            .field("metrics_public", &self.metrics_public)
+            .field("trusted_proxies", &self.trusted_proxies)
+            // ProviderProfile's Debug redacts its key.
+            .field("providers", &self.providers)
+            .field("presets", &self.presets.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {
@@ -946,6 +966,18 @@ mod tests {
         let f = file("[[providers]]\nname = \"local\"\nkind = \"openai\"\n");
         let s = resolve(&Overrides::default(), &env, f, None).unwrap();
         assert_eq!(s.profile_names(), ["local"]);
+    }
+
+    #[test]
+    fn settings_debug_prints_no_secret() {
+        let f = file(
+            "auth_token = \"operator-secret-0123456789\"\ndatabase_url = \"postgres://u:pg-secret@h/db\"\n[[providers]]\nname = \"p\"\nkind = \"openai\"\napi_key = \"sk-inline-secret\"\n",
+        );
+        let settings = resolve(&Overrides::default(), &Env::default(), f, None).unwrap();
+        let text = format!("{settings:?}");
+        for secret in ["operator-secret", "pg-secret", "sk-inline-secret"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
     }
 
     #[test]

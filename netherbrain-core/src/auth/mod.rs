@@ -327,13 +327,14 @@ pub async fn operator_admin(store: &dyn StateStore) -> Result<User, AuthError> {
 }
 
 /// On a store without users, creates the admin account
-/// ([`BOOTSTRAP_ADMIN_USERNAME`], role admin, no password) and an API key
-/// for it named `bootstrap`.
+/// ([`BOOTSTRAP_ADMIN_USERNAME`], role admin, no password) and, without an
+/// operator token, an API key for it named `bootstrap`.
 ///
-/// With an operator `token` (`NETHER_AUTH_TOKEN`) that token becomes the
-/// key and `Ok(None)` is returned (the operator knows it). Without one a
-/// key is generated and returned **once** — the caller prints it; it is
-/// stored only as a hash. When users exist nothing changes and `Ok(None)`
+/// With an operator `token` (`NETHER_AUTH_TOKEN`) no key is created and
+/// `Ok(None)` is returned: the operator token authenticates as the admin
+/// while it is configured, and nothing derived from it is stored. Without
+/// one a key is generated and returned **once** — the caller prints it; it
+/// is stored only as a hash. When users exist nothing changes and `Ok(None)`
 /// is returned.
 ///
 /// # Errors
@@ -372,16 +373,24 @@ pub async fn bootstrap_admin(
         Err(StoreError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let (prefix, hash, generated) = match operator_token {
-        Some(t) => (token::prefix_of(t), token::hash(t), None),
+    // The operator token is never stored: it authenticates by comparison
+    // with the configured value, so neither its hash nor a prefix derived
+    // from it sits in the database or shows in `keys/list`.
+    let generated = match operator_token {
+        Some(_) => None,
         None => {
             let key = token::generate()?;
-            (key.prefix().to_owned(), key.hash().to_owned(), Some(key))
+            store
+                .create_api_key(NewApiKey::new(
+                    admin.id,
+                    "bootstrap",
+                    key.prefix().to_owned(),
+                    key.hash().to_owned(),
+                ))
+                .await?;
+            Some(key)
         }
     };
-    store
-        .create_api_key(NewApiKey::new(admin.id, "bootstrap", prefix, hash))
-        .await?;
     tracing::info!(
         user = BOOTSTRAP_ADMIN_USERNAME,
         "bootstrapped admin account"
