@@ -126,10 +126,12 @@ impl Server {
             .with_body_limit(settings.body_limit)
             .with_metrics_public(settings.metrics_public)
             .with_trusted_proxies(settings.trusted_proxies.clone())
+            .with_max_ws_subscriptions(settings.max_ws_subscriptions)
             .with_shutdown_timeout(settings.graceful_shutdown_timeout + STREAM_GRACE);
         let service = ConversationService::builder(store.clone())
             .runtime(runtime)
             .catalog(catalog)
+            .max_runs_per_user(Some(settings.max_runs_per_user))
             .build();
         let state = AppState::builder(store)
             .config(config)

@@ -22,6 +22,10 @@ pub(crate) const DEFAULT_PORT: u16 = 9001;
 pub(crate) const DEFAULT_GRACEFUL_SECS: u64 = 30;
 /// Default request body limit in bytes.
 pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Default limit of concurrent runs per user.
+pub(crate) const DEFAULT_MAX_RUNS_PER_USER: usize = 16;
+/// Default limit of conversations one WebSocket follows.
+pub(crate) const DEFAULT_MAX_WS_SUBSCRIPTIONS: usize = 64;
 /// Default session lease in seconds.
 pub(crate) const DEFAULT_SESSION_LEASE_SECS: u64 = 15;
 
@@ -41,6 +45,8 @@ pub(crate) mod env {
     pub(crate) const SESSION_LEASE: &str = "NETHER_SESSION_LEASE";
     pub(crate) const METRICS_PUBLIC: &str = "NETHER_METRICS_PUBLIC";
     pub(crate) const TRUSTED_PROXIES: &str = "NETHER_TRUSTED_PROXIES";
+    pub(crate) const MAX_RUNS_PER_USER: &str = "NETHER_MAX_RUNS_PER_USER";
+    pub(crate) const MAX_WS_SUBSCRIPTIONS: &str = "NETHER_MAX_WS_SUBSCRIPTIONS";
     pub(crate) const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
     pub(crate) const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
     pub(crate) const ANTHROPIC_API_KEY: &str = "ANTHROPIC_API_KEY";
@@ -109,6 +115,8 @@ pub(crate) struct FileConfig {
     session_lease: Option<u64>,
     metrics_public: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
+    max_runs_per_user: Option<usize>,
+    max_ws_subscriptions: Option<usize>,
     #[serde(default)]
     providers: Vec<ProviderProfile>,
     #[serde(default)]
@@ -251,6 +259,10 @@ pub(crate) struct Settings {
     pub(crate) metrics_public: bool,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    /// Runs one user may have going at once.
+    pub(crate) max_runs_per_user: usize,
+    /// Conversations one WebSocket may follow.
+    pub(crate) max_ws_subscriptions: usize,
     pub(crate) providers: Vec<ProviderProfile>,
     pub(crate) presets: Vec<PresetDoc>,
     /// Where each setting came from, by TOML key.
@@ -583,6 +595,36 @@ fn resolve(
             None => false,
         },
     };
+    let mut limit = |key: &'static str, var: &'static str, file: Option<usize>, default: usize| {
+        Ok::<usize, anyhow::Error>(match env.parsed::<usize>(var)? {
+            Some((n, source)) => {
+                sources.insert(key, source);
+                n
+            }
+            None => match file {
+                Some(n) => {
+                    sources.insert(key, Source::File);
+                    n
+                }
+                None => default,
+            },
+        })
+    };
+    let max_runs_per_user = limit(
+        "max_runs_per_user",
+        env::MAX_RUNS_PER_USER,
+        file.max_runs_per_user,
+        DEFAULT_MAX_RUNS_PER_USER,
+    )?;
+    let max_ws_subscriptions = limit(
+        "max_ws_subscriptions",
+        env::MAX_WS_SUBSCRIPTIONS,
+        file.max_ws_subscriptions,
+        DEFAULT_MAX_WS_SUBSCRIPTIONS,
+    )?;
+    if max_runs_per_user == 0 || max_ws_subscriptions == 0 {
+        bail!("max_runs_per_user and max_ws_subscriptions must be at least 1");
+    }
     let trusted_proxies = match env.sourced(env::TRUSTED_PROXIES) {
         Some((v, source)) => {
             sources.insert("trusted_proxies", source);
@@ -637,6 +679,8 @@ fn resolve(
         body_limit,
         metrics_public,
         trusted_proxies,
+        max_runs_per_user,
+        max_ws_subscriptions,
         session_lease: Duration::from_secs(session_lease),
         providers,
         presets: file.presets,
@@ -799,6 +843,14 @@ pub(crate) fn render(settings: &Settings) -> String {
         Some(settings.session_lease.as_secs().to_string()),
     );
     line("metrics_public", Some(settings.metrics_public.to_string()));
+    line(
+        "max_runs_per_user",
+        Some(settings.max_runs_per_user.to_string()),
+    );
+    line(
+        "max_ws_subscriptions",
+        Some(settings.max_ws_subscriptions.to_string()),
+    );
     line(
         "trusted_proxies",
         Some(

@@ -52,6 +52,8 @@ pub struct ServerConfig {
     /// How often open SSE and WebSocket streams re-check their token; a
     /// revoked key, deactivated user or changed role closes them. Default 2 s.
     pub revalidate_interval: Duration,
+    /// Conversations one WebSocket may follow at once. Default 64.
+    pub max_ws_subscriptions: usize,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             metrics_public: false,
             trusted_proxies: Vec::new(),
             revalidate_interval: Duration::from_secs(2),
+            max_ws_subscriptions: 64,
         }
     }
 }
@@ -89,6 +92,7 @@ impl fmt::Debug for ServerConfig {
             .field("metrics_public", &self.metrics_public)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("revalidate_interval", &self.revalidate_interval)
+            .field("max_ws_subscriptions", &self.max_ws_subscriptions)
             .finish()
     }
 }
@@ -154,6 +158,13 @@ impl ServerConfig {
     #[must_use]
     pub fn with_metrics_public(mut self, public: bool) -> Self {
         self.metrics_public = public;
+        self
+    }
+
+    /// Sets how many conversations one WebSocket may follow.
+    #[must_use]
+    pub fn with_max_ws_subscriptions(mut self, n: usize) -> Self {
+        self.max_ws_subscriptions = n;
         self
     }
 

@@ -20,7 +20,9 @@
 //! above, and `{"type":"error","code","message","conversation_id"?}`. A
 //! malformed frame (not JSON, unknown type, missing fields), a conversation
 //! of another user (`not_found`) or a refused action (`conversation_busy`,
-//! `not_running`, …) gets an `error` frame; the socket stays open. When the
+//! `not_running`, …) gets an `error` frame; the socket stays open. A socket
+//! follows at most `ServerConfig::max_ws_subscriptions` conversations (64 by
+//! default); one more gets `too_many_subscriptions`. When the
 //! socket's token stops authenticating its user (key revoked, user
 //! deactivated, role changed; checked every
 //! `ServerConfig::revalidate_interval`) an `unauthorized` error frame is
@@ -363,6 +365,7 @@ async fn subscribe(
         Some(after) => FollowFrom::Latest { after },
         None => FollowFrom::Live,
     };
+    check_room(state, subs, Some(id))?;
     let events = state.service().follow(&user.principal(), id, from).await?;
     if let Some(old) = subs.remove(&id) {
         old.task.abort();
@@ -416,6 +419,26 @@ fn forward(
     Subscription { task, announce }
 }
 
+/// `429 too_many_subscriptions` when following one more conversation
+/// (`id`, or a new one) would pass `ServerConfig::max_ws_subscriptions`.
+fn check_room(
+    state: &AppState,
+    subs: &HashMap<ConversationId, Subscription>,
+    id: Option<ConversationId>,
+) -> Result<(), ApiError> {
+    let limit = state.config().max_ws_subscriptions;
+    let live = subs.values().filter(|s| !s.task.is_finished()).count();
+    let already = id.is_some_and(|id| subs.contains_key(&id));
+    if !already && live >= limit {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_subscriptions",
+            format!("a socket follows at most {limit} conversations; unsubscribe from one first"),
+        ));
+    }
+    Ok(())
+}
+
 async fn chat(
     state: &AppState,
     user: &AuthUser,
@@ -437,6 +460,9 @@ async fn chat(
         .and_then(|id| subs.get(&id))
         .filter(|s| !s.task.is_finished())
         .map(|s| s.announce.clone());
+    if announce.is_none() {
+        check_room(state, subs, conversation)?;
+    }
     if let Some(announce) = &announce {
         lock(announce).insert(session_id);
     }

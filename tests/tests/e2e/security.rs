@@ -447,3 +447,69 @@ async fn a_password_change_logs_out_the_other_logins() -> Result<()> {
     assert_eq!(me(tablet).await?, 401);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_per_user_and_subscriptions_per_socket_are_limited() -> Result<()> {
+    let provider = FakeProvider::start().await;
+    provider
+        .answer(netherbrain_tests::Reply::text(&["late"]).after(Duration::from_secs(60)))
+        .await;
+    let agent = Agent::start_with(
+        &provider,
+        &[netherbrain_tests::PresetDoc::new("slow")],
+        AgentOptions::default()
+            .env("NETHER_MAX_RUNS_PER_USER", "2")
+            .env("NETHER_MAX_WS_SUBSCRIPTIONS", "1"),
+    )
+    .await?;
+    let admin = agent.admin();
+    let preset = admin.preset_id("slow").await?;
+    let una = admin.create_user("una").await?;
+    let (first, _) = una
+        .run_detached(json!({"preset_id": preset, "input": "one"}))
+        .await?;
+    let (second, _) = una
+        .run_detached(json!({"preset_id": preset, "input": "two"}))
+        .await?;
+    let third = una
+        .post_request(
+            "/api/conversations/run",
+            &json!({"preset_id": preset, "input": "three", "stream": false}),
+        )
+        .send()
+        .await?;
+    assert_eq!(third.status(), 429);
+    let body: serde_json::Value = third.json().await?;
+    assert_eq!(body["error"]["code"], "too_many_runs", "{body}");
+    // Another user is not affected.
+    let vic = admin.create_user("vic").await?;
+    vic.run_detached(json!({"preset_id": preset, "input": "mine"}))
+        .await?;
+
+    let mut ws = netherbrain_tests::Ws::connect(&agent.base_url(), una.token()).await?;
+    ws.exchange(
+        &json!({"type": "subscribe", "conversation_id": first}),
+        "subscribed",
+    )
+    .await?;
+    let frames = ws
+        .exchange(
+            &json!({"type": "subscribe", "conversation_id": second}),
+            "error",
+        )
+        .await?;
+    let last = frames.last().cloned().unwrap_or_default();
+    assert_eq!(last["code"], "too_many_subscriptions", "{frames:?}");
+    // After unsubscribing there is room again.
+    ws.exchange(
+        &json!({"type": "unsubscribe", "conversation_id": first}),
+        "unsubscribed",
+    )
+    .await?;
+    ws.exchange(
+        &json!({"type": "subscribe", "conversation_id": second}),
+        "subscribed",
+    )
+    .await?;
+    Ok(())
+}
