@@ -133,7 +133,7 @@ impl From<User> for UserView {
 }
 
 /// `POST /api/users/create`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateUserRequest {
     /// Login name: 1–64 letters, digits, `-`, `_`, `.`, `@`.
@@ -174,7 +174,7 @@ pub struct UpdateUserRequest {
 }
 
 /// `POST /api/users/{id}/reset-password`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ResetPasswordRequest {
     /// New password (8–1024 characters).
@@ -193,7 +193,7 @@ pub struct UserList {
 // ---- auth ----
 
 /// `POST /api/auth/login`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct LoginRequest {
     /// Login name.
@@ -203,7 +203,7 @@ pub struct LoginRequest {
 }
 
 /// A successful login.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct LoginResponse {
     /// Bearer token (an API key named `login`); shown once.
@@ -215,7 +215,7 @@ pub struct LoginResponse {
 }
 
 /// `POST /api/auth/password`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ChangePasswordRequest {
     /// The current password; not needed when the account has none yet.
@@ -289,7 +289,7 @@ pub struct CreateApiKeyRequest {
 }
 
 /// A new API key with its secret, which is never shown again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreatedApiKey {
     /// The key.
@@ -1087,4 +1087,48 @@ pub struct ModelProfileView {
 pub struct ModelList {
     /// Profiles by name.
     pub items: Vec<ModelProfileView>,
+}
+
+// ---- redacted Debug for the bodies that carry secrets ----
+
+/// `Debug` printing the plain fields and `<redacted>` for the secret ones.
+macro_rules! redacted_debug {
+    ($ty:ident { $($plain:ident),* ; $($secret:ident),* }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($plain), &self.$plain))*
+                    $(.field(stringify!($secret), &"<redacted>"))*
+                    .finish()
+            }
+        }
+    };
+}
+
+redacted_debug!(CreateUserRequest { username, display_name, role ; password });
+redacted_debug!(ResetPasswordRequest {  ; password });
+redacted_debug!(LoginRequest { username ; password });
+redacted_debug!(LoginResponse { expires_at, user ; token });
+redacted_debug!(ChangePasswordRequest {  ; current_password, new_password });
+redacted_debug!(CreatedApiKey { key ; secret });
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn secret_bodies_print_no_secret() {
+        let login = LoginRequest {
+            username: "ada".into(),
+            password: "hunter2-secret".into(),
+        };
+        let change = ChangePasswordRequest {
+            current_password: Some("old-secret".into()),
+            new_password: "new-secret".into(),
+        };
+        let text = format!("{login:?} {change:?}");
+        assert!(text.contains("ada"), "{text}");
+        assert!(!text.contains("secret\""), "{text}");
+        assert!(!text.contains("hunter2") && !text.contains("old-") && !text.contains("new-"));
+    }
 }

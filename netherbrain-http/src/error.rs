@@ -296,6 +296,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(msg) => Self::not_found(msg),
             ServiceError::Conflict(msg) => Self::conflict(msg),
             ServiceError::Unavailable(msg) => Self::unavailable(msg),
+            ServiceError::TooManyRuns { .. } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_runs",
+                e.to_string(),
+            ),
             ServiceError::Runtime(e) => e.into(),
             ServiceError::Store(e) => e.into(),
             ServiceError::Auth(e) => e.into(),

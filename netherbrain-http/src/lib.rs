@@ -116,7 +116,8 @@ server_side! {
     pub use extract::{Json, Path, Query};
     pub use metrics::{Metrics, MetricsError};
     pub use openapi::{ApiDoc, openapi, openapi_json};
-    pub use server::{ServeError, auth_configured, bind, check_bind_allowed, router, serve};
+    pub use server::{
+        ServeError, auth_configured, auth_configured_in, bind, check_bind_allowed, router, serve};
     pub use state::{AppState, AppStateBuilder};
 }
 

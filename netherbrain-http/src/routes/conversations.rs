@@ -65,12 +65,15 @@ pub(crate) fn routes() -> Router<AppState> {
 /// The answer to a started run: its SSE stream, or `202` with the ids.
 pub(crate) async fn started(
     state: &AppState,
+    user: &AuthUser,
     handle: &RunHandle,
     stream: bool,
 ) -> Result<Response, ApiError> {
     if stream {
         let events = state.runtime().subscribe(handle.session_id, 0).await?;
         Ok(sse::response(
+            state,
+            user,
             handle.conversation_id,
             handle.session_id,
             events,
@@ -159,7 +162,7 @@ pub(crate) async fn run(
         }
     };
     let sent = state.service().send(&user.principal(), message).await?;
-    started(&state, sent.handle(), req.stream).await
+    started(&state, &user, sent.handle(), req.stream).await
 }
 
 /// Lists the caller's conversations, newest activity first.
@@ -325,7 +328,7 @@ pub(crate) async fn fork(
             session_id: None,
         })
         .into_response()),
-        Some(handle) if req.stream => started(&state, &handle, true).await,
+        Some(handle) if req.stream => started(&state, &user, &handle, true).await,
         Some(handle) => Ok((
             StatusCode::ACCEPTED,
             Json(ForkResponse {
@@ -423,7 +426,7 @@ pub(crate) async fn events(
         .events_session(&who, id, q.session_id.map(SessionId::from))
         .await?;
     let events = state.service().events(&who, session_id, after).await?;
-    Ok(sse::response(id, session_id, events))
+    Ok(sse::response(&state, &user, id, session_id, events))
 }
 
 /// The conversation's history: sessions oldest first, each with its own
