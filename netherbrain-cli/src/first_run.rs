@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result};
 use netherbrain_core::PresetConfig;
 use netherbrain_core::provider::ProviderProfile;
-use netherbrain_core::store::prelude::*;
 use netherbrain_core::store::{NewPreset, NewWorkspace, StateStore, StoreError};
 
 /// Name of the workspace and preset created on first launch.

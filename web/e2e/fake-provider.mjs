@@ -22,11 +22,12 @@ function plan(body) {
   const last = messages[messages.length - 1] ?? {};
   const lastUser = [...messages].reverse().find((m) => m.role === "user");
   const said = lastUser ? text()(lastUser) : "";
-  if (last.role === "tool") return { words: ["The ", "tool ", "answered: ", "no ", "such ", "tool."], delay: 20 };
+  if (last.role === "tool") return { words: ["Tool ", "round ", "done."], delay: 20 };
   if (/shorter/i.test(said)) return { words: ["Short ", "answer."], delay: 20 };
   if (/tool/i.test(said)) return { tool: { id: "call_e2e_1", name: "lookup", arguments: '{"query":"weather"}' } };
   if (/slow/i.test(said)) {
-    const words = Array.from({ length: 80 }, (_, i) => `word${i + 1} `);
+    // a reload takes longer on a loaded machine: that run is longer
+    const words = Array.from({ length: /reload/i.test(said) ? 150 : 80 }, (_, i) => `word${i + 1} `);
     words.push("THE END.");
     return { words, delay: 120 };
   }

@@ -146,9 +146,9 @@ async function scenario(name, context, login) {
   // a tool call shows as a card with its status and result
   await send(page, "please use the tool");
   const card = page.getByTestId("tool-card").last();
-  await card.getByText("lookup").waitFor({ timeout: PATIENCE });
-  await card.getByText("error").waitFor({ timeout: PATIENCE });
-  await page.getByText("no such tool.").waitFor({ timeout: PATIENCE });
+  await card.getByText("lookup", { exact: true }).waitFor({ timeout: PATIENCE });
+  await card.getByText("error", { exact: true }).waitFor({ timeout: PATIENCE });
+  await page.getByText("Tool round done.").waitFor({ timeout: PATIENCE });
   await card.locator("summary").click();
   await card.getByText("weather").waitFor();
   await shot(page, `${name}-tool`);
@@ -177,7 +177,7 @@ async function scenario(name, context, login) {
   await page.getByTestId("live-turn").waitFor({ timeout: PATIENCE });
   await page.getByText("THE END.").last().waitFor({ timeout: 30_000 });
   await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
-  const last = await page.getByTestId("assistant-message").last().innerText();
+  const last = await page.getByTestId("assistant-message").last().locator(".md").innerText();
   assert.equal(last.match(/word10 /g)?.length, 1, `no duplicated text after reload: ${last}`);
   assert.ok(last.startsWith("word1 word2 word3 word4 word5"), last);
 
@@ -187,7 +187,15 @@ async function scenario(name, context, login) {
   await page.waitForURL((u) => u.href !== before && /\/c\//.test(u.href), { timeout: PATIENCE });
   await page.getByRole("heading", { name: /\(fork\)/ }).waitFor({ timeout: PATIENCE });
   await page.getByText("Hello from the").waitFor({ timeout: PATIENCE });
+  await page.getByText("Forked from").waitFor();
   assert.equal(await page.getByText("THE END.").count(), 0, "the fork holds only the first turn");
+  // the fork continues from the first turn
+  await send(page, "hello from the fork");
+  await page.getByTestId("assistant-message").nth(1).waitFor({ timeout: PATIENCE });
+  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
+  const forkRequest = JSON.stringify(provider.requests[provider.requests.length - 1].messages);
+  assert.ok(forkRequest.includes("hello there") && forkRequest.includes("hello from the fork"), forkRequest);
+  assert.ok(!forkRequest.includes("slow"), `the fork does not see later turns: ${forkRequest}`);
 
   // create an API key in Settings: the secret is shown once
   if (await page.getByRole("button", { name: "Open sidebar" }).isVisible()) {
@@ -200,7 +208,7 @@ async function scenario(name, context, login) {
   await page.getByRole("button", { name: "Create key" }).click();
   const secret = await page.getByTestId("new-key-secret").innerText();
   assert.match(secret, /^nb_/);
-  await page.getByRole("cell", { name: `e2e ${name}` }).waitFor();
+  await page.getByRole("cell", { name: `e2e ${name}`, exact: true }).waitFor();
   await axe(page, `${name} settings`);
   await shot(page, `${name}-settings`);
   await page.getByRole("link", { name: "Presets" }).click();
@@ -267,7 +275,8 @@ test("an expired token returns to login and keeps the draft", async () => {
   await composer(page).waitFor({ timeout: PATIENCE });
   await composer(page).fill("a draft worth keeping");
   await api(`/api/keys/${key.key.id}/revoke`, {});
-  await composer(page).press("Enter");
+  // the next request answers 401 (the composer still has focus)
+  await page.keyboard.press("Enter");
   await page.getByText("Your session expired").waitFor({ timeout: PATIENCE });
   await page.getByRole("button", { name: "Password" }).click();
   await page.getByLabel("Username").fill("phone");

@@ -157,6 +157,7 @@ export function Chat({
 }) {
   const [conversation, setConversation] = useState<ConversationView | null>(null);
   const [turns, setTurns] = useState<Turn[]>([]);
+  const [inherited, setInherited] = useState<{ from: ConversationView; turns: Turn[] } | null>(null);
   const [run, setRun] = useState<RunView | null>(null);
   const [pendingInput, setPendingInput] = useState<Block[]>([]);
   const [draft, setDraft] = useState(() => sessionStorage.getItem(draftKey(conversationId)) ?? "");
@@ -225,6 +226,7 @@ export function Chat({
     follow.current?.close();
     setRun(null);
     setTurns([]);
+    setInherited(null);
     setPendingInput([]);
     setError(null);
     setConversation(null);
@@ -240,6 +242,22 @@ export function Chat({
         setConversation(detail);
         setPresetId(detail.default_preset ?? "");
         setTurns(history);
+        if (detail.forked_from) {
+          // a fork's history is its origin's, up to the forked session
+          const origin = detail.forked_from;
+          Promise.all([
+            api.get<ConversationView>(`/api/conversations/${origin.conversation_id}`),
+            loadTurns(origin.conversation_id),
+          ]).then(
+            ([from, all]) => {
+              const upTo = all.findIndex((t) => t.session.id === origin.session_id);
+              if (!cancelled) setInherited({ from, turns: upTo >= 0 ? all.slice(0, upTo + 1) : [] });
+            },
+            () => {
+              // the origin is gone or not ours to read: show the fork alone
+            },
+          );
+        }
         const active = detail.active_session?.id;
         const last = history[history.length - 1];
         if (active) {
@@ -428,6 +446,19 @@ export function Chat({
               {presets.length === 0 && <p className="mt-2 text-sm">No preset is set up yet. <a className="underline" href="/settings/presets" onClick={(e) => { e.preventDefault(); navigate("/settings/presets"); }}>Add a provider and a preset</a> to start chatting.</p>}
             </div>
           )}
+          {inherited && (
+            <section aria-label="History from the original conversation" className="opacity-80">
+              {inherited.turns.map((t) => (
+                <Blocks key={t.session.id} blocks={blocksFromMessages(t.messages)} />
+              ))}
+              <p className="my-3 border-y border-dashed border-zinc-300 py-1 text-center text-xs dark:border-zinc-600">
+                Forked from{" "}
+                <a className="underline" href={`/c/${inherited.from.id}`} onClick={(e) => { e.preventDefault(); navigate(`/c/${inherited.from.id}`); }}>
+                  {inherited.from.title || "a conversation"}
+                </a>
+              </p>
+            </section>
+          )}
           {shownTurns.map((t) => (
             <article key={t.session.id} className="group" aria-label="Turn">
               <Blocks blocks={blocksFromMessages(t.messages)} />
@@ -436,7 +467,7 @@ export function Chat({
               <div className="flex items-center gap-3">
                 <UsageLine usage={t.session.usage} />
                 {!live && t.session.status !== "running" && t.session.status !== "created" && (
-                  <button type="button" className="mt-1 text-xs underline opacity-80 hover:opacity-100" onClick={() => void fork(t.session.id)} aria-label="Fork from this turn">Fork from here</button>
+                  <button type="button" className="mt-1 text-xs underline opacity-80 hover:opacity-100" onClick={() => void fork(t.session.id)}>Fork from this turn</button>
                 )}
               </div>
             </article>

@@ -4,10 +4,11 @@ import type { LoginResponse, UserView } from "../api/types";
 import { ErrorText, Field, input, primary, secondary } from "./ui";
 
 export function Login({ onLoggedIn, expired }: { onLoggedIn: (u: UserView) => void; expired: boolean }) {
-  const [mode, setMode] = useState<"password" | "token">("password");
+  const linkToken = new URLSearchParams(location.search).get("token");
+  const [mode, setMode] = useState<"password" | "token">(linkToken ? "token" : "password");
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const [token, setToken] = useState(() => new URLSearchParams(location.search).get("token") ?? "");
+  const [token, setToken] = useState(linkToken ?? "");
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
 

@@ -21,6 +21,8 @@ function useLiveList(ids: string[], refresh: () => void) {
   const subscribed = useRef(new Set<string>());
   const refreshRef = useRef(refresh);
   refreshRef.current = refresh;
+  const idsRef = useRef(ids);
+  idsRef.current = ids;
   useEffect(() => {
     const token = auth.token();
     if (!token) return;
@@ -51,17 +53,17 @@ function useLiveList(ids: string[], refresh: () => void) {
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
-  const sync = useCallback(() => {
+  function sync() {
     const ws = wsRef.current;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    for (const id of ids) {
+    for (const id of idsRef.current) {
       if (subscribed.current.has(id)) continue;
       subscribed.current.add(id);
       // "after" 0 would replay; without it only runs from now on stream
       ws.send(JSON.stringify({ type: "subscribe", conversation_id: id }));
     }
-  }, [ids]);
-  useEffect(() => sync(), [sync]);
+  }
+  useEffect(() => sync(), [ids.join(",")]); // eslint-disable-line react-hooks/exhaustive-deps
 }
 
 export function Sidebar({
