@@ -197,6 +197,23 @@ async function scenario(name, context, login) {
   assert.ok(forkRequest.includes("hello there") && forkRequest.includes("hello from the fork"), forkRequest);
   assert.ok(!forkRequest.includes("slow"), `the fork does not see later turns: ${forkRequest}`);
 
+  // sidebar: rename, search and archive (desktop, where it is always shown)
+  if (name === "desktop") {
+    const list = page.getByRole("navigation", { name: "Conversations" });
+    await list.getByRole("button", { name: "Rename hello there (fork)", exact: true }).click();
+    await list.getByRole("textbox", { name: "New title" }).fill("Renamed fork");
+    await list.getByRole("textbox", { name: "New title" }).press("Enter");
+    await list.getByRole("link", { name: "Renamed fork", exact: true }).waitFor({ timeout: PATIENCE });
+    await list.getByRole("searchbox", { name: "Search conversations" }).fill("slow");
+    await list.getByRole("list", { name: "Search results" }).getByRole("link", { name: "hello there", exact: true }).waitFor({ timeout: PATIENCE });
+    assert.equal(await list.getByRole("link", { name: "Renamed fork", exact: true }).count(), 0, "the fork never saw the slow turns");
+    await list.getByRole("searchbox", { name: "Search conversations" }).fill("");
+    await list.getByRole("button", { name: "Archive Renamed fork", exact: true }).click();
+    await page.waitForURL(base + "/", { timeout: PATIENCE });
+    await list.getByRole("link", { name: "Renamed fork", exact: true }).waitFor({ state: "detached", timeout: PATIENCE });
+    await shot(page, `${name}-sidebar`);
+  }
+
   // create an API key in Settings: the secret is shown once
   if (await page.getByRole("button", { name: "Open sidebar" }).isVisible()) {
     await page.getByRole("button", { name: "Open sidebar" }).click();

@@ -5,7 +5,7 @@ import { Chat } from "./components/Chat";
 import { Login, SetPassword } from "./components/Login";
 import { Settings } from "./components/Settings";
 import { Sidebar } from "./components/Sidebar";
-import { ErrorText, secondary } from "./components/ui";
+import { ErrorText, Icon, secondary } from "./components/ui";
 import { useRoute } from "./router";
 
 const WORKSPACE_KEY = "netherbrain.workspace";
@@ -112,7 +112,7 @@ export function App() {
       </aside>
       <main id="main" className="flex min-w-0 flex-1 flex-col">
         <div className="flex items-center gap-2 border-b border-zinc-200 px-2 py-1 md:hidden dark:border-zinc-700">
-          <button type="button" className={secondary} aria-label="Open sidebar" aria-expanded={sidebarOpen} onClick={() => setSidebarOpen(true)}>☰</button>
+          <button type="button" className={secondary} aria-label="Open sidebar" aria-expanded={sidebarOpen} onClick={() => setSidebarOpen(true)}><Icon name="menu" /></button>
           <span className="font-semibold">Netherbrain</span>
         </div>
         {error ? <div className="p-3"><ErrorText error={error} /></div> : null}

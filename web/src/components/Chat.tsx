@@ -16,7 +16,7 @@ import type {
 import { navigate } from "../router";
 import { applyEvent, blocksFromMessages, emptyRun, isLive, totals, type Block, type RunView } from "../state/run";
 import { Markdown } from "./Markdown";
-import { describe, ErrorText, input, primary, secondary, danger } from "./ui";
+import { describe, ErrorText, Icon, input, primary, secondary, danger } from "./ui";
 
 /** Attachments must fit the server's request body limit (1 MiB by default) once base64-encoded. */
 export const MAX_ATTACHMENT_BYTES = 700 * 1024;
@@ -59,7 +59,7 @@ function ToolCard({ block, actions }: { block: Extract<Block, { kind: "tool" }>;
     <div className="my-2 rounded-lg border border-zinc-300 dark:border-zinc-600" data-testid="tool-card">
       <details open={block.status === "awaiting_approval"}>
         <summary className="flex cursor-pointer items-center gap-2 px-3 py-2 text-sm">
-          <span aria-hidden>🔧</span>
+          <Icon name="tool" />
           <span className="font-mono">{block.name}</span>
           <span className={`ml-auto rounded px-2 py-0.5 text-xs ${colors[block.status]}`}>{labels[block.status]}</span>
         </summary>
@@ -507,13 +507,13 @@ export function Chat({
               {attachments.map((a, i) => (
                 <li key={i} className="flex items-center gap-1 rounded border border-zinc-300 px-2 py-1 text-xs dark:border-zinc-600">
                   {a.name} ({Math.ceil(a.size / 1024)} KB)
-                  <button type="button" aria-label={`Remove ${a.name}`} onClick={() => setAttachments(attachments.filter((_, j) => j !== i))}>✕</button>
+                  <button type="button" aria-label={`Remove ${a.name}`} onClick={() => setAttachments(attachments.filter((_, j) => j !== i))}><Icon name="close" className="h-3 w-3" /></button>
                 </li>
               ))}
             </ul>
           )}
           <div className="flex items-end gap-2">
-            <button type="button" className={secondary} aria-label="Attach images" onClick={() => fileInput.current?.click()}>📎</button>
+            <button type="button" className={secondary} aria-label="Attach images" onClick={() => fileInput.current?.click()}><Icon name="clip" className="h-5 w-5" /></button>
             <input ref={fileInput} type="file" accept={IMAGE_TYPES.join(",")} multiple hidden onChange={(e) => { if (e.target.files) void addFiles(e.target.files); e.target.value = ""; }} />
             <label htmlFor="composer" className="sr-only">{live ? "Steer the running reply" : "Message"}</label>
             <textarea

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { api, auth, query } from "../api/client";
 import type { ConversationList, ConversationView, SearchResults, UserView, WorkspaceView } from "../api/types";
 import { navigate } from "../router";
-import { ErrorText, input, secondary } from "./ui";
+import { ErrorText, Icon, input, secondary } from "./ui";
 
 const PAGE = 30;
 
@@ -168,7 +168,7 @@ export function Sidebar({
     <nav aria-label="Conversations" className="flex h-full flex-col gap-3 p-3">
       <div className="flex items-center justify-between">
         <span className="font-semibold">Netherbrain</span>
-        <button type="button" className={`${secondary} md:hidden`} onClick={onClose} aria-label="Close sidebar">✕</button>
+        <button type="button" className={`${secondary} md:hidden`} onClick={onClose} aria-label="Close sidebar"><Icon name="close" /></button>
       </div>
       <label className="text-xs font-medium">
         Workspace
@@ -211,8 +211,8 @@ export function Sidebar({
                 >
                   {title(c)}
                 </a>
-                <button type="button" className="px-1 text-xs opacity-70 hover:opacity-100 focus:opacity-100" aria-label={`Rename ${title(c)}`} onClick={() => setRenaming(c.id)}>✎</button>
-                <button type="button" className="px-1 text-xs opacity-70 hover:opacity-100 focus:opacity-100" aria-label={`Archive ${title(c)}`} onClick={() => void archive(c)}>🗄</button>
+                <button type="button" className="px-1 text-xs opacity-70 hover:opacity-100 focus:opacity-100" aria-label={`Rename ${title(c)}`} onClick={() => setRenaming(c.id)}><Icon name="pencil" className="h-3.5 w-3.5" /></button>
+                <button type="button" className="px-1 text-xs opacity-70 hover:opacity-100 focus:opacity-100" aria-label={`Archive ${title(c)}`} onClick={() => void archive(c)}><Icon name="archive" className="h-3.5 w-3.5" /></button>
               </>
             )}
           </li>
