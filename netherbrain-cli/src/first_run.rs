@@ -83,6 +83,7 @@ pub(crate) fn ui_notice(addr: SocketAddr, token: Option<&str>) -> String {
 mod tests {
     use netherbrain_core::provider::ProviderKind;
     use netherbrain_core::store::MemoryStore;
+    use netherbrain_core::store::prelude::*;
 
     use super::*;
 
