@@ -13,8 +13,9 @@ export function title(c: ConversationView): string {
 /**
  * Keeps the list live: one WebSocket subscription per listed conversation
  * (the server's follow feed, which reports runs started from any surface),
- * and a refresh when the window regains focus (for conversations created
- * elsewhere, which no existing subscription can announce).
+ * and a refresh when the window regains focus and every 30 s while visible
+ * (for conversations created elsewhere, which no existing subscription can
+ * announce).
  */
 function useLiveList(ids: string[], refresh: () => void) {
   const wsRef = useRef<WebSocket | null>(null);
@@ -46,7 +47,12 @@ function useLiveList(ids: string[], refresh: () => void) {
     ws.onopen = () => sync();
     const onFocus = () => refreshRef.current();
     addEventListener("focus", onFocus);
+    // conversations created elsewhere have no subscription to announce them
+    const poll = setInterval(() => {
+      if (document.visibilityState === "visible") refreshRef.current();
+    }, 30_000);
     return () => {
+      clearInterval(poll);
       clearTimeout(timer);
       removeEventListener("focus", onFocus);
       ws.close();
