@@ -137,11 +137,33 @@ async function scenario(name, context, login) {
   const reply = page.getByTestId("assistant-message").last();
   await reply.getByText("Hello from the").waitFor({ timeout: PATIENCE });
   await reply.locator("strong", { hasText: "fake" }).waitFor();
-  await reply.getByRole("button", { name: /Copy rust code/ }).waitFor();
-  assert.ok(await reply.locator(".hljs-keyword, .hljs-title, .hljs-function").count(), "code is highlighted");
+  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
+  await page.getByTestId("live-turn").waitFor({ state: "detached", timeout: PATIENCE });
+  const stored = page.getByTestId("assistant-message").last();
+  await stored.getByRole("button", { name: /Copy rust code/ }).waitFor();
+  await stored.locator(".hljs-keyword").first().waitFor();
   await page.getByTestId("usage").first().waitFor();
   await axe(page, `${name} chat`);
   await shot(page, `${name}-chat`);
+
+  // image attachments: within the limit they are sent, above it refused in words
+  if (name === "desktop") {
+    const png = Buffer.from(
+      "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
+      "base64",
+    );
+    const picker = page.locator('input[type="file"]');
+    await picker.setInputFiles({ name: "big.png", mimeType: "image/png", buffer: Buffer.alloc(800 * 1024, 1) });
+    await page.getByRole("alert").getByText(/Images may add up to 700 KB/).waitFor();
+    await picker.setInputFiles({ name: "dot.png", mimeType: "image/png", buffer: png });
+    await page.getByRole("list", { name: "Attachments" }).getByText("dot.png").waitFor();
+    await send(page, "what is in this image");
+    await page.getByRole("img", { name: "Attachment 1" }).first().waitFor({ timeout: PATIENCE });
+    await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
+    await page.getByTestId("assistant-message").nth(1).waitFor({ timeout: PATIENCE });
+    const sent = JSON.stringify(provider.requests[provider.requests.length - 1].messages);
+    assert.ok(sent.includes("data:image/png;base64," + png.toString("base64")), sent.slice(0, 500));
+  }
 
   // a tool call shows as a card with its status and result
   await send(page, "please use the tool");
@@ -149,13 +171,16 @@ async function scenario(name, context, login) {
   await card.getByText("lookup", { exact: true }).waitFor({ timeout: PATIENCE });
   await card.getByText("error", { exact: true }).waitFor({ timeout: PATIENCE });
   await page.getByText("Tool round done.").waitFor({ timeout: PATIENCE });
+  // the finished turn replaces the live one: open the stored card
+  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
+  await page.getByTestId("live-turn").waitFor({ state: "detached", timeout: PATIENCE });
   await card.locator("summary").click();
   await card.getByText("weather").waitFor();
   await shot(page, `${name}-tool`);
 
   // stop a streaming run (the Stop button; Esc is bound too)
   await send(page, "a slow story please");
-  await page.getByText("word3", { exact: false }).last().waitFor({ timeout: PATIENCE });
+  await page.getByTestId("live-turn").getByText("word3", { exact: false }).waitFor({ timeout: PATIENCE });
   await page.getByRole("button", { name: "Steer" }).waitFor();
   await shot(page, `${name}-streaming`);
   await page.getByRole("button", { name: "Stop" }).click();
@@ -164,15 +189,17 @@ async function scenario(name, context, login) {
 
   // steer a streaming run: the text joins the run and the model answers it
   await send(page, "another slow one");
-  await page.getByText("word2 ", { exact: false }).last().waitFor({ timeout: PATIENCE });
+  await page.getByTestId("live-turn").getByText("word2 ", { exact: false }).waitFor({ timeout: PATIENCE });
+  await page.getByRole("button", { name: "Steer" }).waitFor();
   await composer(page).fill("shorter please");
   await page.getByRole("button", { name: "Steer" }).click();
   await page.getByText("Short answer.").last().waitFor({ timeout: 30_000 });
+  await page.getByTestId("user-message").getByText("shorter please").first().waitFor();
   await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
 
   // reload mid-run: the page reattaches and the text continues without duplicates
   await send(page, "slow again for a reload");
-  await page.getByText("word4 ", { exact: false }).last().waitFor({ timeout: PATIENCE });
+  await page.getByTestId("live-turn").getByText("word4 ", { exact: false }).waitFor({ timeout: PATIENCE });
   await page.reload();
   await page.getByTestId("live-turn").waitFor({ timeout: PATIENCE });
   await page.getByText("THE END.").last().waitFor({ timeout: 30_000 });
