@@ -224,6 +224,14 @@ async function scenario(name, context, login) {
   assert.ok(forkRequest.includes("hello there") && forkRequest.includes("hello from the fork"), forkRequest);
   assert.ok(!forkRequest.includes("slow"), `the fork does not see later turns: ${forkRequest}`);
 
+  // a run started from another surface appears live in the open chat
+  const forkId = page.url().split("/c/")[1];
+  await api("/api/conversations/run", { conversation_id: forkId, input: "a slow hello from another surface", stream: false });
+  await page.getByTestId("live-turn").getByText("word2 ", { exact: false }).waitFor({ timeout: PATIENCE });
+  await page.getByRole("button", { name: "Stop" }).waitFor();
+  await page.getByText("THE END.").waitFor({ timeout: 30_000 });
+  await page.getByText("a slow hello from another surface").waitFor({ timeout: PATIENCE });
+
   // sidebar: rename, search and archive (desktop, where it is always shown)
   if (name === "desktop") {
     const list = page.getByRole("navigation", { name: "Conversations" });
@@ -231,9 +239,9 @@ async function scenario(name, context, login) {
     await list.getByRole("textbox", { name: "New title" }).fill("Renamed fork");
     await list.getByRole("textbox", { name: "New title" }).press("Enter");
     await list.getByRole("link", { name: "Renamed fork", exact: true }).waitFor({ timeout: PATIENCE });
-    await list.getByRole("searchbox", { name: "Search conversations" }).fill("slow");
+    await list.getByRole("searchbox", { name: "Search conversations" }).fill("story");
     await list.getByRole("list", { name: "Search results" }).getByRole("link", { name: "hello there", exact: true }).waitFor({ timeout: PATIENCE });
-    assert.equal(await list.getByRole("link", { name: "Renamed fork", exact: true }).count(), 0, "the fork never saw the slow turns");
+    assert.equal(await list.getByRole("link", { name: "Renamed fork", exact: true }).count(), 0, "the fork never saw the story turn");
     await list.getByRole("searchbox", { name: "Search conversations" }).fill("");
     await list.getByRole("button", { name: "Archive Renamed fork", exact: true }).click();
     await page.waitForURL(base + "/", { timeout: PATIENCE });

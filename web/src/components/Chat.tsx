@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { api, ApiError } from "../api/client";
+import { api, ApiError, auth } from "../api/client";
 import { followSession } from "../api/stream";
 import type {
   ContentPart,
@@ -16,7 +16,7 @@ import type {
 import { navigate } from "../router";
 import { applyEvent, blocksFromMessages, emptyRun, isLive, totals, type Block, type RunView } from "../state/run";
 import { Markdown } from "./Markdown";
-import { describe, ErrorText, Icon, input, primary, secondary, danger } from "./ui";
+import { ErrorText, Icon, input, primary, secondary, danger } from "./ui";
 
 /** Attachments must fit the server's request body limit (1 MiB by default) once base64-encoded. */
 export const MAX_ATTACHMENT_BYTES = 700 * 1024;
@@ -281,6 +281,30 @@ export function Chat({
       follow.current?.close();
     };
   }, [conversationId, loadTurns, attach]);
+
+  // runs started elsewhere (another tab, the CLI, a gateway) appear live:
+  // the conversation's follow feed over the WebSocket announces each run
+  const runRef = useRef<RunView | null>(null);
+  runRef.current = run;
+  useEffect(() => {
+    const token = auth.token();
+    if (!conversationId || !token) return;
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${proto}//${location.host}/api/ws?token=${encodeURIComponent(token)}`);
+    ws.onopen = () => ws.send(JSON.stringify({ type: "subscribe", conversation_id: conversationId }));
+    ws.onmessage = (m) => {
+      try {
+        const frame = JSON.parse(String(m.data)) as { type: string; session_id?: string; event?: { type: string } };
+        const session = frame.session_id;
+        if (frame.type !== "event" || frame.event?.type !== "RUN_STARTED" || !session) return;
+        if (runRef.current?.sessionId === session) return;
+        attach(conversationId, session, 0);
+      } catch {
+        // ignore malformed frames
+      }
+    };
+    return () => ws.close();
+  }, [conversationId, attach]);
 
   useEffect(() => {
     bottom.current?.scrollIntoView({ block: "end" });
