@@ -27,7 +27,7 @@ const bin =
 const browserPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const PATIENCE = 20_000;
 
-let provider, agent, browser, base, uiLink, adminToken;
+let provider, agent, browser, base, uiLink, adminToken, home;
 const agentLog = [];
 const figures = {};
 
@@ -44,7 +44,7 @@ function freePort() {
 
 before(async () => {
   provider = await startFakeProvider();
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), "nb-webui-e2e-"));
+  home = fs.mkdtempSync(path.join(os.tmpdir(), "nb-webui-e2e-"));
   fs.writeFileSync(
     path.join(home, "config.toml"),
     `[[providers]]\nname = "fake"\nkind = "openai"\nbase_url = "${provider.baseUrl}"\napi_key_env = "OPENAI_API_KEY"\nmodels = ["${provider.model}"]\n`,
@@ -76,6 +76,8 @@ after(async () => {
   await browser?.close();
   agent?.kill("SIGTERM");
   provider?.close();
+  if (agent && agent.exitCode === null) await new Promise((r) => agent.once("exit", r));
+  if (home) fs.rmSync(home, { recursive: true, force: true });
   fs.writeFileSync(path.join(artifacts, "figures.json"), JSON.stringify(figures, null, 2));
   if (process.exitCode) console.error(agentLog.join(""));
 });
@@ -239,6 +241,7 @@ async function scenario(name, context, login) {
     await list.getByRole("textbox", { name: "New title" }).fill("Renamed fork");
     await list.getByRole("textbox", { name: "New title" }).press("Enter");
     await list.getByRole("link", { name: "Renamed fork", exact: true }).waitFor({ timeout: PATIENCE });
+    await page.getByRole("heading", { name: "Renamed fork" }).waitFor({ timeout: PATIENCE });
     await list.getByRole("searchbox", { name: "Search conversations" }).fill("story");
     await list.getByRole("list", { name: "Search results" }).getByRole("link", { name: "hello there", exact: true }).waitFor({ timeout: PATIENCE });
     assert.equal(await list.getByRole("link", { name: "Renamed fork", exact: true }).count(), 0, "the fork never saw the story turn");

@@ -108,6 +108,7 @@ export function App() {
           currentId={conversationId}
           version={version}
           onClose={() => setSidebarOpen(false)}
+          onChanged={changed}
         />
       </aside>
       <main id="main" className="flex min-w-0 flex-1 flex-col">
@@ -120,7 +121,7 @@ export function App() {
           {route.page === "settings" ? (
             <Settings tab={route.tab} user={user} onCatalogChanged={() => void loadCatalog()} />
           ) : (
-            <Chat conversationId={conversationId} workspaceId={workspaceId} presets={presets} onChanged={changed} />
+            <Chat conversationId={conversationId} workspaceId={workspaceId} presets={presets} version={version} onChanged={changed} />
           )}
         </div>
       </main>

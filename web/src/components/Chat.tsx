@@ -148,11 +148,14 @@ export function Chat({
   conversationId,
   workspaceId,
   presets,
+  version,
   onChanged,
 }: {
   conversationId: string | null;
   workspaceId: string | null;
   presets: PresetView[];
+  /** Bumped when a conversation changed elsewhere (renamed in the sidebar, a run ended). */
+  version: number;
   onChanged: () => void;
 }) {
   const [conversation, setConversation] = useState<ConversationView | null>(null);
@@ -281,6 +284,23 @@ export function Chat({
       follow.current?.close();
     };
   }, [conversationId, loadTurns, attach]);
+
+  // a rename elsewhere shows in the header
+  useEffect(() => {
+    if (!conversationId || version === 0) return;
+    let cancelled = false;
+    api.get<ConversationDetail>(`/api/conversations/${conversationId}`).then(
+      (d) => {
+        if (!cancelled) setConversation((c) => (c && c.id === d.id ? d : c));
+      },
+      () => {
+        // the next load reports errors
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [conversationId, version]);
 
   // runs started elsewhere (another tab, the CLI, a gateway) appear live:
   // the conversation's follow feed over the WebSocket announces each run

@@ -80,6 +80,7 @@ export function Sidebar({
   currentId,
   version,
   onClose,
+  onChanged,
 }: {
   user: UserView;
   workspaces: WorkspaceView[];
@@ -88,6 +89,8 @@ export function Sidebar({
   currentId: string | null;
   version: number;
   onClose: () => void;
+  /** Told after a rename or archive (the open chat shows the new title). */
+  onChanged: () => void;
 }) {
   const [items, setItems] = useState<ConversationView[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
@@ -154,7 +157,7 @@ export function Sidebar({
     if (!t || t === c.title) return;
     try {
       await api.post(`/api/conversations/${c.id}/update`, { title: t });
-      void load();
+      onChanged();
     } catch (e) {
       setError(e);
     }
@@ -163,7 +166,7 @@ export function Sidebar({
     try {
       await api.post(`/api/conversations/${c.id}/update`, { status: "archived" });
       if (c.id === currentId) navigate("/");
-      void load();
+      onChanged();
     } catch (e) {
       setError(e);
     }
