@@ -6,5 +6,6 @@ mod cli_chat;
 mod compaction;
 mod reliability;
 mod resume;
+mod security;
 mod serve;
 mod websocket;

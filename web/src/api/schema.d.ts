@@ -16,7 +16,7 @@ export interface paths {
         /**
          * Exchanges a username and password for a bearer token (an API key named
          *     `login` that expires). Failed attempts are throttled per username and
-         *     client IP.
+         *     client IP (see `LoginRateLimit`).
          */
         post: operations["login"];
         delete?: never;
@@ -73,7 +73,7 @@ export interface paths {
         put?: never;
         /**
          * Changes the caller's password. `current_password` is required when the
-         *     account has a password.
+         *     account has a password. Every other login token of the user is revoked.
          */
         post: operations["change_password"];
         delete?: never;
@@ -763,7 +763,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sets a user's password. */
+        /**
+         * Sets a user's password and revokes the user's login tokens (API keys
+         *     named `login`; other keys stay).
+         */
         post: operations["reset_password"];
         delete?: never;
         options?: never;
@@ -1123,7 +1126,7 @@ export interface components {
         ChangePasswordRequest: {
             /** @description The current password; not needed when the account has none yet. */
             current_password?: string | null;
-            /** @description The new password (at least 8 characters). */
+            /** @description The new password (8–1024 characters). */
             new_password: string;
         };
         /** @description How history that exceeds the context budget is shortened. */
@@ -1173,6 +1176,15 @@ export interface components {
             /** @description Pass as `cursor` for the next page; `null` on the last page. */
             next_cursor?: string | null;
         };
+        /** @description Conversation metadata: `Metadata` in which the keys the server owns (`forked_from`) may only be `null` (which removes nothing the server keeps). */
+        ConversationMetadata: components["schemas"]["Metadata"] & {
+            forked_from?: null;
+        };
+        /**
+         * @description The schema of a conversation status a client may set or filter by.
+         * @enum {string}
+         */
+        ConversationStatusName: "active" | "archived";
         /** @description A conversation: a thread owned by one user, a chain of sessions. */
         ConversationView: {
             /**
@@ -1200,7 +1212,7 @@ export interface components {
              * @description Free-form metadata (a JSON object). The key `forked_from` is
              *     reserved: requests setting it are refused.
              */
-            metadata: Record<string, never>;
+            metadata: components["schemas"]["ConversationMetadata"];
             /**
              * Format: uuid
              * @description Owner.
@@ -1245,9 +1257,8 @@ export interface components {
              * @description Preset used when a run names none (must exist).
              */
             default_preset?: string | null;
-            /** @description A JSON object. */
-            metadata?: Record<string, never> | null;
-            /** @description Title. */
+            metadata?: null | components["schemas"]["ConversationMetadata"];
+            /** @description Title (at most 512 characters). */
             title?: string | null;
             /**
              * Format: uuid
@@ -1266,10 +1277,10 @@ export interface components {
         };
         /** @description `POST /api/users/create`. */
         CreateUserRequest: {
-            /** @description Name to show. */
+            /** @description Name to show (at most 128 characters). */
             display_name?: string | null;
             /**
-             * @description Password (at least 8 characters); without one the user authenticates
+             * @description Password (8–1024 characters); without one the user authenticates
              *     by API key only.
              */
             password?: string | null;
@@ -1281,11 +1292,11 @@ export interface components {
         /** @description `POST /api/workspaces/create`. */
         CreateWorkspaceRequest: {
             /** @description A JSON object. */
-            metadata?: Record<string, never>;
+            metadata?: components["schemas"]["Metadata"];
             /** @description Unique name. */
             name: string;
             /** @description Absolute paths without `..` components. */
-            project_dirs?: string[];
+            project_dirs?: components["schemas"]["ProjectDir"][];
         };
         /** @description A new API key with its secret, which is never shown again. */
         CreatedApiKey: {
@@ -1416,9 +1427,9 @@ export interface components {
         };
         /** @description `POST /api/auth/login`. */
         LoginRequest: {
-            /** @description Password. */
+            /** @description Password (1–1024 characters). */
             password: string;
-            /** @description Login name. */
+            /** @description Login name: 1–64 letters, digits, `-`, `_`, `.`, `@`. */
             username: string;
         };
         /** @description A successful login. */
@@ -1439,6 +1450,14 @@ export interface components {
             content: components["schemas"]["ContentPart"][];
             /** @description Who wrote it. */
             role: components["schemas"]["Role"];
+        };
+        /** @description Free-form metadata: a JSON object of at most 64 KiB (as JSON text) whose keys and strings, at any depth, hold no NUL character. */
+        Metadata: {
+            [key: string]: components["schemas"]["MetadataValue"];
+        };
+        /** @description A JSON value without NUL characters in its strings and keys. */
+        MetadataValue: string | number | boolean | null | components["schemas"]["MetadataValue"][] | {
+            [key: string]: components["schemas"]["MetadataValue"];
         };
         /** @description `GET /api/models`. */
         ModelList: {
@@ -1551,11 +1570,13 @@ export interface components {
              */
             updated_at: string;
         };
+        /** @description An absolute path of at most 1024 characters without a `..` component */
+        ProjectDir: string;
         /** @description How hard a reasoning model should think. */
         ReasoningEffort: "low" | "medium" | "high";
         /** @description `POST /api/users/{id}/reset-password`. */
         ResetPasswordRequest: {
-            /** @description New password (at least 8 characters). */
+            /** @description New password (8–1024 characters). */
             password: string;
         };
         /** @description `POST /api/sessions/{id}/resume`. */
@@ -1732,7 +1753,10 @@ export interface components {
         };
         /** @description `POST …/steer`. */
         SteerRequest: {
-            /** @description Text injected as a user message at the next model-round boundary. */
+            /**
+             * @description Text injected as a user message at the next model-round boundary;
+             *     not blank.
+             */
             text: string;
         };
         /** @description A tool call requested by the model. */
@@ -1813,10 +1837,8 @@ export interface components {
              * @description New default preset; `null` clears it.
              */
             default_preset?: string | null;
-            /** @description Keys shallow-merged into the metadata; a `null` value removes the key. */
-            metadata?: Record<string, never> | null;
-            /** @description `active` or `archived`. */
-            status?: string | null;
+            metadata?: null | components["schemas"]["ConversationMetadata"];
+            status?: null | components["schemas"]["ConversationStatusName"];
             /** @description New summary; `null` clears it. */
             summary?: string | null;
             /** @description New title; `null` clears it. */
@@ -1838,12 +1860,11 @@ export interface components {
         };
         /** @description `POST /api/workspaces/{id}/update`. Absent fields stay as they are. */
         UpdateWorkspaceRequest: {
-            /** @description Keys merged into the metadata; a `null` value removes the key. */
-            metadata?: Record<string, never> | null;
+            metadata?: null | components["schemas"]["Metadata"];
             /** @description New name. */
             name?: string | null;
             /** @description New project directories (replace the old ones). */
-            project_dirs?: string[] | null;
+            project_dirs?: components["schemas"]["ProjectDir"][] | null;
         };
         /** @description Tokens and requests spent by model calls. */
         Usage: {
@@ -1944,7 +1965,7 @@ export interface components {
              */
             id: string;
             /** @description Free-form metadata (a JSON object). */
-            metadata: Record<string, never>;
+            metadata: components["schemas"]["Metadata"];
             /** @description Unique name. */
             name: string;
             /** @description Absolute directories file and shell tools are confined to. */
@@ -1956,7 +1977,62 @@ export interface components {
             updated_at: string;
         };
     };
-    responses: never;
+    responses: {
+        /** @description Malformed path, query, header or body */
+        BadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description No such resource visible to the caller */
+        NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description The body is over the size limit */
+        PayloadTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description Missing, unknown, expired or revoked token */
+        Unauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description The body is well-formed but fails validation */
+        Unprocessable: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description The body's `Content-Type` is not the one required */
+        UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+    };
     parameters: never;
     requestBodies: never;
     headers: never;
@@ -1986,6 +2062,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoginResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             /** @description Wrong username or password */
             401: {
                 headers: {
@@ -1995,8 +2072,28 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Too many failed attempts; see `Retry-After` */
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Username or password of an impossible length */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many attempts; see `Retry-After` */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Every password verification slot stayed busy */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2024,6 +2121,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyView"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description The operator token cannot be revoked */
             409: {
                 headers: {
@@ -2086,6 +2184,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             /** @description Wrong current password */
             401: {
                 headers: {
@@ -2095,6 +2194,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description New password too short */
             422: {
                 headers: {
@@ -2128,6 +2229,8 @@ export interface operations {
                     "application/json": components["schemas"]["ConversationView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description Unknown workspace or preset */
             404: {
                 headers: {
@@ -2137,6 +2240,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Invalid metadata or title */
             422: {
                 headers: {
@@ -2152,7 +2257,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description `active` or `archived` (default: every status). */
-                status?: string;
+                status?: components["schemas"]["ConversationStatusName"];
                 /** @description Only this workspace. */
                 workspace_id?: string;
                 /** @description A JSON object the metadata must contain (e.g. `{"source":"telegram"}`). */
@@ -2186,6 +2291,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description Bad cursor or limit */
             422: {
                 headers: {
@@ -2228,6 +2334,8 @@ export interface operations {
                     "application/json": components["schemas"]["RunStarted"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description Unknown conversation or preset */
             404: {
                 headers: {
@@ -2246,6 +2354,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Empty input, no preset, or a preset the catalog cannot build */
             422: {
                 headers: {
@@ -2269,7 +2379,10 @@ export interface operations {
     search: {
         parameters: {
             query: {
-                /** @description Words that must all match (title, summary, message text). */
+                /**
+                 * @description Words that must all match (title, summary, message text); not blank,
+                 *     at most 512 characters.
+                 */
                 q: string;
                 /** @description At most this many results, 1–200 (default 20). */
                 limit?: number;
@@ -2289,6 +2402,8 @@ export interface operations {
                     "application/json": components["schemas"]["SearchResults"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description Empty query or bad limit */
             422: {
                 headers: {
@@ -2321,6 +2436,8 @@ export interface operations {
                     "application/json": components["schemas"]["ConversationDetail"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such conversation */
             404: {
                 headers: {
@@ -2342,7 +2459,7 @@ export interface operations {
             };
             header?: {
                 /** @description Resume after this event id (wins over `after`) */
-                "Last-Event-ID"?: string | null;
+                "Last-Event-ID"?: string;
             };
             path: {
                 /** @description Conversation id */
@@ -2370,6 +2487,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such conversation or session, or no session yet */
             404: {
                 headers: {
@@ -2416,6 +2534,8 @@ export interface operations {
                     "application/json": components["schemas"]["ForkResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such conversation, session or preset */
             404: {
                 headers: {
@@ -2425,7 +2545,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The session has not finished */
+            /** @description The session has not finished, failed, or waits for tool results (fork without `input`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2434,7 +2554,9 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The session failed, or bad input */
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Bad input */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2466,6 +2588,8 @@ export interface operations {
                     "application/json": components["schemas"]["SessionActionResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such conversation */
             404: {
                 headers: {
@@ -2511,6 +2635,8 @@ export interface operations {
                     "application/json": components["schemas"]["SessionActionResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such conversation */
             404: {
                 headers: {
@@ -2529,6 +2655,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Empty text */
             422: {
                 headers: {
@@ -2561,6 +2689,8 @@ export interface operations {
                     "application/json": components["schemas"]["ConversationView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such conversation */
             404: {
                 headers: {
@@ -2570,8 +2700,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No preset, or no messages yet */
-            422: {
+            /** @description No preset, no messages yet, or the preset's provider profile is not configured */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2595,7 +2725,10 @@ export interface operations {
             query?: {
                 /** @description Sessions per page, 1–100 (default 20). */
                 limit?: number;
-                /** @description `next_cursor` of the previous page. */
+                /**
+                 * @description `next_cursor` of the previous page: a session id of this conversation
+                 *     (empty: the first page).
+                 */
                 cursor?: string;
             };
             header?: never;
@@ -2625,6 +2758,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such conversation */
             404: {
                 headers: {
@@ -2661,6 +2795,8 @@ export interface operations {
                     "application/json": components["schemas"]["ConversationView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such conversation or preset */
             404: {
                 headers: {
@@ -2670,6 +2806,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Invalid field */
             422: {
                 headers: {
@@ -2732,6 +2870,8 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedApiKey"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description `user_id` of another user, caller not admin */
             403: {
                 headers: {
@@ -2741,6 +2881,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No user `user_id` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Bad name or expiry in the past */
             422: {
                 headers: {
@@ -2773,8 +2924,19 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description `user_id` of another user, caller not admin */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No user `user_id` */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2808,6 +2970,8 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such key of this user */
             404: {
                 headers: {
@@ -2846,6 +3010,7 @@ export interface operations {
                     "application/json": components["schemas"]["ModelList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     openapi_json: {
@@ -2890,6 +3055,8 @@ export interface operations {
                     "application/json": components["schemas"]["PresetView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description Not an admin */
             403: {
                 headers: {
@@ -2908,6 +3075,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Invalid preset */
             422: {
                 headers: {
@@ -2951,6 +3120,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
             /** @description Wrong content type */
             415: {
                 headers: {
@@ -2989,6 +3160,7 @@ export interface operations {
                     "application/json": components["schemas"]["PresetList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     get_preset: {
@@ -3012,6 +3184,8 @@ export interface operations {
                     "application/json": components["schemas"]["PresetView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such preset */
             404: {
                 headers: {
@@ -3042,6 +3216,8 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such preset */
             404: {
                 headers: {
@@ -3083,6 +3259,8 @@ export interface operations {
                     "application/toml": string;
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such preset */
             404: {
                 headers: {
@@ -3119,6 +3297,8 @@ export interface operations {
                     "application/json": components["schemas"]["PresetView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such preset */
             404: {
                 headers: {
@@ -3137,6 +3317,9 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
         };
     };
     get_session: {
@@ -3160,6 +3343,8 @@ export interface operations {
                     "application/json": components["schemas"]["SessionView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such session */
             404: {
                 headers: {
@@ -3181,7 +3366,7 @@ export interface operations {
             };
             header?: {
                 /** @description Resume after this event id (wins over `after`) */
-                "Last-Event-ID"?: string | null;
+                "Last-Event-ID"?: string;
             };
             path: {
                 /** @description Session id */
@@ -3209,6 +3394,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description No such session */
             404: {
                 headers: {
@@ -3241,6 +3427,8 @@ export interface operations {
                     "application/json": components["schemas"]["SessionActionResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such session */
             404: {
                 headers: {
@@ -3295,6 +3483,8 @@ export interface operations {
                     "application/json": components["schemas"]["RunStarted"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such session */
             404: {
                 headers: {
@@ -3313,6 +3503,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Decisions do not match the pending calls */
             422: {
                 headers: {
@@ -3345,6 +3537,8 @@ export interface operations {
                     "application/json": components["schemas"]["SessionStatusView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such session */
             404: {
                 headers: {
@@ -3381,6 +3575,8 @@ export interface operations {
                     "application/json": components["schemas"]["SessionActionResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such session */
             404: {
                 headers: {
@@ -3399,6 +3595,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Empty text */
             422: {
                 headers: {
@@ -3428,6 +3626,7 @@ export interface operations {
                     "application/json": components["schemas"]["ToolsetList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     create: {
@@ -3452,6 +3651,8 @@ export interface operations {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description Not an admin */
             403: {
                 headers: {
@@ -3470,6 +3671,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Bad username or password too short */
             422: {
                 headers: {
@@ -3499,6 +3702,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             /** @description Not an admin */
             403: {
                 headers: {
@@ -3531,6 +3735,8 @@ export interface operations {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such user */
             404: {
                 headers: {
@@ -3563,6 +3769,8 @@ export interface operations {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such user */
             404: {
                 headers: {
@@ -3595,6 +3803,8 @@ export interface operations {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such user */
             404: {
                 headers: {
@@ -3640,6 +3850,8 @@ export interface operations {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such user */
             404: {
                 headers: {
@@ -3649,6 +3861,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Password too short */
             422: {
                 headers: {
@@ -3685,6 +3899,8 @@ export interface operations {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such user */
             404: {
                 headers: {
@@ -3703,6 +3919,9 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
         };
     };
     create: {
@@ -3727,6 +3946,8 @@ export interface operations {
                     "application/json": components["schemas"]["WorkspaceView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description Not an admin */
             403: {
                 headers: {
@@ -3745,6 +3966,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Bad project directory or metadata */
             422: {
                 headers: {
@@ -3774,6 +3997,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkspaceList"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
         };
     };
     get_workspace: {
@@ -3797,6 +4021,8 @@ export interface operations {
                     "application/json": components["schemas"]["WorkspaceView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such workspace */
             404: {
                 headers: {
@@ -3827,6 +4053,8 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such workspace */
             404: {
                 headers: {
@@ -3872,6 +4100,8 @@ export interface operations {
                     "application/json": components["schemas"]["WorkspaceView"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             /** @description No such workspace */
             404: {
                 headers: {
@@ -3881,6 +4111,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The name is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             /** @description Bad project directory or metadata */
             422: {
                 headers: {

@@ -62,7 +62,8 @@ function useLiveList(ids: string[], refresh: () => void) {
   function sync() {
     const ws = wsRef.current;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    for (const id of idsRef.current) {
+    // the server lets one socket follow 64 conversations; the poll covers the rest
+    for (const id of idsRef.current.slice(0, 60)) {
       if (subscribed.current.has(id)) continue;
       subscribed.current.add(id);
       // "after" 0 would replay; without it only runs from now on stream
