@@ -1041,9 +1041,12 @@ export interface components {
             max_parallel_tool_calls?: number;
             /**
              * Format: uint32
-             * @description Retries of a retryable provider error before the run fails (on top
-             *     of the adapter's own retries).
-             * @default 0
+             * @description Retries of a model call that failed with a retryable error (429,
+             *     5xx, connection error, timeout) before anything streamed, before the
+             *     run fails (default 2: at most 3 requests per model round). This is
+             *     the one retry layer: the HTTP adapters do not retry on their own.
+             *     A `Retry-After` from the provider sets the wait (at most 60 s).
+             * @default 2
              */
             max_provider_retries?: number;
             /**
@@ -1514,7 +1517,7 @@ export interface components {
              *       "context_budget": null,
              *       "max_output_bytes": 1048576,
              *       "max_parallel_tool_calls": 8,
-             *       "max_provider_retries": 0,
+             *       "max_provider_retries": 2,
              *       "max_tool_rounds": 25,
              *       "run_timeout_secs": 1800,
              *       "tool_timeout_secs": 120
