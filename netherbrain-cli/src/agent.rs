@@ -117,6 +117,7 @@ impl Server {
         let service = ConversationService::builder(store.clone())
             .runtime(runtime)
             .catalog(catalog)
+            .workspace_roots(crate::local::workspace_roots(settings)?)
             .build();
         let state = AppState::builder(store)
             .config(config)

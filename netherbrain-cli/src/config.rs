@@ -105,6 +105,7 @@ pub(crate) struct FileConfig {
     log_format: Option<LogFormat>,
     body_limit: Option<usize>,
     session_lease: Option<u64>,
+    workspace_roots: Option<Vec<PathBuf>>,
     #[serde(default)]
     providers: Vec<ProviderProfile>,
     #[serde(default)]
@@ -245,6 +246,8 @@ pub(crate) struct Settings {
     pub(crate) body_limit: usize,
     pub(crate) providers: Vec<ProviderProfile>,
     pub(crate) presets: Vec<PresetDoc>,
+    /// Where workspaces' project directories may lie.
+    pub(crate) workspace_roots: Vec<PathBuf>,
     /// Where each setting came from, by TOML key.
     pub(crate) sources: BTreeMap<&'static str, Source>,
 }
@@ -568,6 +571,16 @@ fn resolve(
     if !file.presets.is_empty() {
         sources.insert("presets", Source::File);
     }
+    let workspace_roots = match file.workspace_roots {
+        Some(roots) => {
+            sources.insert("workspace_roots", Source::File);
+            roots
+        }
+        None => {
+            sources.insert("workspace_roots", Source::Derived("data_dir"));
+            vec![data_dir.join("workspaces")]
+        }
+    };
 
     Ok(Settings {
         config_file,
@@ -583,6 +596,7 @@ fn resolve(
         session_lease: Duration::from_secs(session_lease),
         providers,
         presets: file.presets,
+        workspace_roots,
         sources,
     })
 }
@@ -712,6 +726,12 @@ pub(crate) fn render(settings: &Settings) -> String {
         "session_lease",
         Some(settings.session_lease.as_secs().to_string()),
     );
+    let roots: Vec<String> = settings
+        .workspace_roots
+        .iter()
+        .map(|r| toml_str(&r.display().to_string()))
+        .collect();
+    line("workspace_roots", Some(format!("[{}]", roots.join(", "))));
 
     if let Ok(Some(s3)) = netherbrain_store::blob::S3Config::from_env() {
         let _ = writeln!(out, "\n# blob storage: env NETHER_S3_*");

@@ -127,3 +127,19 @@ pub(crate) fn import_action(action: ImportAction) -> &'static str {
         _ => "created",
     }
 }
+
+/// The allowed workspace roots; the default one (`workspaces/` in the data
+/// directory) is created when missing.
+pub(crate) fn workspace_roots(
+    settings: &Settings,
+) -> Result<netherbrain_core::workspace::WorkspaceRoots> {
+    let default = settings.data_dir.join("workspaces");
+    for root in &settings.workspace_roots {
+        if *root == default {
+            std::fs::create_dir_all(root)
+                .map_err(|e| anyhow!("cannot create {}: {e}", root.display()))?;
+        }
+    }
+    netherbrain_core::workspace::WorkspaceRoots::new(settings.workspace_roots.clone())
+        .map_err(|e| anyhow!("workspace_roots: {e}"))
+}

@@ -40,6 +40,7 @@ pub mod store;
 pub mod testing;
 pub mod tool;
 mod usage;
+pub mod workspace;
 
 pub use event::{AgentEvent, EventEnvelope, RunResult, custom};
 pub use ids::{

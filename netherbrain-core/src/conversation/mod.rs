@@ -61,9 +61,9 @@ mod presets;
 mod send;
 mod summarize;
 mod turns;
+mod workspaces;
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use self::error::ServiceError;
@@ -75,13 +75,14 @@ pub use self::turns::{DEFAULT_TURNS_LIMIT, MAX_TURNS_LIMIT, Turn, TurnPage, Turn
 
 use crate::agent::AgentCatalog;
 use crate::auth::Principal;
-use crate::ids::{ConversationId, SessionId, WorkspaceId};
+use crate::ids::{ConversationId, SessionId};
 use crate::runtime::Runtime;
 use crate::store::{
     Conversation, ConversationPatch, ConversationQuery, NewConversation, Page, Session, StateStore,
     StoreError,
 };
 use crate::usage::UsageByModel;
+use crate::workspace::WorkspaceRoots;
 
 /// The use-cases of conversations; see the [module docs](self).
 ///
@@ -96,6 +97,7 @@ struct Inner {
     runtime: Runtime,
     catalog: Arc<AgentCatalog>,
     feed: Arc<dyn ConversationFeed>,
+    workspace_roots: WorkspaceRoots,
 }
 
 impl fmt::Debug for ConversationService {
@@ -131,6 +133,7 @@ pub struct ServiceBuilder {
     runtime: Option<Runtime>,
     catalog: Arc<AgentCatalog>,
     feed: Option<Arc<dyn ConversationFeed>>,
+    workspace_roots: WorkspaceRoots,
 }
 
 impl ServiceBuilder {
@@ -153,6 +156,13 @@ impl ServiceBuilder {
         self
     }
 
+    /// Where workspaces' project directories may lie (default: nowhere,
+    /// so workspaces have no project directories).
+    pub fn workspace_roots(mut self, roots: WorkspaceRoots) -> Self {
+        self.workspace_roots = roots;
+        self
+    }
+
     /// Builds the service and connects the feed to the runtime, so every run
     /// the runtime starts is announced.
     pub fn build(self) -> ConversationService {
@@ -167,6 +177,7 @@ impl ServiceBuilder {
                 runtime,
                 catalog: self.catalog,
                 feed,
+                workspace_roots: self.workspace_roots,
             }),
         }
     }
@@ -205,6 +216,7 @@ impl ConversationService {
             runtime: None,
             catalog: Arc::new(AgentCatalog::new()),
             feed: None,
+            workspace_roots: WorkspaceRoots::default(),
         }
     }
 
@@ -224,6 +236,12 @@ impl ConversationService {
     #[must_use]
     pub fn catalog(&self) -> &Arc<AgentCatalog> {
         &self.inner.catalog
+    }
+
+    /// Where workspaces' project directories may lie.
+    #[must_use]
+    pub fn workspace_roots(&self) -> &WorkspaceRoots {
+        &self.inner.workspace_roots
     }
 
     /// The feed followers hear of new runs through.
@@ -301,7 +319,8 @@ impl ConversationService {
     ///
     /// # Errors
     ///
-    /// `NotFound` for an unknown workspace or preset, `Invalid` for bad
+    /// `NotFound` for an unknown workspace or preset, `Forbidden` for a
+    /// workspace `who` does not own (unless an admin), `Invalid` for bad
     /// fields or a reserved metadata key.
     pub async fn create(
         &self,
@@ -310,6 +329,9 @@ impl ConversationService {
     ) -> Result<Conversation, ServiceError> {
         new.owner = who.user_id();
         new.forked_from = None;
+        if let Some(ws) = new.workspace_id {
+            self.check_attach(who, ws).await?;
+        }
         let conversation = self.inner.store.create_conversation(new).await?;
         self.inner.feed.publish(FeedNotice::Updated {
             conversation_id: conversation.id,
@@ -390,25 +412,6 @@ impl ConversationService {
             conversation,
             active_session,
             usage,
-        })
-    }
-
-    /// The project directories of a workspace, for tools.
-    async fn project_dirs(
-        &self,
-        workspace: Option<WorkspaceId>,
-    ) -> Result<Vec<PathBuf>, ServiceError> {
-        Ok(match workspace {
-            Some(ws) => self
-                .inner
-                .store
-                .get_workspace(ws)
-                .await?
-                .project_dirs
-                .into_iter()
-                .map(PathBuf::from)
-                .collect(),
-            None => Vec::new(),
         })
     }
 }
