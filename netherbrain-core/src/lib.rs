@@ -50,7 +50,7 @@ pub use ids::{
 pub use message::{
     ContentPart, ImageSource, Message, Role, ToolCall, ToolResult, ToolResultStatus,
 };
-pub use preset::{ApprovalPolicy, PresetConfig};
+pub use preset::{ApprovalPolicy, PresetConfig, ToolPolicy};
 pub use provider::{FinishReason, ProviderError};
 pub use session::{ParseStatusError, SessionStatus};
 pub use usage::{Usage, UsageByModel};
