@@ -90,10 +90,13 @@ pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
         .cloned()
         .collect();
     // Every profile left builds, so this cannot fail; stay defensive.
-    AgentCatalog::from_profiles(&usable).unwrap_or_else(|e| {
+    let catalog = AgentCatalog::from_profiles(&usable).unwrap_or_else(|e| {
         tracing::warn!("cannot build the provider catalog: {e}");
         AgentCatalog::new()
-    })
+    });
+    netherbrain_tools::builtin()
+        .into_iter()
+        .fold(catalog, AgentCatalog::with_toolset)
 }
 
 /// The session runtime the settings describe.

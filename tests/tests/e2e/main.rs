@@ -7,4 +7,5 @@ mod compaction;
 mod reliability;
 mod resume;
 mod serve;
+mod tools;
 mod websocket;
