@@ -185,6 +185,32 @@ impl PresetConfig {
         self
     }
 
+    /// Sets one tool's policy (`"*"`: tools not named otherwise).
+    ///
+    /// ```
+    /// use netherbrain_core::{PresetConfig, ToolPolicy};
+    /// let cfg = PresetConfig::new("p", "m").with_tool_policy("shell_run", ToolPolicy::Deny);
+    /// assert_eq!(cfg.policy_for("shell_run", true), ToolPolicy::Deny);
+    /// ```
+    #[must_use]
+    pub fn with_tool_policy(mut self, tool: impl Into<String>, policy: ToolPolicy) -> Self {
+        self.tool_policy.insert(tool.into(), policy);
+        self
+    }
+
+    /// Sets one tool set's options.
+    ///
+    /// ```
+    /// let cfg = netherbrain_core::PresetConfig::new("p", "m")
+    ///     .with_tool_options("web", serde_json::json!({"allow_private": true}));
+    /// assert_eq!(cfg.tool_options["web"]["allow_private"], true);
+    /// ```
+    #[must_use]
+    pub fn with_tool_options(mut self, set: impl Into<String>, options: serde_json::Value) -> Self {
+        self.tool_options.insert(set.into(), options);
+        self
+    }
+
     /// Sets the limits.
     #[must_use]
     pub fn with_limits(mut self, limits: AgentLimits) -> Self {
