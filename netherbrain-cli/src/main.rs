@@ -14,6 +14,7 @@ mod keys;
 mod local;
 mod logging;
 mod presets;
+mod terminal;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -6,6 +6,7 @@ mod cli_chat;
 mod compaction;
 mod reliability;
 mod resume;
+mod security;
 mod serve;
 mod tools;
 mod websocket;
