@@ -643,6 +643,37 @@ async fn web_refuses_private_addresses_on_every_redirect_hop() {
 }
 
 #[tokio::test]
+async fn an_allowed_host_name_is_exempt_only_on_its_listed_port() {
+    use wiremock::{Mock, ResponseTemplate};
+    let f = fixture();
+    let server = wiremock::MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_string("local service"))
+        .mount(&server)
+        .await;
+    let port = server.address().port();
+    let opts = json!({"web": {"allowed_hosts": [format!("localhost:{port}")]}});
+    let out = ok(
+        &web(),
+        "web_fetch",
+        json!({"url": format!("http://localhost:{port}/")}),
+        ctx_opts(&f, opts.clone()),
+    )
+    .await;
+    assert!(out.contains("local service"), "{out}");
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    let msg = refused(
+        &web(),
+        "web_fetch",
+        json!({"url": format!("http://localhost:{other_port}/")}),
+        ctx_opts(&f, opts),
+    )
+    .await;
+    assert!(msg.contains("refused"), "{msg}");
+}
+
+#[tokio::test]
 async fn web_fetches_readable_text_when_allowed() {
     use wiremock::matchers::path;
     use wiremock::{Mock, ResponseTemplate};

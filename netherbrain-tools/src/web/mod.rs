@@ -104,11 +104,19 @@ struct Guard {
 }
 
 impl Guard {
+    /// Whether `host` (with `port` when known) is exempt. The resolver
+    /// does not know the port: it exempts a name listed with any port, and
+    /// the URL check has already required the listed port.
     fn host_allowed(&self, host: &str, port: Option<u16>) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         self.allowed_hosts.iter().any(|h| {
             h.eq_ignore_ascii_case(host)
-                || port.is_some_and(|p| h.eq_ignore_ascii_case(&format!("{host}:{p}")))
+                || match port {
+                    Some(p) => h.eq_ignore_ascii_case(&format!("{host}:{p}")),
+                    None => h
+                        .rsplit_once(':')
+                        .is_some_and(|(name, _)| name.eq_ignore_ascii_case(host)),
+                }
         })
     }
 
@@ -126,6 +134,15 @@ impl Guard {
         };
         if self.allow_private || self.host_allowed(&host.to_string(), url.port_or_known_default()) {
             return Ok(());
+        }
+        // a name exempted with another port only: the resolver would exempt
+        // it for every port, so refuse here
+        if let url::Host::Domain(name) = &host
+            && self.host_allowed(name, None)
+        {
+            return Err(format!(
+                "refused: `{name}` is allowed only on the ports the preset lists"
+            ));
         }
         let ip = match host {
             url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
