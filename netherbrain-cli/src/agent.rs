@@ -133,6 +133,7 @@ impl Server {
         let service = ConversationService::builder(store.clone())
             .runtime(runtime)
             .catalog(catalog)
+            .workspace_roots(crate::local::workspace_roots(settings)?)
             .max_runs_per_user(Some(settings.max_runs_per_user))
             .build();
         let state = AppState::builder(store)

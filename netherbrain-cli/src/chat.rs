@@ -61,6 +61,7 @@ async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     let service = ConversationService::builder(store.clone())
         .runtime(crate::local::runtime(store.clone(), settings))
         .catalog(catalog)
+        .workspace_roots(crate::local::workspace_roots(settings)?)
         .build();
 
     let requested = match &args.preset {

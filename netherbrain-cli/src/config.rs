@@ -113,6 +113,7 @@ pub(crate) struct FileConfig {
     log_format: Option<LogFormat>,
     body_limit: Option<usize>,
     session_lease: Option<u64>,
+    workspace_roots: Option<Vec<PathBuf>>,
     metrics_public: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
     max_runs_per_user: Option<usize>,
@@ -265,6 +266,8 @@ pub(crate) struct Settings {
     pub(crate) max_ws_subscriptions: usize,
     pub(crate) providers: Vec<ProviderProfile>,
     pub(crate) presets: Vec<PresetDoc>,
+    /// Where workspaces' project directories may lie.
+    pub(crate) workspace_roots: Vec<PathBuf>,
     /// Where each setting came from, by TOML key.
     pub(crate) sources: BTreeMap<&'static str, Source>,
 }
@@ -665,6 +668,16 @@ fn resolve(
     if !file.presets.is_empty() {
         sources.insert("presets", Source::File);
     }
+    let workspace_roots = match file.workspace_roots {
+        Some(roots) => {
+            sources.insert("workspace_roots", Source::File);
+            roots
+        }
+        None => {
+            sources.insert("workspace_roots", Source::Derived("data_dir"));
+            vec![data_dir.join("workspaces")]
+        }
+    };
 
     Ok(Settings {
         config_file,
@@ -684,6 +697,7 @@ fn resolve(
         session_lease: Duration::from_secs(session_lease),
         providers,
         presets: file.presets,
+        workspace_roots,
         sources,
     })
 }
@@ -842,6 +856,12 @@ pub(crate) fn render(settings: &Settings) -> String {
         "session_lease",
         Some(settings.session_lease.as_secs().to_string()),
     );
+    let roots: Vec<String> = settings
+        .workspace_roots
+        .iter()
+        .map(|r| toml_str(&r.display().to_string()))
+        .collect();
+    line("workspace_roots", Some(format!("[{}]", roots.join(", "))));
     line("metrics_public", Some(settings.metrics_public.to_string()));
     line(
         "max_runs_per_user",

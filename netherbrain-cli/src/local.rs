@@ -90,10 +90,13 @@ pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
         .cloned()
         .collect();
     // Every profile left builds, so this cannot fail; stay defensive.
-    AgentCatalog::from_profiles(&usable).unwrap_or_else(|e| {
+    let catalog = AgentCatalog::from_profiles(&usable).unwrap_or_else(|e| {
         tracing::warn!("cannot build the provider catalog: {e}");
         AgentCatalog::new()
-    })
+    });
+    netherbrain_tools::builtin()
+        .into_iter()
+        .fold(catalog, AgentCatalog::with_toolset)
 }
 
 /// The session runtime the settings describe.
@@ -126,4 +129,20 @@ pub(crate) fn import_action(action: ImportAction) -> &'static str {
         ImportAction::Updated => "updated",
         _ => "created",
     }
+}
+
+/// The allowed workspace roots; the default one (`workspaces/` in the data
+/// directory) is created when missing.
+pub(crate) fn workspace_roots(
+    settings: &Settings,
+) -> Result<netherbrain_core::workspace::WorkspaceRoots> {
+    let default = settings.data_dir.join("workspaces");
+    for root in &settings.workspace_roots {
+        if *root == default {
+            std::fs::create_dir_all(root)
+                .map_err(|e| anyhow!("cannot create {}: {e}", root.display()))?;
+        }
+    }
+    netherbrain_core::workspace::WorkspaceRoots::new(settings.workspace_roots.clone())
+        .map_err(|e| anyhow!("workspace_roots: {e}"))
 }

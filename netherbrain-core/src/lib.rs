@@ -43,6 +43,7 @@ pub mod store;
 pub mod testing;
 pub mod tool;
 mod usage;
+pub mod workspace;
 
 pub use event::{AgentEvent, EventEnvelope, RunResult, custom};
 pub use ids::{
@@ -52,7 +53,7 @@ pub use ids::{
 pub use message::{
     ContentPart, ImageSource, Message, Role, ToolCall, ToolResult, ToolResultStatus,
 };
-pub use preset::{ApprovalPolicy, PresetConfig};
+pub use preset::{ApprovalPolicy, PresetConfig, ToolPolicy};
 pub use provider::{FinishReason, ProviderError};
 pub use session::{ParseStatusError, SessionStatus};
 pub use usage::{Usage, UsageByModel};

@@ -1,5 +1,7 @@
 //! Presets: named agent configurations.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +49,63 @@ impl ApprovalPolicy {
     }
 }
 
+/// What happens when the model calls a tool, per preset and tool: set in
+/// [`PresetConfig::tool_policy`], enforced by the agent loop (never by the
+/// tool), so an agent cannot change its own policy.
+///
+/// ```
+/// use netherbrain_core::ToolPolicy;
+/// let p: ToolPolicy = serde_json::from_str("\"deny\"").unwrap();
+/// assert_eq!(p, ToolPolicy::Deny);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ToolPolicy {
+    /// Runs without asking.
+    Auto,
+    /// Waits for the user's approval (the run ends `awaiting_tool_results`).
+    Ask,
+    /// Never runs; the model gets a `denied` result.
+    Deny,
+}
+
+impl PresetConfig {
+    /// The policy for a call of `tool`: the preset's entry for the tool's
+    /// name, else its `"*"` entry, else [`ApprovalPolicy`] with the tool's
+    /// own default (`tool_asks`: shell and writing tools ask).
+    ///
+    /// ```
+    /// use netherbrain_core::{PresetConfig, ToolPolicy};
+    /// let mut cfg = PresetConfig::new("p", "m");
+    /// cfg.tool_policy.insert("shell_run".into(), ToolPolicy::Deny);
+    /// assert_eq!(cfg.policy_for("shell_run", true), ToolPolicy::Deny);
+    /// assert_eq!(cfg.policy_for("filesystem_write", true), ToolPolicy::Ask);
+    /// assert_eq!(cfg.policy_for("filesystem_view", false), ToolPolicy::Auto);
+    /// ```
+    #[must_use]
+    pub fn policy_for(&self, tool: &str, tool_asks: bool) -> ToolPolicy {
+        resolve_policy(&self.tool_policy, &self.approval, tool, tool_asks)
+    }
+}
+
+/// See [`PresetConfig::policy_for`].
+pub(crate) fn resolve_policy(
+    policies: &BTreeMap<String, ToolPolicy>,
+    approval: &ApprovalPolicy,
+    tool: &str,
+    tool_asks: bool,
+) -> ToolPolicy {
+    if let Some(p) = policies.get(tool).or_else(|| policies.get("*")) {
+        return *p;
+    }
+    if approval.requires_approval(tool, tool_asks) {
+        ToolPolicy::Ask
+    } else {
+        ToolPolicy::Auto
+    }
+}
+
 /// The agent configuration a preset names: which model, how to prompt it,
 /// which tools it gets and the limits of a run.
 ///
@@ -75,6 +134,14 @@ pub struct PresetConfig {
     /// Which calls need approval.
     #[serde(default)]
     pub approval: ApprovalPolicy,
+    /// Per-tool policy (`auto`, `ask`, `deny`) by tool name; `"*"` is the
+    /// default for tools not named. Wins over `approval`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tool_policy: BTreeMap<String, ToolPolicy>,
+    /// Options of each tool set, by set name (e.g. `web.allow_private`);
+    /// tools read them from [`ToolContext::options`](crate::tool::ToolContext::options).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tool_options: BTreeMap<String, serde_json::Value>,
     /// Run limits.
     #[serde(default)]
     pub limits: AgentLimits,
@@ -91,6 +158,8 @@ impl PresetConfig {
             settings: ModelSettings::default(),
             toolsets: Vec::new(),
             approval: ApprovalPolicy::default(),
+            tool_policy: BTreeMap::new(),
+            tool_options: BTreeMap::new(),
             limits: AgentLimits::default(),
         }
     }
@@ -113,6 +182,32 @@ impl PresetConfig {
     #[must_use]
     pub fn with_approval(mut self, approval: ApprovalPolicy) -> Self {
         self.approval = approval;
+        self
+    }
+
+    /// Sets one tool's policy (`"*"`: tools not named otherwise).
+    ///
+    /// ```
+    /// use netherbrain_core::{PresetConfig, ToolPolicy};
+    /// let cfg = PresetConfig::new("p", "m").with_tool_policy("shell_run", ToolPolicy::Deny);
+    /// assert_eq!(cfg.policy_for("shell_run", true), ToolPolicy::Deny);
+    /// ```
+    #[must_use]
+    pub fn with_tool_policy(mut self, tool: impl Into<String>, policy: ToolPolicy) -> Self {
+        self.tool_policy.insert(tool.into(), policy);
+        self
+    }
+
+    /// Sets one tool set's options.
+    ///
+    /// ```
+    /// let cfg = netherbrain_core::PresetConfig::new("p", "m")
+    ///     .with_tool_options("web", serde_json::json!({"allow_private": true}));
+    /// assert_eq!(cfg.tool_options["web"]["allow_private"], true);
+    /// ```
+    #[must_use]
+    pub fn with_tool_options(mut self, set: impl Into<String>, options: serde_json::Value) -> Self {
+        self.tool_options.insert(set.into(), options);
         self
     }
 

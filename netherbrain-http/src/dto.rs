@@ -455,7 +455,11 @@ pub struct WorkspaceView {
     pub id: Uuid,
     /// Unique name.
     pub name: String,
-    /// Absolute directories file and shell tools are confined to.
+    /// The user who may attach it to conversations besides admins.
+    #[serde(default)]
+    pub owner: Option<Uuid>,
+    /// Canonical directories (inside the allowed roots) file and shell
+    /// tools are confined to.
     pub project_dirs: Vec<String>,
     /// Free-form metadata (a JSON object).
     #[cfg_attr(feature = "server", schema(value_type = crate::openapi::json::Metadata))]
@@ -471,6 +475,7 @@ impl From<Workspace> for WorkspaceView {
         Self {
             id: w.id.into(),
             name: w.name,
+            owner: w.owner.map(Into::into),
             project_dirs: w.project_dirs,
             metadata: w.metadata,
             created_at: w.created_at,
@@ -493,7 +498,7 @@ pub struct CreateWorkspaceRequest {
         )
     )]
     pub name: String,
-    /// Absolute paths without `..` components.
+    /// Absolute paths without `..` components, inside the allowed roots.
     #[serde(default)]
     #[cfg_attr(feature = "server", schema(value_type = Vec<ProjectDir>, max_items = 64))]
     pub project_dirs: Vec<String>,
@@ -501,6 +506,9 @@ pub struct CreateWorkspaceRequest {
     #[serde(default)]
     #[cfg_attr(feature = "server", schema(value_type = crate::openapi::json::Metadata))]
     pub metadata: Metadata,
+    /// The user who may attach it besides admins (default: the creator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Uuid>,
 }
 
 /// `POST /api/workspaces/{id}/update`. Absent fields stay as they are.
@@ -526,6 +534,14 @@ pub struct UpdateWorkspaceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "server", schema(value_type = Option<crate::openapi::json::Metadata>))]
     pub metadata: Option<Metadata>,
+    /// New owner; `null` leaves the workspace to admins.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "double_option"
+    )]
+    #[cfg_attr(feature = "server", schema(value_type = Option<Uuid>))]
+    pub owner: Option<Option<Uuid>>,
 }
 
 /// A list of workspaces.

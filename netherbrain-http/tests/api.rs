@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{TestServer, assert_error, config, start, start_flaky, start_with};
+use common::{TestServer, assert_error, config, start, start_flaky, start_roots, start_with};
 use netherbrain_core::PresetConfig;
 use netherbrain_core::store::{NewConversation, StateStore, StoreError};
 use netherbrain_http::client::ClientError;
@@ -150,6 +150,7 @@ async fn admin_only_writes_are_403_for_users() {
             name: "w".into(),
             project_dirs: vec![],
             metadata: Default::default(),
+            owner: None,
         })
         .await
         .unwrap_err();
@@ -548,14 +549,34 @@ toolsets = ["files"]
 
 #[tokio::test]
 async fn workspaces_crud_and_project_dir_rules() {
-    let s = start().await;
-    for bad in ["relative/path", "/srv/../etc", ""] {
+    let roots = tempfile::tempdir().unwrap();
+    let root = roots.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("code")).unwrap();
+    std::fs::create_dir_all(root.join("other")).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("escape")).unwrap();
+    let s = start_roots(vec![root.clone()]).await;
+    let dir = |name: &str| root.join(name).to_str().unwrap().to_owned();
+    let escape = dir("escape");
+    let dotdot = format!("{}/code/../../", root.display());
+    let missing = dir("missing");
+    for bad in [
+        "relative/path",
+        "/srv/../etc",
+        "",
+        "/",
+        "/etc",
+        escape.as_str(),
+        dotdot.as_str(),
+        missing.as_str(),
+    ] {
         let e = s
             .admin
             .create_workspace(&CreateWorkspaceRequest {
                 name: "w".into(),
                 project_dirs: vec![bad.into()],
                 metadata: Default::default(),
+                owner: None,
             })
             .await
             .unwrap_err();
@@ -565,17 +586,21 @@ async fn workspaces_crud_and_project_dir_rules() {
         .admin
         .create_workspace(&CreateWorkspaceRequest {
             name: "home".into(),
-            project_dirs: vec!["/srv/code".into()],
+            // stored canonical
+            project_dirs: vec![format!("{}/./code/", roots.path().display())],
             metadata: json!({"a": 1, "b": 2}).as_object().unwrap().clone(),
+            owner: None,
         })
         .await
         .unwrap();
+    assert_eq!(ws.project_dirs, [dir("code")]);
     let e = s
         .admin
         .create_workspace(&CreateWorkspaceRequest {
             name: "home".into(),
             project_dirs: vec![],
             metadata: Default::default(),
+            owner: None,
         })
         .await
         .unwrap_err();
@@ -587,8 +612,9 @@ async fn workspaces_crud_and_project_dir_rules() {
             ws.id,
             &UpdateWorkspaceRequest {
                 name: None,
-                project_dirs: Some(vec!["/srv/other".into()]),
+                project_dirs: Some(vec![dir("other")]),
                 metadata: Some(json!({"b": null, "c": 3}).as_object().unwrap().clone()),
+                owner: None,
             },
         )
         .await
@@ -597,19 +623,21 @@ async fn workspaces_crud_and_project_dir_rules() {
         serde_json::Value::Object(updated.metadata),
         json!({"a": 1, "c": 3})
     );
-    assert_eq!(updated.project_dirs, ["/srv/other"]);
-    let e = s
-        .admin
-        .update_workspace(
-            ws.id,
-            &UpdateWorkspaceRequest {
-                project_dirs: Some(vec!["/srv/../x".into()]),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(api_status(&e), 422);
+    assert_eq!(updated.project_dirs, [dir("other")]);
+    for bad in ["/srv/../x", escape.as_str(), "/"] {
+        let e = s
+            .admin
+            .update_workspace(
+                ws.id,
+                &UpdateWorkspaceRequest {
+                    project_dirs: Some(vec![bad.into()]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(api_status(&e), 422, "{bad:?}");
+    }
 
     // Metadata must be an object.
     let resp = s
@@ -629,6 +657,64 @@ async fn workspaces_crud_and_project_dir_rules() {
         api_status(&s.admin.get_workspace(ws.id).await.unwrap_err()),
         404
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_owner_or_an_admin_attaches_a_workspace() {
+    let roots = tempfile::tempdir().unwrap();
+    let s = start_roots(vec![roots.path().to_owned()]).await;
+    let (ann, _, ann_token) = s.user_token("ann").await;
+    let (_, _, bob_token) = s.user_token("bob").await;
+    let owned = s
+        .admin
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ann's".into(),
+            project_dirs: vec![roots.path().to_str().unwrap().to_owned()],
+            metadata: Default::default(),
+            owner: Some(ann.id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(owned.owner, Some(ann.id));
+    let admins = s
+        .admin
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "admin's".into(),
+            project_dirs: vec![],
+            metadata: Default::default(),
+            owner: None,
+        })
+        .await
+        .unwrap();
+    let attach = |ws: uuid::Uuid| json!({"workspace_id": ws});
+    let create = |token: &str, body: serde_json::Value| {
+        s.http
+            .post(s.url("/api/conversations/create"))
+            .bearer_auth(token.to_owned())
+            .json(&body)
+            .send()
+    };
+    let ok = create(&ann_token, attach(owned.id)).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let resp = create(&bob_token, attach(owned.id)).await.unwrap();
+    assert_error(resp, 403, "forbidden").await;
+    let resp = create(&ann_token, attach(admins.id)).await.unwrap();
+    assert_error(resp, 403, "forbidden").await;
+    let ok = create(&s.admin_token, attach(owned.id)).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    // an unknown owner is refused
+    let e = s
+        .admin
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "nobody's".into(),
+            project_dirs: vec![],
+            metadata: Default::default(),
+            owner: Some(uuid::Uuid::now_v7()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(&e), 404);
     s.stop().await;
 }
 

@@ -329,6 +329,8 @@ fn full_preset() -> PresetConfig {
                 .with_stop(vec!["END".into()]),
         )
         .with_toolsets(vec!["clock".into()])
+        .with_tool_policy("clock", netherbrain_core::ToolPolicy::Deny)
+        .with_tool_options("clock", serde_json::json!({"zone": "UTC"}))
         .with_approval(ApprovalPolicy::Tools {
             names: vec!["shell".into()],
         })

@@ -514,8 +514,8 @@ where
     ) -> StoreResult<Workspace> {
         let at = DB::time(now());
         let sql = format!(
-            "INSERT INTO workspaces (id, name, project_dirs, metadata, created_at, updated_at) \
-             VALUES ($1, $2, $3{j}, $4{j}, $5, $5) RETURNING {WORKSPACE_COLS}",
+            "INSERT INTO workspaces (id, name, project_dirs, metadata, created_at, updated_at, owner_id) \
+             VALUES ($1, $2, $3{j}, $4{j}, $5, $5, $6) RETURNING {WORKSPACE_COLS}",
             j = DB::AS_JSONB
         );
         let query = sqlx::query(&sql)
@@ -523,7 +523,8 @@ where
             .bind(workspace.name.clone())
             .bind(to_json(&workspace.project_dirs)?)
             .bind(to_json(&workspace.metadata)?)
-            .bind(at);
+            .bind(at)
+            .bind(workspace.owner.map(Uuid::from));
         self.insert(query, rows::workspace, || {
             format!("workspace name `{}` is taken", workspace.name)
         })
@@ -741,7 +742,7 @@ where
         patch.apply(&mut ws)?;
         ws.updated_at = now();
         let res = sqlx::query(&format!(
-            "UPDATE workspaces SET name = $1, project_dirs = $2{j}, metadata = $3{j}, updated_at = $4 WHERE id = $5",
+            "UPDATE workspaces SET name = $1, project_dirs = $2{j}, metadata = $3{j}, updated_at = $4, owner_id = $6 WHERE id = $5",
             j = DB::AS_JSONB
         ))
         .bind(ws.name.clone())
@@ -749,6 +750,7 @@ where
         .bind(to_json(&ws.metadata)?)
         .bind(DB::time(ws.updated_at))
         .bind(Uuid::from(id))
+        .bind(ws.owner.map(Uuid::from))
         .execute(&mut *self.0)
         .await;
         unique_or(res, || {

@@ -170,6 +170,7 @@ pub(crate) fn workspace<R: RowGet>(r: &R) -> StoreResult<Workspace> {
     let mut f = Fields::new();
     f.set("id", r.uuid("id")?)?
         .set("name", r.text("name")?)?
+        .set("owner", r.opt_uuid("owner_id")?)?
         .raw("project_dirs", r.json("project_dirs")?)
         .raw("metadata", r.json("metadata")?)
         .set("created_at", r.ts("created_at")?)?
@@ -245,7 +246,8 @@ pub(crate) const USER_COLS: &str =
 pub(crate) const API_KEY_COLS: &str =
     "id, user_id, name, prefix, hash, created_at, expires_at, revoked_at";
 pub(crate) const PRESET_COLS: &str = "id, name, description, config, created_at, updated_at";
-pub(crate) const WORKSPACE_COLS: &str = "id, name, project_dirs, metadata, created_at, updated_at";
+pub(crate) const WORKSPACE_COLS: &str =
+    "id, name, project_dirs, metadata, created_at, updated_at, owner_id";
 pub(crate) const CONVERSATION_COLS: &str = "id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at, forked_from_conversation_id, forked_from_session_id";
 pub(crate) const SESSION_COLS: &str = "id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at, lease_owner, lease_expires_at";
 pub(crate) const MAILBOX_COLS: &str =

@@ -25,6 +25,7 @@ pub struct PresetDoc {
     system_prompt: Option<String>,
     context_budget: Option<u64>,
     limits: Vec<String>,
+    config: Vec<String>,
 }
 
 impl PresetDoc {
@@ -35,6 +36,7 @@ impl PresetDoc {
             system_prompt: None,
             context_budget: None,
             limits: Vec::new(),
+            config: Vec::new(),
         }
     }
 
@@ -60,6 +62,14 @@ impl PresetDoc {
         self
     }
 
+    /// With a line of TOML in `[presets.config]`, e.g.
+    /// `toolsets = ["filesystem"]` or `tool_policy = { shell_run = "ask" }`.
+    #[must_use]
+    pub fn with_config(mut self, line: &str) -> Self {
+        self.config.push(line.to_owned());
+        self
+    }
+
     fn toml(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "[[presets]]\nname = {}", quote(&self.name));
@@ -71,6 +81,9 @@ impl PresetDoc {
         );
         if let Some(prompt) = &self.system_prompt {
             let _ = writeln!(out, "system_prompt = {}", quote(prompt));
+        }
+        for line in &self.config {
+            let _ = writeln!(out, "{line}");
         }
         if self.context_budget.is_some() || !self.limits.is_empty() {
             let _ = writeln!(out, "[presets.config.limits]");

@@ -7,7 +7,8 @@
 //! directory) it is built once per test process with
 //! `cargo build -p netherbrain-cli --bin netherbrain`. An existing binary is
 //! not rebuilt: after changing the server, run the workspace tests or that
-//! `cargo build` first (see `tests/README.md`).
+//! `cargo build` first (see `tests/README.md`). `NETHERBRAIN_TEST_BIN`
+//! names another binary to test instead.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,6 +27,14 @@ pub fn path() -> &'static Path {
 }
 
 fn locate() -> Result<PathBuf> {
+    // a binary named explicitly wins (e.g. one copied out of a target
+    // directory shared by several checkouts)
+    if let Some(bin) = std::env::var_os("NETHERBRAIN_TEST_BIN").map(PathBuf::from) {
+        if bin.is_file() {
+            return Ok(bin);
+        }
+        bail!("NETHERBRAIN_TEST_BIN={} is not a file", bin.display());
+    }
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test>-<hash>
     let profile_dir = exe

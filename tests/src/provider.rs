@@ -31,11 +31,13 @@ pub const MODEL: &str = "fake-model";
 /// Prompt tokens reported in every answer's usage chunk.
 pub const PROMPT_TOKENS: u64 = 11;
 
-/// One streamed answer: text deltas, optionally sent late.
+/// One streamed answer: text deltas or tool calls, optionally sent late.
 #[derive(Debug, Clone)]
 pub struct Reply {
     deltas: Vec<String>,
     delay: Option<Duration>,
+    /// `(id, name, JSON arguments)` of the tool calls asked for.
+    calls: Vec<(String, String, String)>,
 }
 
 impl Reply {
@@ -45,6 +47,21 @@ impl Reply {
         Self {
             deltas: deltas.iter().map(|d| (*d).to_owned()).collect(),
             delay: None,
+            calls: Vec::new(),
+        }
+    }
+
+    /// An answer asking for tool calls `(id, name, arguments)`, streamed
+    /// as OpenAI `tool_calls` deltas (arguments split in two fragments),
+    /// then `finish_reason: tool_calls`.
+    pub fn tool_calls(calls: &[(&str, &str, Value)]) -> Self {
+        Self {
+            deltas: Vec::new(),
+            delay: None,
+            calls: calls
+                .iter()
+                .map(|(id, name, args)| ((*id).to_owned(), (*name).to_owned(), args.to_string()))
+                .collect(),
         }
     }
 
@@ -81,7 +98,29 @@ impl Reply {
                 .iter()
                 .map(|d| chunk(json!({"content": d}), Value::Null)),
         );
-        events.push(chunk(json!({}), json!("stop")));
+        for (index, (id, name, args)) in self.calls.iter().enumerate() {
+            let half = args.len() / 2;
+            let (a, b) = args.split_at(
+                args.char_indices()
+                    .map(|(i, _)| i)
+                    .find(|i| *i >= half)
+                    .unwrap_or(0),
+            );
+            events.push(chunk(
+                json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": a}}]}),
+                Value::Null,
+            ));
+            events.push(chunk(
+                json!({"tool_calls": [{"index": index, "function": {"arguments": b}}]}),
+                Value::Null,
+            ));
+        }
+        let finish = if self.calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        };
+        events.push(chunk(json!({}), json!(finish)));
         events.push(json!({
             "id": "chatcmpl-e2e",
             "object": "chat.completion.chunk",

@@ -1,5 +1,6 @@
 //! [`Agent`] and its builder.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::limits::AgentLimits;
@@ -7,7 +8,7 @@ use super::request::{RunControl, RunOutcome, RunRequest};
 use super::run::Runner;
 use super::sink::RunSink;
 use super::stream::RunStream;
-use crate::preset::ApprovalPolicy;
+use crate::preset::{ApprovalPolicy, ToolPolicy, resolve_policy};
 use crate::provider::{ModelSettings, Provider};
 use crate::tool::ToolRegistry;
 
@@ -35,6 +36,8 @@ pub struct Agent {
     pub(super) settings: ModelSettings,
     pub(super) tools: ToolRegistry,
     pub(super) approval: ApprovalPolicy,
+    pub(super) tool_policy: BTreeMap<String, ToolPolicy>,
+    pub(super) tool_options: Arc<BTreeMap<String, serde_json::Value>>,
     pub(super) limits: AgentLimits,
 }
 
@@ -56,6 +59,8 @@ impl Agent {
                 settings: ModelSettings::default(),
                 tools: ToolRegistry::new(),
                 approval: ApprovalPolicy::default(),
+                tool_policy: BTreeMap::new(),
+                tool_options: Arc::default(),
                 limits: AgentLimits::default(),
             },
         }
@@ -89,6 +94,22 @@ impl Agent {
     #[must_use]
     pub fn approval(&self) -> &ApprovalPolicy {
         &self.approval
+    }
+
+    /// The policy for a call of `tool`; see [`PresetConfig::policy_for`](crate::PresetConfig::policy_for).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use netherbrain_core::{agent::Agent, testing::ScriptedProvider, ToolPolicy};
+    /// let agent = Agent::builder(Arc::new(ScriptedProvider::new([])), "m")
+    ///     .tool_policy([("shell_run".to_owned(), ToolPolicy::Deny)].into())
+    ///     .build();
+    /// assert_eq!(agent.policy_for("shell_run", true), ToolPolicy::Deny);
+    /// assert_eq!(agent.policy_for("clock", false), ToolPolicy::Auto);
+    /// ```
+    #[must_use]
+    pub fn policy_for(&self, tool: &str, tool_asks: bool) -> ToolPolicy {
+        resolve_policy(&self.tool_policy, &self.approval, tool, tool_asks)
     }
 
     /// Executes one run, sending events and completed messages to `sink`.
@@ -193,6 +214,18 @@ impl AgentBuilder {
     /// Sets the approval policy.
     pub fn approval(mut self, approval: ApprovalPolicy) -> Self {
         self.agent.approval = approval;
+        self
+    }
+
+    /// Sets the per-tool policies (by tool name, `"*"` for the rest).
+    pub fn tool_policy(mut self, policy: BTreeMap<String, ToolPolicy>) -> Self {
+        self.agent.tool_policy = policy;
+        self
+    }
+
+    /// Sets the tool-set options tools read from their context.
+    pub fn tool_options(mut self, options: BTreeMap<String, serde_json::Value>) -> Self {
+        self.agent.tool_options = Arc::new(options);
         self
     }
 

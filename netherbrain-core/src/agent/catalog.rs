@@ -266,6 +266,8 @@ impl AgentCatalog {
             .settings(config.settings.clone())
             .tools(tools)
             .approval(config.approval.clone())
+            .tool_policy(config.tool_policy.clone())
+            .tool_options(config.tool_options.clone())
             .limits(config.limits.clone());
         if let Some(prompt) = &config.system_prompt {
             builder = builder.system_prompt(prompt.clone());

@@ -21,6 +21,7 @@ use super::sink::{RunSink, SinkError};
 use crate::event::{AgentEvent, RunResult, custom};
 use crate::ids::{ConversationId, SessionId};
 use crate::message::{ContentPart, Message, Role, ToolCall, ToolResult, ToolResultStatus};
+use crate::preset::ToolPolicy;
 use crate::provider::{
     AccumulatorUpdate, ModelRequest, ModelResponse, ProviderError, ResponseAccumulator,
     ToolDefinition,
@@ -588,19 +589,28 @@ impl<'a> Runner<'a> {
                     call.id.clone(),
                     unknown_tool(&self.agent.tools, &call.name),
                 ))),
-                Some(tool)
-                    if self
-                        .agent
-                        .approval
-                        .requires_approval(&call.name, tool.requires_approval()) =>
-                {
-                    results.push(None);
-                    deferred.push(call);
-                }
-                Some(_) => {
-                    to_run.push((results.len(), call));
-                    results.push(None);
-                }
+                Some(tool) => match self.agent.policy_for(&call.name, tool.requires_approval()) {
+                    ToolPolicy::Deny => {
+                        tracing::info!(tool = %call.name, call_id = %call.id, "denied by the approval policy");
+                        results.push(Some(ToolResult::new(
+                            call.id,
+                            format!("`{}` is denied by this agent's approval policy", call.name),
+                            ToolResultStatus::Denied,
+                        )));
+                    }
+                    _ if tool.deferred() => {
+                        results.push(None);
+                        deferred.push(call);
+                    }
+                    ToolPolicy::Ask => {
+                        results.push(None);
+                        deferred.push(call);
+                    }
+                    _ => {
+                        to_run.push((results.len(), call));
+                        results.push(None);
+                    }
+                },
             }
         }
         let (slots, calls): (Vec<usize>, Vec<ToolCall>) = to_run.into_iter().unzip();
@@ -957,7 +967,8 @@ impl ToolExec<'_> {
         let ctx = ToolContext::new(self.session_id, self.conversation_id)
             .with_cancel(self.cancel.child_token())
             .with_call_id(call.id.clone())
-            .with_project_dirs(self.project_dirs.to_vec());
+            .with_project_dirs(self.project_dirs.to_vec())
+            .with_options(self.agent.tool_options.clone());
         let call_fut = self.agent.tools.call(
             &call.name,
             call.arguments,

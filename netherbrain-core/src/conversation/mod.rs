@@ -62,9 +62,9 @@ mod quota;
 mod send;
 mod summarize;
 mod turns;
+mod workspaces;
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use self::error::ServiceError;
@@ -76,13 +76,14 @@ pub use self::turns::{DEFAULT_TURNS_LIMIT, MAX_TURNS_LIMIT, Turn, TurnPage, Turn
 
 use crate::agent::AgentCatalog;
 use crate::auth::Principal;
-use crate::ids::{ConversationId, SessionId, WorkspaceId};
+use crate::ids::{ConversationId, SessionId};
 use crate::runtime::Runtime;
 use crate::store::{
     Conversation, ConversationPatch, ConversationQuery, NewConversation, Page, Session, StateStore,
     StoreError,
 };
 use crate::usage::UsageByModel;
+use crate::workspace::WorkspaceRoots;
 
 /// The use-cases of conversations; see the [module docs](self).
 ///
@@ -97,6 +98,7 @@ struct Inner {
     runtime: Runtime,
     catalog: Arc<AgentCatalog>,
     feed: Arc<dyn ConversationFeed>,
+    workspace_roots: WorkspaceRoots,
     quota: quota::RunQuota,
 }
 
@@ -133,6 +135,7 @@ pub struct ServiceBuilder {
     runtime: Option<Runtime>,
     catalog: Arc<AgentCatalog>,
     feed: Option<Arc<dyn ConversationFeed>>,
+    workspace_roots: WorkspaceRoots,
     max_runs_per_user: Option<usize>,
 }
 
@@ -172,6 +175,13 @@ impl ServiceBuilder {
         self
     }
 
+    /// Where workspaces' project directories may lie (default: nowhere,
+    /// so workspaces have no project directories).
+    pub fn workspace_roots(mut self, roots: WorkspaceRoots) -> Self {
+        self.workspace_roots = roots;
+        self
+    }
+
     /// Builds the service and connects the feed to the runtime, so every run
     /// the runtime starts is announced.
     pub fn build(self) -> ConversationService {
@@ -186,6 +196,7 @@ impl ServiceBuilder {
                 runtime,
                 catalog: self.catalog,
                 feed,
+                workspace_roots: self.workspace_roots,
                 quota: quota::RunQuota::new(self.max_runs_per_user),
             }),
         }
@@ -225,6 +236,7 @@ impl ConversationService {
             runtime: None,
             catalog: Arc::new(AgentCatalog::new()),
             feed: None,
+            workspace_roots: WorkspaceRoots::default(),
             max_runs_per_user: None,
         }
     }
@@ -245,6 +257,12 @@ impl ConversationService {
     #[must_use]
     pub fn catalog(&self) -> &Arc<AgentCatalog> {
         &self.inner.catalog
+    }
+
+    /// Where workspaces' project directories may lie.
+    #[must_use]
+    pub fn workspace_roots(&self) -> &WorkspaceRoots {
+        &self.inner.workspace_roots
     }
 
     /// The feed followers hear of new runs through.
@@ -322,7 +340,8 @@ impl ConversationService {
     ///
     /// # Errors
     ///
-    /// `NotFound` for an unknown workspace or preset, `Invalid` for bad
+    /// `NotFound` for an unknown workspace or preset, `Forbidden` for a
+    /// workspace `who` does not own (unless an admin), `Invalid` for bad
     /// fields or a reserved metadata key.
     pub async fn create(
         &self,
@@ -331,6 +350,9 @@ impl ConversationService {
     ) -> Result<Conversation, ServiceError> {
         new.owner = who.user_id();
         new.forked_from = None;
+        if let Some(ws) = new.workspace_id {
+            self.check_attach(who, ws).await?;
+        }
         let conversation = self.inner.store.create_conversation(new).await?;
         self.inner.feed.publish(FeedNotice::Updated {
             conversation_id: conversation.id,
@@ -411,25 +433,6 @@ impl ConversationService {
             conversation,
             active_session,
             usage,
-        })
-    }
-
-    /// The project directories of a workspace, for tools.
-    async fn project_dirs(
-        &self,
-        workspace: Option<WorkspaceId>,
-    ) -> Result<Vec<PathBuf>, ServiceError> {
-        Ok(match workspace {
-            Some(ws) => self
-                .inner
-                .store
-                .get_workspace(ws)
-                .await?
-                .project_dirs
-                .into_iter()
-                .map(PathBuf::from)
-                .collect(),
-            None => Vec::new(),
         })
     }
 }

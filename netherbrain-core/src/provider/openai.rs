@@ -44,6 +44,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use eventsource_stream::Event;
+use futures::StreamExt as _;
 use serde_json::{Map, Value, json};
 
 use super::http::{self, Flow, HttpOptions, SseDecoder, Transport};
@@ -81,6 +82,11 @@ pub struct OpenAiConfig {
     pub headers: Vec<(String, String)>,
     /// Timeouts and retries.
     pub http: HttpOptions,
+    /// Whether to ask for a streamed answer (default `true`). With `false`
+    /// every round is one JSON response; with `true` a server that refuses
+    /// to stream with tools (llama.cpp: 500 "streaming tool choice is not
+    /// supported") gets the same request again without streaming.
+    pub stream: bool,
 }
 
 impl Default for OpenAiConfig {
@@ -96,6 +102,7 @@ impl fmt::Debug for OpenAiConfig {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("headers", &http::redacted_headers(&self.headers))
             .field("http", &self.http)
+            .field("stream", &self.stream)
             .finish()
     }
 }
@@ -115,7 +122,20 @@ impl OpenAiConfig {
             api_key: None,
             headers: Vec::new(),
             http: HttpOptions::default(),
+            stream: true,
         }
+    }
+
+    /// Turns streaming off (see [`stream`](Self::stream)).
+    ///
+    /// ```
+    /// let c = netherbrain_core::provider::openai::OpenAiConfig::default().with_stream(false);
+    /// assert!(!c.stream);
+    /// ```
+    #[must_use]
+    pub fn with_stream(mut self, stream: bool) -> Self {
+        self.stream = stream;
+        self
     }
 
     /// Sets the base URL.
@@ -182,6 +202,8 @@ impl OpenAiConfig {
 pub struct OpenAiProvider {
     config: OpenAiConfig,
     transport: Transport,
+    /// For non-streaming calls.
+    plain: Result<reqwest::Client, String>,
 }
 
 impl OpenAiProvider {
@@ -196,10 +218,43 @@ impl OpenAiProvider {
     #[must_use]
     pub fn new(config: OpenAiConfig) -> Self {
         let transport = Transport::new(config.http.clone());
-        Self { config, transport }
+        let plain = reqwest::Client::builder()
+            .connect_timeout(config.http.connect_timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"));
+        Self {
+            config,
+            transport,
+            plain,
+        }
     }
 
-    fn build_request(&self, request: &ModelRequest) -> Result<reqwest::Request, ProviderError> {
+    /// One non-streaming call: the whole answer as one JSON body, decoded
+    /// like a single stream chunk.
+    fn complete(&self, request: &ModelRequest) -> ProviderStream {
+        let built = self.build_request(request, false);
+        let client = self.plain.clone();
+        let timeout = self.config.http.first_byte_timeout;
+        let once = async move {
+            let result = match (client, built) {
+                (Err(message), _) => Err(ProviderError::Transient { message }),
+                (_, Err(e)) => Err(e),
+                (Ok(client), Ok(req)) => complete_once(&client, req, timeout).await,
+            };
+            let items: Vec<Result<ProviderEvent, ProviderError>> = match result {
+                Ok(events) => events.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures::stream::iter(items)
+        };
+        futures::stream::once(once).flatten().boxed()
+    }
+
+    fn build_request(
+        &self,
+        request: &ModelRequest,
+        stream: bool,
+    ) -> Result<reqwest::Request, ProviderError> {
         let auth = self
             .config
             .api_key
@@ -210,17 +265,66 @@ impl OpenAiProvider {
             .map(|value| ("authorization", value))
             .into_iter()
             .collect();
-        let headers = http::build_headers(
-            &[("accept", "text/event-stream")],
-            &secret,
-            &self.config.headers,
-        )?;
+        let accept = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let headers = http::build_headers(&[("accept", accept)], &secret, &self.config.headers)?;
         let url = format!(
             "{}/chat/completions",
             self.config.base_url.trim_end_matches('/')
         );
-        http::post_json(&url, headers, &request_body(request))
+        http::post_json(&url, headers, &request_body(request, stream))
     }
+}
+
+/// Sends one non-streaming request and decodes the answer.
+async fn complete_once(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    timeout: std::time::Duration,
+) -> Result<Vec<ProviderEvent>, ProviderError> {
+    let timed_out = || ProviderError::Transient {
+        message: "timed out waiting for the response".to_owned(),
+    };
+    let response = tokio::time::timeout(timeout, client.execute(request))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| ProviderError::Transient {
+            message: format!("request failed: {}", e.without_url()),
+        })?;
+    let status = response.status();
+    let retry_after = http::parse_retry_after(response.headers(), std::time::SystemTime::now());
+    let body = tokio::time::timeout(timeout, response.text())
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| ProviderError::Transient {
+            message: format!("reading the response: {}", e.without_url()),
+        })?;
+    if !status.is_success() {
+        return Err(http::classify_status(status.as_u16(), retry_after, &body));
+    }
+    let value = http::parse_json(&body)?;
+    if let Some(error) = http::error_from_value(&value) {
+        return Err(error);
+    }
+    let mut decoder = ChatDecoder::default();
+    let mut out = Vec::new();
+    decoder.chunk(&value, &mut out);
+    decoder.finish_events(&mut out);
+    Ok(out)
+}
+
+/// Whether an error says the server will not stream with tools (llama.cpp:
+/// "streaming tool choice is not supported", "Cannot use tools with
+/// stream").
+fn refuses_streaming_with_tools(error: &ProviderError) -> bool {
+    if matches!(error, ProviderError::Cancelled) {
+        return false;
+    }
+    let text = error.to_string().to_ascii_lowercase();
+    text.contains("stream") && (text.contains("tool") || text.contains("not supported"))
 }
 
 impl Provider for OpenAiProvider {
@@ -229,8 +333,36 @@ impl Provider for OpenAiProvider {
     }
 
     fn stream(&self, request: ModelRequest) -> ProviderStream {
-        let built = self.build_request(&request);
-        self.transport.stream("openai", built, ChatDecoder::default)
+        if !self.config.stream {
+            return self.complete(&request);
+        }
+        let built = self.build_request(&request, true);
+        let streamed = self.transport.stream("openai", built, ChatDecoder::default);
+        if request.tools.is_empty() {
+            return streamed;
+        }
+        // a refusal comes before any event: fall back to one plain call
+        let fallback = self.complete(&request);
+        let mut fallback = Some(fallback);
+        futures::stream::unfold(
+            (streamed, true),
+            move |(mut streamed, first)| {
+                let fallback = if first { fallback.take() } else { None };
+                async move {
+                    let item = streamed.next().await?;
+                    match (item, fallback) {
+                        (Err(e), Some(plain)) if refuses_streaming_with_tools(&e) => {
+                            tracing::warn!(error = %e, "the server refused to stream with tools; retrying without streaming");
+                            let done: ProviderStream = futures::stream::empty().boxed();
+                            Some((plain, (done, false)))
+                        }
+                        (item, _) => Some((futures::stream::iter([item]).boxed(), (streamed, false))),
+                    }
+                }
+            },
+        )
+        .flatten()
+        .boxed()
     }
 }
 
@@ -238,12 +370,14 @@ impl Provider for OpenAiProvider {
 // Request
 // ---------------------------------------------------------------------------
 
-fn request_body(request: &ModelRequest) -> Value {
+fn request_body(request: &ModelRequest, stream: bool) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(request.model));
     body.insert("messages".into(), Value::Array(wire_messages(request)));
-    body.insert("stream".into(), json!(true));
-    body.insert("stream_options".into(), json!({"include_usage": true}));
+    body.insert("stream".into(), json!(stream));
+    if stream {
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+    }
     if !request.tools.is_empty() {
         let tools = request
             .tools
@@ -412,7 +546,12 @@ pub(crate) struct ChatDecoder {
     by_wire: HashMap<u64, usize>,
     finish: Option<FinishReason>,
     usage: Option<Usage>,
+    /// Whether `tool_calls` came (a legacy `function_call` is then ignored).
+    saw_tool_calls: bool,
 }
+
+/// The wire index given to a legacy `function_call`.
+const LEGACY_INDEX: u64 = u64::MAX;
 
 fn non_empty_str(value: Option<&Value>) -> Option<&str> {
     value.and_then(Value::as_str).filter(|s| !s.is_empty())
@@ -480,8 +619,17 @@ impl ChatDecoder {
             out.push(ProviderEvent::TextDelta(text.to_owned()));
         }
         let Some(tool_calls) = delta.get("tool_calls").and_then(Value::as_array) else {
+            // the legacy single `function_call`, only when no `tool_calls`
+            // came (servers that send both repeat the call in it)
+            if let Some(function) = delta.get("function_call").filter(|f| f.is_object())
+                && !self.saw_tool_calls
+            {
+                let call = json!({"index": LEGACY_INDEX, "function": function});
+                self.tool_call(&call, LEGACY_INDEX, out);
+            }
             return;
         };
+        self.saw_tool_calls = true;
         for (position, call) in tool_calls.iter().enumerate() {
             self.tool_call(call, position as u64, out);
         }

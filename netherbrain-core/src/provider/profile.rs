@@ -114,6 +114,10 @@ pub struct ProviderProfile {
     /// Models offered through this profile (for discovery).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
+    /// `false` asks OpenAI-compatible servers for whole answers instead of
+    /// streams (for servers that cannot stream with tools); default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
 }
 
 impl fmt::Debug for ProviderProfile {
@@ -126,6 +130,7 @@ impl fmt::Debug for ProviderProfile {
             .field("api_key_env", &self.api_key_env)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("models", &self.models)
+            .field("stream", &self.stream)
             .finish()
     }
 }
@@ -148,6 +153,7 @@ impl ProviderProfile {
             api_key_env: None,
             headers: BTreeMap::new(),
             models: Vec::new(),
+            stream: None,
         }
     }
 
@@ -239,6 +245,9 @@ impl ProviderProfile {
         }
         for (name, value) in &self.headers {
             config = config.with_header(name.clone(), value.clone());
+        }
+        if let Some(stream) = self.stream {
+            config = config.with_stream(stream);
         }
         Ok(Arc::new(OpenAiProvider::new(config)))
     }

@@ -133,6 +133,7 @@ macro_rules! store_conformance_tests {
             preset_invalid_input_is_rejected,
             preset_delete_while_referenced_conflicts,
             workspace_crud,
+            workspace_owner_roundtrips,
             workspace_duplicate_name_conflicts,
             workspace_metadata_merge,
             workspace_delete_while_referenced_conflicts,

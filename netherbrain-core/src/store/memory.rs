@@ -390,6 +390,7 @@ impl CatalogStore for MemoryStore {
         let row = Workspace {
             id: WorkspaceId::new(),
             name: workspace.name,
+            owner: workspace.owner,
             project_dirs: workspace.project_dirs,
             metadata: workspace.metadata,
             created_at: now,

@@ -337,6 +337,10 @@ pub struct Workspace {
     pub id: WorkspaceId,
     /// Unique name.
     pub name: String,
+    /// The user who may attach it to conversations (besides admins);
+    /// `None`: admins only.
+    #[serde(default)]
+    pub owner: Option<UserId>,
     /// Directories file and shell tools may touch.
     pub project_dirs: Vec<String>,
     /// Free-form metadata.
@@ -353,6 +357,8 @@ pub struct Workspace {
 pub struct NewWorkspace {
     /// Unique name.
     pub name: String,
+    /// The user who may attach it to conversations (besides admins).
+    pub owner: Option<UserId>,
     /// Project directories.
     pub project_dirs: Vec<String>,
     /// Metadata.
@@ -382,6 +388,13 @@ impl NewWorkspace {
         self.metadata = metadata;
         self
     }
+
+    /// Sets the owner.
+    #[must_use]
+    pub fn with_owner(mut self, owner: UserId) -> Self {
+        self.owner = Some(owner);
+        self
+    }
 }
 
 /// Changes to a workspace; `None` leaves a field as it is.
@@ -394,6 +407,8 @@ pub struct WorkspacePatch {
     pub project_dirs: Option<Vec<String>>,
     /// Keys to merge into the metadata; a `null` value removes the key.
     pub metadata: Option<Metadata>,
+    /// New owner (`Some(None)`: admins only).
+    pub owner: Option<Option<UserId>>,
 }
 
 impl WorkspacePatch {
@@ -424,6 +439,9 @@ impl WorkspacePatch {
         }
         if let Some(dirs) = self.project_dirs {
             workspace.project_dirs = dirs;
+        }
+        if let Some(owner) = self.owner {
+            workspace.owner = owner;
         }
         if let Some(metadata) = &self.metadata {
             super::validate::patch_metadata(&mut workspace.metadata, metadata)?;

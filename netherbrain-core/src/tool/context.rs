@@ -1,6 +1,10 @@
 //! What a tool knows about the call it serves.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
 
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +32,9 @@ pub struct ToolContext {
     pub call_id: String,
     /// Directories the workspace allows.
     pub project_dirs: Vec<PathBuf>,
+    /// The preset's tool-set options, by set name
+    /// ([`PresetConfig::tool_options`](crate::PresetConfig::tool_options)).
+    pub options: Arc<BTreeMap<String, Value>>,
 }
 
 impl ToolContext {
@@ -70,6 +77,39 @@ impl ToolContext {
     pub fn with_project_dirs(mut self, dirs: Vec<PathBuf>) -> Self {
         self.project_dirs = dirs;
         self
+    }
+
+    /// Sets the tool-set options.
+    ///
+    /// ```
+    /// let opts = [("web".to_owned(), serde_json::json!({"allow_private": true}))].into();
+    /// let ctx = netherbrain_core::tool::ToolContext::default().with_options(std::sync::Arc::new(opts));
+    /// assert_eq!(ctx.option::<serde_json::Value>("web").unwrap()["allow_private"], true);
+    /// ```
+    #[must_use]
+    pub fn with_options(mut self, options: Arc<BTreeMap<String, Value>>) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The options of one tool set, parsed; `T::default()` when the preset
+    /// gives none.
+    ///
+    /// # Errors
+    ///
+    /// The options do not match `T`.
+    pub fn option<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        set: &str,
+    ) -> Result<T, crate::tool::ToolError> {
+        match self.options.get(set) {
+            None | Some(Value::Null) => Ok(T::default()),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                crate::tool::ToolError::failed(format!(
+                    "the preset's `{set}` options are invalid: {e}"
+                ))
+            }),
+        }
     }
 
     /// Sets the call id.

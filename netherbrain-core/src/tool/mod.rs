@@ -183,6 +183,13 @@ pub trait DynTool: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Whether calls are answered outside the run (by the user or the API
+    /// client, like `ask_user`): the run ends `awaiting_tool_results` and a
+    /// resume with a `result` decision answers it.
+    fn deferred(&self) -> bool {
+        false
+    }
+
     /// Runs the tool with validated arguments.
     async fn call_json(&self, args: Value, ctx: ToolContext) -> Result<ToolOutput, ToolError>;
 }

@@ -1,5 +1,6 @@
 //! `/api/workspaces/*`: workspaces and their project directories (read:
-//! any user; write: admins).
+//! any user; write: admins). Project directories must lie inside the
+//! operator's allowed roots; the service canonicalises them.
 
 use std::path::Component;
 
@@ -72,19 +73,28 @@ fn check_project_dirs(dirs: &[String]) -> Result<(), ApiError> {
         (status = 200, description = "Created", body = WorkspaceView),
         (status = 403, description = "Not an admin", body = crate::dto::ErrorBody),
         (status = 409, description = "Name taken", body = crate::dto::ErrorBody),
-        (status = 422, description = "Bad project directory or metadata", body = crate::dto::ErrorBody),
+        (status = 404, description = "Unknown owner", body = crate::dto::ErrorBody),
+        (status = 409, description = "Name taken", body = crate::dto::ErrorBody),
+        (status = 422, description = "Bad project directory (outside the allowed roots, `/`, missing) or metadata", body = crate::dto::ErrorBody),
     )
 )]
 pub(crate) async fn create(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     Json(req): Json<CreateWorkspaceRequest>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
     check_project_dirs(&req.project_dirs)?;
-    let new = NewWorkspace::new(req.name)
+    let mut new = NewWorkspace::new(req.name)
         .with_project_dirs(req.project_dirs)
         .with_metadata(req.metadata);
-    Ok(Json(state.store().create_workspace(new).await?.into()))
+    if let Some(owner) = req.owner {
+        new = new.with_owner(owner.into());
+    }
+    let workspace = state
+        .service()
+        .create_workspace(&admin.0.principal(), new)
+        .await?;
+    Ok(Json(workspace.into()))
 }
 
 /// Lists workspaces by name.
@@ -139,7 +149,7 @@ pub(crate) async fn get_workspace(
 )]
 pub(crate) async fn update(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     Path(id): Path<WorkspaceId>,
     Json(req): Json<UpdateWorkspaceRequest>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
@@ -150,9 +160,12 @@ pub(crate) async fn update(
     patch.name = req.name;
     patch.project_dirs = req.project_dirs;
     patch.metadata = req.metadata;
-    Ok(Json(
-        state.store().update_workspace(id, patch).await?.into(),
-    ))
+    patch.owner = req.owner.map(|o| o.map(Into::into));
+    let workspace = state
+        .service()
+        .update_workspace(&admin.0.principal(), id, patch)
+        .await?;
+    Ok(Json(workspace.into()))
 }
 
 /// Deletes a workspace; `409` while conversations belong to it.

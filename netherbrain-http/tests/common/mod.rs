@@ -8,7 +8,9 @@ pub mod flaky;
 use std::sync::Arc;
 
 use netherbrain_core::agent::AgentCatalog;
+use netherbrain_core::conversation::ConversationService;
 use netherbrain_core::store::{MemoryStore, StateStore};
+use netherbrain_core::workspace::WorkspaceRoots;
 use netherbrain_http::client::Client;
 use netherbrain_http::dto::{CreateUserRequest, Role, UserView};
 use netherbrain_http::{AppState, PasswordHashParams, ServerConfig, bootstrap_admin, serve};
@@ -62,6 +64,15 @@ pub async fn start_catalog(catalog: AgentCatalog) -> TestServer {
     .await
 }
 
+/// A server whose workspaces' project directories must lie under `roots`.
+pub async fn start_roots(roots: Vec<std::path::PathBuf>) -> TestServer {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let service = ConversationService::builder(store.clone())
+        .workspace_roots(WorkspaceRoots::new(roots).expect("roots"))
+        .build();
+    start_service(store, config(), service).await
+}
+
 async fn start_store(
     store: Arc<dyn StateStore>,
     flaky: Option<Arc<flaky::FlakyStore>>,
@@ -76,6 +87,20 @@ async fn start_full(
     config: ServerConfig,
     catalog: Arc<AgentCatalog>,
 ) -> TestServer {
+    let service = ConversationService::builder(store.clone())
+        .catalog(catalog)
+        .build();
+    let mut server = start_service(store, config, service).await;
+    server.flaky = flaky;
+    server
+}
+
+async fn start_service(
+    store: Arc<dyn StateStore>,
+    config: ServerConfig,
+    service: ConversationService,
+) -> TestServer {
+    let flaky = None;
     let token = config.auth_token.clone();
     let generated = bootstrap_admin(store.as_ref(), token.as_deref())
         .await
@@ -83,7 +108,7 @@ async fn start_full(
     let admin_token = generated.or(token).expect("an admin token");
     let state = AppState::builder(store.clone())
         .config(config)
-        .catalog(catalog)
+        .service(service)
         .build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -9,4 +9,5 @@ mod reliability;
 mod resume;
 mod security;
 mod serve;
+mod tools;
 mod websocket;

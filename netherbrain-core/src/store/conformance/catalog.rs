@@ -184,6 +184,44 @@ pub async fn preset_delete_while_referenced_conflicts(store: &dyn StateStore) {
     );
 }
 
+/// A workspace's owner is stored, read back, changed and cleared.
+pub async fn workspace_owner_roundtrips(store: &dyn StateStore) {
+    let ann = new_user(store, "ws-ann").await;
+    let bob = new_user(store, "ws-bob").await;
+    let ws = ok(
+        store
+            .create_workspace(NewWorkspace::new("owned").with_owner(ann.id))
+            .await,
+        "create_workspace with an owner",
+    );
+    assert_eq!(ws.owner, Some(ann.id));
+    assert_eq!(
+        ok(store.get_workspace(ws.id).await, "get_workspace").owner,
+        Some(ann.id)
+    );
+    assert_eq!(new_workspace(store, "unowned").await.owner, None);
+    let mut patch = WorkspacePatch::default();
+    patch.owner = Some(Some(bob.id));
+    let moved = ok(store.update_workspace(ws.id, patch).await, "update owner");
+    assert_eq!(moved.owner, Some(bob.id));
+    let mut patch = WorkspacePatch::default();
+    patch.name = Some("renamed".into());
+    let renamed = ok(store.update_workspace(ws.id, patch).await, "rename");
+    assert_eq!(
+        renamed.owner,
+        Some(bob.id),
+        "a patch without owner keeps it"
+    );
+    let mut patch = WorkspacePatch::default();
+    patch.owner = Some(None);
+    let cleared = ok(store.update_workspace(ws.id, patch).await, "clear owner");
+    assert_eq!(cleared.owner, None);
+    assert_eq!(
+        ok(store.get_workspace(ws.id).await, "get_workspace").owner,
+        None
+    );
+}
+
 /// Workspaces: create, get, list by name, update, delete.
 pub async fn workspace_crud(store: &dyn StateStore) {
     let home = ok(
