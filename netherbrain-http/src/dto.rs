@@ -137,13 +137,19 @@ impl From<User> for UserView {
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateUserRequest {
     /// Login name: 1–64 letters, digits, `-`, `_`, `.`, `@`.
+    #[cfg_attr(
+        feature = "server",
+        schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._@-]+$")
+    )]
     pub username: String,
-    /// Password (at least 8 characters); without one the user authenticates
+    /// Password (8–1024 characters); without one the user authenticates
     /// by API key only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(min_length = 8, max_length = 1024))]
     pub password: Option<String>,
-    /// Name to show.
+    /// Name to show (at most 128 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(max_length = 128))]
     pub display_name: Option<String>,
     /// Role (default `user`).
     #[serde(default)]
@@ -160,7 +166,7 @@ pub struct UpdateUserRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, max_length = 128))]
     pub display_name: Option<Option<String>>,
     /// New role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,7 +177,8 @@ pub struct UpdateUserRequest {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ResetPasswordRequest {
-    /// New password (at least 8 characters).
+    /// New password (8–1024 characters).
+    #[cfg_attr(feature = "server", schema(min_length = 8, max_length = 1024))]
     pub password: String,
 }
 
@@ -214,7 +221,8 @@ pub struct ChangePasswordRequest {
     /// The current password; not needed when the account has none yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_password: Option<String>,
-    /// The new password (at least 8 characters).
+    /// The new password (8–1024 characters).
+    #[cfg_attr(feature = "server", schema(min_length = 8, max_length = 1024))]
     pub new_password: String,
 }
 
@@ -263,6 +271,14 @@ impl From<ApiKey> for ApiKeyView {
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateApiKeyRequest {
     /// Label.
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: String,
     /// Expiry (must be in the future); none by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -340,9 +356,18 @@ impl From<Preset> for PresetView {
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreatePresetRequest {
     /// Unique name.
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: String,
     /// What it is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(max_length = 16384))]
     pub description: Option<String>,
     /// The configuration (core `PresetConfig`).
     #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::PresetConfig))]
@@ -355,6 +380,14 @@ pub struct CreatePresetRequest {
 pub struct UpdatePresetRequest {
     /// New name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: Option<String>,
     /// New description; `null` clears it.
     #[serde(
@@ -362,7 +395,7 @@ pub struct UpdatePresetRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, max_length = 16384))]
     pub description: Option<Option<String>>,
     /// New configuration (replaces the old one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -420,7 +453,7 @@ pub struct WorkspaceView {
     /// Absolute directories file and shell tools are confined to.
     pub project_dirs: Vec<String>,
     /// Free-form metadata (a JSON object).
-    #[cfg_attr(feature = "server", schema(value_type = Object))]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::json::Metadata))]
     pub metadata: Metadata,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -446,13 +479,22 @@ impl From<Workspace> for WorkspaceView {
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateWorkspaceRequest {
     /// Unique name.
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: String,
     /// Absolute paths without `..` components.
     #[serde(default)]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<ProjectDir>, max_items = 64))]
     pub project_dirs: Vec<String>,
     /// A JSON object.
     #[serde(default)]
-    #[cfg_attr(feature = "server", schema(value_type = Object))]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::json::Metadata))]
     pub metadata: Metadata,
 }
 
@@ -462,13 +504,22 @@ pub struct CreateWorkspaceRequest {
 pub struct UpdateWorkspaceRequest {
     /// New name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: Option<String>,
     /// New project directories (replace the old ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<Vec<ProjectDir>>, max_items = 64))]
     pub project_dirs: Option<Vec<String>>,
     /// Keys merged into the metadata; a `null` value removes the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "server", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<crate::openapi::json::Metadata>))]
     pub metadata: Option<Metadata>,
 }
 
@@ -500,7 +551,7 @@ pub struct ConversationView {
     pub default_preset: Option<Uuid>,
     /// Free-form metadata (a JSON object). The key `forked_from` is
     /// reserved: requests setting it are refused.
-    #[cfg_attr(feature = "server", schema(value_type = Object))]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::json::ConversationMetadata))]
     pub metadata: Metadata,
     /// `active` or `archived`.
     pub status: String,
@@ -574,12 +625,52 @@ pub struct ConversationDetail {
     pub usage: UsageByModel,
 }
 
+/// The schema of a conversation status a client may set or filter by.
+#[cfg(feature = "server")]
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[expect(dead_code, reason = "only its schema is used")]
+pub(crate) enum ConversationStatusName {
+    /// Listed by default.
+    Active,
+    /// Hidden from the default list.
+    Archived,
+}
+
+/// The schema of a project directory: an absolute path of at most 1024
+/// characters, no component `..`, no NUL.
+#[cfg(feature = "server")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProjectDir;
+
+#[cfg(feature = "server")]
+impl utoipa::PartialSchema for ProjectDir {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "An absolute path of at most 1024 characters without a `..` component",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(1024))
+            .pattern(Some(
+                r"^(/(|\.|[^./\u0000][^/\u0000]*|\.[^./\u0000][^/\u0000]*|\.\.[^/\u0000]+))+$",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "server")]
+impl ToSchema for ProjectDir {}
+
 /// `POST /api/conversations/create`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateConversationRequest {
-    /// Title.
+    /// Title (at most 512 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(max_length = 512))]
     pub title: Option<String>,
     /// Workspace (must exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -589,7 +680,7 @@ pub struct CreateConversationRequest {
     pub default_preset: Option<Uuid>,
     /// A JSON object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "server", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<crate::openapi::json::ConversationMetadata>))]
     pub metadata: Option<Metadata>,
 }
 
@@ -603,7 +694,7 @@ pub struct UpdateConversationRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, max_length = 512))]
     pub title: Option<Option<String>>,
     /// New summary; `null` clears it.
     #[serde(
@@ -611,7 +702,7 @@ pub struct UpdateConversationRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, max_length = 16384))]
     pub summary: Option<Option<String>>,
     /// New default preset; `null` clears it.
     #[serde(
@@ -623,10 +714,11 @@ pub struct UpdateConversationRequest {
     pub default_preset: Option<Option<Uuid>>,
     /// Keys shallow-merged into the metadata; a `null` value removes the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "server", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<crate::openapi::json::ConversationMetadata>))]
     pub metadata: Option<Metadata>,
     /// `active` or `archived`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<ConversationStatusName>))]
     pub status: Option<String>,
 }
 
@@ -647,6 +739,7 @@ pub struct ConversationList {
 pub struct ConversationListQuery {
     /// `active` or `archived` (default: every status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", param(value_type = Option<ConversationStatusName>))]
     pub status: Option<String>,
     /// Only this workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -656,9 +749,16 @@ pub struct ConversationListQuery {
     pub metadata: Option<String>,
     /// Page size, 1–200 (default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        param(
+            pattern = r"^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        )
+    )]
     pub cursor: Option<String>,
 }
 
@@ -667,10 +767,20 @@ pub struct ConversationListQuery {
 #[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "server", into_params(parameter_in = Query))]
 pub struct SearchQuery {
-    /// Words that must all match (title, summary, message text).
+    /// Words that must all match (title, summary, message text); not blank,
+    /// at most 512 characters.
+    #[cfg_attr(
+        feature = "server",
+        param(
+            min_length = 1,
+            max_length = 512,
+            pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        )
+    )]
     pub q: String,
     /// At most this many results, 1–200 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
 }
 
@@ -692,8 +802,8 @@ pub struct SearchResults {
 pub enum RunInput {
     /// One user message.
     Text(String),
-    /// Messages, in order.
-    Messages(Vec<Message>),
+    /// Messages, in order (at least one).
+    Messages(#[schemars(length(min = 1))] Vec<Message>),
 }
 
 impl RunInput {
@@ -785,7 +895,16 @@ pub struct ForkResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct SteerRequest {
-    /// Text injected as a user message at the next model-round boundary.
+    /// Text injected as a user message at the next model-round boundary;
+    /// not blank.
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 16384,
+            pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        )
+    )]
     pub text: String,
 }
 
@@ -805,6 +924,7 @@ pub struct SessionActionResponse {
 pub struct EventsQuery {
     /// Resume after this event id (default 0: from the start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", param(pattern = "^[0-9]{1,18}$"))]
     pub after: Option<String>,
     /// Conversation events only: this session instead of the latest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -818,9 +938,17 @@ pub struct EventsQuery {
 pub struct TurnsQuery {
     /// Sessions per page, 1–100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page: a session id of this conversation
+    /// (empty: the first page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        param(
+            pattern = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+        )
+    )]
     pub cursor: Option<String>,
 }
 
@@ -924,7 +1052,7 @@ pub struct ResumeRequest {
     /// One decision per pending call: `{"decision": "approve", "call_id"}`,
     /// `{"decision": "deny", "call_id", "reason"?}` or
     /// `{"decision": "result", "call_id", "content", "is_error"?}`.
-    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::ToolDecision>))]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::ToolDecision>, min_items = 1))]
     pub decisions: Vec<ToolDecision>,
     /// Stream the new run (default) or answer `202`.
     #[serde(default = "default_true")]

@@ -101,6 +101,7 @@ server_side! {
     mod openai_compat;
     mod openapi;
     mod routes;
+    mod schema;
     mod server;
     mod sse;
     mod state;

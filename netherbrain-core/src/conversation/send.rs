@@ -314,7 +314,7 @@ impl ConversationService {
         }
         let preset_id = message
             .preset_id
-            .ok_or_else(|| ServiceError::Invalid("a new conversation needs `preset_id`".into()))?;
+            .ok_or_else(|| ServiceError::Conflict("a new conversation needs `preset_id`".into()))?;
         let preset = match message.preset {
             Some(preset) if preset.id == preset_id => preset,
             _ => self.inner.store.get_preset(preset_id).await?,

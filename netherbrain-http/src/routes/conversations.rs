@@ -308,8 +308,8 @@ pub(crate) async fn update(
         )),
         (status = 202, description = "With `input` and `stream: false`: the new conversation and its run's session", body = ForkResponse),
         (status = 404, description = "No such conversation, session or preset", body = crate::dto::ErrorBody),
-        (status = 409, description = "The session has not finished", body = crate::dto::ErrorBody),
-        (status = 422, description = "The session failed, or bad input", body = crate::dto::ErrorBody),
+        (status = 409, description = "The session has not finished, failed, or waits for tool results (fork without `input`)", body = crate::dto::ErrorBody),
+        (status = 422, description = "Bad input", body = crate::dto::ErrorBody),
     )
 )]
 pub(crate) async fn fork(
@@ -404,7 +404,7 @@ pub(crate) async fn steer(
     params(
         ("id" = Uuid, Path, description = "Conversation id"),
         EventsQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (wins over `after`)"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,18}$", description = "Resume after this event id (wins over `after`)"),
     ),
     responses(
         (status = 200, description = "Events (SSE)", content_type = "text/event-stream", body = String),
@@ -474,7 +474,7 @@ pub(crate) async fn turns(
     responses(
         (status = 200, description = "The conversation with its new title and summary", body = ConversationView),
         (status = 404, description = "No such conversation", body = crate::dto::ErrorBody),
-        (status = 422, description = "No preset, or no messages yet", body = crate::dto::ErrorBody),
+        (status = 409, description = "No preset, no messages yet, or the preset's provider profile is not configured", body = crate::dto::ErrorBody),
         (status = 503, description = "The model call failed", body = crate::dto::ErrorBody),
     )
 )]

@@ -91,7 +91,7 @@ pub(crate) async fn status(
     params(
         ("id" = Uuid, Path, description = "Session id"),
         EventsQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (wins over `after`)"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,18}$", description = "Resume after this event id (wins over `after`)"),
     ),
     responses(
         (status = 200, description = "Events (SSE: `id: <seq>`, `event: <AG-UI type>`, `data: <event JSON>`)", content_type = "text/event-stream", body = String),
