@@ -94,10 +94,10 @@ impl Server {
                     .context(format!("cannot listen on {addr}")),
             );
         }
-        if let Some(token) = bootstrap_admin(store.as_ref(), settings.auth_token.as_deref()).await?
-        {
+        let generated = bootstrap_admin(store.as_ref(), settings.auth_token.as_deref()).await?;
+        if let Some(token) = &generated {
             let mut out = std::io::stdout().lock();
-            let _ = write!(out, "{}", admin_token_notice(&token));
+            let _ = write!(out, "{}", admin_token_notice(token));
             let _ = out.flush();
         }
         if !settings.presets.is_empty() {
@@ -110,6 +110,8 @@ impl Server {
                 "imported presets from the config file"
             );
         }
+        let prepared = crate::first_run::prepare(store.as_ref(), &settings.providers).await?;
+        tracing::debug!(?prepared, "first-run defaults");
         let catalog = Arc::new(build_catalog(&settings.providers));
         if catalog.profiles().is_empty() {
             tracing::warn!(
@@ -143,6 +145,15 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", settings.bind()))?;
         let addr = listener.local_addr()?;
         tracing::info!("listening on http://{addr}");
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(
+                out,
+                "{}",
+                crate::first_run::ui_notice(addr, generated.as_deref())
+            );
+            let _ = out.flush();
+        }
         tracing::info!(
             startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "netherbrain is ready"

@@ -10,6 +10,7 @@ mod chat;
 mod cli;
 mod config;
 mod db;
+mod first_run;
 mod keys;
 mod local;
 mod logging;

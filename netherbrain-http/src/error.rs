@@ -250,6 +250,14 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %detail, "store unavailable");
                 Self::unavailable("the store is unavailable")
             }
+            StoreError::OutOfSpace(detail) => {
+                tracing::error!(error = %detail, "the store is out of space");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "out_of_space",
+                    "the store's disk is full: nothing was written; free space and retry",
+                )
+            }
             other => Self::internal(other),
         }
     }
@@ -365,6 +373,7 @@ mod tests {
             ),
             (StoreError::Invalid("bad".into()), 422, "invalid"),
             (StoreError::Unavailable("down".into()), 503, "unavailable"),
+            (StoreError::OutOfSpace("full".into()), 503, "out_of_space"),
             (StoreError::Backend("secret detail".into()), 500, "internal"),
         ];
         for (err, status, code) in cases {

@@ -105,6 +105,7 @@ server_side! {
     mod server;
     mod sse;
     mod state;
+    mod webui;
     mod ws;
 
     pub use auth::{AdminUser, AuthUser};

@@ -78,7 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(public)
         .merge(protected)
         .merge(openai::routes(&state))
-        .fallback(meta::not_found)
+        .fallback(crate::webui::fallback)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(

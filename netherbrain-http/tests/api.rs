@@ -716,7 +716,8 @@ async fn unknown_route_404_and_wrong_method_405_are_json() {
     let s = start().await;
     let resp = s.http.get(s.url("/api/nope")).send().await.unwrap();
     assert_error(resp, 404, "not_found").await;
-    let resp = s.http.get(s.url("/")).send().await.unwrap();
+    // `/` is the web UI now (tests/webui.rs); a write there is still a JSON 404
+    let resp = s.http.post(s.url("/")).send().await.unwrap();
     assert_error(resp, 404, "not_found").await;
     let resp = s.http.delete(s.url("/api/health")).send().await.unwrap();
     assert_error(resp, 405, "method_not_allowed").await;

@@ -96,9 +96,19 @@ pub(crate) fn classify(err: sqlx::Error) -> DbFailure {
                     let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
                     DbFailure::Other(match code.as_str() {
                         // SQLite: SQLITE_BUSY / SQLITE_LOCKED (and extended codes).
-                        c if sqlite_busy(c) => {
+                        c if sqlite_code(c, &[5, 6]) => {
                             StoreError::Unavailable(format!("database busy: {}", db.message()))
                         }
+                        // SQLite: SQLITE_FULL, SQLITE_IOERR (and extended codes).
+                        c if sqlite_code(c, &[13]) => {
+                            StoreError::OutOfSpace(db.message().to_owned())
+                        }
+                        c if sqlite_code(c, &[10]) => {
+                            StoreError::Unavailable(format!("database I/O: {}", db.message()))
+                        }
+                        // Postgres: disk full, out of memory.
+                        "53100" => StoreError::OutOfSpace(db.message().to_owned()),
+                        "53200" => StoreError::Unavailable(db.message().to_owned()),
                         // Postgres: bad text/JSON input (NUL characters, bad encoding),
                         // value too long, numeric out of range.
                         "22P05" | "22021" | "22001" | "22003" | "22P02" | "54000" => {
@@ -140,9 +150,14 @@ pub(crate) fn classify(err: sqlx::Error) -> DbFailure {
     }
 }
 
-fn sqlite_busy(code: &str) -> bool {
-    code.parse::<i32>()
-        .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)
+/// Whether a driver error code is a SQLite result code (a decimal number
+/// of at most four digits; Postgres SQLSTATEs have five characters) whose
+/// primary code is one of `primary`.
+fn sqlite_code(code: &str, primary: &[i32]) -> bool {
+    code.len() <= 4
+        && code
+            .parse::<i32>()
+            .is_ok_and(|c| primary.contains(&(c & 0xff)))
 }
 
 /// Maps a sqlx error when no constraint violation is expected.
@@ -181,6 +196,17 @@ pub(crate) fn unique_or<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_codes_are_told_from_sqlstates() {
+        assert!(sqlite_code("5", &[5, 6]));
+        assert!(sqlite_code("517", &[5, 6])); // SQLITE_BUSY_SNAPSHOT
+        assert!(sqlite_code("13", &[13]));
+        assert!(sqlite_code("1034", &[10])); // SQLITE_IOERR_FSYNC
+        // Postgres 22021 (bad encoding) is 0x5605: not SQLITE_BUSY.
+        assert!(!sqlite_code("22021", &[5, 6]));
+        assert!(!sqlite_code("40001", &[5, 6, 10, 13]));
+    }
 
     #[test]
     fn truncation_is_micros() {

@@ -18,10 +18,11 @@ use netherbrain_core::{
     ApiKeyId, ConversationId, EventEnvelope, EventSeq, Message, PresetId, SessionId, SessionStatus,
     UserId, WorkspaceId,
 };
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
@@ -65,28 +66,50 @@ pub struct SqliteStore {
     write_lock: Arc<Mutex<()>>,
 }
 
-/// A write transaction holding the in-process writer lock.
+/// A write transaction holding the in-process writer lock: `BEGIN
+/// IMMEDIATE` on a pooled connection, `COMMIT` in [`WriteTx::commit`].
+///
+/// A transaction that is not committed — an error part-way, or a `COMMIT`
+/// that failed — closes its connection instead of returning it to the
+/// pool; closing rolls back whatever is open. (sqlx's own transactions
+/// count their depth per connection and keep counting one when SQLite has
+/// already rolled back by itself, as it does when the disk is full; that
+/// connection then refuses every later transaction.)
 struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
+    conn: PoolConnection<Sqlite>,
+    open: bool,
     _guard: OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
-    async fn commit(self) -> StoreResult<()> {
-        self.tx.commit().await.map_err(db_err)
+    async fn commit(mut self) -> StoreResult<()> {
+        sqlx::query("COMMIT")
+            .execute(&mut *self.conn)
+            .await
+            .map_err(db_err)?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
     }
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = Transaction<'static, Sqlite>;
+    type Target = PoolConnection<Sqlite>;
     fn deref(&self) -> &Self::Target {
-        &self.tx
+        &self.conn
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
+        &mut self.conn
     }
 }
 
@@ -222,12 +245,16 @@ impl SqliteStore {
 
     async fn begin(&self) -> StoreResult<WriteTx> {
         let guard = Arc::clone(&self.write_lock).lock_owned().await;
-        let tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
-        Ok(WriteTx { tx, _guard: guard })
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            conn.close_on_drop();
+            return Err(db_err(e));
+        }
+        Ok(WriteTx {
+            conn,
+            open: true,
+            _guard: guard,
+        })
     }
 
     /// One batch of the listing: rows after `after` in listing order,

@@ -145,6 +145,20 @@ impl FakeProvider {
             .await;
     }
 
+    /// Answers every request no other rule matches with `status` and a
+    /// body like the one a llama.cpp server gives on a crash (a Python-style
+    /// traceback naming a file path), which must never reach API clients.
+    pub async fn fail(&self, status: u16) {
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(ResponseTemplate::new(status).set_body_string(
+                "Traceback (most recent call last):\n  File \"/opt/llm/secret_server.py\", line 1\nRuntimeError: boom",
+            ))
+            .with_priority(10)
+            .mount(&self.server)
+            .await;
+    }
+
     /// Answers requests whose raw body contains `needle` (rules mounted
     /// earlier win among several that match).
     pub async fn answer_when(&self, needle: &str, reply: Reply) {

@@ -50,8 +50,11 @@ pub struct AgentLimits {
     pub context_budget: Option<u64>,
     /// How history over budget is shortened.
     pub compaction: CompactionStrategy,
-    /// Retries of a retryable provider error before the run fails (on top
-    /// of the adapter's own retries).
+    /// Retries of a model call that failed with a retryable error (429,
+    /// 5xx, connection error, timeout) before anything streamed, before the
+    /// run fails (default 2: at most 3 requests per model round). This is
+    /// the one retry layer: the HTTP adapters do not retry on their own.
+    /// A `Retry-After` from the provider sets the wait (at most 60 s).
     pub max_provider_retries: u32,
     /// Wall-clock time a whole run may take; past it the run stops with
     /// `RUN_ERROR` code `deadline` (what it produced is kept). `None`: no
@@ -74,7 +77,7 @@ impl Default for AgentLimits {
             max_parallel_tool_calls: 8,
             context_budget: None,
             compaction: CompactionStrategy::default(),
-            max_provider_retries: 0,
+            max_provider_retries: 2,
             run_timeout: Some(Duration::from_secs(30 * 60)),
             max_output_bytes: 1024 * 1024,
         }

@@ -16,7 +16,12 @@
 //!
 //! Behaviour shared by every adapter:
 //!
-//! - Requests are retried on 429, 5xx (including 529), connection errors and
+//! - **One retry layer.** [`HttpOptions::default`] does not retry: inside
+//!   the runtime the agent loop retries a failed model call, as often as the
+//!   preset's `limits.max_provider_retries` says (default 2), so a call is
+//!   never retried by two layers that multiply. A program that uses an
+//!   adapter on its own opts in with [`HttpOptions::with_retry`]; then
+//!   requests are retried on 429, 5xx (including 529), connection errors and
 //!   timeouts, and on retryable error events, but only while nothing has been
 //!   yielded to the consumer yet: a stream that already produced output is
 //!   never restarted. Usage reported before any content (Anthropic's
@@ -186,7 +191,9 @@ pub struct HttpOptions {
     pub first_byte_timeout: Duration,
     /// Longest silence between two body chunks (default 120 s).
     pub idle_timeout: Duration,
-    /// When to retry.
+    /// When to retry (default: never — the agent loop is the one retry
+    /// layer, counted by the preset's `max_provider_retries`; a program
+    /// that calls an adapter directly opts in with [`Self::with_retry`]).
     pub retry: RetryPolicy,
 }
 
@@ -196,7 +203,7 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(180),
             idle_timeout: Duration::from_secs(120),
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy::none(),
         }
     }
 }

@@ -383,14 +383,10 @@ fn push_assistant(message: &Message, out: &mut Vec<Value>) {
     }
     let mut wire = Map::new();
     wire.insert("role".into(), json!("assistant"));
-    wire.insert(
-        "content".into(),
-        if text.is_empty() {
-            Value::Null
-        } else {
-            Value::String(text)
-        },
-    );
+    // An assistant turn of tool calls alone carries `""`, not `null`:
+    // OpenAI takes either, but several compatible servers (and their
+    // chat templates) reject a `null` content.
+    wire.insert("content".into(), Value::String(text));
     if !calls.is_empty() {
         wire.insert("tool_calls".into(), Value::Array(calls));
     }
@@ -780,7 +776,7 @@ mod tests {
             out,
             vec![json!({
                 "role": "assistant",
-                "content": null,
+                "content": "",
                 "tool_calls": [{"id": "c", "type": "function", "function": {"name": "t", "arguments": "{bad"}}]
             })]
         );

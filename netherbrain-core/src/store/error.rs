@@ -38,6 +38,10 @@ pub enum StoreError {
     /// The backend cannot be reached.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The backend is out of space (a full disk): nothing was written;
+    /// writes work again once space is freed.
+    #[error("store out of space: {0}")]
+    OutOfSpace(String),
     /// Any other backend failure.
     #[error("store error: {0}")]
     Backend(String),

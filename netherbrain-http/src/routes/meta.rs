@@ -58,11 +58,6 @@ pub(crate) async fn metrics(State(state): State<AppState>, req: Request) -> Resp
         .into_response()
 }
 
-/// Unknown routes.
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::not_found("no such route")
-}
-
 /// Known route, wrong method.
 pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()

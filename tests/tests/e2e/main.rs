@@ -4,6 +4,7 @@
 
 mod cli_chat;
 mod compaction;
+mod faults;
 mod reliability;
 mod resume;
 mod security;

@@ -400,3 +400,34 @@ async fn a_provider_that_never_stops_is_cut_by_the_caps() -> Result<()> {
     ensure!(run.text().contains("tick"), "what streamed is kept");
     Ok(())
 }
+
+/// One retry layer: a model call that keeps failing with 500 is tried
+/// `1 + max_provider_retries` times through the real adapter, never more,
+/// and the run ends with a clear error that relays nothing of the body.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_provider_is_retried_as_the_preset_says() -> Result<()> {
+    for (retries, expected) in [("0", 1), ("2", 3)] {
+        let provider = FakeProvider::start().await;
+        provider.fail(500).await;
+        let presets = [PresetDoc::new("retrying").with_limit("max_provider_retries", retries)];
+        let agent = Agent::start_with(&provider, &presets, AgentOptions::default()).await?;
+        let admin = agent.admin();
+        let preset = admin.preset_id("retrying").await?;
+        let run = admin
+            .run_streamed(json!({"preset_id": preset, "input": "hello"}))
+            .await?;
+        let last = last_event(&run.events)?;
+        ensure!(last.event == "RUN_ERROR", "{last:?}");
+        let message = last.data["message"].as_str().unwrap_or_default();
+        ensure!(
+            !message.contains("secret_server") && !message.contains("Traceback"),
+            "the upstream body reached the client: {message}"
+        );
+        let seen = provider.requests().await.len();
+        ensure!(
+            seen == expected,
+            "max_provider_retries = {retries}: {seen} upstream requests, expected {expected}"
+        );
+    }
+    Ok(())
+}
