@@ -1040,6 +1040,31 @@ mod tests {
         assert_eq!(s.profile_names(), ["local"]);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any file text and environment values: an error or settings,
+        /// never a panic.
+        #[test]
+        fn config_parsing_never_panics(
+            text in "\\PC{0,200}",
+            key in "(host|port|bind|body_limit|session_lease|trusted_proxies|metrics_public|max_runs_per_user)",
+            value in "[ -~]{0,24}",
+            var in "[ -~]{0,24}",
+        ) {
+            let _ = toml::from_str::<FileConfig>(&text);
+            if let Ok(f) = toml::from_str::<FileConfig>(&format!("{key} = {value}\n")) {
+                let _ = resolve(&Overrides::default(), &Env::default(), f, None);
+            }
+            for name in [env::PORT, env::HOST, env::BIND, env::BODY_LIMIT, env::TRUSTED_PROXIES, env::METRICS_PUBLIC, env::MAX_RUNS_PER_USER] {
+                let env = Env::from_pairs(&[(name, var.as_str())]);
+                let _ = resolve(&Overrides::default(), &env, FileConfig::default(), None);
+            }
+            let _ = redact_url(&var);
+            let _ = redact_url(&text);
+        }
+    }
+
     #[test]
     fn settings_debug_prints_no_secret() {
         let f = file(

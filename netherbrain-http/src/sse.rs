@@ -114,6 +114,22 @@ pub(crate) fn response(
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Any `Last-Event-ID` header or `after` value: a position or a 400.
+        #[test]
+        fn resume_positions_never_panic(text in "\\PC{0,40}", digits in "-?[0-9]{0,30}") {
+            let mut h = HeaderMap::new();
+            let _ = resume_position(&h, Some(&text));
+            let _ = resume_position(&h, Some(&digits));
+            if let Ok(v) = HeaderValue::from_str(&digits) {
+                h.insert("last-event-id", v);
+                if let Err(e) = resume_position(&h, None) {
+                    proptest::prop_assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
+                }
+            }
+        }
+    }
+
     #[test]
     fn header_wins_over_query() {
         let mut h = HeaderMap::new();

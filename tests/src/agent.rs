@@ -16,7 +16,7 @@ use crate::provider::{FakeProvider, MODEL};
 /// Name of the provider profile pointing at the [`FakeProvider`].
 pub const PROFILE: &str = "fake";
 /// The API key the profile sends (through `OPENAI_API_KEY`).
-const FAKE_KEY: &str = "sk-e2e-fake-key";
+pub const FAKE_KEY: &str = "sk-e2e-fake-key";
 
 /// A preset for the config file's `[[presets]]` on the fake profile.
 #[derive(Debug, Clone)]

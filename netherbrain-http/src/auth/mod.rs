@@ -266,6 +266,26 @@ mod tests {
         assert_eq!(bearer_token(&h), None);
     }
 
+    proptest::proptest! {
+        /// Any `X-Forwarded-For` and `Authorization` value: an address and
+        /// maybe a token, never a panic; an untrusted peer is kept.
+        #[test]
+        fn header_parsing_never_panics(xff in "[ -~]{0,80}", auth in "[ -~]{0,40}", peer in proptest::prelude::any::<[u8; 4]>()) {
+            let peer = IpAddr::from(peer);
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&xff) {
+                h.insert("x-forwarded-for", v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&auth) {
+                h.insert(header::AUTHORIZATION, v);
+            }
+            let _ = bearer_token(&h);
+            let all = vec!["0.0.0.0/0".parse::<ipnet::IpNet>().unwrap()];
+            let _ = client_ip(peer, &h, &all);
+            proptest::prop_assert_eq!(client_ip(peer, &h, &[]), peer);
+        }
+    }
+
     #[test]
     fn forwarded_for_only_from_trusted_proxies() {
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();

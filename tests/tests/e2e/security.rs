@@ -513,3 +513,51 @@ async fn runs_per_user_and_subscriptions_per_socket_are_limited() -> Result<()> 
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_key_is_absent_from_logs_errors_and_config_show() -> Result<()> {
+    use netherbrain_tests::agent::FAKE_KEY;
+    let provider = FakeProvider::start().await;
+    provider
+        .answer(netherbrain_tests::Reply::text(&["fine"]))
+        .await;
+    let agent = Agent::start(&provider, &[netherbrain_tests::PresetDoc::new("p")]).await?;
+    let admin = agent.admin();
+    let preset = admin.preset_id("p").await?;
+    let run = admin
+        .run_streamed(json!({"preset_id": preset, "input": "hello"}))
+        .await?;
+    assert!(!format!("{:?}", run.events).contains(FAKE_KEY));
+
+    // A provider that cannot be reached: the error names the host, not the key.
+    let port = free_port()?;
+    let down = Agent::start_with(
+        &provider,
+        &[netherbrain_tests::PresetDoc::new("p")],
+        AgentOptions::default().provider_url(&format!("http://127.0.0.1:{port}/v1")),
+    )
+    .await?;
+    let preset = down.admin().preset_id("p").await?;
+    let failed = down
+        .admin()
+        .run_streamed(json!({"preset_id": preset, "input": "hello"}))
+        .await?;
+    let events = format!("{:?}", failed.events);
+    assert!(events.contains("RUN_ERROR"), "{events}");
+    assert!(events.contains(&format!("127.0.0.1:{port}")), "{events}");
+    assert!(!events.contains(FAKE_KEY), "{events}");
+
+    let mut show = agent.command();
+    show.args(["config", "show"]);
+    let out = run_to_end(show).await?;
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("api_key_env = \"OPENAI_API_KEY\""),
+        "{shown}"
+    );
+    for text in [shown.as_ref(), agent.logs().as_str(), down.logs().as_str()] {
+        assert!(!text.contains(FAKE_KEY), "the key leaked:\n{text}");
+    }
+    Ok(())
+}
