@@ -11,7 +11,9 @@ use netherbrain_core::conversation::{
 };
 use netherbrain_core::runtime::RuntimeError;
 use netherbrain_core::store::{NewConversation, StoreError};
-use netherbrain_core::{ConversationId, EventEnvelope, EventSeq, Message, PresetId, SessionId, UserId};
+use netherbrain_core::{
+    ConversationId, EventEnvelope, EventSeq, Message, PresetId, SessionId, UserId,
+};
 
 /// What went wrong calling the runtime.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -90,8 +92,11 @@ pub type EventFeed = BoxStream<'static, Result<EventEnvelope, ApiError>>;
 #[async_trait]
 pub trait RuntimeApi: Send + Sync + std::fmt::Debug {
     /// Creates an empty conversation for `user`.
-    async fn create_conversation(&self, user: UserId, title: &str)
-    -> Result<ConversationId, ApiError>;
+    async fn create_conversation(
+        &self,
+        user: UserId,
+        title: &str,
+    ) -> Result<ConversationId, ApiError>;
 
     /// Sends a user message: a new run, or a steer when one is going.
     async fn send(
@@ -224,7 +229,11 @@ impl RuntimeApi for LocalRuntime {
         decisions: Vec<ToolDecision>,
     ) -> Result<SessionId, ApiError> {
         let who = self.principal(user).await?;
-        Ok(self.service.resume(&who, session, decisions).await?.session_id)
+        Ok(self
+            .service
+            .resume(&who, session, decisions)
+            .await?
+            .session_id)
     }
 
     async fn latest_session(

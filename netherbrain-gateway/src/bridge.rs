@@ -21,7 +21,9 @@ use netherbrain_core::channel::{
     SentMessage,
 };
 use netherbrain_core::store::{ChatBinding, GatewayStore, NewChatBinding, NewPairing};
-use netherbrain_core::{AgentEvent, ConversationId, EventSeq, Message, PresetId, SessionId, UserId};
+use netherbrain_core::{
+    AgentEvent, ConversationId, EventSeq, Message, PresetId, SessionId, UserId,
+};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -224,10 +226,10 @@ impl Bridge {
             let cancel = cancel.clone();
             loops.spawn(async move {
                 let id = channel.id().to_owned();
-                channel.run(tx, cancel).await.map_err(|error| BridgeError::Channel {
-                    channel: id,
-                    error,
-                })
+                channel
+                    .run(tx, cancel)
+                    .await
+                    .map_err(|error| BridgeError::Channel { channel: id, error })
             });
         }
         drop(tx);
@@ -260,14 +262,22 @@ impl Bridge {
     }
 
     fn stop_followers(&self) {
-        let followers = self.inner.followers.lock().unwrap_or_else(PoisonError::into_inner);
+        let followers = self
+            .inner
+            .followers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for (_, token) in followers.values() {
             token.cancel();
         }
     }
 
     fn chat_lock(&self, chat: &ChatRef) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.chat_locks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut locks = self
+            .inner
+            .chat_locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         Arc::clone(locks.entry(chat.clone()).or_default())
     }
 
@@ -313,7 +323,9 @@ impl Bridge {
         }
         let text = message.text.trim();
         if let Some(command) = text.strip_prefix('/') {
-            let (name, args) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+            let (name, args) = command
+                .split_once(char::is_whitespace)
+                .unwrap_or((command, ""));
             let name = name.split('@').next().unwrap_or(name);
             self.command(&*channel, chat, user, name, args.trim()).await;
             return;
@@ -344,13 +356,22 @@ impl Bridge {
                 let _ = channel.typing(chat).await;
             }
             Ok(SendOutcome::Steered(_)) => {
-                if channel.react(chat, &message.message_id, "👀").await.is_err() {
-                    self.notice(&*channel, chat, "↪️ Added to the running reply.").await;
+                if channel
+                    .react(chat, &message.message_id, "👀")
+                    .await
+                    .is_err()
+                {
+                    self.notice(&*channel, chat, "↪️ Added to the running reply.")
+                        .await;
                 }
             }
             Ok(_) => {
-                self.notice(&*channel, chat, "A reply is running elsewhere; /stop it first.")
-                    .await;
+                self.notice(
+                    &*channel,
+                    chat,
+                    "A reply is running elsewhere; /stop it first.",
+                )
+                .await;
             }
             Err(e) => {
                 warn!(%chat, error = %e, "send failed");
@@ -430,12 +451,20 @@ impl Bridge {
     }
 
     async fn binding_or_new(&self, chat: &ChatRef, user: UserId) -> Result<ChatBinding, String> {
-        match self.inner.store.chat_binding(&chat.channel, &chat.chat_id).await {
+        match self
+            .inner
+            .store
+            .chat_binding(&chat.channel, &chat.chat_id)
+            .await
+        {
             Ok(Some(binding)) => {
                 self.ensure_follower(&binding);
                 Ok(binding)
             }
-            Ok(None) => self.new_conversation(chat, user, self.inner.config.default_preset).await,
+            Ok(None) => {
+                self.new_conversation(chat, user, self.inner.config.default_preset)
+                    .await
+            }
             Err(e) => Err(e.to_string()),
         }
     }
@@ -468,8 +497,13 @@ impl Bridge {
             .inner
             .store
             .bind_chat(
-                NewChatBinding::new(chat.channel.clone(), chat.chat_id.clone(), user, conversation)
-                    .with_preset(preset),
+                NewChatBinding::new(
+                    chat.channel.clone(),
+                    chat.chat_id.clone(),
+                    user,
+                    conversation,
+                )
+                .with_preset(preset),
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -487,7 +521,12 @@ impl Bridge {
     ) {
         let reply = match name {
             "new" => {
-                let preset = match self.inner.store.chat_binding(&chat.channel, &chat.chat_id).await {
+                let preset = match self
+                    .inner
+                    .store
+                    .chat_binding(&chat.channel, &chat.chat_id)
+                    .await
+                {
                     Ok(Some(b)) => b.preset_id,
                     _ => self.inner.config.default_preset,
                 };
@@ -496,7 +535,12 @@ impl Bridge {
                     Err(e) => format!("⚠️ {e}"),
                 }
             }
-            "stop" => match self.inner.store.chat_binding(&chat.channel, &chat.chat_id).await {
+            "stop" => match self
+                .inner
+                .store
+                .chat_binding(&chat.channel, &chat.chat_id)
+                .await
+            {
                 Ok(Some(b)) => match self.inner.api.interrupt(b.user_id, b.conversation_id).await {
                     Ok(true) => "⏹ Stopped.".to_owned(),
                     Ok(false) => "Nothing is running.".to_owned(),
@@ -517,8 +561,16 @@ impl Bridge {
             Ok(presets) => presets,
             Err(e) => return format!("⚠️ {e}"),
         };
-        let binding = self.inner.store.chat_binding(&chat.channel, &chat.chat_id).await;
-        let current = binding.as_ref().ok().and_then(|b| b.as_ref()).and_then(|b| b.preset_id);
+        let binding = self
+            .inner
+            .store
+            .chat_binding(&chat.channel, &chat.chat_id)
+            .await;
+        let current = binding
+            .as_ref()
+            .ok()
+            .and_then(|b| b.as_ref())
+            .and_then(|b| b.preset_id);
         if args.is_empty() {
             if presets.is_empty() {
                 return "No presets are defined.".to_owned();
@@ -536,10 +588,12 @@ impl Bridge {
         };
         let binding = match binding {
             Ok(Some(b)) => b,
-            Ok(None) => return match self.new_conversation(chat, user, Some(preset.id)).await {
-                Ok(_) => format!("Preset set to {}.", preset.name),
-                Err(e) => format!("⚠️ {e}"),
-            },
+            Ok(None) => {
+                return match self.new_conversation(chat, user, Some(preset.id)).await {
+                    Ok(_) => format!("Preset set to {}.", preset.name),
+                    Err(e) => format!("⚠️ {e}"),
+                };
+            }
             Err(e) => return format!("⚠️ {e}"),
         };
         let rebind = NewChatBinding::new(
@@ -556,12 +610,22 @@ impl Bridge {
     }
 
     async fn status(&self, chat: &ChatRef) -> String {
-        let binding = match self.inner.store.chat_binding(&chat.channel, &chat.chat_id).await {
+        let binding = match self
+            .inner
+            .store
+            .chat_binding(&chat.channel, &chat.chat_id)
+            .await
+        {
             Ok(Some(b)) => b,
             Ok(None) => return "No conversation yet: send a message to start one.".to_owned(),
             Err(e) => return format!("⚠️ {e}"),
         };
-        let running = match self.inner.api.latest_session(binding.user_id, binding.conversation_id).await {
+        let running = match self
+            .inner
+            .api
+            .latest_session(binding.user_id, binding.conversation_id)
+            .await
+        {
             Ok(Some(s)) if s.active => "a reply is running".to_owned(),
             Ok(_) => "idle".to_owned(),
             Err(e) => format!("unknown ({e})"),
@@ -582,23 +646,45 @@ impl Bridge {
         )
     }
 
-    async fn button(&self, channel: &dyn Channel, message: &InboundMessage, user: UserId, data: &str) {
+    async fn button(
+        &self,
+        channel: &dyn Channel,
+        message: &InboundMessage,
+        user: UserId,
+        data: &str,
+    ) {
         let chat = &message.chat;
         let Some((verb, call_id)) = data.split_once(':') else {
             return;
         };
-        let binding = match self.inner.store.chat_binding(&chat.channel, &chat.chat_id).await {
+        let binding = match self
+            .inner
+            .store
+            .chat_binding(&chat.channel, &chat.chat_id)
+            .await
+        {
             Ok(Some(b)) => b,
             _ => return,
         };
         if binding.user_id != user {
-            self.notice(channel, chat, "Only the conversation's owner can answer this.").await;
+            self.notice(
+                channel,
+                chat,
+                "Only the conversation's owner can answer this.",
+            )
+            .await;
             return;
         }
-        let session = match self.inner.api.latest_session(user, binding.conversation_id).await {
+        let session = match self
+            .inner
+            .api
+            .latest_session(user, binding.conversation_id)
+            .await
+        {
             Ok(Some(s)) if !s.active => s.id,
             Ok(_) => {
-                self.notice(channel, chat, "Nothing waits for an answer.").await;
+                self.notice(channel, chat, "Nothing waits for an answer.")
+                    .await;
                 return;
             }
             Err(e) => {
@@ -618,7 +704,11 @@ impl Bridge {
         };
         match self.inner.api.resume(user, session, vec![decision]).await {
             Ok(_) => {
-                let label = if verb == "approve" { "✅ Approved." } else { "🚫 Denied." };
+                let label = if verb == "approve" {
+                    "✅ Approved."
+                } else {
+                    "🚫 Denied."
+                };
                 self.notice(channel, chat, label).await;
             }
             Err(e) => self.notice(channel, chat, &format!("⚠️ {e}")).await,
@@ -637,7 +727,11 @@ impl Bridge {
         let Some(channel) = self.channel(&chat) else {
             return;
         };
-        let mut followers = self.inner.followers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut followers = self
+            .inner
+            .followers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some((conversation, token)) = followers.get(&chat) {
             if *conversation == binding.conversation_id && !token.is_cancelled() {
                 return;
@@ -652,14 +746,18 @@ impl Bridge {
             chat,
             user: binding.user_id,
             conversation: binding.conversation_id,
-            after: binding.delivered_session_id.map(|s| (s, binding.delivered_seq)),
+            after: binding
+                .delivered_session_id
+                .map(|s| (s, binding.delivered_seq)),
         };
         tokio::spawn(follower.run(token));
     }
 }
 
 fn help_text() -> String {
-    let mut text = "Send a message to talk to the agent; a message while it answers steers the reply.\n".to_owned();
+    let mut text =
+        "Send a message to talk to the agent; a message while it answers steers the reply.\n"
+            .to_owned();
     for c in commands() {
         text.push_str(&format!("\n/{} — {}", c.name, c.description));
     }
@@ -967,7 +1065,10 @@ impl Reply {
         let pieces = render_split(&markdown, self.markup, self.max_len);
         let result = if self.mode == Mode::Draft && !last {
             let preview = pieces.last().cloned().unwrap_or_default();
-            match channel.send_draft(&self.chat, self.draft_id, &preview).await {
+            match channel
+                .send_draft(&self.chat, self.draft_id, &preview)
+                .await
+            {
                 Err(ChannelError::Unsupported | ChannelError::Transport(_)) => {
                     debug!(chat = %self.chat, "drafts refused; editing in place");
                     self.mode = Mode::Edit;

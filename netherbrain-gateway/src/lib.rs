@@ -14,5 +14,7 @@ pub mod remote;
 #[cfg(feature = "telegram")]
 pub mod telegram;
 
-pub use api::{ApiError, EventFeed, LocalRuntime, PresetInfo, RuntimeApi, SendOutcome, SessionInfo};
+pub use api::{
+    ApiError, EventFeed, LocalRuntime, PresetInfo, RuntimeApi, SendOutcome, SessionInfo,
+};
 pub use bridge::{AllowEntry, Bridge, BridgeConfig, BridgeError, MIN_EDIT_INTERVAL};

@@ -74,7 +74,12 @@ pub fn split_markdown(markdown: &str, max: usize) -> Vec<String> {
         let reserve = if fence.is_some() { CLOSE.len() + 1 } else { 0 };
         let line_len = line.chars().count();
         if current_len + line_len + reserve > max && current_len > 0 {
-            finish(&mut pieces, &mut current, &mut current_len, fence.as_deref());
+            finish(
+                &mut pieces,
+                &mut current,
+                &mut current_len,
+                fence.as_deref(),
+            );
         }
         // A line longer than a piece: cut it at spaces or characters.
         let room = max.saturating_sub(reserve + current_len).max(1);
@@ -86,7 +91,12 @@ pub fn split_markdown(markdown: &str, max: usize) -> Vec<String> {
                 current.push_str(&rest[..cut]);
                 current_len += rest[..cut].chars().count();
                 rest = &rest[cut..];
-                finish(&mut pieces, &mut current, &mut current_len, fence.as_deref());
+                finish(
+                    &mut pieces,
+                    &mut current,
+                    &mut current_len,
+                    fence.as_deref(),
+                );
             }
             current.push_str(rest);
             current_len += rest.chars().count();
@@ -128,10 +138,7 @@ fn finish(pieces: &mut Vec<String>, current: &mut String, len: &mut usize, fence
 /// A byte index at most `room` characters into `text`, after the last
 /// space there if there is one (never inside a character).
 fn cut_point(text: &str, room: usize) -> usize {
-    let end = text
-        .char_indices()
-        .nth(room)
-        .map_or(text.len(), |(i, _)| i);
+    let end = text.char_indices().nth(room).map_or(text.len(), |(i, _)| i);
     match text[..end].rfind(' ') {
         Some(space) if space > 0 => space + 1,
         _ => end,
@@ -201,7 +208,11 @@ fn telegram_html(markdown: &str) -> String {
                 TagEnd::Strikethrough => out.push_str("</s>"),
                 TagEnd::Heading(level) => {
                     out.push_str("</b>");
-                    out.push_str(if level == HeadingLevel::H1 { "\n\n" } else { "\n" });
+                    out.push_str(if level == HeadingLevel::H1 {
+                        "\n\n"
+                    } else {
+                        "\n"
+                    });
                 }
                 TagEnd::BlockQuote(_) => {
                     trim_newlines(&mut out);

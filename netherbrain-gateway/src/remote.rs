@@ -128,7 +128,11 @@ impl RuntimeApi for RemoteRuntime {
         _user: UserId,
         conversation: ConversationId,
     ) -> Result<bool, ApiError> {
-        match self.client.interrupt_conversation(conversation.into()).await {
+        match self
+            .client
+            .interrupt_conversation(conversation.into())
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if e.status() == Some(409) => Ok(false),
             Err(e) => Err(api_error(e)),
