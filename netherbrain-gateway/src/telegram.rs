@@ -368,10 +368,12 @@ impl Channel for TelegramChannel {
         text: &str,
     ) -> Result<(), ChannelError> {
         let (chat_id, thread) = parse_chat(chat)?;
-        let url = self
-            .api_url
-            .join(&format!("bot{}/sendMessageDraft", self.token))
-            .map_err(|e| ChannelError::Transport(e.to_string()))?;
+        // Not `Url::join`: `bot123:abc` would read as a URL scheme.
+        let url = reqwest::Url::parse(&format!(
+            "{}bot{}/sendMessageDraft",
+            self.api_url, self.token
+        ))
+        .map_err(|_| ChannelError::Transport("bad Bot API URL".into()))?;
         let mut body = serde_json::json!({
             "chat_id": chat_id.0,
             "draft_id": draft_id,

@@ -322,9 +322,12 @@ async fn commands_new_preset_status_help() {
 
 #[tokio::test]
 async fn edits_are_throttled_per_chat() {
-    let text: String = (0..40).map(|i| format!("w{i} ")).collect();
-    let provider = ScriptedProvider::new(vec![ScriptedResponse::text(text.clone())])
-        .with_event_delay(Duration::from_millis(15));
+    let mut response = ScriptedResponse::builder();
+    for i in 0..40 {
+        response = response.text(format!("w{i} "));
+    }
+    let provider =
+        ScriptedProvider::new(vec![response.build()]).with_event_delay(Duration::from_millis(15));
     let f = fixture_with(provider, edit_caps()).await;
     let (cancel, task) = f.start();
     let started = std::time::Instant::now();
