@@ -65,6 +65,11 @@ pub(crate) struct Server {
     state: AppState,
     listener: tokio::net::TcpListener,
     grace: Duration,
+    /// The in-process gateway, if channels are configured.
+    gateway: Option<(
+        tokio::task::JoinHandle<()>,
+        netherbrain_core::channel::CancellationToken,
+    )>,
 }
 
 impl Server {
@@ -118,6 +123,11 @@ impl Server {
             .runtime(runtime)
             .catalog(catalog)
             .build();
+        let gateway_cancel = netherbrain_core::channel::CancellationToken::new();
+        let gateway = crate::gateway::spawn_in_process(settings, &service, gateway_cancel.clone())
+            .await
+            .context("starting the gateway channels")?
+            .map(|task| (task, gateway_cancel));
         let state = AppState::builder(store)
             .config(config)
             .service(service)
@@ -136,6 +146,7 @@ impl Server {
             state,
             listener,
             grace: settings.graceful_shutdown_timeout,
+            gateway,
         })
     }
 
@@ -158,6 +169,7 @@ impl Server {
             state,
             listener,
             grace,
+            gateway,
         } = self;
         let runtime = state.runtime().clone();
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
@@ -193,6 +205,10 @@ impl Server {
                 interrupted = report.interrupted.len(),
                 "runs drained"
             );
+        }
+        if let Some((task, cancel)) = gateway {
+            cancel.cancel();
+            let _ = task.await;
         }
         tracing::info!("stopped");
         Ok(())

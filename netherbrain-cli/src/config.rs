@@ -109,6 +109,7 @@ pub(crate) struct FileConfig {
     providers: Vec<ProviderProfile>,
     #[serde(default)]
     presets: Vec<PresetDoc>,
+    gateway: Option<crate::gateway::GatewayFile>,
 }
 
 /// Values given on the command line.
@@ -245,6 +246,8 @@ pub(crate) struct Settings {
     pub(crate) body_limit: usize,
     pub(crate) providers: Vec<ProviderProfile>,
     pub(crate) presets: Vec<PresetDoc>,
+    /// The chat gateway's channels and settings.
+    pub(crate) gateway: crate::gateway::GatewaySettings,
     /// Where each setting came from, by TOML key.
     pub(crate) sources: BTreeMap<&'static str, Source>,
 }
@@ -583,6 +586,7 @@ fn resolve(
         session_lease: Duration::from_secs(session_lease),
         providers,
         presets: file.presets,
+        gateway: crate::gateway::GatewaySettings::resolve(file.gateway, env)?,
         sources,
     })
 }
@@ -762,6 +766,9 @@ pub(crate) fn render(settings: &Settings) -> String {
             presets: &settings.presets,
         };
         let _ = write!(out, "{}", toml::to_string(&doc).unwrap_or_default());
+    }
+    if settings.gateway.has_channels() {
+        out.push_str(&settings.gateway.render());
     }
     out
 }

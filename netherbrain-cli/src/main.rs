@@ -10,6 +10,7 @@ mod chat;
 mod cli;
 mod config;
 mod db;
+mod gateway;
 mod keys;
 mod local;
 mod logging;
@@ -33,12 +34,6 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    if matches!(cli.command, Command::Gateway) {
-        eprintln!(
-            "error: the IM gateway is not available in this build of netherbrain (planned for a later release)"
-        );
-        return ExitCode::from(EXIT_USAGE);
-    }
     // `.env` is loaded before any thread exists: it may set variables.
     let env = match Env::load() {
         Ok(env) => env,
@@ -98,7 +93,11 @@ fn report(e: &anyhow::Error) -> ExitCode {
 async fn run(cli: Cli, env: Env) -> anyhow::Result<ExitCode> {
     let overrides = cli.overrides();
     let settings = config::load(&overrides, &env)?;
-    let is_server = matches!(cli.command, Command::Agent(_));
+    let is_server = match &cli.command {
+        Command::Agent(_) => true,
+        Command::Gateway(args) => args.command.is_none(),
+        _ => false,
+    };
     logging::init(&settings, &env, is_server)?;
     match cli.command {
         Command::Agent(_) => agent::run(settings).await.map(|()| ExitCode::SUCCESS),
@@ -118,7 +117,8 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<ExitCode> {
             print!("{}", config::render(&settings));
             Ok(ExitCode::SUCCESS)
         }
-        // Handled in `main` before the runtime starts.
-        Command::Gateway => Ok(ExitCode::from(EXIT_USAGE)),
+        Command::Gateway(args) => gateway::run(&settings, args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }

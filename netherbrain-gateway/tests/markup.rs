@@ -54,7 +54,10 @@ fn telegram_split_across_the_limit() {
     let parts = render_split(&long_code_reply(), MarkupDialect::TelegramHtml, 600);
     assert!(parts.iter().all(|p| p.chars().count() <= 600));
     for part in &parts {
-        assert_eq!(part.matches("<pre>").count(), part.matches("</pre>").count());
+        assert_eq!(
+            part.matches("<pre>").count(),
+            part.matches("</pre>").count()
+        );
     }
     insta::assert_snapshot!(parts.join("\n=====\n"));
 }
