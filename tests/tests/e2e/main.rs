@@ -4,6 +4,7 @@
 
 mod cli_chat;
 mod compaction;
+mod gateway;
 mod reliability;
 mod resume;
 mod serve;
