@@ -88,6 +88,17 @@ impl Server {
                 "marked sessions left running by a previous process as interrupted"
             );
         }
+        // Refuse an unprotected public bind before creating anything.
+        let addr = settings.bind();
+        if !addr.ip().is_loopback()
+            && !netherbrain_http::auth_configured_in(store.as_ref(), settings.auth_token.as_deref())
+                .await?
+        {
+            return Err(
+                anyhow::Error::new(netherbrain_http::ServeError::InsecureBind { addr })
+                    .context(format!("cannot listen on {addr}")),
+            );
+        }
         if let Some(token) = bootstrap_admin(store.as_ref(), settings.auth_token.as_deref()).await?
         {
             let mut out = std::io::stdout().lock();
@@ -118,10 +129,14 @@ impl Server {
             .with_bind(settings.bind())
             .with_auth_token(settings.auth_token.clone())
             .with_body_limit(settings.body_limit)
+            .with_metrics_public(settings.metrics_public)
+            .with_trusted_proxies(settings.trusted_proxies.clone())
+            .with_max_ws_subscriptions(settings.max_ws_subscriptions)
             .with_shutdown_timeout(settings.graceful_shutdown_timeout + STREAM_GRACE);
         let service = ConversationService::builder(store.clone())
             .runtime(runtime)
             .catalog(catalog)
+            .max_runs_per_user(Some(settings.max_runs_per_user))
             .build();
         let gateway_cancel = netherbrain_core::channel::CancellationToken::new();
         let gateway = crate::gateway::spawn_in_process(settings, &service, gateway_cancel.clone())

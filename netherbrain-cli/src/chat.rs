@@ -291,12 +291,12 @@ impl Chat {
                             self.conversation = Some(thread_id);
                         }
                         AgentEvent::TextMessageContent { delta, .. } => {
-                            let _ = write!(stdout, "{delta}");
+                            let _ = write!(stdout, "{}", crate::terminal::printable(&delta));
                             let _ = stdout.flush();
                             wrote = true;
                         }
                         AgentEvent::ToolCallStart { tool_call_name, .. } => {
-                            eprintln!("\n[tool: {tool_call_name}]");
+                            eprintln!("\n[tool: {}]", crate::terminal::printable(&tool_call_name));
                         }
                         AgentEvent::RunFinished { result, .. } => status = result.status,
                         AgentEvent::RunError { message, .. } => {
@@ -322,7 +322,8 @@ impl Chat {
                 eprintln!("[the run is waiting for tool approval; approve it in the web UI or API]")
             }
             SessionStatus::Failed => {
-                bail!("{}", error.unwrap_or_else(|| "the run failed".into()))
+                let error = error.unwrap_or_else(|| "the run failed".into());
+                bail!("{}", crate::terminal::printable(&error))
             }
             _ => {}
         }

@@ -108,7 +108,12 @@ pub(crate) enum Command {
 /// Server settings given as flags.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct ServerArgs {
-    /// Address to listen on [env: NETHER_HOST] [default: 127.0.0.1]
+    /// Address to listen on [env: NETHER_HOST] [default: 127.0.0.1]. A
+    /// non-loopback address (e.g. 0.0.0.0) is refused, with exit status 1,
+    /// unless NETHER_AUTH_TOKEN (at least 16 characters) is set or an admin
+    /// account has a password; off loopback GET /metrics then needs a token
+    /// (unless NETHER_METRICS_PUBLIC=true) and a warning says that the
+    /// server speaks plain HTTP (put a TLS reverse proxy in front)
     #[arg(long, value_name = "IP", conflicts_with = "bind")]
     pub(crate) host: Option<String>,
     /// Port to listen on [env: NETHER_PORT] [default: 9001]

@@ -22,6 +22,10 @@ pub(crate) const DEFAULT_PORT: u16 = 9001;
 pub(crate) const DEFAULT_GRACEFUL_SECS: u64 = 30;
 /// Default request body limit in bytes.
 pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Default limit of concurrent runs per user.
+pub(crate) const DEFAULT_MAX_RUNS_PER_USER: usize = 16;
+/// Default limit of conversations one WebSocket follows.
+pub(crate) const DEFAULT_MAX_WS_SUBSCRIPTIONS: usize = 64;
 /// Default session lease in seconds.
 pub(crate) const DEFAULT_SESSION_LEASE_SECS: u64 = 15;
 
@@ -39,6 +43,10 @@ pub(crate) mod env {
     pub(crate) const LOG_FORMAT: &str = "NETHER_LOG_FORMAT";
     pub(crate) const BODY_LIMIT: &str = "NETHER_BODY_LIMIT";
     pub(crate) const SESSION_LEASE: &str = "NETHER_SESSION_LEASE";
+    pub(crate) const METRICS_PUBLIC: &str = "NETHER_METRICS_PUBLIC";
+    pub(crate) const TRUSTED_PROXIES: &str = "NETHER_TRUSTED_PROXIES";
+    pub(crate) const MAX_RUNS_PER_USER: &str = "NETHER_MAX_RUNS_PER_USER";
+    pub(crate) const MAX_WS_SUBSCRIPTIONS: &str = "NETHER_MAX_WS_SUBSCRIPTIONS";
     pub(crate) const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
     pub(crate) const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
     pub(crate) const ANTHROPIC_API_KEY: &str = "ANTHROPIC_API_KEY";
@@ -105,6 +113,10 @@ pub(crate) struct FileConfig {
     log_format: Option<LogFormat>,
     body_limit: Option<usize>,
     session_lease: Option<u64>,
+    metrics_public: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
+    max_runs_per_user: Option<usize>,
+    max_ws_subscriptions: Option<usize>,
     #[serde(default)]
     providers: Vec<ProviderProfile>,
     #[serde(default)]
@@ -229,7 +241,7 @@ impl Env {
 }
 
 /// The effective configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Settings {
     /// The configuration file that was read, if any.
     pub(crate) config_file: Option<PathBuf>,
@@ -244,12 +256,40 @@ pub(crate) struct Settings {
     pub(crate) log: String,
     pub(crate) log_format: LogFormat,
     pub(crate) body_limit: usize,
+    /// Whether `GET /metrics` stays open without a token off loopback.
+    pub(crate) metrics_public: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    /// Runs one user may have going at once.
+    pub(crate) max_runs_per_user: usize,
+    /// Conversations one WebSocket may follow.
+    pub(crate) max_ws_subscriptions: usize,
     pub(crate) providers: Vec<ProviderProfile>,
     pub(crate) presets: Vec<PresetDoc>,
     /// The chat gateway's channels and settings.
     pub(crate) gateway: crate::gateway::GatewaySettings,
     /// Where each setting came from, by TOML key.
     pub(crate) sources: BTreeMap<&'static str, Source>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("config_file", &self.config_file)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("auth_token", &self.auth_token.as_ref().map(|_| REDACTED))
+            .field("session_lease", &self.session_lease)
+            .field("body_limit", &self.body_limit)
+            .field("metrics_public", &self.metrics_public)
+            .field("trusted_proxies", &self.trusted_proxies)
+            // ProviderProfile's Debug redacts its key.
+            .field("providers", &self.providers)
+            .field("presets", &self.presets.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {
@@ -545,6 +585,63 @@ fn resolve(
     if session_lease == 0 {
         bail!("session_lease must be at least 1 second");
     }
+    let metrics_public = match env.parsed::<bool>(env::METRICS_PUBLIC)? {
+        Some((b, source)) => {
+            sources.insert("metrics_public", source);
+            b
+        }
+        None => match file.metrics_public {
+            Some(b) => {
+                sources.insert("metrics_public", Source::File);
+                b
+            }
+            None => false,
+        },
+    };
+    let mut limit = |key: &'static str, var: &'static str, file: Option<usize>, default: usize| {
+        Ok::<usize, anyhow::Error>(match env.parsed::<usize>(var)? {
+            Some((n, source)) => {
+                sources.insert(key, source);
+                n
+            }
+            None => match file {
+                Some(n) => {
+                    sources.insert(key, Source::File);
+                    n
+                }
+                None => default,
+            },
+        })
+    };
+    let max_runs_per_user = limit(
+        "max_runs_per_user",
+        env::MAX_RUNS_PER_USER,
+        file.max_runs_per_user,
+        DEFAULT_MAX_RUNS_PER_USER,
+    )?;
+    let max_ws_subscriptions = limit(
+        "max_ws_subscriptions",
+        env::MAX_WS_SUBSCRIPTIONS,
+        file.max_ws_subscriptions,
+        DEFAULT_MAX_WS_SUBSCRIPTIONS,
+    )?;
+    if max_runs_per_user == 0 || max_ws_subscriptions == 0 {
+        bail!("max_runs_per_user and max_ws_subscriptions must be at least 1");
+    }
+    let trusted_proxies = match env.sourced(env::TRUSTED_PROXIES) {
+        Some((v, source)) => {
+            sources.insert("trusted_proxies", source);
+            parse_proxies(v.split(',')).context(env::TRUSTED_PROXIES)?
+        }
+        None => match &file.trusted_proxies {
+            Some(list) => {
+                sources.insert("trusted_proxies", Source::File);
+                parse_proxies(list.iter().map(String::as_str))
+                    .context("config file `trusted_proxies`")?
+            }
+            None => Vec::new(),
+        },
+    };
 
     let providers = if file.providers.is_empty() {
         let derived = derived_providers(env);
@@ -583,12 +680,29 @@ fn resolve(
         log,
         log_format,
         body_limit,
+        metrics_public,
+        trusted_proxies,
+        max_runs_per_user,
+        max_ws_subscriptions,
         session_lease: Duration::from_secs(session_lease),
         providers,
         presets: file.presets,
         gateway: crate::gateway::GatewaySettings::resolve(file.gateway, env)?,
         sources,
     })
+}
+
+/// Trusted proxy addresses: IPs (`10.0.0.2`) or networks (`10.0.0.0/24`).
+fn parse_proxies<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<ipnet::IpNet>> {
+    items
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| anyhow!("`{s}` is not an IP address or network (CIDR)"))
+        })
+        .collect()
 }
 
 /// Profiles derived from the conventional provider variables, used when the
@@ -620,8 +734,23 @@ fn derived_providers(env: &Env) -> Vec<ProviderProfile> {
 
 const REDACTED: &str = "<redacted>";
 
-/// A database URL with its password (userinfo or `password=` parameter)
-/// replaced.
+/// Whether a URL query parameter likely holds a credential.
+fn is_secret_param(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.contains("password")
+        || lower.contains("key")
+        || lower.contains("token")
+        || lower.contains("secret")
+        || lower.contains("signature")
+        || lower.contains("credential")
+        || lower == "sig"
+        || lower == "auth"
+}
+
+/// A URL with its credentials replaced: the password of the userinfo (the
+/// whole userinfo when it is a bare token with no `user:` part, unless the
+/// URL is a database URL where it is the user name) and query parameters
+/// like `password=`, `key=`, `api_key=`, `token=`, `sig=`.
 pub(crate) fn redact_url(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
@@ -631,9 +760,13 @@ pub(crate) fn redact_url(url: &str) -> String {
             .map_or(out.len(), |i| rest_start + i);
         if let Some(at) = out[rest_start..authority_end].rfind('@') {
             let userinfo = &out[rest_start..rest_start + at];
+            let web = out[..scheme_end].eq_ignore_ascii_case("http")
+                || out[..scheme_end].eq_ignore_ascii_case("https");
             if let Some(colon) = userinfo.find(':') {
                 let start = rest_start + colon + 1;
                 out.replace_range(start..rest_start + at, REDACTED);
+            } else if web && !userinfo.is_empty() {
+                out.replace_range(rest_start..rest_start + at, REDACTED);
             }
         }
     }
@@ -642,10 +775,7 @@ pub(crate) fn redact_url(url: &str) -> String {
         let query: Vec<String> = query
             .split('&')
             .map(|kv| match kv.split_once('=') {
-                Some((k, _))
-                    if k.eq_ignore_ascii_case("password")
-                        || k.eq_ignore_ascii_case("sslpassword") =>
-                {
+                Some((k, _)) if is_secret_param(k) => {
                     format!("{k}={REDACTED}")
                 }
                 _ => kv.to_owned(),
@@ -716,23 +846,49 @@ pub(crate) fn render(settings: &Settings) -> String {
         "session_lease",
         Some(settings.session_lease.as_secs().to_string()),
     );
+    line("metrics_public", Some(settings.metrics_public.to_string()));
+    line(
+        "max_runs_per_user",
+        Some(settings.max_runs_per_user.to_string()),
+    );
+    line(
+        "max_ws_subscriptions",
+        Some(settings.max_ws_subscriptions.to_string()),
+    );
+    line(
+        "trusted_proxies",
+        Some(
+            toml::Value::Array(
+                settings
+                    .trusted_proxies
+                    .iter()
+                    .map(|n| toml::Value::String(n.to_string()))
+                    .collect(),
+            )
+            .to_string(),
+        ),
+    );
 
     if let Ok(Some(s3)) = netherbrain_store::blob::S3Config::from_env() {
-        let _ = writeln!(out, "\n# blob storage: env NETHER_S3_*");
-        let _ = writeln!(out, "[s3]");
+        // Not a config file setting: shown as comments so the output still
+        // loads as a config file.
+        let _ = writeln!(
+            out,
+            "\n# blob storage: env NETHER_S3_* (not a config file setting)"
+        );
         if let Some(endpoint) = &s3.endpoint {
-            let _ = writeln!(out, "endpoint = {}", toml_str(endpoint));
+            let _ = writeln!(out, "#   endpoint = {}", toml_str(&redact_url(endpoint)));
         }
-        let _ = writeln!(out, "bucket = {}", toml_str(&s3.bucket));
-        let _ = writeln!(out, "region = {}", toml_str(&s3.region));
-        if let Some(id) = &s3.access_key_id {
-            let _ = writeln!(out, "access_key_id = {}", toml_str(id));
+        let _ = writeln!(out, "#   bucket = {}", toml_str(&s3.bucket));
+        let _ = writeln!(out, "#   region = {}", toml_str(&s3.region));
+        if s3.access_key_id.is_some() {
+            let _ = writeln!(out, "#   access_key_id = {}", toml_str(REDACTED));
         }
         if s3.secret_access_key.is_some() {
-            let _ = writeln!(out, "secret_access_key = {}", toml_str(REDACTED));
+            let _ = writeln!(out, "#   secret_access_key = {}", toml_str(REDACTED));
         }
-        let _ = writeln!(out, "path_style = {}", s3.path_style);
-        let _ = writeln!(out, "allow_http = {}", s3.allow_http);
+        let _ = writeln!(out, "#   path_style = {}", s3.path_style);
+        let _ = writeln!(out, "#   allow_http = {}", s3.allow_http);
     }
 
     if settings.providers.is_empty() {
@@ -743,22 +899,18 @@ pub(crate) fn render(settings: &Settings) -> String {
     } else {
         let _ = writeln!(out, "\n# providers: {}", settings.source("providers"));
         for p in &settings.providers {
-            let mut shown = p.clone();
-            if shown.api_key.is_some() {
-                shown.api_key = Some(REDACTED.into());
-            }
-            let status = match p.resolve_api_key() {
-                Ok(_) => String::new(),
-                Err(_) => format!(
-                    "  # {} is not set: this profile is skipped",
+            if p.resolve_api_key().is_err() {
+                let _ = writeln!(
+                    out,
+                    "# profile `{}`: {} is not set: this profile is skipped",
+                    p.name,
                     p.api_key_env.as_deref().unwrap_or("the API key")
-                ),
-            };
-            let body = toml::to_string(&shown).unwrap_or_default();
-            let _ = writeln!(out, "[[providers]]{status}\n{body}");
+                );
+            }
         }
-        // Header values may hold credentials.
-        out = redact_headers(&out, &settings.providers);
+        let shown: Vec<ProviderProfile> = settings.providers.iter().map(redacted_profile).collect();
+        let doc = ProvidersDoc { providers: &shown };
+        let _ = writeln!(out, "{}", toml::to_string(&doc).unwrap_or_default());
     }
     if !settings.presets.is_empty() {
         let _ = writeln!(out, "# presets: config file (imported at agent start)");
@@ -773,20 +925,44 @@ pub(crate) fn render(settings: &Settings) -> String {
     out
 }
 
-/// Replaces the values of headers that look like credentials.
-fn redact_headers(text: &str, providers: &[ProviderProfile]) -> String {
-    let mut out = text.to_owned();
-    for p in providers {
-        for (name, value) in &p.headers {
-            let lower = name.to_ascii_lowercase();
-            if (lower.contains("auth") || lower.contains("key") || lower.contains("token"))
-                && !value.is_empty()
-            {
-                out = out.replace(&toml_str(value), &toml_str(REDACTED));
-            }
+/// A document of provider profiles: `[[providers]]` with their
+/// `[providers.headers]`, as `config show` writes it.
+#[derive(Debug, Serialize)]
+struct ProvidersDoc<'a> {
+    providers: &'a [ProviderProfile],
+}
+
+/// Whether a header's value is likely a credential.
+fn is_secret_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        "auth",
+        "key",
+        "token",
+        "secret",
+        "cookie",
+        "session",
+        "password",
+        "signature",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
+}
+
+/// A profile as `config show` prints it: the inline key, credentials in
+/// the base URL and credential-like header values redacted.
+fn redacted_profile(p: &ProviderProfile) -> ProviderProfile {
+    let mut shown = p.clone();
+    if shown.api_key.is_some() {
+        shown.api_key = Some(REDACTED.into());
+    }
+    shown.base_url = shown.base_url.as_deref().map(redact_url);
+    for (name, value) in &mut shown.headers {
+        if is_secret_header(name) && !value.is_empty() {
+            *value = REDACTED.into();
         }
     }
-    out
+    shown
 }
 
 #[cfg(test)]
@@ -849,6 +1025,41 @@ mod tests {
         let f = file("[[providers]]\nname = \"local\"\nkind = \"openai\"\n");
         let s = resolve(&Overrides::default(), &env, f, None).unwrap();
         assert_eq!(s.profile_names(), ["local"]);
+    }
+
+    #[test]
+    fn settings_debug_prints_no_secret() {
+        let f = file(
+            "auth_token = \"operator-secret-0123456789\"\ndatabase_url = \"postgres://u:pg-secret@h/db\"\n[[providers]]\nname = \"p\"\nkind = \"openai\"\napi_key = \"sk-inline-secret\"\n",
+        );
+        let settings = resolve(&Overrides::default(), &Env::default(), f, None).unwrap();
+        let text = format!("{settings:?}");
+        for secret in ["operator-secret", "pg-secret", "sk-inline-secret"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+
+    #[test]
+    fn provider_urls_and_headers_are_redacted() {
+        assert_eq!(
+            redact_url("https://sk-abc@llm.example/v1?api_key=sk-def&model=x"),
+            "https://<redacted>@llm.example/v1?api_key=<redacted>&model=x"
+        );
+        assert_eq!(
+            redact_url("https://u:pw@s3.example?X-Amz-Signature=abc"),
+            "https://u:<redacted>@s3.example?X-Amz-Signature=<redacted>"
+        );
+        let p = ProviderProfile::new("p", ProviderKind::Openai)
+            .with_base_url("https://tok@h.example/v1")
+            .with_header("Cookie", "session=abc")
+            .with_header("X-Title", "nb");
+        let shown = redacted_profile(&p);
+        assert_eq!(shown.headers["Cookie"], REDACTED);
+        assert_eq!(shown.headers["X-Title"], "nb");
+        assert_eq!(
+            shown.base_url.as_deref(),
+            Some("https://<redacted>@h.example/v1")
+        );
     }
 
     #[test]

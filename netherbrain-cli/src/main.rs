@@ -15,6 +15,7 @@ mod keys;
 mod local;
 mod logging;
 mod presets;
+mod terminal;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -858,3 +858,55 @@ async fn sigterm_drains_a_run_in_flight() {
     let log = agent.stderr();
     assert!(log.contains("interrupted=1"), "{log}");
 }
+
+#[test]
+fn config_show_redacts_urls_and_headers_and_loads_back() {
+    let home = TempDir::new().unwrap();
+    let file = home.path().join("nb.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[providers]]
+name = "proxy"
+kind = "openai"
+base_url = "https://user:url-password-111@llm.example/v1?api_key=url-key-222"
+api_key = "sk-planted-inline-333"
+[providers.headers]
+Cookie = "session=cookie-secret-444"
+X-Title = "netherbrain"
+
+[[providers]]
+name = "other"
+kind = "anthropic"
+api_key_env = "NB_TEST_UNSET_KEY"
+"#,
+    )
+    .unwrap();
+    let out = stdout(&ok(run(cmd(home.path())
+        .env("NETHER_S3_BUCKET", "b")
+        .env("NETHER_S3_ENDPOINT", "https://ak:s3-secret-555@s3.example")
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "show"]))));
+    for secret in [
+        "url-password-111",
+        "url-key-222",
+        "sk-planted-inline-333",
+        "cookie-secret-444",
+        "s3-secret-555",
+    ] {
+        assert!(!out.contains(secret), "{secret} leaked:\n{out}");
+    }
+    assert!(out.contains("X-Title = \"netherbrain\""), "{out}");
+    assert!(out.contains("[providers.headers]"), "{out}");
+    assert!(!out.contains("\n[headers]"), "{out}");
+    // The output is a config file the binary loads again, to the same show.
+    let again = home.path().join("shown.toml");
+    std::fs::write(&again, &out).unwrap();
+    let reloaded = stdout(&ok(run(cmd(home.path())
+        .arg("--config")
+        .arg(&again)
+        .args(["config", "show"]))));
+    assert!(reloaded.contains("name = \"proxy\""), "{reloaded}");
+    assert!(reloaded.contains("name = \"other\""), "{reloaded}");
+}

@@ -29,6 +29,9 @@ pub mod auth;
 pub mod channel;
 pub mod conversation;
 mod event;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 mod message;
 mod preset;

@@ -64,14 +64,18 @@ impl Add for Usage {
     }
 }
 
+/// Saturating: counts come from providers, and a hostile or broken one
+/// must not overflow (panic in debug builds, wrap in release).
 impl AddAssign for Usage {
     fn add_assign(&mut self, rhs: Self) {
-        self.input_tokens += rhs.input_tokens;
-        self.output_tokens += rhs.output_tokens;
-        self.cache_read_tokens += rhs.cache_read_tokens;
-        self.cache_write_tokens += rhs.cache_write_tokens;
-        self.reasoning_tokens += rhs.reasoning_tokens;
-        self.requests += rhs.requests;
+        self.input_tokens = self.input_tokens.saturating_add(rhs.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(rhs.output_tokens);
+        self.cache_read_tokens = self.cache_read_tokens.saturating_add(rhs.cache_read_tokens);
+        self.cache_write_tokens = self
+            .cache_write_tokens
+            .saturating_add(rhs.cache_write_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(rhs.reasoning_tokens);
+        self.requests = self.requests.saturating_add(rhs.requests);
     }
 }
 

@@ -671,11 +671,17 @@ async fn turns_come_a_page_at_a_time() {
         TurnsQuery::default().with_limit(0),
         TurnsQuery::default().with_limit(101),
         TurnsQuery::default().with_cursor(Some("nope".into())),
-        TurnsQuery::default().with_cursor(Some(SessionId::new().to_string())),
     ] {
         let e = f.service.turns(&f.ada, first.conversation_id, bad).await;
         assert!(matches!(e, Err(ServiceError::Malformed(_))), "{e:?}");
     }
+    // A well-formed cursor naming no session of the conversation is 404.
+    let unknown = TurnsQuery::default().with_cursor(Some(SessionId::new().to_string()));
+    let e = f
+        .service
+        .turns(&f.ada, first.conversation_id, unknown)
+        .await;
+    assert!(matches!(e, Err(ServiceError::NotFound(_))), "{e:?}");
 }
 
 #[tokio::test]
@@ -719,7 +725,7 @@ async fn summarize_names_the_conversation() {
         .unwrap();
     assert!(matches!(
         f.service.summarize(&f.ada, empty.id).await,
-        Err(ServiceError::Invalid(_))
+        Err(ServiceError::Conflict(_))
     ));
 }
 

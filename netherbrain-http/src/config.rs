@@ -4,6 +4,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 /// How the server is run. Build it from [`ServerConfig::default`] and the
 /// `with_*` methods (the struct is `#[non_exhaustive]`).
 ///
@@ -41,6 +43,17 @@ pub struct ServerConfig {
     /// Whether `GET /metrics` requires a bearer token. Default `false`
     /// (Prometheus scrapers usually run next to the server).
     pub metrics_require_auth: bool,
+    /// Whether `GET /metrics` stays open without a token when the server
+    /// listens off loopback. Default `false`: off loopback it needs a token.
+    pub metrics_public: bool,
+    /// Peers whose `X-Forwarded-For` header is believed (reverse proxies).
+    /// Default: none, so the client IP is always the TCP peer.
+    pub trusted_proxies: Vec<IpNet>,
+    /// How often open SSE and WebSocket streams re-check their token; a
+    /// revoked key, deactivated user or changed role closes them. Default 2 s.
+    pub revalidate_interval: Duration,
+    /// Conversations one WebSocket may follow at once. Default 64.
+    pub max_ws_subscriptions: usize,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +67,10 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             password_hash: PasswordHashParams::default(),
             metrics_require_auth: false,
+            metrics_public: false,
+            trusted_proxies: Vec::new(),
+            revalidate_interval: Duration::from_secs(2),
+            max_ws_subscriptions: 64,
         }
     }
 }
@@ -72,6 +89,10 @@ impl fmt::Debug for ServerConfig {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("password_hash", &self.password_hash)
             .field("metrics_require_auth", &self.metrics_require_auth)
+            .field("metrics_public", &self.metrics_public)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("revalidate_interval", &self.revalidate_interval)
+            .field("max_ws_subscriptions", &self.max_ws_subscriptions)
             .finish()
     }
 }
@@ -132,41 +153,121 @@ impl ServerConfig {
         self.metrics_require_auth = required;
         self
     }
+
+    /// Sets whether `GET /metrics` stays open off loopback.
+    #[must_use]
+    pub fn with_metrics_public(mut self, public: bool) -> Self {
+        self.metrics_public = public;
+        self
+    }
+
+    /// Sets how many conversations one WebSocket may follow.
+    #[must_use]
+    pub fn with_max_ws_subscriptions(mut self, n: usize) -> Self {
+        self.max_ws_subscriptions = n;
+        self
+    }
+
+    /// Sets how often open streams re-check their token.
+    #[must_use]
+    pub fn with_revalidate_interval(mut self, interval: Duration) -> Self {
+        self.revalidate_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Sets the reverse proxies whose `X-Forwarded-For` is believed.
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: Vec<IpNet>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
 }
 
-/// Failed logins allowed per username and client IP within a window; more
-/// get `429 Too Many Requests` with `Retry-After`.
+/// Login attempts allowed within a window, counted whether they succeed or
+/// not; more get `429 Too Many Requests` with `Retry-After`. Each limit is a
+/// burst of that many attempts, refilled evenly over `window`.
+///
+/// - `max_attempts` per username from one client address,
+/// - `per_address` from one client address over all usernames,
+/// - `per_username` for one username over all addresses. Keep it above
+///   `per_address`, so that one address cannot lock the owner out.
+///
+/// At most `max_concurrent_verifications` Argon2 verifications run at once;
+/// a login that waits longer than `verification_wait` for a slot gets `503`.
 ///
 /// ```
-/// let limit = netherbrain_http::LoginRateLimit::default();
-/// assert_eq!(limit.max_failures, 5);
+/// use std::time::Duration;
+/// let limit = netherbrain_http::LoginRateLimit::new(5, Duration::from_secs(60))
+///     .with_per_address(20)
+///     .with_per_username(50)
+///     .with_max_concurrent_verifications(2);
+/// assert_eq!(limit.max_attempts, 5);
+/// assert_eq!(netherbrain_http::LoginRateLimit::default().max_concurrent_verifications, 4);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LoginRateLimit {
-    /// Failures allowed within `window`.
-    pub max_failures: u32,
-    /// The sliding window.
-    pub window: std::time::Duration,
+    /// Attempts per username from one address within `window`. Default 5.
+    pub max_attempts: u32,
+    /// The window over which each limit refills. Default 60 s.
+    pub window: Duration,
+    /// Attempts from one address within `window`. Default 20.
+    pub per_address: u32,
+    /// Attempts for one username within `window`. Default 50.
+    pub per_username: u32,
+    /// Argon2 verifications running at once. Default 4.
+    pub max_concurrent_verifications: usize,
+    /// How long a login waits for a verification slot. Default 10 s.
+    pub verification_wait: Duration,
 }
 
 impl Default for LoginRateLimit {
     fn default() -> Self {
-        Self {
-            max_failures: 5,
-            window: Duration::from_secs(60),
-        }
+        Self::new(5, Duration::from_secs(60))
     }
 }
 
 impl LoginRateLimit {
-    /// `max_failures` per `window`.
+    /// `max_attempts` per username and address per `window`; the other
+    /// limits at their defaults.
     #[must_use]
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    pub fn new(max_attempts: u32, window: Duration) -> Self {
         Self {
-            max_failures,
+            max_attempts,
             window,
+            per_address: 20,
+            per_username: 50,
+            max_concurrent_verifications: 4,
+            verification_wait: Duration::from_secs(10),
         }
+    }
+
+    /// Sets the attempts allowed from one address.
+    #[must_use]
+    pub fn with_per_address(mut self, n: u32) -> Self {
+        self.per_address = n;
+        self
+    }
+
+    /// Sets the attempts allowed for one username over all addresses.
+    #[must_use]
+    pub fn with_per_username(mut self, n: u32) -> Self {
+        self.per_username = n;
+        self
+    }
+
+    /// Sets how many Argon2 verifications may run at once.
+    #[must_use]
+    pub fn with_max_concurrent_verifications(mut self, n: usize) -> Self {
+        self.max_concurrent_verifications = n;
+        self
+    }
+
+    /// Sets how long a login waits for a verification slot.
+    #[must_use]
+    pub fn with_verification_wait(mut self, wait: Duration) -> Self {
+        self.verification_wait = wait;
+        self
     }
 }
 

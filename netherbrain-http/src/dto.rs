@@ -133,17 +133,23 @@ impl From<User> for UserView {
 }
 
 /// `POST /api/users/create`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateUserRequest {
     /// Login name: 1–64 letters, digits, `-`, `_`, `.`, `@`.
+    #[cfg_attr(
+        feature = "server",
+        schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._@-]+$")
+    )]
     pub username: String,
-    /// Password (at least 8 characters); without one the user authenticates
+    /// Password (8–1024 characters); without one the user authenticates
     /// by API key only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(min_length = 8, max_length = 1024))]
     pub password: Option<String>,
-    /// Name to show.
+    /// Name to show (at most 128 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(max_length = 128))]
     pub display_name: Option<String>,
     /// Role (default `user`).
     #[serde(default)]
@@ -160,7 +166,7 @@ pub struct UpdateUserRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, max_length = 128))]
     pub display_name: Option<Option<String>>,
     /// New role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,10 +174,11 @@ pub struct UpdateUserRequest {
 }
 
 /// `POST /api/users/{id}/reset-password`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ResetPasswordRequest {
-    /// New password (at least 8 characters).
+    /// New password (8–1024 characters).
+    #[cfg_attr(feature = "server", schema(min_length = 8, max_length = 1024))]
     pub password: String,
 }
 
@@ -186,17 +193,19 @@ pub struct UserList {
 // ---- auth ----
 
 /// `POST /api/auth/login`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct LoginRequest {
-    /// Login name.
+    /// Login name: 1–64 letters, digits, `-`, `_`, `.`, `@`.
+    #[cfg_attr(feature = "server", schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._@-]+$"))]
     pub username: String,
-    /// Password.
+    /// Password (1–1024 characters).
+    #[cfg_attr(feature = "server", schema(min_length = 1, max_length = 1024))]
     pub password: String,
 }
 
 /// A successful login.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct LoginResponse {
     /// Bearer token (an API key named `login`); shown once.
@@ -208,13 +217,14 @@ pub struct LoginResponse {
 }
 
 /// `POST /api/auth/password`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct ChangePasswordRequest {
     /// The current password; not needed when the account has none yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_password: Option<String>,
-    /// The new password (at least 8 characters).
+    /// The new password (8–1024 characters).
+    #[cfg_attr(feature = "server", schema(min_length = 8, max_length = 1024))]
     pub new_password: String,
 }
 
@@ -263,6 +273,14 @@ impl From<ApiKey> for ApiKeyView {
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateApiKeyRequest {
     /// Label.
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: String,
     /// Expiry (must be in the future); none by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -273,7 +291,7 @@ pub struct CreateApiKeyRequest {
 }
 
 /// A new API key with its secret, which is never shown again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreatedApiKey {
     /// The key.
@@ -340,9 +358,18 @@ impl From<Preset> for PresetView {
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreatePresetRequest {
     /// Unique name.
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: String,
     /// What it is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(max_length = 16384))]
     pub description: Option<String>,
     /// The configuration (core `PresetConfig`).
     #[cfg_attr(feature = "server", schema(value_type = crate::openapi::wire::PresetConfig))]
@@ -355,6 +382,14 @@ pub struct CreatePresetRequest {
 pub struct UpdatePresetRequest {
     /// New name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: Option<String>,
     /// New description; `null` clears it.
     #[serde(
@@ -362,7 +397,7 @@ pub struct UpdatePresetRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, max_length = 16384))]
     pub description: Option<Option<String>>,
     /// New configuration (replaces the old one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -420,7 +455,7 @@ pub struct WorkspaceView {
     /// Absolute directories file and shell tools are confined to.
     pub project_dirs: Vec<String>,
     /// Free-form metadata (a JSON object).
-    #[cfg_attr(feature = "server", schema(value_type = Object))]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::json::Metadata))]
     pub metadata: Metadata,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -446,13 +481,22 @@ impl From<Workspace> for WorkspaceView {
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateWorkspaceRequest {
     /// Unique name.
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: String,
     /// Absolute paths without `..` components.
     #[serde(default)]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<ProjectDir>, max_items = 64))]
     pub project_dirs: Vec<String>,
     /// A JSON object.
     #[serde(default)]
-    #[cfg_attr(feature = "server", schema(value_type = Object))]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::json::Metadata))]
     pub metadata: Metadata,
 }
 
@@ -462,13 +506,22 @@ pub struct CreateWorkspaceRequest {
 pub struct UpdateWorkspaceRequest {
     /// New name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: Option<String>,
     /// New project directories (replace the old ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<Vec<ProjectDir>>, max_items = 64))]
     pub project_dirs: Option<Vec<String>>,
     /// Keys merged into the metadata; a `null` value removes the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "server", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<crate::openapi::json::Metadata>))]
     pub metadata: Option<Metadata>,
 }
 
@@ -500,7 +553,7 @@ pub struct ConversationView {
     pub default_preset: Option<Uuid>,
     /// Free-form metadata (a JSON object). The key `forked_from` is
     /// reserved: requests setting it are refused.
-    #[cfg_attr(feature = "server", schema(value_type = Object))]
+    #[cfg_attr(feature = "server", schema(value_type = crate::openapi::json::ConversationMetadata))]
     pub metadata: Metadata,
     /// `active` or `archived`.
     pub status: String,
@@ -574,12 +627,52 @@ pub struct ConversationDetail {
     pub usage: UsageByModel,
 }
 
+/// The schema of a conversation status a client may set or filter by.
+#[cfg(feature = "server")]
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[expect(dead_code, reason = "only its schema is used")]
+pub(crate) enum ConversationStatusName {
+    /// Listed by default.
+    Active,
+    /// Hidden from the default list.
+    Archived,
+}
+
+/// The schema of a project directory: an absolute path of at most 1024
+/// characters, no component `..`, no NUL.
+#[cfg(feature = "server")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProjectDir;
+
+#[cfg(feature = "server")]
+impl utoipa::PartialSchema for ProjectDir {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "An absolute path of at most 1024 characters without a `..` component",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(1024))
+            .pattern(Some(
+                r"^(/(|\.|[^./\u0000][^/\u0000]*|\.[^./\u0000][^/\u0000]*|\.\.[^/\u0000]+))+$",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "server")]
+impl ToSchema for ProjectDir {}
+
 /// `POST /api/conversations/create`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CreateConversationRequest {
-    /// Title.
+    /// Title (at most 512 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(max_length = 512))]
     pub title: Option<String>,
     /// Workspace (must exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -589,7 +682,7 @@ pub struct CreateConversationRequest {
     pub default_preset: Option<Uuid>,
     /// A JSON object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "server", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<crate::openapi::json::ConversationMetadata>))]
     pub metadata: Option<Metadata>,
 }
 
@@ -603,7 +696,7 @@ pub struct UpdateConversationRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, max_length = 512))]
     pub title: Option<Option<String>>,
     /// New summary; `null` clears it.
     #[serde(
@@ -611,7 +704,7 @@ pub struct UpdateConversationRequest {
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[cfg_attr(feature = "server", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, max_length = 16384))]
     pub summary: Option<Option<String>>,
     /// New default preset; `null` clears it.
     #[serde(
@@ -623,10 +716,11 @@ pub struct UpdateConversationRequest {
     pub default_preset: Option<Option<Uuid>>,
     /// Keys shallow-merged into the metadata; a `null` value removes the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "server", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<crate::openapi::json::ConversationMetadata>))]
     pub metadata: Option<Metadata>,
     /// `active` or `archived`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<ConversationStatusName>))]
     pub status: Option<String>,
 }
 
@@ -647,6 +741,7 @@ pub struct ConversationList {
 pub struct ConversationListQuery {
     /// `active` or `archived` (default: every status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", param(value_type = Option<ConversationStatusName>))]
     pub status: Option<String>,
     /// Only this workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -656,9 +751,16 @@ pub struct ConversationListQuery {
     pub metadata: Option<String>,
     /// Page size, 1–200 (default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        param(
+            pattern = r"^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        )
+    )]
     pub cursor: Option<String>,
 }
 
@@ -667,10 +769,20 @@ pub struct ConversationListQuery {
 #[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "server", into_params(parameter_in = Query))]
 pub struct SearchQuery {
-    /// Words that must all match (title, summary, message text).
+    /// Words that must all match (title, summary, message text); not blank,
+    /// at most 512 characters.
+    #[cfg_attr(
+        feature = "server",
+        param(
+            min_length = 1,
+            max_length = 512,
+            pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        )
+    )]
     pub q: String,
     /// At most this many results, 1–200 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
 }
 
@@ -692,8 +804,8 @@ pub struct SearchResults {
 pub enum RunInput {
     /// One user message.
     Text(String),
-    /// Messages, in order.
-    Messages(Vec<Message>),
+    /// Messages, in order (at least one).
+    Messages(#[schemars(length(min = 1))] Vec<Message>),
 }
 
 impl RunInput {
@@ -785,7 +897,16 @@ pub struct ForkResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct SteerRequest {
-    /// Text injected as a user message at the next model-round boundary.
+    /// Text injected as a user message at the next model-round boundary;
+    /// not blank.
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 16384,
+            pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        )
+    )]
     pub text: String,
 }
 
@@ -805,6 +926,7 @@ pub struct SessionActionResponse {
 pub struct EventsQuery {
     /// Resume after this event id (default 0: from the start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", param(pattern = "^[0-9]{1,18}$"))]
     pub after: Option<String>,
     /// Conversation events only: this session instead of the latest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -818,9 +940,17 @@ pub struct EventsQuery {
 pub struct TurnsQuery {
     /// Sessions per page, 1–100 (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page: a session id of this conversation
+    /// (empty: the first page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        param(
+            pattern = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+        )
+    )]
     pub cursor: Option<String>,
 }
 
@@ -924,7 +1054,7 @@ pub struct ResumeRequest {
     /// One decision per pending call: `{"decision": "approve", "call_id"}`,
     /// `{"decision": "deny", "call_id", "reason"?}` or
     /// `{"decision": "result", "call_id", "content", "is_error"?}`.
-    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::ToolDecision>))]
+    #[cfg_attr(feature = "server", schema(value_type = Vec<crate::openapi::wire::ToolDecision>, min_items = 1))]
     pub decisions: Vec<ToolDecision>,
     /// Stream the new run (default) or answer `202`.
     #[serde(default = "default_true")]
@@ -959,4 +1089,48 @@ pub struct ModelProfileView {
 pub struct ModelList {
     /// Profiles by name.
     pub items: Vec<ModelProfileView>,
+}
+
+// ---- redacted Debug for the bodies that carry secrets ----
+
+/// `Debug` printing the plain fields and `<redacted>` for the secret ones.
+macro_rules! redacted_debug {
+    ($ty:ident { $($plain:ident),* ; $($secret:ident),* }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($plain), &self.$plain))*
+                    $(.field(stringify!($secret), &"<redacted>"))*
+                    .finish()
+            }
+        }
+    };
+}
+
+redacted_debug!(CreateUserRequest { username, display_name, role ; password });
+redacted_debug!(ResetPasswordRequest {  ; password });
+redacted_debug!(LoginRequest { username ; password });
+redacted_debug!(LoginResponse { expires_at, user ; token });
+redacted_debug!(ChangePasswordRequest {  ; current_password, new_password });
+redacted_debug!(CreatedApiKey { key ; secret });
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn secret_bodies_print_no_secret() {
+        let login = LoginRequest {
+            username: "ada".into(),
+            password: "hunter2-secret".into(),
+        };
+        let change = ChangePasswordRequest {
+            current_password: Some("old-secret".into()),
+            new_password: "new-secret".into(),
+        };
+        let text = format!("{login:?} {change:?}");
+        assert!(text.contains("ada"), "{text}");
+        assert!(!text.contains("secret\""), "{text}");
+        assert!(!text.contains("hunter2") && !text.contains("old-") && !text.contains("new-"));
+    }
 }

@@ -270,10 +270,13 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::RunningElsewhere(_) => {
                 Self::new(StatusCode::CONFLICT, "running_elsewhere", e.to_string())
             }
-            RuntimeError::InvalidResume(_)
-            | RuntimeError::InvalidInput(_)
-            | RuntimeError::NoPreset
-            | RuntimeError::Catalog(_) => Self::invalid(e.to_string()),
+            // What is pending is the session's state, not the request's
+            // shape: a resume that does not match it conflicts with it.
+            RuntimeError::InvalidResume(_) => {
+                Self::new(StatusCode::CONFLICT, "invalid_resume", e.to_string())
+            }
+            RuntimeError::NoPreset => Self::new(StatusCode::CONFLICT, "no_preset", e.to_string()),
+            RuntimeError::InvalidInput(_) | RuntimeError::Catalog(_) => Self::invalid(e.to_string()),
             RuntimeError::Store(store) => store.into(),
             other => Self::internal(other),
         }
@@ -293,6 +296,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(msg) => Self::not_found(msg),
             ServiceError::Conflict(msg) => Self::conflict(msg),
             ServiceError::Unavailable(msg) => Self::unavailable(msg),
+            ServiceError::TooManyRuns { .. } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_runs",
+                e.to_string(),
+            ),
             ServiceError::Runtime(e) => e.into(),
             ServiceError::Store(e) => e.into(),
             ServiceError::Auth(e) => e.into(),
@@ -385,9 +393,9 @@ mod tests {
             ),
             (RuntimeError::Draining, 503, "unavailable"),
             (RuntimeError::NotRunning(id), 409, "not_running"),
-            (RuntimeError::NoPreset, 422, "invalid"),
+            (RuntimeError::NoPreset, 409, "no_preset"),
             (RuntimeError::InvalidInput("empty".into()), 422, "invalid"),
-            (RuntimeError::InvalidResume("x".into()), 422, "invalid"),
+            (RuntimeError::InvalidResume("x".into()), 409, "invalid_resume"),
             (
                 RuntimeError::Store(StoreError::not_found("conversation", "x")),
                 404,

@@ -101,6 +101,7 @@ server_side! {
     mod openai_compat;
     mod openapi;
     mod routes;
+    mod schema;
     mod server;
     mod sse;
     mod state;
@@ -115,7 +116,8 @@ server_side! {
     pub use extract::{Json, Path, Query};
     pub use metrics::{Metrics, MetricsError};
     pub use openapi::{ApiDoc, openapi, openapi_json};
-    pub use server::{ServeError, auth_configured, bind, check_bind_allowed, router, serve};
+    pub use server::{
+        ServeError, auth_configured, auth_configured_in, bind, check_bind_allowed, router, serve};
     pub use state::{AppState, AppStateBuilder};
 }
 

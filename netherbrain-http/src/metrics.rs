@@ -23,6 +23,25 @@ pub const TOKENS_TOTAL: &str = "netherbrain_tokens_total";
 pub const PROVIDER_DURATION: &str = "netherbrain_provider_request_duration_seconds";
 /// Provider errors, labelled `provider` and `kind`.
 pub const PROVIDER_ERRORS_TOTAL: &str = "netherbrain_provider_errors_total";
+/// Password verifications (Argon2) started since the server started.
+pub const LOGIN_VERIFICATIONS_TOTAL: &str = "netherbrain_login_verifications_total";
+/// The most password verifications that ever ran at once.
+pub const LOGIN_VERIFICATIONS_PEAK: &str = "netherbrain_login_verifications_peak";
+
+/// The `method` label: a standard method's name, anything else `other`, so
+/// a client cannot grow the label set.
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -154,6 +173,22 @@ impl Metrics {
         });
     }
 
+    /// Runs the exporter's upkeep (draining histogram buckets) every
+    /// `interval` until the returned task is aborted; without it histogram
+    /// samples accumulate in memory between scrapes.
+    #[must_use]
+    pub fn spawn_upkeep(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let handle = self.inner.handle.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        })
+    }
+
     /// The Prometheus text exposition.
     #[must_use]
     pub fn render(&self) -> String {
@@ -161,18 +196,32 @@ impl Metrics {
     }
 
     /// Counts one served request.
+    ///
+    /// `route` must be a route template (or `unmatched`), never a raw path;
+    /// methods outside the standard ones are counted as `other`.
     pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let (method, route) = (method.to_owned(), route.to_owned());
+        let (method, route) = (method_label(method), route.to_owned());
         self.with(|| {
             metrics::counter!(
                 HTTP_REQUESTS_TOTAL,
-                "method" => method.clone(),
+                "method" => method,
                 "route" => route.clone(),
                 "status" => status.to_string()
             )
             .increment(1);
             metrics::histogram!(HTTP_REQUEST_DURATION, "method" => method, "route" => route)
                 .record(elapsed.as_secs_f64());
+        });
+    }
+
+    /// Records password verification counts: started so far, and the most
+    /// that ran at once.
+    pub fn set_login_verifications(&self, total: u64, peak: usize) {
+        #[allow(clippy::cast_precision_loss)]
+        let (total, peak) = (total as f64, peak as f64);
+        self.with(|| {
+            metrics::gauge!(LOGIN_VERIFICATIONS_TOTAL).set(total);
+            metrics::gauge!(LOGIN_VERIFICATIONS_PEAK).set(peak);
         });
     }
 
@@ -243,6 +292,16 @@ mod tests {
         a.record_request("GET", "/api/health", 200, Duration::from_millis(3));
         assert!(a.render().contains(HTTP_REQUESTS_TOTAL));
         assert!(!b.render().contains("route=\"/api/health\""));
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let m = Metrics::new();
+        m.record_request("BREW", "unmatched", 404, Duration::from_millis(1));
+        m.record_request("PROPFIND", "unmatched", 404, Duration::from_millis(1));
+        let text = m.render();
+        assert!(text.contains("method=\"other\""), "{text}");
+        assert!(!text.contains("BREW") && !text.contains("PROPFIND"));
     }
 
     #[test]

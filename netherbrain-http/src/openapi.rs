@@ -100,7 +100,13 @@ use crate::routes::{
         discovery::models,
     ),
     components(schemas(crate::dto::ErrorBody, crate::dto::ErrorDetail)),
-    modifiers(&BearerAuth, &TypedEventStreams),
+    modifiers(
+        &BearerAuth,
+        &TypedEventStreams,
+        &CommonResponses,
+        &FormatPatterns,
+        &JsonQueryParameters
+    ),
     security(("bearer" = [])),
     tags(
         (name = "health", description = "Liveness"),
@@ -192,6 +198,11 @@ macro_rules! wire_types {
             for (name, schema) in named {
                 schemas.insert(name.into_owned(), schema.to_value());
             }
+            schemas.values_mut().for_each(no_nul_strings);
+            if let Some(input) = schemas.get_mut("RunInput") {
+                run_input_says_something(input);
+            }
+            schemas.extend(json_schemas());
             schemas
         }
     };
@@ -211,6 +222,154 @@ wire_types! {
     // `EventEnvelope` is the stored form the typed client yields).
     published { netherbrain_core::AgentEvent, netherbrain_core::EventEnvelope }
 }
+
+/// Gives every unconstrained string of a schemars schema (no `pattern`,
+/// `format`, `enum` or `const`) [`NO_NUL_PATTERN`], as [`FormatPatterns`]
+/// does for utoipa's.
+fn no_nul_strings(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let is_string = match map.get("type") {
+                Some(Value::String(t)) => t == "string",
+                Some(Value::Array(types)) => types.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            let constrained = ["pattern", "format", "enum", "const"]
+                .iter()
+                .any(|k| map.contains_key(*k));
+            if is_string && !constrained {
+                map.insert("pattern".to_owned(), Value::from(NO_NUL_PATTERN));
+            }
+            // The range of a Rust integer type, which schemars only names.
+            let range = match map.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some((Value::from(0), Value::from(u8::MAX))),
+                Some("uint16") => Some((Value::from(0), Value::from(u16::MAX))),
+                Some("uint32") => Some((Value::from(0), Value::from(u32::MAX))),
+                Some("uint64" | "uint") => Some((Value::from(0), Value::from(u64::MAX))),
+                Some("int32") => Some((Value::from(i32::MIN), Value::from(i32::MAX))),
+                Some("int64" | "int") => Some((Value::from(i64::MIN), Value::from(i64::MAX))),
+                _ => None,
+            };
+            if let Some((min, max)) = range {
+                map.entry("minimum").or_insert(min);
+                map.entry("maximum").or_insert(max);
+            }
+            map.values_mut().for_each(no_nul_strings);
+        }
+        Value::Array(items) => items.iter_mut().for_each(no_nul_strings),
+        _ => {}
+    }
+}
+
+/// Hand-written component schemas that neither generator can express:
+/// JSON objects whose keys and strings, at any depth, hold no NUL (what
+/// the metadata fields accept). Each marker's utoipa schema is a
+/// placeholder that [`json_schemas`] fills, like the `wire` markers.
+pub(crate) mod json {
+    use super::*;
+
+    macro_rules! placeholder {
+        ($name:ident) => {
+            #[doc = concat!("The `", stringify!($name), "` component schema.")]
+            #[derive(Debug)]
+            pub(crate) struct $name;
+
+            impl utoipa::PartialSchema for $name {
+                fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+                    utoipa::openapi::schema::ObjectBuilder::new()
+                        .description(Some(PLACEHOLDER))
+                        .into()
+                }
+            }
+
+            impl utoipa::ToSchema for $name {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed(stringify!($name))
+                }
+            }
+        };
+    }
+
+    placeholder!(Metadata);
+    placeholder!(ConversationMetadata);
+}
+
+/// The schemas of the [`json`] markers and what they reference.
+fn json_schemas() -> Map<String, Value> {
+    let no_nul = json!({ "pattern": NO_NUL_PATTERN });
+    let value = json!({ "$ref": "#/components/schemas/MetadataValue" });
+    let mut schemas = Map::new();
+    schemas.insert(
+        "Metadata".to_owned(),
+        json!({
+            "type": "object",
+            "description": "Free-form metadata: a JSON object of at most 64 KiB (as JSON text) \
+                whose keys and strings, at any depth, hold no NUL character.",
+            "propertyNames": no_nul,
+            "additionalProperties": value,
+        }),
+    );
+    schemas.insert(
+        "MetadataValue".to_owned(),
+        json!({
+            "description": "A JSON value without NUL characters in its strings and keys.",
+            "anyOf": [
+                { "type": "string", "pattern": NO_NUL_PATTERN },
+                { "type": "number" },
+                { "type": "boolean" },
+                { "type": "null" },
+                { "type": "array", "items": value },
+                { "type": "object", "propertyNames": no_nul, "additionalProperties": value },
+            ]
+        }),
+    );
+    schemas.insert(
+        "ConversationMetadata".to_owned(),
+        json!({
+            "description": "Conversation metadata: `Metadata` in which the keys the server owns \
+                (`forked_from`) may only be `null` (which removes nothing the server keeps).",
+            "allOf": [
+                { "$ref": "#/components/schemas/Metadata" },
+                { "properties": { "forked_from": { "type": "null" } } }
+            ]
+        }),
+    );
+    schemas
+}
+
+/// A run's input must say something (as the conversation service checks):
+/// text that is not blank, or messages of which one has a non-text part
+/// or non-blank text.
+fn run_input_says_something(schema: &mut Value) {
+    let Some(alternatives) = schema.get_mut("anyOf").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for alternative in alternatives {
+        match alternative.get("type").and_then(Value::as_str) {
+            Some("string") => {
+                alternative["pattern"] = Value::from(NOT_BLANK_PATTERN);
+                alternative["description"] = Value::from("One user message (not blank).");
+            }
+            Some("array") => {
+                alternative["contains"] = json!({
+                    "type": "object",
+                    "required": ["content"],
+                    "properties": { "content": { "contains": { "anyOf": [
+                        { "properties": { "type": { "not": { "const": "text" } } } },
+                        { "properties": { "text": { "pattern": "\\S" } } }
+                    ] } } }
+                });
+                alternative["description"] = Value::from(
+                    "Messages, in order; at least one has a non-text part or non-blank text.",
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The pattern of a text that is not blank and holds no NUL.
+pub(crate) const NOT_BLANK_PATTERN: &str = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$";
 
 /// The description of a `wire` marker's utoipa schema, which the schemars
 /// schema of the same name replaces.
@@ -329,6 +488,243 @@ impl Modify for TypedEventStreams {
                         content.schema = Some(Ref::from_schema_name(SSE_EVENT).into());
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The error responses every operation can give for what the extractors
+/// and the auth layer refuse before a handler runs, so each operation lists
+/// every status it can return:
+///
+/// - `400` for a malformed path, query, header or JSON body,
+/// - `401` for a missing or bad token (operations that need one),
+/// - `404` for an id in the path that names nothing the caller can see,
+/// - `413` for a body over the limit, `415` for a body without
+///   `Content-Type: application/json` (or TOML, where that is the body),
+///   `422` for a well-formed body that fails validation.
+///
+/// Each is a shared `components.responses` entry with the `ErrorBody`
+/// schema; an operation that already documents a status keeps its own.
+#[derive(Debug)]
+struct CommonResponses;
+
+impl CommonResponses {
+    const RESPONSES: [(&'static str, &'static str, &'static str); 6] = [
+        ("400", "BadRequest", "Malformed path, query, header or body"),
+        ("401", "Unauthorized", "Missing, unknown, expired or revoked token"),
+        ("404", "NotFound", "No such resource visible to the caller"),
+        ("413", "PayloadTooLarge", "The body is over the size limit"),
+        ("415", "UnsupportedMediaType", "The body's `Content-Type` is not the one required"),
+        ("422", "Unprocessable", "The body is well-formed but fails validation"),
+    ];
+
+    fn statuses(operation: &utoipa::openapi::path::Operation) -> Vec<&'static str> {
+        use utoipa::openapi::path::ParameterIn;
+        let params = operation.parameters.as_deref().unwrap_or_default();
+        let has_path = params.iter().any(|p| p.parameter_in == ParameterIn::Path);
+        let has_body = operation.request_body.is_some();
+        let public = operation.security.as_ref().is_some_and(|requirements| {
+            requirements
+                .iter()
+                .any(|r| serde_json::to_value(r).is_ok_and(|v| v == json!({})))
+        });
+        let mut statuses = Vec::new();
+        if has_path || has_body || !params.is_empty() {
+            statuses.push("400");
+        }
+        if !public {
+            statuses.push("401");
+        }
+        if has_path {
+            statuses.push("404");
+        }
+        if has_body {
+            statuses.extend(["413", "415", "422"]);
+        }
+        statuses
+    }
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (_, name, description) in Self::RESPONSES {
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build();
+            components
+                .responses
+                .insert(name.to_owned(), RefOr::T(response));
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for status in Self::statuses(operation) {
+                    let Some((_, name, _)) = Self::RESPONSES.iter().find(|(s, _, _)| *s == status)
+                    else {
+                        continue;
+                    };
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
+                }
+            }
+        }
+    }
+}
+
+/// The pattern of a UUID as the server parses one (hyphenated).
+pub(crate) const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// The pattern of an RFC 3339 timestamp as the server parses one (days up
+/// to 28 so that every string the pattern admits is a real date).
+pub(crate) const DATE_TIME_PATTERN: &str = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$";
+
+/// The pattern of a string without NUL characters, which the API refuses
+/// in every request body (neither store can keep one).
+pub(crate) const NO_NUL_PATTERN: &str = "^[^\\u0000]*$";
+
+/// Gives every `format: uuid` and `format: date-time` string a `pattern`
+/// (formats are annotations in OpenAPI 3.1, so a client or a test generator
+/// may ignore them, but a pattern is a constraint everyone checks), and
+/// every other unconstrained string [`NO_NUL_PATTERN`].
+#[derive(Debug)]
+struct FormatPatterns;
+
+impl FormatPatterns {
+    fn schema(schema: &mut RefOr<utoipa::openapi::schema::Schema>) {
+        use utoipa::openapi::schema::{
+            ArrayItems, KnownFormat, Schema, SchemaFormat, SchemaType, Type,
+        };
+        let RefOr::T(schema) = schema else {
+            return;
+        };
+        match schema {
+            Schema::Object(object) => {
+                let is_string = match &object.schema_type {
+                    SchemaType::Type(Type::String) => true,
+                    SchemaType::Array(types) => types.contains(&Type::String),
+                    _ => false,
+                };
+                let pattern = match &object.format {
+                    Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)) => Some(UUID_PATTERN),
+                    Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)) => {
+                        Some(DATE_TIME_PATTERN)
+                    }
+                    None if is_string && object.enum_values.is_none() => Some(NO_NUL_PATTERN),
+                    _ => None,
+                };
+                if let Some(pattern) = pattern
+                    && object.pattern.is_none()
+                {
+                    object.pattern = Some(pattern.to_owned());
+                }
+                object.properties.values_mut().for_each(Self::schema);
+            }
+            Schema::Array(array) => {
+                if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                    Self::schema(items);
+                }
+            }
+            Schema::OneOf(one) => one.items.iter_mut().for_each(Self::schema),
+            Schema::AllOf(all) => all.items.iter_mut().for_each(Self::schema),
+            Schema::AnyOf(any) => any.items.iter_mut().for_each(Self::schema),
+            _ => {}
+        }
+    }
+}
+
+impl FormatPatterns {
+    /// A parameter is absent or a string, never `null`: utoipa writes an
+    /// optional one as `["string", "null"]`, which invites a client (or a
+    /// test generator) to send the text `null`.
+    fn not_null(schema: &mut RefOr<utoipa::openapi::schema::Schema>) {
+        use utoipa::openapi::schema::{Schema, SchemaType, Type};
+        if let RefOr::T(Schema::Object(object)) = schema
+            && let SchemaType::Array(types) = &mut object.schema_type
+        {
+            types.retain(|t| *t != Type::Null);
+            if let [only] = types.as_slice() {
+                object.schema_type = SchemaType::Type(only.clone());
+            }
+        }
+    }
+}
+
+impl Modify for FormatPatterns {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.schemas.values_mut().for_each(Self::schema);
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let Some(schema) = parameter.schema.as_mut() {
+                        Self::schema(schema);
+                        Self::not_null(schema);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Query parameters whose value is JSON text: described with `content`
+/// (`application/json` and the value's schema) in place of a string
+/// schema, which utoipa's parameters cannot express.
+#[derive(Debug)]
+struct JsonQueryParameters;
+
+impl JsonQueryParameters {
+    /// `(path, parameter, component schema of its value)`.
+    const PARAMETERS: [(&'static str, &'static str, &'static str); 1] =
+        [("/api/conversations/list", "metadata", "Metadata")];
+}
+
+impl Modify for JsonQueryParameters {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, name, schema) in Self::PARAMETERS {
+            let Some(item) = openapi.paths.paths.get_mut(path) else {
+                continue;
+            };
+            for parameter in item.get.iter_mut().flat_map(|o| o.parameters.iter_mut().flatten()) {
+                if parameter.name != name {
+                    continue;
+                }
+                parameter.schema = None;
+                parameter
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .insert(
+                        "content".to_owned(),
+                        json!({ "application/json": {
+                            "schema": { "$ref": format!("#/components/schemas/{schema}") }
+                        }}),
+                    );
             }
         }
     }

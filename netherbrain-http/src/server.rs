@@ -31,7 +31,8 @@ pub enum ServeError {
     /// [`auth_configured`]).
     #[error(
         "refusing to listen on non-loopback address {addr} without auth: \
-         set NETHER_AUTH_TOKEN or create an admin user first"
+         set NETHER_AUTH_TOKEN to a secret of at least 16 characters, \
+         or give an admin account a password (POST /api/auth/password while bound to 127.0.0.1)"
     )]
     InsecureBind {
         /// The address.
@@ -122,30 +123,40 @@ async fn track_requests(State(state): State<AppState>, req: Request, next: Next)
     response
 }
 
-/// Whether requests can be authenticated: an operator token of at least
+/// Whether the server may face a network: an operator token of at least
 /// [`MIN_OPERATOR_TOKEN_LEN`](crate::MIN_OPERATOR_TOKEN_LEN) characters is
-/// configured, or an active admin account exists (bootstrap creates one,
-/// with a key). Auth is always enforced on non-public routes; this only
-/// decides whether a non-loopback bind is allowed.
+/// configured, or an active admin account has a password set. The admin
+/// that the first start creates has only a generated key printed on stdout,
+/// which does not count: on a fresh data directory a non-loopback bind is
+/// refused until one of the two is set. Auth is always enforced on
+/// non-public routes; this only decides whether a non-loopback bind is
+/// allowed.
 ///
 /// # Errors
 ///
 /// Store failures.
 pub async fn auth_configured(state: &AppState) -> Result<bool, StoreError> {
-    if state
-        .config()
-        .auth_token
-        .as_deref()
-        .is_some_and(|t| t.chars().count() >= crate::MIN_OPERATOR_TOKEN_LEN)
-    {
+    auth_configured_in(state.store().as_ref(), state.config().auth_token.as_deref()).await
+}
+
+/// [`auth_configured`] before there is an [`AppState`]: over `store` with
+/// the operator token `auth_token`.
+///
+/// # Errors
+///
+/// Store failures.
+pub async fn auth_configured_in(
+    store: &dyn netherbrain_core::store::StateStore,
+    auth_token: Option<&str>,
+) -> Result<bool, StoreError> {
+    if auth_token.is_some_and(|t| t.chars().count() >= crate::MIN_OPERATOR_TOKEN_LEN) {
         return Ok(true);
     }
-    Ok(state
-        .store()
+    Ok(store
         .list_users()
         .await?
         .iter()
-        .any(|u| u.active && u.role == UserRole::Admin))
+        .any(|u| u.active && u.role == UserRole::Admin && u.password_hash.is_some()))
 }
 
 /// `Ok` for loopback addresses, and for others when [`auth_configured`].
@@ -172,6 +183,38 @@ pub async fn bind(state: &AppState) -> Result<TcpListener, ServeError> {
     Ok(TcpListener::bind(addr).await?)
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The start-up warnings of a non-loopback bind.
+fn warn_public_bind(addr: SocketAddr, state: &AppState) {
+    let config = state.config();
+    if config.trusted_proxies.is_empty() {
+        tracing::warn!(
+            %addr,
+            "listening off loopback without TLS: netherbrain speaks plain HTTP, so tokens and \
+             passwords cross the network in clear text unless a TLS-terminating reverse proxy \
+             is in front (docs/deployment.md); set NETHER_TRUSTED_PROXIES to that proxy's address"
+        );
+    } else {
+        tracing::warn!(
+            %addr,
+            proxies = ?config.trusted_proxies,
+            "listening off loopback over plain HTTP: TLS must be terminated by the trusted proxy; \
+             anyone reaching this port directly sends tokens in clear text"
+        );
+    }
+    if config.metrics_public {
+        tracing::warn!("GET /metrics is open to anyone who reaches this port (metrics_public)");
+    }
+}
+
 /// Serves the [`router`] on `listener` until `shutdown` completes, then
 /// waits up to `ServerConfig::shutdown_timeout` for open requests.
 ///
@@ -186,7 +229,13 @@ where
 {
     let addr = listener.local_addr()?;
     check_bind_allowed(addr, &state).await?;
+    if !addr.ip().is_loopback() {
+        state.mark_public();
+        warn_public_bind(addr, &state);
+    }
     let grace = state.config().shutdown_timeout;
+    let upkeep = state.metrics().spawn_upkeep(std::time::Duration::from_secs(5));
+    let _upkeep = AbortOnDrop(upkeep);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // Streams write many small frames: without TCP_NODELAY, Nagle's
     // algorithm and delayed ACKs hold them back for up to ~40 ms.

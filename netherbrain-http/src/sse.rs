@@ -22,7 +22,9 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use netherbrain_core::{ConversationId, EventEnvelope, EventSeq, SessionId};
 
+use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// How often an idle stream sends a comment to keep proxies from closing it.
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -80,14 +82,20 @@ pub(crate) fn sse_event(envelope: &EventEnvelope) -> Event {
     }
 }
 
-/// The SSE response streaming a session's events, its ids in the
-/// `x-conversation-id` / `x-session-id` headers.
+/// The SSE response streaming a session's events to `user`, its ids in the
+/// `x-conversation-id` / `x-session-id` headers. The stream ends early when
+/// `user`'s token stops authenticating them (see [`crate::auth::revoked`]).
 pub(crate) fn response(
+    state: &AppState,
+    user: &AuthUser,
     conversation_id: ConversationId,
     session_id: SessionId,
     events: BoxStream<'static, EventEnvelope>,
 ) -> Response {
-    let stream = events.map(|envelope| Ok::<_, Infallible>(sse_event(&envelope)));
+    let revoked = Box::pin(crate::auth::revoked(state.clone(), user.clone()));
+    let stream = events
+        .take_until(revoked)
+        .map(|envelope| Ok::<_, Infallible>(sse_event(&envelope)));
     let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response();

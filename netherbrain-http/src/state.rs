@@ -1,6 +1,7 @@
 //! Shared server state.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::conversation::ConversationService;
@@ -25,6 +26,8 @@ struct Inner {
     config: ServerConfig,
     metrics: Metrics,
     login_limiter: LoginLimiter,
+    /// Set by [`crate::serve`] when it listens off loopback.
+    public: AtomicBool,
 }
 
 impl AppState {
@@ -84,6 +87,16 @@ impl AppState {
 
     pub(crate) fn login_limiter(&self) -> &LoginLimiter {
         &self.inner.login_limiter
+    }
+
+    /// Whether [`crate::serve`] listens on a non-loopback address.
+    #[must_use]
+    pub fn is_public(&self) -> bool {
+        self.inner.public.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn mark_public(&self) {
+        self.inner.public.store(true, Ordering::Relaxed);
     }
 }
 
@@ -175,6 +188,7 @@ impl AppStateBuilder {
                 config: self.config,
                 metrics,
                 login_limiter,
+                public: AtomicBool::new(false),
             }),
         }
     }

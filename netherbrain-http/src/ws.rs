@@ -20,7 +20,13 @@
 //! above, and `{"type":"error","code","message","conversation_id"?}`. A
 //! malformed frame (not JSON, unknown type, missing fields), a conversation
 //! of another user (`not_found`) or a refused action (`conversation_busy`,
-//! `not_running`, …) gets an `error` frame; the socket stays open.
+//! `not_running`, …) gets an `error` frame; the socket stays open. A socket
+//! follows at most `ServerConfig::max_ws_subscriptions` conversations (64 by
+//! default); one more gets `too_many_subscriptions`. When the
+//! socket's token stops authenticating its user (key revoked, user
+//! deactivated, role changed; checked every
+//! `ServerConfig::revalidate_interval`) an `unauthorized` error frame is
+//! sent and the socket closed.
 //!
 //! A subscription is the conversation service's
 //! [`follow`](netherbrain_core::conversation::ConversationService::follow)
@@ -217,7 +223,25 @@ async fn connection(state: AppState, user: AuthUser, socket: WebSocket) {
         let _ = sink.close().await;
     });
     let mut subs: HashMap<ConversationId, Subscription> = HashMap::new();
-    while let Some(message) = incoming.next().await {
+    let revoked = crate::auth::revoked(state.clone(), user.clone());
+    tokio::pin!(revoked);
+    loop {
+        let message = tokio::select! {
+            message = incoming.next() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            () = &mut revoked => {
+                let _ = tx
+                    .send(ServerFrame::error(
+                        "unauthorized",
+                        "the token of this socket was revoked or its account changed; reconnect",
+                        None,
+                    ))
+                    .await;
+                break;
+            }
+        };
         let reply = match message {
             Ok(WsMessage::Text(text)) => handle(&state, &user, &tx, &mut subs, text.as_str()).await,
             Ok(WsMessage::Binary(_)) => Some(ServerFrame::error(
@@ -341,6 +365,7 @@ async fn subscribe(
         Some(after) => FollowFrom::Latest { after },
         None => FollowFrom::Live,
     };
+    check_room(state, subs, Some(id))?;
     let events = state.service().follow(&user.principal(), id, from).await?;
     if let Some(old) = subs.remove(&id) {
         old.task.abort();
@@ -394,6 +419,26 @@ fn forward(
     Subscription { task, announce }
 }
 
+/// `429 too_many_subscriptions` when following one more conversation
+/// (`id`, or a new one) would pass `ServerConfig::max_ws_subscriptions`.
+fn check_room(
+    state: &AppState,
+    subs: &HashMap<ConversationId, Subscription>,
+    id: Option<ConversationId>,
+) -> Result<(), ApiError> {
+    let limit = state.config().max_ws_subscriptions;
+    let live = subs.values().filter(|s| !s.task.is_finished()).count();
+    let already = id.is_some_and(|id| subs.contains_key(&id));
+    if !already && live >= limit {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_subscriptions",
+            format!("a socket follows at most {limit} conversations; unsubscribe from one first"),
+        ));
+    }
+    Ok(())
+}
+
 async fn chat(
     state: &AppState,
     user: &AuthUser,
@@ -415,6 +460,9 @@ async fn chat(
         .and_then(|id| subs.get(&id))
         .filter(|s| !s.task.is_finished())
         .map(|s| s.announce.clone());
+    if announce.is_none() {
+        check_room(state, subs, conversation)?;
+    }
     if let Some(announce) = &announce {
         lock(announce).insert(session_id);
     }

@@ -266,12 +266,12 @@ async fn approval_round_trip_over_http() {
         .run(&run_req(Some(first.conversation_id), None, "hello?"))
         .await
         .unwrap_err();
-    assert_eq!(api(&e).0, 422);
+    assert_eq!(api(&e), (409, "invalid_resume".into()));
     let e = alice
         .resume_session(first.session_id, vec![ToolDecision::approve("nope")])
         .await
         .unwrap_err();
-    assert_eq!(api(&e), (422, "invalid".into()));
+    assert_eq!(api(&e), (409, "invalid_resume".into()));
 
     let resumed = alice
         .resume_session(first.session_id, vec![ToolDecision::approve("c1")])
@@ -725,6 +725,11 @@ async fn bad_input_is_4xx_json() {
         ),
         (
             format!("/api/conversations/{c}/turns?cursor={unknown}"),
+            404,
+            "not_found",
+        ),
+        (
+            "/api/conversations/search?q=a%00b".to_owned(),
             400,
             "bad_request",
         ),
@@ -771,6 +776,32 @@ async fn bad_input_is_4xx_json() {
         (
             "/api/conversations/run".to_owned(),
             json!({"input": "no preset"}),
+            409,
+            "conflict",
+        ),
+        // The body is checked against its schema: an array is no object,
+        // not even nested; a NUL is refused in what is kept.
+        (
+            "/api/conversations/run".to_owned(),
+            json!([preset, "hi"]),
+            422,
+            "invalid",
+        ),
+        (
+            "/api/conversations/run".to_owned(),
+            json!({"preset_id": preset, "input": "a\u{0}b"}),
+            422,
+            "invalid",
+        ),
+        (
+            "/api/conversations/run".to_owned(),
+            json!({"preset_id": preset, "input": [{"role": "user", "content": [{"type": "text", "text": "  "}]}]}),
+            422,
+            "invalid",
+        ),
+        (
+            format!("/api/sessions/{sid}/resume"),
+            json!({"decisions": [["approve", "x"]]}),
             422,
             "invalid",
         ),
@@ -837,8 +868,8 @@ async fn bad_input_is_4xx_json() {
         (
             format!("/api/sessions/{sid}/resume"),
             json!({"decisions": [{"decision": "approve", "call_id": "x"}]}),
-            422,
-            "invalid",
+            409,
+            "invalid_resume",
         ),
         (
             format!("/api/sessions/{sid}/resume"),
@@ -930,7 +961,7 @@ async fn discovery_and_summarize() {
         .await
         .unwrap();
     let e = alice.summarize_conversation(empty.id).await.unwrap_err();
-    assert_eq!(api(&e), (422, "invalid".into()));
+    assert_eq!(api(&e), (409, "conflict".into()));
 
     let run = alice
         .run(&run_req(None, Some(preset), "hello"))

@@ -527,19 +527,27 @@ fn usage_statuses_and_decisions_match_their_schemas() {
 /// left a placeholder.
 #[test]
 fn every_reference_resolves() {
-    fn walk(value: &Value, schemas: &serde_json::Map<String, Value>, refs: &mut usize) {
+    fn walk(value: &Value, components: &Value, refs: &mut usize) {
         match value {
             Value::Object(map) => {
                 if let Some(Value::String(target)) = map.get("$ref") {
-                    let name = target
-                        .strip_prefix("#/components/schemas/")
+                    let (kind, name) = target
+                        .strip_prefix("#/components/")
+                        .and_then(|rest| rest.split_once('/'))
                         .unwrap_or_else(|| panic!("unexpected reference {target}"));
-                    assert!(schemas.contains_key(name), "dangling reference {target}");
+                    assert!(
+                        matches!(kind, "schemas" | "responses"),
+                        "unexpected reference {target}"
+                    );
+                    assert!(
+                        components[kind].get(name).is_some(),
+                        "dangling reference {target}"
+                    );
                     *refs += 1;
                 }
-                map.values().for_each(|v| walk(v, schemas, refs));
+                map.values().for_each(|v| walk(v, components, refs));
             }
-            Value::Array(items) => items.iter().for_each(|v| walk(v, schemas, refs)),
+            Value::Array(items) => items.iter().for_each(|v| walk(v, components, refs)),
             _ => {}
         }
     }
@@ -553,7 +561,7 @@ fn every_reference_resolves() {
         );
     }
     let mut refs = 0;
-    walk(&doc, schemas, &mut refs);
+    walk(&doc, &doc["components"], &mut refs);
     assert!(refs > 100, "only {refs} references");
     // The fields named in the brief point at the typed schemas.
     let field = |schema: &str, field: &str| {

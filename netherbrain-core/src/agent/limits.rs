@@ -41,7 +41,7 @@ pub struct AgentLimits {
     pub max_tool_rounds: u32,
     /// How long one tool call may take.
     #[serde(with = "duration_secs", rename = "tool_timeout_secs")]
-    #[schemars(with = "f64", range(min = 0.0))]
+    #[schemars(with = "f64", range(min = 0.0, max = 1.0e9))]
     pub tool_timeout: Duration,
     /// Tool calls of one round that run at the same time.
     pub max_parallel_tool_calls: usize,
@@ -57,7 +57,7 @@ pub struct AgentLimits {
     /// `RUN_ERROR` code `deadline` (what it produced is kept). `None`: no
     /// limit.
     #[serde(with = "opt_duration_secs", rename = "run_timeout_secs")]
-    #[schemars(with = "Option<f64>", range(min = 0.0))]
+    #[schemars(with = "Option<f64>", range(min = 0.0, max = 1.0e9))]
     pub run_timeout: Option<Duration>,
     /// Bytes of text, reasoning and tool arguments one model round may
     /// stream; past it the round is cut and the run stops with `RUN_ERROR`
@@ -181,6 +181,19 @@ impl AgentLimits {
     }
 }
 
+/// The longest duration a limit takes, in seconds (about 31 years).
+const MAX_DURATION_SECS: f64 = 1.0e9;
+
+/// Seconds as a [`Duration`]: finite, `0 ..= MAX_DURATION_SECS`.
+fn secs_to_duration(secs: f64) -> Result<Duration, String> {
+    if !(0.0..=MAX_DURATION_SECS).contains(&secs) {
+        return Err(format!(
+            "a duration must be between 0 and {MAX_DURATION_SECS} seconds, got {secs}"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
 mod duration_secs {
     use std::time::Duration;
 
@@ -191,8 +204,7 @@ mod duration_secs {
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+        super::secs_to_duration(f64::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -212,7 +224,7 @@ mod opt_duration_secs {
         d: D,
     ) -> Result<Option<Duration>, D::Error> {
         Option::<f64>::deserialize(d)?
-            .map(|secs| Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom))
+            .map(|secs| super::secs_to_duration(secs).map_err(serde::de::Error::custom))
             .transpose()
     }
 }

@@ -250,6 +250,50 @@ pub async fn authenticate(
     })
 }
 
+/// Revokes every usable login token (API keys named [`LOGIN_KEY_NAME`]) of
+/// `user_id` except `keep` — what a password change or reset does, so that
+/// whoever logged in with the old password is logged out. Other API keys
+/// stay. Returns how many were revoked.
+///
+/// # Errors
+///
+/// Store failures.
+///
+/// ```
+/// use netherbrain_core::auth::{self, IssueKey, Principal, LOGIN_KEY_NAME};
+/// use netherbrain_core::store::{MemoryStore, NewUser, UserRole};
+/// use netherbrain_core::store::prelude::*;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let ada = store.create_user(NewUser::new("ada", UserRole::User)).await.unwrap();
+/// let who = Principal::of(&ada);
+/// let login = auth::issue_api_key(&store, &who, IssueKey::new(LOGIN_KEY_NAME)).await.unwrap();
+/// let laptop = auth::issue_api_key(&store, &who, IssueKey::new("laptop")).await.unwrap();
+/// assert_eq!(auth::revoke_login_keys(&store, ada.id, None).await.unwrap(), 1);
+/// assert!(auth::authenticate(&store, login.secret(), None).await.is_err());
+/// assert!(auth::authenticate(&store, laptop.secret(), None).await.is_ok());
+/// # });
+/// ```
+pub async fn revoke_login_keys(
+    store: &dyn StateStore,
+    user_id: UserId,
+    keep: Option<ApiKeyId>,
+) -> Result<usize, AuthError> {
+    let now = Utc::now();
+    let mut revoked = 0;
+    for key in store.list_api_keys(user_id).await? {
+        if key.name == LOGIN_KEY_NAME && key.is_usable(now) && Some(key.id) != keep {
+            match store.revoke_api_key(key.id).await {
+                Ok(_) => revoked += 1,
+                // Revoked concurrently.
+                Err(StoreError::Conflict(_) | StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(revoked)
+}
+
 /// The user the operator token and local commands act as: the active admin
 /// named [`BOOTSTRAP_ADMIN_USERNAME`], else the first active admin by
 /// username.
@@ -283,13 +327,14 @@ pub async fn operator_admin(store: &dyn StateStore) -> Result<User, AuthError> {
 }
 
 /// On a store without users, creates the admin account
-/// ([`BOOTSTRAP_ADMIN_USERNAME`], role admin, no password) and an API key
-/// for it named `bootstrap`.
+/// ([`BOOTSTRAP_ADMIN_USERNAME`], role admin, no password) and, without an
+/// operator token, an API key for it named `bootstrap`.
 ///
-/// With an operator `token` (`NETHER_AUTH_TOKEN`) that token becomes the
-/// key and `Ok(None)` is returned (the operator knows it). Without one a
-/// key is generated and returned **once** — the caller prints it; it is
-/// stored only as a hash. When users exist nothing changes and `Ok(None)`
+/// With an operator `token` (`NETHER_AUTH_TOKEN`) no key is created and
+/// `Ok(None)` is returned: the operator token authenticates as the admin
+/// while it is configured, and nothing derived from it is stored. Without
+/// one a key is generated and returned **once** — the caller prints it; it
+/// is stored only as a hash. When users exist nothing changes and `Ok(None)`
 /// is returned.
 ///
 /// # Errors
@@ -328,16 +373,24 @@ pub async fn bootstrap_admin(
         Err(StoreError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let (prefix, hash, generated) = match operator_token {
-        Some(t) => (token::prefix_of(t), token::hash(t), None),
+    // The operator token is never stored: it authenticates by comparison
+    // with the configured value, so neither its hash nor a prefix derived
+    // from it sits in the database or shows in `keys/list`.
+    let generated = match operator_token {
+        Some(_) => None,
         None => {
             let key = token::generate()?;
-            (key.prefix().to_owned(), key.hash().to_owned(), Some(key))
+            store
+                .create_api_key(NewApiKey::new(
+                    admin.id,
+                    "bootstrap",
+                    key.prefix().to_owned(),
+                    key.hash().to_owned(),
+                ))
+                .await?;
+            Some(key)
         }
     };
-    store
-        .create_api_key(NewApiKey::new(admin.id, "bootstrap", prefix, hash))
-        .await?;
     tracing::info!(
         user = BOOTSTRAP_ADMIN_USERNAME,
         "bootstrapped admin account"

@@ -53,6 +53,13 @@ pub enum ServiceError {
     /// Authentication or key management refused.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The owner already has `limit` runs going (see
+    /// [`ServiceBuilder::max_runs_per_user`](super::ServiceBuilder::max_runs_per_user)).
+    #[error("too many runs at once: at most {limit} per user; wait for one to finish")]
+    TooManyRuns {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl From<CatalogError> for ServiceError {

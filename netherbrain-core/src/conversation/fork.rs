@@ -108,7 +108,7 @@ impl ConversationService {
                 ));
             }
             _ => {
-                return Err(ServiceError::Invalid(
+                return Err(ServiceError::Conflict(
                     "a failed session cannot be forked".into(),
                 ));
             }
@@ -116,7 +116,7 @@ impl ConversationService {
         if let Some(input) = &request.input {
             check_input(input)?;
             if session.status == SessionStatus::AwaitingToolResults {
-                return Err(ServiceError::Invalid(
+                return Err(ServiceError::Conflict(
                     "the session waits for tool results; fork without `input`, or resume it first"
                         .into(),
                 ));

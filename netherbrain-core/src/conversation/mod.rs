@@ -58,6 +58,7 @@ mod error;
 mod follow;
 mod fork;
 mod presets;
+mod quota;
 mod send;
 mod summarize;
 mod turns;
@@ -96,6 +97,7 @@ struct Inner {
     runtime: Runtime,
     catalog: Arc<AgentCatalog>,
     feed: Arc<dyn ConversationFeed>,
+    quota: quota::RunQuota,
 }
 
 impl fmt::Debug for ConversationService {
@@ -131,9 +133,26 @@ pub struct ServiceBuilder {
     runtime: Option<Runtime>,
     catalog: Arc<AgentCatalog>,
     feed: Option<Arc<dyn ConversationFeed>>,
+    max_runs_per_user: Option<usize>,
 }
 
 impl ServiceBuilder {
+    /// Allows each user at most `limit` runs going at once in their
+    /// conversations (whoever starts them); more are refused with
+    /// [`ServiceError::TooManyRuns`]. Default: no limit.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use netherbrain_core::conversation::ConversationService;
+    /// # let store = Arc::new(netherbrain_core::store::MemoryStore::new());
+    /// let service = ConversationService::builder(store).max_runs_per_user(Some(4)).build();
+    /// # let _ = service;
+    /// ```
+    pub fn max_runs_per_user(mut self, limit: Option<usize>) -> Self {
+        self.max_runs_per_user = limit;
+        self
+    }
+
     /// Runs agents on this runtime (it must use the same store); by default
     /// a new one over the store.
     pub fn runtime(mut self, runtime: Runtime) -> Self {
@@ -167,6 +186,7 @@ impl ServiceBuilder {
                 runtime,
                 catalog: self.catalog,
                 feed,
+                quota: quota::RunQuota::new(self.max_runs_per_user),
             }),
         }
     }
@@ -205,6 +225,7 @@ impl ConversationService {
             runtime: None,
             catalog: Arc::new(AgentCatalog::new()),
             feed: None,
+            max_runs_per_user: None,
         }
     }
 

@@ -314,7 +314,7 @@ impl ConversationService {
         }
         let preset_id = message
             .preset_id
-            .ok_or_else(|| ServiceError::Invalid("a new conversation needs `preset_id`".into()))?;
+            .ok_or_else(|| ServiceError::Conflict("a new conversation needs `preset_id`".into()))?;
         let preset = match message.preset {
             Some(preset) if preset.id == preset_id => preset,
             _ => self.inner.store.get_preset(preset_id).await?,
@@ -388,6 +388,8 @@ impl ConversationService {
                 store.get_preset(preset_id).await?
             }
         };
+        // Counted before any work; held by the run until it ends.
+        let permit = self.inner.quota.acquire(conversation.owner)?;
         let agent = self.inner.catalog.agent(&preset.config).await?;
         let project_dirs = self.project_dirs(conversation.workspace_id).await?;
         let history = match &launch.parent {
@@ -399,6 +401,9 @@ impl ConversationService {
             .with_resume(launch.resume)
             .with_project_dirs(project_dirs)
             .with_prepared(PreparedHistory::new(launch.parent, history));
+        if let Some(permit) = permit {
+            start = start.with_permit(permit);
+        }
         if let Some(id) = launch.session_id {
             start = start.with_session_id(id);
         }

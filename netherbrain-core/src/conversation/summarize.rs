@@ -87,8 +87,8 @@ impl ConversationService {
     /// # Errors
     ///
     /// `NotFound` for a conversation `who` may not see;
-    /// [`ServiceError::Invalid`] without a preset, without messages, or for
-    /// a preset whose profile the catalog lacks;
+    /// [`ServiceError::Conflict`] without a preset, without messages, or
+    /// for a preset whose profile the catalog lacks;
     /// [`ServiceError::Unavailable`] when the model call fails or its
     /// answer cannot be read.
     pub async fn summarize(
@@ -103,7 +103,7 @@ impl ConversationService {
             .default_preset
             .or_else(|| latest.as_ref().and_then(|s| s.preset_id))
             .ok_or_else(|| {
-                ServiceError::Invalid("the conversation has no preset to summarize with".into())
+                ServiceError::Conflict("the conversation has no preset to summarize with".into())
             })?;
         let preset = store.get_preset(preset_id).await?.config;
         let history = match &latest {
@@ -112,7 +112,7 @@ impl ConversationService {
         };
         let text = transcript(&history);
         if text.is_empty() {
-            return Err(ServiceError::Invalid(
+            return Err(ServiceError::Conflict(
                 "the conversation has no messages yet".into(),
             ));
         }
@@ -121,7 +121,7 @@ impl ConversationService {
             .catalog
             .provider(&preset.profile)
             .ok_or_else(|| {
-                ServiceError::Invalid(format!("unknown provider profile `{}`", preset.profile))
+                ServiceError::Conflict(format!("unknown provider profile `{}`", preset.profile))
             })?;
         let request = ModelRequest::new(
             preset.model.clone(),

@@ -100,13 +100,14 @@ impl ConversationService {
         let start = match query.cursor.as_deref() {
             None | Some("") => 0,
             Some(cursor) => {
-                let invalid = || ServiceError::Malformed("invalid page cursor".into());
-                let after: SessionId = cursor.parse().map_err(|_| invalid())?;
-                sessions
-                    .iter()
-                    .position(|s| s.id == after)
-                    .ok_or_else(invalid)?
-                    + 1
+                let after: SessionId = cursor
+                    .parse()
+                    .map_err(|_| ServiceError::Malformed("invalid page cursor".into()))?;
+                sessions.iter().position(|s| s.id == after).ok_or_else(|| {
+                    ServiceError::NotFound(format!(
+                        "page cursor: no session `{after}` in this conversation"
+                    ))
+                })? + 1
             }
         };
         let end = start.saturating_add(limit as usize).min(sessions.len());

@@ -501,7 +501,7 @@ struct Counts {
 
 /// Decodes Messages API stream events.
 #[derive(Debug, Default)]
-struct MessagesDecoder {
+pub(crate) struct MessagesDecoder {
     blocks: HashMap<usize, Block>,
     stop_reason: Option<FinishReason>,
     /// Counts already emitted; usage is cumulative on the wire.

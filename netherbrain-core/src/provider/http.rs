@@ -279,6 +279,7 @@ impl Transport {
     pub(crate) fn new(options: HttpOptions) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
+            .redirect(same_host_redirects())
             .build()
             .map_err(|e| format!("could not build the HTTP client: {e}"));
         Self { client, options }
@@ -318,6 +319,53 @@ impl Transport {
         };
         futures::stream::unfold(state, RunState::step).boxed()
     }
+}
+
+/// Follows up to five redirects on the same scheme, host and port; a
+/// redirect elsewhere is not followed (the 3xx becomes the answer), so the
+/// API key headers never reach another host.
+fn same_host_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt.previous().first().is_some_and(|first| {
+            let next = attempt.url();
+            first.scheme() == next.scheme()
+                && first.host_str() == next.host_str()
+                && first.port_or_known_default() == next.port_or_known_default()
+        });
+        if attempt.previous().len() > 5 {
+            attempt.error("too many redirects")
+        } else if same_origin {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
+/// `host:port` of a URL, for error messages (never the path or query,
+/// which may hold a key).
+fn host_of(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        _ => "the provider".to_owned(),
+    }
+}
+
+/// A transport error and its causes, without the URL.
+fn describe_error(error: reqwest::Error) -> String {
+    let top = error.without_url();
+    let mut text = top.to_string();
+    let mut cause = std::error::Error::source(&top);
+    while let Some(e) = cause {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 fn single_error(error: ProviderError) -> ProviderStream {
@@ -541,22 +589,23 @@ async fn connect(
             message: "the request body cannot be sent".to_owned(),
         })
     })?;
+    let host = host_of(request.url());
     let response = match tokio::time::timeout_at(deadline, client.execute(request)).await {
         Err(_) => {
             return Err(ProviderError::Transient {
-                message: "timed out waiting for the response".to_owned(),
+                message: format!("timed out waiting for the response of {host}"),
             }
             .into());
         }
         Ok(Err(e)) if e.is_builder() => {
             return Err(ProviderError::InvalidRequest {
-                message: format!("could not build the request: {}", e.without_url()),
+                message: format!("could not build the request: {}", describe_error(e)),
             }
             .into());
         }
         Ok(Err(e)) => {
             return Err(ProviderError::Transient {
-                message: format!("request failed: {}", e.without_url()),
+                message: format!("request to {host} failed: {}", describe_error(e)),
             }
             .into());
         }
@@ -606,14 +655,16 @@ pub(crate) fn parse_retry_after(
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
+    // `try_from_secs_f64` refuses negative, NaN and out-of-range values
+    // (`1e20` seconds); such a header counts as absent.
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
+        if let Ok(wait) = Duration::try_from_secs_f64(ms / 1000.0) {
+            return Some(wait);
         }
     }
     let value = get("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let now: chrono::DateTime<chrono::Utc> = now.into();
@@ -722,10 +773,21 @@ pub(crate) fn classify_status(
     let fields = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| error_fields(&v));
+    // Only the message of a JSON error body is passed on (shortened); any
+    // other body — an HTML page, a Python traceback with file paths — stays
+    // out of what API clients see.
     let detail = match &fields {
-        Some((message, _)) if !message.is_empty() => message.clone(),
-        Some((_, kind)) if !kind.is_empty() => kind.clone(),
-        _ => truncate(body.trim(), 500),
+        Some((message, _)) if !message.is_empty() => truncate(message.trim(), 500),
+        Some((_, kind)) if !kind.is_empty() => truncate(kind.trim(), 200),
+        _ if body.trim().is_empty() => String::new(),
+        _ => {
+            tracing::debug!(
+                status,
+                bytes = body.len(),
+                "provider error body withheld (not JSON)"
+            );
+            format!("non-JSON error body of {} bytes withheld", body.len())
+        }
     };
     let message = if detail.is_empty() {
         format!("HTTP {status}")
@@ -740,7 +802,10 @@ pub(crate) fn classify_status(
             message,
         },
         408 | 500..=599 => ProviderError::Transient { message },
-        _ if kind.contains("context_length") || mentions_context_length(&message) => {
+        _ if kind.contains("context_length")
+            || mentions_context_length(&message)
+            || mentions_context_length(&truncate(body, 4096)) =>
+        {
             ProviderError::ContextTooLong { message }
         }
         _ => ProviderError::InvalidRequest { message },
@@ -982,7 +1047,7 @@ mod tests {
             classify_status(429, Some(Duration::from_secs(3)), "slow"),
             ProviderError::RateLimited {
                 retry_after: Some(Duration::from_secs(3)),
-                message: "HTTP 429: slow".into()
+                message: "HTTP 429: non-JSON error body of 4 bytes withheld".into()
             }
         );
         assert!(matches!(

@@ -409,7 +409,7 @@ struct CallSlot {
 
 /// Decodes Chat Completions stream chunks.
 #[derive(Debug, Default)]
-struct ChatDecoder {
+pub(crate) struct ChatDecoder {
     /// Calls in order of appearance; our index is the position.
     calls: Vec<CallSlot>,
     /// The wire index's current call.

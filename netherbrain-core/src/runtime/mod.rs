@@ -162,6 +162,32 @@ pub struct StartRun {
     pub session_id: Option<SessionId>,
     /// The parent and history, when the caller has read them already.
     pub prepared: Option<PreparedHistory>,
+    /// Held by the run until it ends (a quota slot of its owner).
+    pub permit: Option<RunPermit>,
+}
+
+/// Something a run holds until it ends — a slot of a quota, released when
+/// the run (and so this value) is dropped.
+///
+/// ```
+/// let permit = netherbrain_core::runtime::RunPermit::new(());
+/// assert_eq!(format!("{permit:?}"), "RunPermit");
+/// ```
+#[derive(Clone)]
+pub struct RunPermit(#[allow(dead_code)] Arc<dyn std::any::Any + Send + Sync>);
+
+impl RunPermit {
+    /// Wraps `held`; dropping the last clone drops it.
+    #[must_use]
+    pub fn new(held: impl std::any::Any + Send + Sync) -> Self {
+        Self(Arc::new(held))
+    }
+}
+
+impl std::fmt::Debug for RunPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunPermit")
+    }
 }
 
 /// A run's parent session and the history it sees, read by the caller (the
@@ -204,6 +230,7 @@ impl StartRun {
             project_dirs: Vec::new(),
             session_id: None,
             prepared: None,
+            permit: None,
         }
     }
 
@@ -227,6 +254,13 @@ impl StartRun {
     #[must_use]
     pub fn with_parent(mut self, parent: SessionId) -> Self {
         self.parent_session_id = Some(parent);
+        self
+    }
+
+    /// Hold `permit` until the run ends.
+    #[must_use]
+    pub fn with_permit(mut self, permit: RunPermit) -> Self {
+        self.permit = Some(permit);
         self
     }
 
@@ -599,11 +633,13 @@ impl Runtime {
             .with_project_dirs(start.project_dirs);
         let runtime = self.clone();
         let span = tracing::info_span!("run", %session_id, %conversation_id);
+        let permit = start.permit.take();
         tokio::spawn(
             async move {
                 runtime
                     .drive(session, start.agent, request, control, log)
                     .await;
+                drop(permit);
             }
             .instrument(span),
         );

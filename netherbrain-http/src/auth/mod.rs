@@ -1,7 +1,7 @@
 //! Authentication: bearer tokens, the `AuthUser` / `AdminUser` extractors
 //! and the middleware that protects every non-public route.
 
-mod limiter;
+pub(crate) mod limiter;
 pub(crate) mod password;
 
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +31,52 @@ pub struct AuthUser {
     pub user: User,
     /// The API key used; `None` for the operator token.
     pub key_id: Option<netherbrain_core::ApiKeyId>,
+    /// The bearer token, to re-check open streams with.
+    pub(crate) credential: Credential,
+}
+
+/// The bearer token a request authenticated with. `Debug` prints no secret.
+#[derive(Clone)]
+pub(crate) struct Credential(std::sync::Arc<str>);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
+}
+
+/// Resolves once `user`'s token no longer authenticates as the same
+/// principal — the key was revoked or expired, the user deactivated, an
+/// admin demoted (or a user promoted) — checking every
+/// `ServerConfig::revalidate_interval`. Open streams end on it. A store
+/// failure keeps the stream (it is checked again next time).
+pub(crate) async fn revoked(state: AppState, user: AuthUser) {
+    use netherbrain_core::auth::AuthError;
+    let interval = state.config().revalidate_interval;
+    let principal = user.principal();
+    loop {
+        tokio::time::sleep(interval).await;
+        match netherbrain_core::auth::authenticate(
+            state.store().as_ref(),
+            &user.credential.0,
+            state.config().auth_token.as_deref(),
+        )
+        .await
+        {
+            Ok(found) if found.principal() == principal => {}
+            Ok(_) => {
+                tracing::info!(user = %principal.user_id(), "role changed: closing its streams");
+                return;
+            }
+            Err(AuthError::Store(e)) => {
+                tracing::warn!(error = %e, "could not re-check a stream's token");
+            }
+            Err(e) => {
+                tracing::info!(user = %principal.user_id(), reason = %e, "closing revoked streams");
+                return;
+            }
+        }
+    }
 }
 
 impl AuthUser {
@@ -119,22 +165,57 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The peer IP, when the server runs with connect info (as [`crate::serve`]
-/// does); `None` otherwise.
+/// The client IP: the TCP peer (when the server runs with connect info, as
+/// [`crate::serve`] does), or, when that peer is one of
+/// `ServerConfig::trusted_proxies`, the nearest address in
+/// `X-Forwarded-For` that is not a trusted proxy. `None` without connect
+/// info.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Ok(Self(peer.map(|peer| {
+            client_ip(peer, &parts.headers, &state.config().trusted_proxies)
+        })))
     }
+}
+
+/// The client address of a request from `peer`; see [`ClientIp`].
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    // Right to left: each hop appended the address it saw; the first one
+    // not added by a trusted proxy is the client.
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            // A garbled entry: nothing to the left of it can be believed.
+            return client;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            return ip;
+        }
+    }
+    client
 }
 
 /// Resolves the bearer token of a request to an active user.
@@ -156,6 +237,7 @@ pub(crate) async fn authenticate(
     Ok(AuthUser {
         user: found.user,
         key_id: found.key_id,
+        credential: Credential(token.into()),
     })
 }
 
@@ -182,5 +264,30 @@ mod tests {
         assert_eq!(bearer_token(&h), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert_eq!(bearer_token(&h), None);
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted = vec!["10.0.0.0/24".parse::<ipnet::IpNet>().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 198.51.100.4, 10.0.0.3"),
+        );
+        // From the trusted proxy: the nearest untrusted hop.
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "198.51.100.4".parse::<IpAddr>().unwrap()
+        );
+        // From anyone else the header is ignored.
+        let direct: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(client_ip(direct, &h, &trusted), direct);
+        assert_eq!(client_ip(proxy, &h, &[]), proxy);
+        // Garbage stops the walk.
+        h.insert("x-forwarded-for", HeaderValue::from_static("nonsense"));
+        assert_eq!(client_ip(proxy, &h, &trusted), proxy);
+        h.remove("x-forwarded-for");
+        assert_eq!(client_ip(proxy, &h, &trusted), proxy);
     }
 }

@@ -29,6 +29,25 @@ pub(crate) fn check_policy(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks the size of login credentials before any hashing: a valid
+/// username (1–64 characters) and a password of 1 to
+/// [`MAX_PASSWORD_LEN`] characters.
+pub(crate) fn check_login_lengths(username: &str, password: &str) -> Result<(), ApiError> {
+    netherbrain_core::store::validate::username(username)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    if password.is_empty() || password.len() > MAX_PASSWORD_LEN * 4 {
+        return Err(ApiError::invalid(format!(
+            "password must be 1-{MAX_PASSWORD_LEN} characters"
+        )));
+    }
+    if password.chars().count() > MAX_PASSWORD_LEN {
+        return Err(ApiError::invalid(format!(
+            "password must be 1-{MAX_PASSWORD_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
 fn hash_blocking(params: PasswordHashParams, password: &str) -> Result<String, String> {
     let params = Params::new(
         params.memory_kib,

@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use netherbrain_core::store::UserPatch;
 
+use crate::auth::limiter::Refusal;
 use crate::auth::{AuthUser, ClientIp, password};
 use crate::dto::{ChangePasswordRequest, LoginRequest, LoginResponse, UserView};
 use crate::error::ApiError;
@@ -30,9 +31,32 @@ fn bad_credentials() -> ApiError {
     ApiError::unauthorized("invalid username or password")
 }
 
+fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::RateLimited(retry) => ApiError::rate_limited(retry.as_secs().max(1)),
+        Refusal::Busy => ApiError::unavailable("too many logins in progress; retry shortly"),
+    }
+}
+
+/// Verifies `password` against `phc` (a dummy hash when `None`) in one of
+/// the bounded verification slots.
+async fn verify(
+    state: &AppState,
+    password: String,
+    phc: Option<String>,
+) -> Result<bool, ApiError> {
+    let limiter = state.login_limiter();
+    let slot = limiter.verification_slot().await.map_err(refused)?;
+    let ok = password::verify(state.config().password_hash, password, phc).await;
+    drop(slot);
+    let (total, peak) = limiter.verification_stats();
+    state.metrics().set_login_verifications(total, peak);
+    ok
+}
+
 /// Exchanges a username and password for a bearer token (an API key named
 /// `login` that expires). Failed attempts are throttled per username and
-/// client IP.
+/// client IP (see `LoginRateLimit`).
 #[utoipa::path(
     post,
     path = "/api/auth/login",
@@ -42,7 +66,9 @@ fn bad_credentials() -> ApiError {
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 401, description = "Wrong username or password", body = crate::dto::ErrorBody),
-        (status = 429, description = "Too many failed attempts; see `Retry-After`", body = crate::dto::ErrorBody),
+        (status = 422, description = "Username or password of an impossible length", body = crate::dto::ErrorBody),
+        (status = 429, description = "Too many attempts; see `Retry-After`", body = crate::dto::ErrorBody),
+        (status = 503, description = "Every password verification slot stayed busy", body = crate::dto::ErrorBody),
     )
 )]
 pub(crate) async fn login(
@@ -50,26 +76,25 @@ pub(crate) async fn login(
     ClientIp(ip): ClientIp,
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let limiter = state.login_limiter();
-    if let Err(retry) = limiter.check(&req.username, ip) {
-        return Err(ApiError::rate_limited(retry.as_secs().max(1)));
-    }
+    password::check_login_lengths(&req.username, &req.password)?;
+    state
+        .login_limiter()
+        .attempt(&req.username, ip)
+        .map_err(refused)?;
     let user = match state.store().get_user_by_username(&req.username).await {
         Ok(user) => Some(user),
         Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e.into()),
     };
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = password::verify(state.config().password_hash, req.password, hash).await?;
+    let ok = verify(&state, req.password, hash).await?;
     let user = match user {
         Some(user) if ok && user.active => user,
         _ => {
-            limiter.record_failure(&req.username, ip);
-            tracing::info!(username = %req.username, "failed login");
+            tracing::info!(username = %req.username, ?ip, "failed login");
             return Err(bad_credentials());
         }
     };
-    limiter.reset(&req.username, ip);
     let ttl =
         chrono::Duration::from_std(state.config().login_token_ttl).map_err(ApiError::internal)?;
     let expires_at = Utc::now() + ttl;
@@ -103,7 +128,7 @@ pub(crate) async fn me(auth: AuthUser) -> Json<UserView> {
 }
 
 /// Changes the caller's password. `current_password` is required when the
-/// account has a password.
+/// account has a password. Every other login token of the user is revoked.
 #[utoipa::path(
     post,
     path = "/api/auth/password",
@@ -124,7 +149,7 @@ pub(crate) async fn change_password(
     let params = state.config().password_hash;
     if let Some(current_hash) = auth.user.password_hash.clone() {
         let current = req.current_password.unwrap_or_default();
-        if !password::verify(params, current, Some(current_hash)).await? {
+        if !verify(&state, current, Some(current_hash)).await? {
             return Err(ApiError::unauthorized("current password is wrong"));
         }
     }
@@ -132,6 +157,10 @@ pub(crate) async fn change_password(
     let mut patch = UserPatch::default();
     patch.password_hash = Some(hash);
     let user = state.store().update_user(auth.id(), patch).await?;
+    // Everyone else logged in with the old password is logged out; the
+    // token of this request stays.
+    netherbrain_core::auth::revoke_login_keys(state.store().as_ref(), user.id, auth.key_id)
+        .await?;
     Ok(Json(user.into()))
 }
 

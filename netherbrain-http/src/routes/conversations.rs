@@ -65,12 +65,15 @@ pub(crate) fn routes() -> Router<AppState> {
 /// The answer to a started run: its SSE stream, or `202` with the ids.
 pub(crate) async fn started(
     state: &AppState,
+    user: &AuthUser,
     handle: &RunHandle,
     stream: bool,
 ) -> Result<Response, ApiError> {
     if stream {
         let events = state.runtime().subscribe(handle.session_id, 0).await?;
         Ok(sse::response(
+            state,
+            user,
             handle.conversation_id,
             handle.session_id,
             events,
@@ -159,7 +162,7 @@ pub(crate) async fn run(
         }
     };
     let sent = state.service().send(&user.principal(), message).await?;
-    started(&state, sent.handle(), req.stream).await
+    started(&state, &user, sent.handle(), req.stream).await
 }
 
 /// Lists the caller's conversations, newest activity first.
@@ -305,8 +308,8 @@ pub(crate) async fn update(
         )),
         (status = 202, description = "With `input` and `stream: false`: the new conversation and its run's session", body = ForkResponse),
         (status = 404, description = "No such conversation, session or preset", body = crate::dto::ErrorBody),
-        (status = 409, description = "The session has not finished", body = crate::dto::ErrorBody),
-        (status = 422, description = "The session failed, or bad input", body = crate::dto::ErrorBody),
+        (status = 409, description = "The session has not finished, failed, or waits for tool results (fork without `input`)", body = crate::dto::ErrorBody),
+        (status = 422, description = "Bad input", body = crate::dto::ErrorBody),
     )
 )]
 pub(crate) async fn fork(
@@ -325,7 +328,7 @@ pub(crate) async fn fork(
             session_id: None,
         })
         .into_response()),
-        Some(handle) if req.stream => started(&state, &handle, true).await,
+        Some(handle) if req.stream => started(&state, &user, &handle, true).await,
         Some(handle) => Ok((
             StatusCode::ACCEPTED,
             Json(ForkResponse {
@@ -401,7 +404,7 @@ pub(crate) async fn steer(
     params(
         ("id" = Uuid, Path, description = "Conversation id"),
         EventsQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (wins over `after`)"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,18}$", description = "Resume after this event id (wins over `after`)"),
     ),
     responses(
         (status = 200, description = "Events (SSE)", content_type = "text/event-stream", body = String),
@@ -423,7 +426,7 @@ pub(crate) async fn events(
         .events_session(&who, id, q.session_id.map(SessionId::from))
         .await?;
     let events = state.service().events(&who, session_id, after).await?;
-    Ok(sse::response(id, session_id, events))
+    Ok(sse::response(&state, &user, id, session_id, events))
 }
 
 /// The conversation's history: sessions oldest first, each with its own
@@ -471,7 +474,7 @@ pub(crate) async fn turns(
     responses(
         (status = 200, description = "The conversation with its new title and summary", body = ConversationView),
         (status = 404, description = "No such conversation", body = crate::dto::ErrorBody),
-        (status = 422, description = "No preset, or no messages yet", body = crate::dto::ErrorBody),
+        (status = 409, description = "No preset, no messages yet, or the preset's provider profile is not configured", body = crate::dto::ErrorBody),
         (status = 503, description = "The model call failed", body = crate::dto::ErrorBody),
     )
 )]

@@ -28,6 +28,7 @@ pub(crate) fn routes() -> Router<AppState> {
     responses(
         (status = 200, description = "Created; `secret` is shown once", body = CreatedApiKey),
         (status = 403, description = "`user_id` of another user, caller not admin", body = crate::dto::ErrorBody),
+        (status = 404, description = "No user `user_id`", body = crate::dto::ErrorBody),
         (status = 422, description = "Bad name or expiry in the past", body = crate::dto::ErrorBody),
     )
 )]
@@ -55,6 +56,7 @@ pub(crate) async fn create(
     responses(
         (status = 200, description = "Keys", body = ApiKeyList),
         (status = 403, description = "`user_id` of another user, caller not admin", body = crate::dto::ErrorBody),
+        (status = 404, description = "No user `user_id`", body = crate::dto::ErrorBody),
     )
 )]
 pub(crate) async fn list(

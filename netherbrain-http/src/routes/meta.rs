@@ -36,10 +36,14 @@ pub(crate) async fn openapi_json() -> Response {
         .into_response()
 }
 
-/// Prometheus text exposition. Requires a token only when
-/// `ServerConfig::metrics_require_auth` is set.
+/// Prometheus text exposition. Requires a token when
+/// `ServerConfig::metrics_require_auth` is set, and when the server listens
+/// off loopback unless `ServerConfig::metrics_public` opens it.
 pub(crate) async fn metrics(State(state): State<AppState>, req: Request) -> Response {
-    if state.config().metrics_require_auth
+    let config = state.config();
+    let required =
+        config.metrics_require_auth || (state.is_public() && !config.metrics_public);
+    if required
         && let Err(e) = authenticate(&state, req.headers()).await
     {
         return e.into_response();

@@ -91,7 +91,7 @@ pub(crate) async fn status(
     params(
         ("id" = Uuid, Path, description = "Session id"),
         EventsQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (wins over `after`)"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,18}$", description = "Resume after this event id (wins over `after`)"),
     ),
     responses(
         (status = 200, description = "Events (SSE: `id: <seq>`, `event: <AG-UI type>`, `data: <event JSON>`)", content_type = "text/event-stream", body = String),
@@ -109,7 +109,7 @@ pub(crate) async fn events(
     let after = sse::resume_position(&headers, q.after.as_deref())?;
     let (session, _) = state.service().session(&user.principal(), id).await?;
     let events = state.runtime().subscribe(id, after).await?;
-    Ok(sse::response(session.conversation_id, id, events))
+    Ok(sse::response(&state, &user, session.conversation_id, id, events))
 }
 
 /// Interrupts a running session.
@@ -194,5 +194,5 @@ pub(crate) async fn resume(
         .service()
         .resume(&user.principal(), id, req.decisions)
         .await?;
-    started(&state, &handle, req.stream).await
+    started(&state, &user, &handle, req.stream).await
 }

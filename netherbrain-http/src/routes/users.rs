@@ -190,7 +190,8 @@ pub(crate) async fn activate(
     Ok(Json(state.store().update_user(id, patch).await?.into()))
 }
 
-/// Sets a user's password.
+/// Sets a user's password and revokes the user's login tokens (API keys
+/// named `login`; other keys stay).
 #[utoipa::path(
     post,
     path = "/api/users/{id}/reset-password",
@@ -213,5 +214,7 @@ pub(crate) async fn reset_password(
     state.store().get_user(id).await?;
     let mut patch = UserPatch::default();
     patch.password_hash = Some(password::hash(state.config().password_hash, req.password).await?);
-    Ok(Json(state.store().update_user(id, patch).await?.into()))
+    let user = state.store().update_user(id, patch).await?;
+    netherbrain_core::auth::revoke_login_keys(state.store().as_ref(), id, None).await?;
+    Ok(Json(user.into()))
 }

@@ -18,8 +18,8 @@ use crate::state::AppState;
 
 /// Most project directories per workspace.
 const MAX_PROJECT_DIRS: usize = 64;
-/// Longest project directory path.
-const MAX_PATH_LEN: usize = 4096;
+/// Longest project directory path, in characters.
+const MAX_PATH_CHARS: usize = 1024;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -39,7 +39,7 @@ fn check_project_dirs(dirs: &[String]) -> Result<(), ApiError> {
         )));
     }
     for dir in dirs {
-        if dir.is_empty() || dir.len() > MAX_PATH_LEN || dir.contains('\0') {
+        if dir.is_empty() || dir.chars().count() > MAX_PATH_CHARS || dir.contains('\0') {
             return Err(ApiError::invalid(format!(
                 "project directory `{}` is not a valid path",
                 dir.escape_debug()
@@ -133,6 +133,7 @@ pub(crate) async fn get_workspace(
     responses(
         (status = 200, description = "Changed", body = WorkspaceView),
         (status = 404, description = "No such workspace", body = crate::dto::ErrorBody),
+        (status = 409, description = "The name is taken", body = crate::dto::ErrorBody),
         (status = 422, description = "Bad project directory or metadata", body = crate::dto::ErrorBody),
     )
 )]

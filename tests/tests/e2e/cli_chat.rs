@@ -93,3 +93,28 @@ async fn chat_prints_the_answer_and_continues_a_conversation() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_strips_terminal_escapes_from_model_text() -> Result<()> {
+    let provider = FakeProvider::start().await;
+    // Clear screen, retitle the window, carriage return, a split CSI.
+    provider
+        .answer(Reply::text(&[
+            "safe\u{1b}[2J ",
+            "\u{1b}]0;owned\u{7}text\r",
+            "\u{1b}",
+            "[31m red\u{9b}0m",
+        ]))
+        .await;
+    let agent = Agent::start(&provider, &[PresetDoc::new("planner")]).await?;
+    let out = chat(&agent, &["-m", "hello"]).await?;
+    let stdout = success(&out);
+    assert!(
+        !stdout
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "{stdout:?}"
+    );
+    assert_eq!(stdout.trim(), "safe[2J ]0;ownedtext[31m red0m");
+    Ok(())
+}

@@ -7,5 +7,6 @@ mod compaction;
 mod gateway;
 mod reliability;
 mod resume;
+mod security;
 mod serve;
 mod websocket;

@@ -1,0 +1,10 @@
+//! Page cursors and typed ids as clients send them.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        netherbrain_core::fuzzing::cursor_and_ids(text);
+    }
+});
