@@ -94,12 +94,18 @@ mod tests {
         prop_oneof![
             text.prop_map(ProviderEvent::TextDelta),
             text.prop_map(ProviderEvent::ReasoningDelta),
-            (0usize..6, proptest::option::of(text), proptest::option::of(text))
-                .prop_map(|(index, id, name)| ProviderEvent::ToolCallStart { index, id, name }),
-            (0usize..6, text).prop_map(|(index, fragment)| ProviderEvent::ToolCallArgs {
-                index,
-                fragment
-            }),
+            (
+                0usize..6,
+                proptest::option::of(text),
+                proptest::option::of(text)
+            )
+                .prop_map(|(index, id, name)| ProviderEvent::ToolCallStart {
+                    index,
+                    id,
+                    name
+                }),
+            (0usize..6, text)
+                .prop_map(|(index, fragment)| ProviderEvent::ToolCallArgs { index, fragment }),
             (0usize..6).prop_map(|index| ProviderEvent::ToolCallEnd { index }),
             (any::<u64>(), any::<u64>()).prop_map(|(i, o)| ProviderEvent::Usage(Usage {
                 input_tokens: i,

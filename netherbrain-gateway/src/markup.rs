@@ -226,11 +226,7 @@ fn telegram_html(markdown: &str) -> String {
                 TagEnd::Paragraph => {
                     out.push_str(if lists.is_empty() { "\n\n" } else { "\n" });
                 }
-                TagEnd::Item => {
-                    if !out.ends_with('\n') {
-                        out.push('\n');
-                    }
-                }
+                TagEnd::Item if !out.ends_with('\n') => out.push('\n'),
                 TagEnd::List(_) => {
                     lists.pop();
                     if lists.is_empty() {

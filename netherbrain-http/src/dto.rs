@@ -197,7 +197,10 @@ pub struct UserList {
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct LoginRequest {
     /// Login name: 1–64 letters, digits, `-`, `_`, `.`, `@`.
-    #[cfg_attr(feature = "server", schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._@-]+$"))]
+    #[cfg_attr(
+        feature = "server",
+        schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._@-]+$")
+    )]
     pub username: String,
     /// Password (1–1024 characters).
     #[cfg_attr(feature = "server", schema(min_length = 1, max_length = 1024))]
