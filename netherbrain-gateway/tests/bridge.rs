@@ -168,18 +168,17 @@ async fn an_allowed_user_gets_the_reply_and_the_chat_is_bound() {
         "the same conversation the API sees"
     );
     // The delivery mark reaches the terminal event.
-    for _ in 0..100 {
+    let mut marked = None;
+    for _ in 0..200 {
         let b = f.store.chat_binding("test", "c1").await.unwrap().unwrap();
-        if b.delivered_session_id.is_some() {
-            let session = b.delivered_session_id.unwrap();
-            assert_eq!(
-                b.delivered_seq,
-                f.store.last_event_seq(session).await.unwrap()
-            );
+        if let Some(session) = b.delivered_session_id {
+            marked = Some((session, b.delivered_seq));
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let (session, seq) = marked.expect("the delivery mark is recorded");
+    assert_eq!(seq, f.store.last_event_seq(session).await.unwrap());
     assert!(f.channel.typing_count(&f.channel.chat("c1")) > 0);
     cancel.cancel();
     task.await.unwrap();
