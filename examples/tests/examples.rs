@@ -141,3 +141,42 @@ fn custom_provider_answers_without_network() {
     assert_eq!(stdout.lines().next(), Some("HELLO WORLD"));
     assert!(stdout.contains("requests: 1"));
 }
+
+#[tokio::test]
+async fn line_channel_answers_each_line_through_the_bridge() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_string_contains("Why is the sky blue?"))
+        .respond_with(sse_response(sse(&text_chunks("Rayleigh scattering."))))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_line_channel"))
+        .env("OPENAI_BASE_URL", format!("{}/v1", server.uri()))
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("NETHER_MODEL", "test-model")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("example binary runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "Why is the sky blue?").expect("write a line");
+    drop(stdin);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("output");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Rayleigh scattering."
+    );
+}

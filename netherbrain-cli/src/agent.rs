@@ -65,6 +65,11 @@ pub(crate) struct Server {
     state: AppState,
     listener: tokio::net::TcpListener,
     grace: Duration,
+    /// The in-process gateway, if channels are configured.
+    gateway: Option<(
+        tokio::task::JoinHandle<()>,
+        netherbrain_core::channel::CancellationToken,
+    )>,
 }
 
 impl Server {
@@ -136,6 +141,11 @@ impl Server {
             .workspace_roots(crate::local::workspace_roots(settings)?)
             .max_runs_per_user(Some(settings.max_runs_per_user))
             .build();
+        let gateway_cancel = netherbrain_core::channel::CancellationToken::new();
+        let gateway = crate::gateway::spawn_in_process(settings, &service, gateway_cancel.clone())
+            .await
+            .context("starting the gateway channels")?
+            .map(|task| (task, gateway_cancel));
         let state = AppState::builder(store)
             .config(config)
             .service(service)
@@ -163,6 +173,7 @@ impl Server {
             state,
             listener,
             grace: settings.graceful_shutdown_timeout,
+            gateway,
         })
     }
 
@@ -185,6 +196,7 @@ impl Server {
             state,
             listener,
             grace,
+            gateway,
         } = self;
         let runtime = state.runtime().clone();
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
@@ -220,6 +232,10 @@ impl Server {
                 interrupted = report.interrupted.len(),
                 "runs drained"
             );
+        }
+        if let Some((task, cancel)) = gateway {
+            cancel.cancel();
+            let _ = task.await;
         }
         tracing::info!("stopped");
         Ok(())

@@ -70,9 +70,12 @@ pub(crate) enum Command {
     /// ones finish for up to the graceful shutdown timeout, interrupts the
     /// rest (their output is committed) and exits 0.
     Agent(AgentArgs),
-    /// Run the IM gateway (Telegram, Discord). Not available in this build:
-    /// exits with status 2.
-    Gateway,
+    /// Run the chat gateway (Telegram) as its own process against a running
+    /// agent (--runtime-url with an API key), or approve a pairing code.
+    ///
+    /// To run the channels inside the agent process instead, configure
+    /// [gateway] and start `netherbrain agent`. See docs/gateway.md.
+    Gateway(GatewayArgs),
     /// Database schema migrations.
     Db {
         #[command(subcommand)]
@@ -274,4 +277,37 @@ mod tests {
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("3y").is_err());
     }
+}
+
+/// `netherbrain gateway`.
+#[derive(Debug, Args)]
+pub(crate) struct GatewayArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<GatewayCommand>,
+    /// The agent to serve chats from, e.g. http://127.0.0.1:9001
+    /// [env: NETHER_RUNTIME_URL]
+    #[arg(long, value_name = "URL", env = "NETHER_RUNTIME_URL")]
+    pub(crate) runtime_url: Option<String>,
+    /// API key for --runtime-url [env: NETHER_API_KEY]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "NETHER_API_KEY",
+        hide_env_values = true
+    )]
+    pub(crate) api_key: Option<String>,
+}
+
+/// `netherbrain gateway …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum GatewayCommand {
+    /// Approve a pairing code an unknown chat user received: they are served
+    /// from now on, acting as USER.
+    Pair {
+        /// The code the bot sent.
+        code: String,
+        /// Netherbrain username (or id) they act as [default: the admin]
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+    },
 }

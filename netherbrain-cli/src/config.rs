@@ -122,6 +122,7 @@ pub(crate) struct FileConfig {
     providers: Vec<ProviderProfile>,
     #[serde(default)]
     presets: Vec<PresetDoc>,
+    gateway: Option<crate::gateway::GatewayFile>,
 }
 
 /// Values given on the command line.
@@ -268,6 +269,8 @@ pub(crate) struct Settings {
     pub(crate) presets: Vec<PresetDoc>,
     /// Where workspaces' project directories may lie.
     pub(crate) workspace_roots: Vec<PathBuf>,
+    /// The chat gateway's channels and settings.
+    pub(crate) gateway: crate::gateway::GatewaySettings,
     /// Where each setting came from, by TOML key.
     pub(crate) sources: BTreeMap<&'static str, Source>,
 }
@@ -698,6 +701,7 @@ fn resolve(
         providers,
         presets: file.presets,
         workspace_roots,
+        gateway: crate::gateway::GatewaySettings::resolve(file.gateway, env)?,
         sources,
     })
 }
@@ -934,6 +938,9 @@ pub(crate) fn render(settings: &Settings) -> String {
             presets: &settings.presets,
         };
         let _ = write!(out, "{}", toml::to_string(&doc).unwrap_or_default());
+    }
+    if settings.gateway.has_channels() {
+        out.push_str(&settings.gateway.render());
     }
     out
 }

@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod db;
 mod first_run;
+mod gateway;
 mod keys;
 mod local;
 mod logging;
@@ -35,12 +36,6 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    if matches!(cli.command, Command::Gateway) {
-        eprintln!(
-            "error: the IM gateway is not available in this build of netherbrain (planned for a later release)"
-        );
-        return ExitCode::from(EXIT_USAGE);
-    }
     // `.env` is loaded before any thread exists: it may set variables.
     let env = match Env::load() {
         Ok(env) => env,
@@ -100,7 +95,11 @@ fn report(e: &anyhow::Error) -> ExitCode {
 async fn run(cli: Cli, env: Env) -> anyhow::Result<ExitCode> {
     let overrides = cli.overrides();
     let settings = config::load(&overrides, &env)?;
-    let is_server = matches!(cli.command, Command::Agent(_));
+    let is_server = match &cli.command {
+        Command::Agent(_) => true,
+        Command::Gateway(args) => args.command.is_none(),
+        _ => false,
+    };
     logging::init(&settings, &env, is_server)?;
     match cli.command {
         Command::Agent(_) => agent::run(settings).await.map(|()| ExitCode::SUCCESS),
@@ -120,7 +119,8 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<ExitCode> {
             print!("{}", config::render(&settings));
             Ok(ExitCode::SUCCESS)
         }
-        // Handled in `main` before the runtime starts.
-        Command::Gateway => Ok(ExitCode::from(EXIT_USAGE)),
+        Command::Gateway(args) => gateway::run(&settings, args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }

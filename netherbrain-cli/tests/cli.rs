@@ -63,6 +63,7 @@ fn every_command_has_help() {
         &["--help"][..],
         &["agent", "--help"],
         &["gateway", "--help"],
+        &["gateway", "pair", "--help"],
         &["db", "--help"],
         &["db", "upgrade", "--help"],
         &["db", "current", "--help"],
@@ -82,7 +83,7 @@ fn every_command_has_help() {
         assert!(stdout(&o).contains("Usage:"), "{args:?}: {}", stdout(&o));
     }
     let o = ok(run(cmd(home.path()).args(["gateway", "--help"])));
-    assert!(stdout(&o).contains("Not available in this build"));
+    assert!(stdout(&o).contains("--runtime-url"));
     let o = ok(run(cmd(home.path()).arg("--version")));
     assert!(stdout(&o).starts_with("netherbrain "));
 }
@@ -119,12 +120,52 @@ fn bad_arguments_fail_with_one_line() {
 }
 
 #[test]
-fn gateway_is_a_clear_placeholder() {
+fn gateway_explains_what_it_needs() {
     let home = TempDir::new().unwrap();
     let o = run(cmd(home.path()).arg("gateway"));
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     one_line_error(&o);
-    assert!(stderr(&o).contains("not available in this build"));
+    assert!(stderr(&o).contains("--runtime-url"), "{}", stderr(&o));
+    let o = run(cmd(home.path()).args(["gateway", "--runtime-url", "http://127.0.0.1:9"]));
+    assert_eq!(o.status.code(), Some(1));
+    one_line_error(&o);
+    assert!(stderr(&o).contains("--api-key"), "{}", stderr(&o));
+    ok(run(cmd(home.path()).args(["db", "upgrade"])));
+    let o = run(cmd(home.path()).args(["gateway", "pair", "NOSUCHCODE"]));
+    one_line_error(&o);
+    assert!(
+        stderr(&o).contains("no pending pairing") || stderr(&o).contains("admin"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn config_show_redacts_the_bot_token() {
+    let home = TempDir::new().unwrap();
+    let file = home.path().join("nb.toml");
+    std::fs::write(
+        &file,
+        "[gateway]\nedit_interval_ms = 1500\n[gateway.telegram]\ntoken = \"123:SECRET-bot-token\"\napi_url = \"http://127.0.0.1:8081/\"\n",
+    )
+    .unwrap();
+    let o = ok(run(cmd(home.path())
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "show"])));
+    let out = stdout(&o);
+    assert!(!out.contains("SECRET"), "{out}");
+    assert!(out.contains("[gateway.telegram]"), "{out}");
+    assert!(out.contains("token = \"<redacted>\""), "{out}");
+    assert!(
+        out.contains("api_url = \"http://127.0.0.1:8081/\""),
+        "{out}"
+    );
+    let o = ok(run(cmd(home.path())
+        .env("NETHER_TELEGRAM_TOKEN", "999:ENV-SECRET")
+        .args(["config", "show"])));
+    assert!(!stdout(&o).contains("ENV-SECRET"));
+    assert!(stdout(&o).contains("token = \"<redacted>\""));
 }
 
 #[test]

@@ -1,1 +1,20 @@
-//! The Netherbrain IM gateway: chat platforms bridged to agents.
+//! The Netherbrain chat gateway: the [`Bridge`] between chat platforms
+//! ([`Channel`](netherbrain_core::channel::Channel)s) and the runtime, over
+//! one small trait ([`RuntimeApi`]) that the in-process
+//! [`ConversationService`](netherbrain_core::conversation::ConversationService)
+//! ([`LocalRuntime`]) and the remote HTTP client (`RemoteRuntime`,
+//! feature `remote`) implement; and the Telegram channel (feature
+//! `telegram`).
+
+pub mod api;
+pub mod bridge;
+pub mod markup;
+#[cfg(feature = "remote")]
+pub mod remote;
+#[cfg(feature = "telegram")]
+pub mod telegram;
+
+pub use api::{
+    ApiError, EventFeed, LocalRuntime, PresetInfo, RuntimeApi, SendOutcome, SessionInfo,
+};
+pub use bridge::{AllowEntry, Bridge, BridgeConfig, BridgeError, MIN_EDIT_INTERVAL};

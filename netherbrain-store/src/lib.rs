@@ -24,6 +24,7 @@
 pub mod blob;
 mod common;
 mod config;
+mod gateway;
 pub mod migrate;
 mod portable;
 mod postgres;

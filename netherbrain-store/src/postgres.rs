@@ -805,3 +805,9 @@ impl MailboxStore for PostgresStore {
         Ok(entries)
     }
 }
+/// Commits a transaction of the gateway's writes.
+async fn commit_tx(tx: Tx) -> StoreResult<()> {
+    tx.commit().await.map_err(db_err)
+}
+
+crate::gateway::gateway_store_impl!(PostgresStore, Postgres, |tx| &mut *tx, commit_tx);

@@ -111,13 +111,17 @@ impl RowGet for sqlx::postgres::PgRow {
 }
 
 /// Builds the JSON object a record deserialises from.
-struct Fields(Map<String, Value>);
+pub(crate) struct Fields(pub(crate) Map<String, Value>);
 
 impl Fields {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(Map::new())
     }
-    fn set(&mut self, key: &str, value: impl serde::Serialize) -> StoreResult<&mut Self> {
+    pub(crate) fn set(
+        &mut self,
+        key: &str,
+        value: impl serde::Serialize,
+    ) -> StoreResult<&mut Self> {
         let value = serde_json::to_value(value)
             .map_err(|e| StoreError::Backend(format!("cannot encode {key}: {e}")))?;
         self.0.insert(key.to_owned(), value);

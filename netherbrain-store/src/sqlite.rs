@@ -984,3 +984,4 @@ impl MailboxStore for SqliteStore {
         Ok(entries)
     }
 }
+crate::gateway::gateway_store_impl!(SqliteStore, Sqlite, |tx| &mut **tx, WriteTx::commit);

@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Channel, ChannelCapabilities, ChannelError, ChatRef, InboundMessage, SenderRef, SentMessage,
+    BotCommand, Channel, ChannelCapabilities, ChannelError, ChatButton, ChatRef, InboundMessage,
+    SenderRef, SentMessage,
 };
 
 /// A message a [`MemoryChannel`] sent, with every text it had.
@@ -36,6 +37,30 @@ pub struct RecordedMessage {
     pub text: String,
     /// Every text it had, oldest first; the last is [`text`](Self::text).
     pub versions: Vec<String>,
+    /// The buttons sent with it.
+    pub buttons: Vec<ChatButton>,
+}
+
+/// A reaction a [`MemoryChannel`] was asked to show.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use netherbrain_core::channel::{Channel, MemoryChannel};
+/// let channel = MemoryChannel::new("test");
+/// channel.react(&channel.chat("c"), "in-1", "👀").await.unwrap();
+/// assert_eq!(channel.reactions()[0].emoji, "👀");
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedReaction {
+    /// The chat.
+    pub chat: ChatRef,
+    /// The message reacted to.
+    pub message_id: String,
+    /// The emoji.
+    pub emoji: String,
 }
 
 impl RecordedMessage {
@@ -107,6 +132,10 @@ struct State {
     capabilities: ChannelCapabilities,
     sent: Vec<RecordedMessage>,
     failures: VecDeque<ChannelError>,
+    reactions: Vec<RecordedReaction>,
+    drafts: Vec<(ChatRef, u64, String)>,
+    typing: Vec<ChatRef>,
+    commands: Vec<BotCommand>,
     next_outbound: u64,
     next_inbound: u64,
 }
@@ -284,6 +313,50 @@ impl MemoryChannel {
         self.state().failures.push_back(error);
     }
 
+    /// The reactions shown so far.
+    ///
+    /// ```
+    /// let channel = netherbrain_core::channel::MemoryChannel::new("test");
+    /// assert!(channel.reactions().is_empty());
+    /// ```
+    #[must_use]
+    pub fn reactions(&self) -> Vec<RecordedReaction> {
+        self.state().reactions.clone()
+    }
+
+    /// The drafts shown so far: chat, draft id, text.
+    ///
+    /// ```
+    /// let channel = netherbrain_core::channel::MemoryChannel::new("test");
+    /// assert!(channel.drafts().is_empty());
+    /// ```
+    #[must_use]
+    pub fn drafts(&self) -> Vec<(ChatRef, u64, String)> {
+        self.state().drafts.clone()
+    }
+
+    /// How often a typing indicator was shown in `chat`.
+    ///
+    /// ```
+    /// let channel = netherbrain_core::channel::MemoryChannel::new("test");
+    /// assert_eq!(channel.typing_count(&channel.chat("c")), 0);
+    /// ```
+    #[must_use]
+    pub fn typing_count(&self, chat: &ChatRef) -> usize {
+        self.state().typing.iter().filter(|c| *c == chat).count()
+    }
+
+    /// The commands registered last.
+    ///
+    /// ```
+    /// let channel = netherbrain_core::channel::MemoryChannel::new("test");
+    /// assert!(channel.commands().is_empty());
+    /// ```
+    #[must_use]
+    pub fn commands(&self) -> Vec<BotCommand> {
+        self.state().commands.clone()
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.inner
             .state
@@ -355,8 +428,64 @@ impl Channel for MemoryChannel {
             message: message.clone(),
             text: text.to_owned(),
             versions: vec![text.to_owned()],
+            buttons: Vec::new(),
         });
         Ok(message)
+    }
+
+    async fn send_buttons(
+        &self,
+        chat: &ChatRef,
+        text: &str,
+        buttons: &[ChatButton],
+    ) -> Result<SentMessage, ChannelError> {
+        let sent = self.send(chat, text).await?;
+        if let Some(record) = self.state().sent.last_mut() {
+            record.buttons = buttons.to_vec();
+        }
+        Ok(sent)
+    }
+
+    async fn send_draft(
+        &self,
+        chat: &ChatRef,
+        draft_id: u64,
+        text: &str,
+    ) -> Result<(), ChannelError> {
+        let mut state = self.state();
+        if let Some(error) = state.failures.pop_front() {
+            return Err(error);
+        }
+        if !state.capabilities.drafts {
+            return Err(ChannelError::Unsupported);
+        }
+        check_len(text, state.capabilities.max_message_len)?;
+        state.drafts.push((chat.clone(), draft_id, text.to_owned()));
+        Ok(())
+    }
+
+    async fn react(
+        &self,
+        chat: &ChatRef,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), ChannelError> {
+        self.state().reactions.push(RecordedReaction {
+            chat: chat.clone(),
+            message_id: message_id.to_owned(),
+            emoji: emoji.to_owned(),
+        });
+        Ok(())
+    }
+
+    async fn typing(&self, chat: &ChatRef) -> Result<(), ChannelError> {
+        self.state().typing.push(chat.clone());
+        Ok(())
+    }
+
+    async fn set_commands(&self, commands: &[BotCommand]) -> Result<(), ChannelError> {
+        self.state().commands = commands.to_vec();
+        Ok(())
     }
 
     async fn edit(&self, message: &SentMessage, text: &str) -> Result<(), ChannelError> {

@@ -46,7 +46,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-pub use memory::{MemoryChannel, RecordedMessage};
+pub use memory::{MemoryChannel, RecordedMessage, RecordedReaction};
 /// Re-exported: [`Channel::run`] takes one.
 pub use tokio_util::sync::CancellationToken;
 
@@ -154,6 +154,16 @@ pub struct InboundMessage {
     pub message_id: String,
     /// When the channel received it.
     pub received_at: DateTime<Utc>,
+    /// A one-to-one chat with the bot (not a group or a server channel).
+    #[serde(default = "default_true")]
+    pub private: bool,
+    /// The [`ChatButton::data`] of a pressed button (then `text` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub button: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl InboundMessage {
@@ -177,7 +187,44 @@ impl InboundMessage {
             text: text.into(),
             message_id: message_id.into(),
             received_at: Utc::now(),
+            private: true,
+            button: None,
         }
+    }
+
+    /// Marks the message as sent in a group (or server channel) chat.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::{ChatRef, InboundMessage, SenderRef};
+    /// let msg = InboundMessage::new(ChatRef::new("c", "g"), SenderRef::new("u"), "hi", "m")
+    ///     .in_group();
+    /// assert!(!msg.private);
+    /// ```
+    #[must_use]
+    pub fn in_group(mut self) -> Self {
+        self.private = false;
+        self
+    }
+
+    /// A button press: `data` is the pressed [`ChatButton::data`];
+    /// `message_id` is the message that carried the button.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::{ChatRef, InboundMessage, SenderRef};
+    /// let press = InboundMessage::button_press(ChatRef::new("c", "1"), SenderRef::new("u"), "approve:7", "12");
+    /// assert_eq!(press.button.as_deref(), Some("approve:7"));
+    /// assert!(press.text.is_empty());
+    /// ```
+    #[must_use]
+    pub fn button_press(
+        chat: ChatRef,
+        sender: SenderRef,
+        data: impl Into<String>,
+        message_id: impl Into<String>,
+    ) -> Self {
+        let mut message = Self::new(chat, sender, "", message_id);
+        message.button = Some(data.into());
+        message
     }
 
     /// Sets when it was received (e.g. the platform's timestamp).
@@ -225,6 +272,72 @@ impl SentMessage {
         Self {
             chat,
             message_id: message_id.into(),
+        }
+    }
+}
+
+/// A button under a message (Telegram inline keyboard, Discord component);
+/// pressing it arrives as an [`InboundMessage`] with
+/// [`button`](InboundMessage::button) set to `data`.
+///
+/// ```
+/// use netherbrain_core::channel::ChatButton;
+/// let b = ChatButton::new("Approve", "approve:call_1");
+/// assert_eq!(b.label, "Approve");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChatButton {
+    /// What the button shows.
+    pub label: String,
+    /// What a press delivers (at most 64 bytes on Telegram).
+    pub data: String,
+}
+
+impl ChatButton {
+    /// A button.
+    ///
+    /// ```
+    /// let b = netherbrain_core::channel::ChatButton::new("Deny", "deny:1");
+    /// assert_eq!(b.data, "deny:1");
+    /// ```
+    #[must_use]
+    pub fn new(label: impl Into<String>, data: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            data: data.into(),
+        }
+    }
+}
+
+/// A command the bot offers (`/new`), registered with the platform.
+///
+/// ```
+/// use netherbrain_core::channel::BotCommand;
+/// let c = BotCommand::new("new", "Start a new conversation");
+/// assert_eq!(c.name, "new");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BotCommand {
+    /// The name, without the slash.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+}
+
+impl BotCommand {
+    /// A command.
+    ///
+    /// ```
+    /// let c = netherbrain_core::channel::BotCommand::new("stop", "Stop the run");
+    /// assert_eq!(c.description, "Stop the run");
+    /// ```
+    #[must_use]
+    pub fn new(name: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
         }
     }
 }
@@ -292,6 +405,8 @@ pub struct ChannelCapabilities {
     pub max_message_len: usize,
     /// Markup the platform renders.
     pub markup: MarkupDialect,
+    /// Private chats can show a streamed draft ([`Channel::send_draft`]).
+    pub drafts: bool,
 }
 
 impl Default for ChannelCapabilities {
@@ -307,6 +422,7 @@ impl Default for ChannelCapabilities {
             edit_in_place: false,
             max_message_len: 4096,
             markup: MarkupDialect::Plain,
+            drafts: false,
         }
     }
 }
@@ -357,6 +473,18 @@ impl ChannelCapabilities {
     #[must_use]
     pub const fn with_markup(mut self, markup: MarkupDialect) -> Self {
         self.markup = markup;
+        self
+    }
+
+    /// Sets whether private chats can show streamed drafts.
+    ///
+    /// ```
+    /// let caps = netherbrain_core::channel::ChannelCapabilities::new().with_drafts(true);
+    /// assert!(caps.drafts);
+    /// ```
+    #[must_use]
+    pub const fn with_drafts(mut self, drafts: bool) -> Self {
+        self.drafts = drafts;
         self
     }
 }
@@ -506,5 +634,59 @@ pub trait Channel: Send + Sync {
     async fn edit(&self, message: &SentMessage, text: &str) -> Result<(), ChannelError> {
         let _ = (message, text);
         Err(ChannelError::Unsupported)
+    }
+
+    /// Sends `text` with buttons under it. The default sends the text
+    /// alone, with the buttons' data as `/`-commands to type.
+    async fn send_buttons(
+        &self,
+        chat: &ChatRef,
+        text: &str,
+        buttons: &[ChatButton],
+    ) -> Result<SentMessage, ChannelError> {
+        let mut text = text.to_owned();
+        for button in buttons {
+            text.push_str(&format!("\n{}: /{}", button.label, button.data));
+        }
+        self.send(chat, &text).await
+    }
+
+    /// Shows a streamed draft of a reply in a private chat (Telegram's
+    /// `sendMessageDraft`); the same `draft_id` updates it. The default
+    /// returns [`ChannelError::Unsupported`].
+    async fn send_draft(
+        &self,
+        chat: &ChatRef,
+        draft_id: u64,
+        text: &str,
+    ) -> Result<(), ChannelError> {
+        let _ = (chat, draft_id, text);
+        Err(ChannelError::Unsupported)
+    }
+
+    /// Reacts to a received message with an emoji (a steer's
+    /// acknowledgement). The default returns [`ChannelError::Unsupported`].
+    async fn react(
+        &self,
+        chat: &ChatRef,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<(), ChannelError> {
+        let _ = (chat, message_id, emoji);
+        Err(ChannelError::Unsupported)
+    }
+
+    /// Shows that the bot is working (a typing indicator). The default
+    /// does nothing.
+    async fn typing(&self, chat: &ChatRef) -> Result<(), ChannelError> {
+        let _ = chat;
+        Ok(())
+    }
+
+    /// Registers the bot's commands with the platform. The default does
+    /// nothing.
+    async fn set_commands(&self, commands: &[BotCommand]) -> Result<(), ChannelError> {
+        let _ = commands;
+        Ok(())
     }
 }

@@ -77,6 +77,7 @@ use crate::preset::PresetConfig;
 mod catalog;
 mod concurrency;
 mod conversations;
+mod gateway;
 mod sessions;
 mod users;
 mod validation;
@@ -84,6 +85,7 @@ mod validation;
 pub use catalog::*;
 pub use concurrency::*;
 pub use conversations::*;
+pub use gateway::*;
 pub use sessions::*;
 pub use users::*;
 pub use validation::*;
@@ -179,6 +181,9 @@ macro_rules! store_conformance_tests {
             search_query_is_trimmed_before_its_length_check,
             search_matches_word_prefixes,
             session_create_requires_preset,
+            gateway_bind_chat_and_delivery_mark,
+            gateway_pairing_approve_and_expiry,
+            gateway_rejects_bad_input,
         );
         $crate::store_conformance_tests!(@arc $make;
             concurrent_create_session_single_winner,

@@ -16,6 +16,9 @@ use super::{
     Session, SessionAppend, SessionFinish, SessionStore, StoreError, StoreHealth, StoreResult,
     User, UserPatch, UserStore, Workspace, WorkspacePatch,
 };
+use super::{
+    ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, PairingRequest,
+};
 use crate::event::EventEnvelope;
 use crate::ids::{
     ApiKeyId, ConversationId, EventSeq, MailboxId, PresetId, SessionId, UserId, WorkspaceId,
@@ -62,6 +65,9 @@ struct Tables {
     conversation_sessions: HashMap<ConversationId, Vec<SessionId>>,
     /// In posting order.
     mailbox: Vec<MailboxEntry>,
+    chat_bindings: BTreeMap<(String, String), ChatBinding>,
+    identities: BTreeMap<(String, String), GatewayIdentity>,
+    pairings: BTreeMap<String, PairingRequest>,
 }
 
 #[derive(Debug)]
@@ -865,5 +871,146 @@ impl MailboxStore for MemoryStore {
                 e.clone()
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl GatewayStore for MemoryStore {
+    async fn chat_binding(&self, channel: &str, chat_id: &str) -> StoreResult<Option<ChatBinding>> {
+        let t = self.lock();
+        Ok(t.chat_bindings
+            .get(&(channel.to_owned(), chat_id.to_owned()))
+            .cloned())
+    }
+
+    async fn bind_chat(&self, binding: NewChatBinding) -> StoreResult<ChatBinding> {
+        validate::new_chat_binding(&binding)?;
+        let mut t = self.lock();
+        t.user(binding.user_id)?;
+        t.conversation(binding.conversation_id)?;
+        if let Some(preset) = binding.preset_id {
+            t.preset(preset)?;
+        }
+        let now = t.now();
+        let key = (binding.channel.clone(), binding.chat_id.clone());
+        let kept = t
+            .chat_bindings
+            .get(&key)
+            .filter(|old| old.conversation_id == binding.conversation_id)
+            .map(|old| (old.delivered_session_id, old.delivered_seq));
+        let (delivered_session_id, delivered_seq) = kept.unwrap_or((None, 0));
+        let row = ChatBinding {
+            channel: binding.channel,
+            chat_id: binding.chat_id,
+            user_id: binding.user_id,
+            conversation_id: binding.conversation_id,
+            preset_id: binding.preset_id,
+            delivered_session_id,
+            delivered_seq,
+            updated_at: now,
+        };
+        t.chat_bindings.insert(key, row.clone());
+        Ok(row)
+    }
+
+    async fn mark_delivered(
+        &self,
+        channel: &str,
+        chat_id: &str,
+        session_id: SessionId,
+        seq: EventSeq,
+    ) -> StoreResult<()> {
+        let mut t = self.lock();
+        let now = t.now();
+        let key = (channel.to_owned(), chat_id.to_owned());
+        let row = t
+            .chat_bindings
+            .get_mut(&key)
+            .ok_or_else(|| StoreError::not_found("chat binding", format!("{channel}:{chat_id}")))?;
+        row.delivered_session_id = Some(session_id);
+        row.delivered_seq = seq;
+        row.updated_at = now;
+        Ok(())
+    }
+
+    async fn list_chat_bindings(&self, channel: &str) -> StoreResult<Vec<ChatBinding>> {
+        let t = self.lock();
+        Ok(t.chat_bindings
+            .values()
+            .filter(|b| b.channel == channel)
+            .cloned()
+            .collect())
+    }
+
+    async fn gateway_identity(
+        &self,
+        channel: &str,
+        sender_id: &str,
+    ) -> StoreResult<Option<GatewayIdentity>> {
+        let t = self.lock();
+        Ok(t.identities
+            .get(&(channel.to_owned(), sender_id.to_owned()))
+            .cloned())
+    }
+
+    async fn create_pairing(&self, pairing: NewPairing) -> StoreResult<PairingRequest> {
+        validate::new_pairing(&pairing)?;
+        let mut t = self.lock();
+        if t.pairings.contains_key(&pairing.code) {
+            return Err(StoreError::Conflict("pairing code is taken".into()));
+        }
+        let now = t.now();
+        t.pairings
+            .retain(|_, p| !(p.channel == pairing.channel && p.sender_id == pairing.sender_id));
+        let row = PairingRequest {
+            code: pairing.code,
+            channel: pairing.channel,
+            sender_id: pairing.sender_id,
+            display_name: pairing.display_name,
+            chat_id: pairing.chat_id,
+            created_at: now,
+            expires_at: pairing.expires_at,
+        };
+        t.pairings.insert(row.code.clone(), row.clone());
+        Ok(row)
+    }
+
+    async fn pending_pairings(&self, now: DateTime<Utc>) -> StoreResult<Vec<PairingRequest>> {
+        let t = self.lock();
+        let mut pending: Vec<PairingRequest> = t
+            .pairings
+            .values()
+            .filter(|p| p.expires_at > now)
+            .cloned()
+            .collect();
+        pending.sort_by(|a, b| (a.created_at, &a.code).cmp(&(b.created_at, &b.code)));
+        Ok(pending)
+    }
+
+    async fn approve_pairing(
+        &self,
+        code: &str,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<GatewayIdentity> {
+        let mut t = self.lock();
+        t.user(user_id)?;
+        let request = t
+            .pairings
+            .get(code)
+            .filter(|p| p.expires_at > now)
+            .cloned()
+            .ok_or_else(|| StoreError::not_found("pairing code", code))?;
+        t.pairings.remove(code);
+        let created_at = t.now();
+        let identity = GatewayIdentity {
+            channel: request.channel.clone(),
+            sender_id: request.sender_id.clone(),
+            user_id,
+            created_at,
+        };
+        t.identities
+            .insert((request.channel, request.sender_id), identity.clone());
+        Ok(identity)
     }
 }

@@ -8,10 +8,11 @@
 //! | [`ConversationStore`] | conversations: listing, metadata, search |
 //! | [`SessionStore`] | sessions (runs) and their log: messages, events, history |
 //! | [`MailboxStore`] | results background runs leave for a conversation |
+//! | [`GatewayStore`] | the chat gateway's bindings, pairings and delivery marks |
 //! | [`StoreHealth`] | `ping` |
 //!
 //! [`StateStore`] is their union, implemented for every type that
-//! implements all six, so callers keep one handle, `Arc<dyn StateStore>`;
+//! implements all seven, so callers keep one handle, `Arc<dyn StateStore>`;
 //! `use netherbrain_core::store::prelude::*` brings the methods into scope.
 //! [`StoreParts`] composes a store from one implementation per concern, so
 //! a wrapper that changes one concern implements only that trait.
@@ -74,6 +75,7 @@
 pub mod conformance;
 mod cursor;
 mod error;
+mod gateway;
 mod memory;
 mod parts;
 mod records;
@@ -85,6 +87,9 @@ use async_trait::async_trait;
 
 pub use cursor::ConversationCursor;
 pub use error::{StoreError, StoreResult};
+pub use gateway::{
+    ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, PairingRequest,
+};
 pub use memory::MemoryStore;
 pub use parts::StoreParts;
 
@@ -424,12 +429,24 @@ pub trait MailboxStore: Send + Sync + Debug {
 /// # let _ = store;
 /// ```
 pub trait StateStore:
-    StoreHealth + UserStore + CatalogStore + ConversationStore + SessionStore + MailboxStore
+    StoreHealth
+    + UserStore
+    + CatalogStore
+    + ConversationStore
+    + SessionStore
+    + MailboxStore
+    + GatewayStore
 {
 }
 
 impl<T> StateStore for T where
-    T: StoreHealth + UserStore + CatalogStore + ConversationStore + SessionStore + MailboxStore
+    T: StoreHealth
+        + UserStore
+        + CatalogStore
+        + ConversationStore
+        + SessionStore
+        + MailboxStore
+        + GatewayStore
 {
 }
 
@@ -448,8 +465,8 @@ impl<T> StateStore for T where
 /// ```
 pub mod prelude {
     pub use super::{
-        CatalogStore, ConversationStore, MailboxStore, SessionStore, StateStore, StoreHealth,
-        UserStore,
+        CatalogStore, ConversationStore, GatewayStore, MailboxStore, SessionStore, StateStore,
+        StoreHealth, UserStore,
     };
 }
 

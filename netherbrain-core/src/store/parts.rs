@@ -15,6 +15,11 @@ use super::{
 use crate::event::EventEnvelope;
 use crate::ids::{ApiKeyId, ConversationId, EventSeq, PresetId, SessionId, UserId, WorkspaceId};
 use crate::message::Message;
+use chrono::{DateTime, Utc};
+
+use super::{
+    ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, PairingRequest,
+};
 
 /// A store composed of one part per concern, each an `Arc<dyn …>` of that
 /// concern's trait; every call is delegated to its part.
@@ -56,6 +61,7 @@ pub struct StoreParts {
     conversations: Arc<dyn ConversationStore>,
     sessions: Arc<dyn SessionStore>,
     mailbox: Arc<dyn MailboxStore>,
+    gateway: Arc<dyn GatewayStore>,
     health: Arc<dyn StoreHealth>,
 }
 
@@ -76,6 +82,7 @@ impl StoreParts {
             conversations: store.clone(),
             sessions: store.clone(),
             mailbox: store.clone(),
+            gateway: store.clone(),
             health: store,
         }
     }
@@ -167,6 +174,21 @@ impl StoreParts {
     #[must_use]
     pub fn with_mailbox(mut self, mailbox: Arc<dyn MailboxStore>) -> Self {
         self.mailbox = mailbox;
+        self
+    }
+
+    /// Replaces the gateway's records.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let gateway = Arc::new(MemoryStore::new());
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new())).with_gateway(gateway);
+    /// # let _ = parts;
+    /// ```
+    #[must_use]
+    pub fn with_gateway(mut self, gateway: Arc<dyn GatewayStore>) -> Self {
+        self.gateway = gateway;
         self
     }
 }
@@ -363,5 +385,50 @@ impl MailboxStore for StoreParts {
         conversation_id: ConversationId,
     ) -> StoreResult<Vec<MailboxEntry>> {
         self.mailbox.take_mailbox(conversation_id).await
+    }
+}
+
+#[async_trait]
+impl GatewayStore for StoreParts {
+    async fn chat_binding(&self, channel: &str, chat_id: &str) -> StoreResult<Option<ChatBinding>> {
+        self.gateway.chat_binding(channel, chat_id).await
+    }
+    async fn bind_chat(&self, binding: NewChatBinding) -> StoreResult<ChatBinding> {
+        self.gateway.bind_chat(binding).await
+    }
+    async fn mark_delivered(
+        &self,
+        channel: &str,
+        chat_id: &str,
+        session_id: SessionId,
+        seq: EventSeq,
+    ) -> StoreResult<()> {
+        self.gateway
+            .mark_delivered(channel, chat_id, session_id, seq)
+            .await
+    }
+    async fn list_chat_bindings(&self, channel: &str) -> StoreResult<Vec<ChatBinding>> {
+        self.gateway.list_chat_bindings(channel).await
+    }
+    async fn gateway_identity(
+        &self,
+        channel: &str,
+        sender_id: &str,
+    ) -> StoreResult<Option<GatewayIdentity>> {
+        self.gateway.gateway_identity(channel, sender_id).await
+    }
+    async fn create_pairing(&self, pairing: NewPairing) -> StoreResult<PairingRequest> {
+        self.gateway.create_pairing(pairing).await
+    }
+    async fn pending_pairings(&self, now: DateTime<Utc>) -> StoreResult<Vec<PairingRequest>> {
+        self.gateway.pending_pairings(now).await
+    }
+    async fn approve_pairing(
+        &self,
+        code: &str,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<GatewayIdentity> {
+        self.gateway.approve_pairing(code, user_id, now).await
     }
 }

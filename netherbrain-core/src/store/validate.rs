@@ -679,3 +679,47 @@ pub fn event_order(last: EventSeq, append: &SessionAppend) -> StoreResult<()> {
     }
     Ok(())
 }
+
+/// Checks a chat binding: `channel`, `chat_id` [`name`]s.
+///
+/// ```
+/// use netherbrain_core::store::{NewChatBinding, validate};
+/// use netherbrain_core::{ConversationId, UserId};
+/// let ok = NewChatBinding::new("telegram", "42", UserId::new(), ConversationId::new());
+/// assert!(validate::new_chat_binding(&ok).is_ok());
+/// let bad = NewChatBinding::new("telegram", " ", UserId::new(), ConversationId::new());
+/// assert!(validate::new_chat_binding(&bad).is_err());
+/// ```
+pub fn new_chat_binding(binding: &super::NewChatBinding) -> StoreResult<()> {
+    name("channel", &binding.channel)?;
+    name("chat_id", &binding.chat_id)?;
+    no_nul("channel", &binding.channel)?;
+    no_nul("chat_id", &binding.chat_id)
+}
+
+/// Checks a pairing request: `code`, `channel`, `sender_id`, `chat_id`
+/// [`name`]s; `display_name` [`text`] ≤ [`MAX_NAME_LEN`].
+///
+/// ```
+/// use netherbrain_core::store::{NewPairing, validate};
+/// let ok = NewPairing::new("K7QX2M9P", "telegram", "7", "7", chrono::Utc::now());
+/// assert!(validate::new_pairing(&ok).is_ok());
+/// let bad = NewPairing::new("", "telegram", "7", "7", chrono::Utc::now());
+/// assert!(validate::new_pairing(&bad).is_err());
+/// ```
+pub fn new_pairing(pairing: &super::NewPairing) -> StoreResult<()> {
+    for (field, value) in [
+        ("code", &pairing.code),
+        ("channel", &pairing.channel),
+        ("sender_id", &pairing.sender_id),
+        ("chat_id", &pairing.chat_id),
+    ] {
+        name(field, value)?;
+        no_nul(field, value)?;
+    }
+    text(
+        "display_name",
+        pairing.display_name.as_deref(),
+        MAX_NAME_LEN,
+    )
+}

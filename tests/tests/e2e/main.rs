@@ -5,6 +5,7 @@
 mod cli_chat;
 mod compaction;
 mod faults;
+mod gateway;
 mod reliability;
 mod resume;
 mod security;

@@ -1,0 +1,536 @@
+//! The Telegram channel through the real teloxide client against a fake
+//! Bot API on loopback (wiremock), served by the bridge over the
+//! in-process conversation service with scripted providers.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use netherbrain_core::agent::AgentCatalog;
+use netherbrain_core::channel::CancellationToken;
+use netherbrain_core::conversation::ConversationService;
+use netherbrain_core::store::prelude::*;
+use netherbrain_core::store::{MemoryStore, NewPreset, NewUser, UserRole};
+use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
+use netherbrain_core::tool::{
+    DynTool, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry, ToolSet,
+};
+use netherbrain_core::{PresetConfig, SessionStatus};
+use netherbrain_gateway::telegram::{TelegramChannel, TelegramConfig};
+use netherbrain_gateway::{AllowEntry, Bridge, BridgeConfig, LocalRuntime};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const TOKEN: &str = "123456:TEST-token";
+const ADA: i64 = 100;
+const INTERVAL: Duration = Duration::from_millis(300);
+
+/// One recorded Bot API call.
+#[derive(Debug, Clone)]
+struct Call {
+    at: Instant,
+    method: String,
+    body: Value,
+}
+
+/// The fake Bot API: queued updates for `getUpdates`, every other call
+/// recorded and answered like Telegram would.
+#[derive(Debug, Default)]
+struct FakeBot {
+    updates: Mutex<VecDeque<Value>>,
+    calls: Mutex<Vec<Call>>,
+    next_update: AtomicI64,
+    next_message: AtomicI64,
+    /// `sendMessage` calls to answer 429 before succeeding.
+    rate_limit_sends: AtomicUsize,
+    /// Whether `sendMessageDraft` exists.
+    drafts: std::sync::atomic::AtomicBool,
+}
+
+fn chat(id: i64) -> Value {
+    if id < 0 {
+        json!({"id": id, "type": "supergroup", "title": "Group"})
+    } else {
+        json!({"id": id, "type": "private", "first_name": "Ada"})
+    }
+}
+
+fn user(id: i64) -> Value {
+    json!({"id": id, "is_bot": false, "first_name": format!("User{id}")})
+}
+
+impl FakeBot {
+    fn text(&self, chat_id: i64, from: i64, text: &str) -> i64 {
+        let update = self.next_update.fetch_add(1, Ordering::SeqCst) + 1;
+        let message = self.next_message.fetch_add(1, Ordering::SeqCst) + 1000;
+        self.updates.lock().unwrap().push_back(json!({
+            "update_id": update,
+            "message": {
+                "message_id": message, "date": 1_700_000_000,
+                "chat": chat(chat_id), "from": user(from), "text": text,
+            }
+        }));
+        message
+    }
+
+    fn press(&self, chat_id: i64, from: i64, message_id: i64, data: &str) {
+        let update = self.next_update.fetch_add(1, Ordering::SeqCst) + 1;
+        self.updates.lock().unwrap().push_back(json!({
+            "update_id": update,
+            "callback_query": {
+                "id": format!("cb{update}"), "from": user(from), "chat_instance": "ci",
+                "data": data,
+                "message": {
+                    "message_id": message_id, "date": 1_700_000_000,
+                    "chat": chat(chat_id), "text": "Allow it?",
+                },
+            }
+        }));
+    }
+
+    fn calls(&self, name: &str) -> Vec<Call> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.method == name)
+            .cloned()
+            .collect()
+    }
+
+    fn texts(&self, name: &str) -> Vec<String> {
+        self.calls(name)
+            .into_iter()
+            .map(|c| c.body["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+struct Responder(Arc<FakeBot>);
+
+impl Respond for Responder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let bot = &self.0;
+        // teloxide writes `SendMessage`; the Bot API ignores the case.
+        let raw = request.url.path().rsplit('/').next().unwrap_or("");
+        let mut name: String = raw.chars().take(1).flat_map(char::to_lowercase).collect();
+        name.push_str(raw.get(1..).unwrap_or(""));
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        if name == "getUpdates" {
+            let offset = body["offset"].as_i64().unwrap_or(0);
+            let mut queue = bot.updates.lock().unwrap();
+            queue.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+            let ready: Vec<Value> = queue.iter().cloned().collect();
+            let template =
+                ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": ready}));
+            return if ready.is_empty() {
+                template.set_delay(Duration::from_millis(50))
+            } else {
+                template
+            };
+        }
+        bot.calls.lock().unwrap().push(Call {
+            at: Instant::now(),
+            method: name.clone(),
+            body: body.clone(),
+        });
+        let chat_id = body["chat_id"].as_i64().unwrap_or(0);
+        let message = |id: i64| {
+            json!({"ok": true, "result": {
+                "message_id": id, "date": 1_700_000_000, "chat": chat(chat_id),
+                "text": body["text"].clone(),
+            }})
+        };
+        match name.as_str() {
+            "sendMessage" => {
+                if bot
+                    .rate_limit_sends
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    return ResponseTemplate::new(429).set_body_json(json!({
+                        "ok": false, "error_code": 429,
+                        "description": "Too Many Requests: retry after 1",
+                        "parameters": {"retry_after": 1},
+                    }));
+                }
+                let id = bot.next_message.fetch_add(1, Ordering::SeqCst) + 1000;
+                ResponseTemplate::new(200).set_body_json(message(id))
+            }
+            "editMessageText" => {
+                let id = body["message_id"].as_i64().unwrap_or(0);
+                ResponseTemplate::new(200).set_body_json(message(id))
+            }
+            "sendMessageDraft" if !bot.drafts.load(Ordering::SeqCst) => ResponseTemplate::new(404)
+                .set_body_json(json!({
+                    "ok": false, "error_code": 404, "description": "Not Found: method not found",
+                })),
+            _ => ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})),
+        }
+    }
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct DeleteArgs {
+    path: String,
+}
+
+#[derive(Debug)]
+struct Delete;
+
+#[async_trait::async_trait]
+impl Tool for Delete {
+    type Args = DeleteArgs;
+    fn name(&self) -> &str {
+        "delete"
+    }
+    fn description(&self) -> &str {
+        "Deletes a file"
+    }
+    fn requires_approval(&self) -> bool {
+        true
+    }
+    async fn call(&self, args: DeleteArgs, _ctx: ToolContext) -> Result<ToolOutput, ToolError> {
+        Ok(format!("deleted {}", args.path).into())
+    }
+}
+
+#[derive(Debug)]
+struct Files;
+
+#[async_trait::async_trait]
+impl ToolSet for Files {
+    fn name(&self) -> &str {
+        "files"
+    }
+    async fn tools(&self) -> Result<Vec<Arc<dyn DynTool>>, ToolError> {
+        let registry = ToolRegistry::new()
+            .with(Delete)
+            .map_err(ToolError::failed)?;
+        Ok(registry.get("delete").into_iter().cloned().collect())
+    }
+}
+
+struct Fixture {
+    _server: MockServer,
+    url: String,
+    fake: Arc<FakeBot>,
+    store: Arc<MemoryStore>,
+    provider: Arc<ScriptedProvider>,
+    service: ConversationService,
+    config: BridgeConfig,
+}
+
+async fn fixture(provider: ScriptedProvider, drafts: bool) -> Fixture {
+    let server = MockServer::start().await;
+    let fake = Arc::new(FakeBot::default());
+    fake.drafts.store(drafts, Ordering::SeqCst);
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/bot[^/]+/[A-Za-z]+$"))
+        .respond_with(Responder(fake.clone()))
+        .mount(&server)
+        .await;
+    let store = Arc::new(MemoryStore::new());
+    let ada = store
+        .create_user(NewUser::new("ada", UserRole::User))
+        .await
+        .unwrap()
+        .id;
+    let provider = Arc::new(provider);
+    let catalog = AgentCatalog::new()
+        .with_provider("local", provider.clone(), vec!["tiny".into()])
+        .with_toolset(Arc::new(Files));
+    store
+        .create_preset(NewPreset::new(
+            "tiny",
+            PresetConfig::new("local", "tiny").with_toolsets(vec!["files".into()]),
+        ))
+        .await
+        .unwrap();
+    let service = ConversationService::new(store.clone(), Arc::new(catalog));
+    let config = BridgeConfig::default()
+        .with_edit_interval(INTERVAL)
+        .with_retry_base(Duration::from_millis(50))
+        .allow(AllowEntry::new("telegram", ADA.to_string(), ada));
+    Fixture {
+        url: server.uri(),
+        _server: server,
+        fake,
+        store,
+        provider,
+        service,
+        config,
+    }
+}
+
+impl Fixture {
+    fn start(&self) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let channel = TelegramChannel::new(
+            TelegramConfig::new(TOKEN)
+                .with_api_url(self.url.clone())
+                .with_poll_timeout(Duration::from_secs(1)),
+        )
+        .unwrap();
+        let bridge = Bridge::new(
+            Arc::new(LocalRuntime::new(self.service.clone())),
+            self.store.clone(),
+            vec![Arc::new(channel)],
+            self.config.clone(),
+        );
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn({
+            let cancel = cancel.clone();
+            async move { bridge.run(cancel).await.unwrap() }
+        });
+        (cancel, task)
+    }
+
+    async fn wait_for(&self, name: &str, needle: &str) -> Call {
+        for _ in 0..600 {
+            // A reply may be a message edited into its final text.
+            let mut calls = self.fake.calls(name);
+            if name == "sendMessage" {
+                calls.extend(self.fake.calls("editMessageText"));
+            }
+            if let Some(call) = calls
+                .into_iter()
+                .find(|c| c.body["text"].as_str().unwrap_or_default().contains(needle))
+            {
+                return call;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "no {name} with {needle:?}; calls: {:#?}",
+            self.fake.calls.lock().unwrap()
+        );
+    }
+}
+
+fn streamed(words: usize, delay: Duration) -> ScriptedProvider {
+    let mut response = ScriptedResponse::builder();
+    for i in 0..words {
+        response = response.text(format!("w{i} "));
+    }
+    ScriptedProvider::new(vec![response.build()]).with_event_delay(delay)
+}
+
+/// Every gap between consecutive calls is at least the interval (a small
+/// tolerance for timer granularity).
+fn assert_paced(calls: &[Call]) {
+    for pair in calls.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(
+            gap + Duration::from_millis(20) >= INTERVAL,
+            "two updates {gap:?} apart"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_private_chat_streams_by_draft_then_sends_the_answer() {
+    let f = fixture(streamed(30, Duration::from_millis(30)), true).await;
+    let (cancel, task) = f.start();
+    f.fake.text(ADA, ADA, "hi **there**");
+    let last = f.wait_for("sendMessage", "w29").await;
+    assert_eq!(last.body["chat_id"], ADA);
+    assert_eq!(last.body["parse_mode"], "HTML");
+    let drafts = f.fake.calls("sendMessageDraft");
+    assert!(drafts.len() >= 2, "streamed as drafts: {drafts:#?}");
+    assert!(drafts.iter().all(|d| d.body["chat_id"] == ADA));
+    let id = drafts[0].body["draft_id"].clone();
+    assert!(drafts.iter().all(|d| d.body["draft_id"] == id), "one draft");
+    assert_paced(&drafts);
+    assert!(f.fake.calls("editMessageText").is_empty());
+    assert!(!f.fake.calls("sendChatAction").is_empty(), "typing shown");
+    let commands = f.fake.calls("setMyCommands");
+    assert_eq!(commands[0].body["commands"][0]["command"], "new");
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn without_drafts_a_placeholder_is_edited_at_most_once_per_interval() {
+    let f = fixture(streamed(40, Duration::from_millis(30)), false).await;
+    let (cancel, task) = f.start();
+    f.fake.text(ADA, ADA, "hi");
+    for _ in 0..600 {
+        if f.fake
+            .texts("editMessageText")
+            .iter()
+            .any(|t| t.contains("w39"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sends = f.fake.calls("sendMessage");
+    assert_eq!(sends.len(), 1, "one message, edited: {sends:#?}");
+    let edits = f.fake.calls("editMessageText");
+    assert!(edits.len() >= 2, "{edits:#?}");
+    assert!(
+        edits.last().unwrap().body["text"]
+            .as_str()
+            .unwrap()
+            .contains("w39")
+    );
+    let mut updates = vec![sends[0].clone()];
+    updates.extend(edits);
+    assert_paced(&updates);
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_long_reply_arrives_as_split_messages() {
+    let long: String = (0..700).map(|i| format!("line {i} <b>&\n")).collect();
+    let f = fixture(
+        ScriptedProvider::new(vec![ScriptedResponse::text(long)]),
+        false,
+    )
+    .await;
+    let (cancel, task) = f.start();
+    f.fake.text(ADA, ADA, "long");
+    f.wait_for("sendMessage", "line 699").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sends = f.fake.texts("sendMessage");
+    assert!(sends.len() >= 3, "{}", sends.len());
+    assert!(sends.iter().all(|t| t.chars().count() <= 4096));
+    let all: String =
+        f.fake.texts("sendMessage").concat() + &f.fake.texts("editMessageText").concat();
+    assert!(all.contains("line 0 &lt;b&gt;&amp;"), "escaped HTML");
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_429_retry_after_is_honoured() {
+    let f = fixture(
+        ScriptedProvider::new(vec![ScriptedResponse::text("fine")]),
+        false,
+    )
+    .await;
+    f.fake.rate_limit_sends.store(1, Ordering::SeqCst);
+    let (cancel, task) = f.start();
+    f.fake.text(ADA, ADA, "hi");
+    let sent = f.wait_for("sendMessage", "fine").await;
+    let sends = f.fake.calls("sendMessage");
+    assert_eq!(sends.len(), 2, "the refused one and the retry");
+    let gap = sent.at.duration_since(sends[0].at);
+    assert!(gap >= Duration::from_millis(990), "retried after {gap:?}");
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_user_gets_the_pairing_reply_and_no_run_starts() {
+    let f = fixture(
+        ScriptedProvider::new(vec![ScriptedResponse::text("secret")]),
+        true,
+    )
+    .await;
+    let (cancel, task) = f.start();
+    f.fake.text(777, 777, "hello?");
+    let reply = f.wait_for("sendMessage", "netherbrain gateway pair").await;
+    assert_eq!(reply.body["chat_id"], 777);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(f.provider.requests().len(), 0);
+    assert!(
+        f.store
+            .chat_binding("telegram", "777")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let pending = f.store.pending_pairings(chrono::Utc::now()).await.unwrap();
+    assert_eq!(pending[0].sender_id, "777");
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn stop_interrupts_a_running_session() {
+    let provider = ScriptedProvider::new(vec![
+        ScriptedResponse::builder().text("working").hang().build(),
+    ]);
+    let f = fixture(provider, false).await;
+    let (cancel, task) = f.start();
+    f.fake.text(ADA, ADA, "go");
+    f.wait_for("sendMessage", "working").await;
+    f.fake.text(ADA, ADA, "/stop");
+    f.wait_for("sendMessage", "Stopped").await;
+    let binding = f
+        .store
+        .chat_binding("telegram", "100")
+        .await
+        .unwrap()
+        .unwrap();
+    let session = f
+        .store
+        .latest_session(binding.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..200 {
+        if f.store.get_session(session.id).await.unwrap().status == SessionStatus::Interrupted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        f.store.get_session(session.id).await.unwrap().status,
+        SessionStatus::Interrupted
+    );
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn approve_on_the_inline_keyboard_resumes_the_run() {
+    let provider = ScriptedProvider::new(vec![
+        ScriptedResponse::builder()
+            .tool_call("call_1", "delete", r#"{"path":"a.txt"}"#)
+            .build(),
+        ScriptedResponse::text("deleted it"),
+    ]);
+    let f = fixture(provider, false).await;
+    let (cancel, task) = f.start();
+    f.fake.text(ADA, ADA, "delete a.txt");
+    let ask = f.wait_for("sendMessage", "Allow it?").await;
+    let keyboard = &ask.body["reply_markup"]["inline_keyboard"][0];
+    assert_eq!(keyboard[0]["callback_data"], "approve:call_1");
+    assert_eq!(keyboard[1]["callback_data"], "deny:call_1");
+    // The asking message's id, as the fake numbered it.
+    let asked = f.fake.calls("sendMessage").len() as i64 + 1000;
+    f.fake.press(ADA, ADA, asked, "approve:call_1");
+    f.wait_for("sendMessage", "deleted it").await;
+    assert!(!f.fake.calls("answerCallbackQuery").is_empty());
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_gateway_restarted_mid_run_still_delivers_the_final_answer() {
+    let f = fixture(streamed(40, Duration::from_millis(25)), false).await;
+    let (cancel, task) = f.start();
+    f.fake.text(ADA, ADA, "hi");
+    f.wait_for("sendMessage", "w").await;
+    cancel.cancel();
+    task.await.unwrap();
+    // The run goes on in the runtime while the gateway is down.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (cancel, task) = f.start();
+    for _ in 0..600 {
+        let all = [f.fake.texts("sendMessage"), f.fake.texts("editMessageText")].concat();
+        if all.iter().any(|t| t.contains("w39")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let all = [f.fake.texts("sendMessage"), f.fake.texts("editMessageText")].concat();
+    assert!(all.iter().any(|t| t.contains("w39")), "{all:#?}");
+    cancel.cancel();
+    task.await.unwrap();
+}
