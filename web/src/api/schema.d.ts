@@ -1298,7 +1298,12 @@ export interface components {
             metadata?: components["schemas"]["Metadata"];
             /** @description Unique name. */
             name: string;
-            /** @description Absolute paths without `..` components. */
+            /**
+             * Format: uuid
+             * @description The user who may attach it besides admins (default: the creator).
+             */
+            owner?: string | null;
+            /** @description Absolute paths without `..` components, inside the allowed roots. */
             project_dirs?: components["schemas"]["ProjectDir"][];
         };
         /** @description A new API key with its secret, which is never shown again. */
@@ -1535,6 +1540,20 @@ export interface components {
             settings?: components["schemas"]["ModelSettings"];
             /** @description System prompt. */
             system_prompt?: string | null;
+            /**
+             * @description Options of each tool set, by set name (e.g. `web.allow_private`);
+             *     tools read them from `ToolContext::options`.
+             */
+            tool_options?: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description Per-tool policy (`auto`, `ask`, `deny`) by tool name; `"*"` is the
+             *     default for tools not named. Wins over `approval`.
+             */
+            tool_policy?: {
+                [key: string]: components["schemas"]["ToolPolicy"];
+            };
             /**
              * @description Names of the tool sets the agent gets.
              * @default []
@@ -1800,6 +1819,12 @@ export interface components {
              */
             is_error?: boolean;
         };
+        /**
+         * @description What happens when the model calls a tool, per preset and tool: set in
+         *     `PresetConfig::tool_policy`, enforced by the agent loop (never by the
+         *     tool), so an agent cannot change its own policy.
+         */
+        ToolPolicy: "auto" | "ask" | "deny";
         /** @description The result of one tool call, as the model sees it. */
         ToolResult: {
             /** @description Id of the `ToolCall` this answers. */
@@ -1866,6 +1891,11 @@ export interface components {
             metadata?: null | components["schemas"]["Metadata"];
             /** @description New name. */
             name?: string | null;
+            /**
+             * Format: uuid
+             * @description New owner; `null` leaves the workspace to admins.
+             */
+            owner?: string | null;
             /** @description New project directories (replace the old ones). */
             project_dirs?: components["schemas"]["ProjectDir"][] | null;
         };
@@ -1971,7 +2001,15 @@ export interface components {
             metadata: components["schemas"]["Metadata"];
             /** @description Unique name. */
             name: string;
-            /** @description Absolute directories file and shell tools are confined to. */
+            /**
+             * Format: uuid
+             * @description The user who may attach it to conversations besides admins.
+             */
+            owner?: string | null;
+            /**
+             * @description Canonical directories (inside the allowed roots) file and shell
+             *     tools are confined to.
+             */
             project_dirs: string[];
             /**
              * Format: date-time
@@ -3960,6 +3998,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Unknown owner */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Name taken */
             409: {
                 headers: {
@@ -3971,7 +4018,7 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            /** @description Bad project directory or metadata */
+            /** @description Bad project directory (outside the allowed roots, `/`, missing) or metadata */
             422: {
                 headers: {
                     [name: string]: unknown;
