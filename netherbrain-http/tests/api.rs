@@ -681,6 +681,18 @@ async fn only_the_owner_or_an_admin_attaches_a_workspace() {
         .admin
         .create_workspace(&CreateWorkspaceRequest {
             name: "admin's".into(),
+            project_dirs: vec![roots.path().to_str().unwrap().to_owned()],
+            metadata: Default::default(),
+            owner: None,
+        })
+        .await
+        .unwrap();
+    // Without project directories a workspace grants no file access:
+    // anyone may attach it (the default workspace is one).
+    let shared = s
+        .admin
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "shared".into(),
             project_dirs: vec![],
             metadata: Default::default(),
             owner: None,
@@ -702,6 +714,8 @@ async fn only_the_owner_or_an_admin_attaches_a_workspace() {
     let resp = create(&ann_token, attach(admins.id)).await.unwrap();
     assert_error(resp, 403, "forbidden").await;
     let ok = create(&s.admin_token, attach(owned.id)).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let ok = create(&bob_token, attach(shared.id)).await.unwrap();
     assert_eq!(ok.status(), 200);
     // an unknown owner is refused
     let e = s

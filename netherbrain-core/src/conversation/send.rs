@@ -391,7 +391,9 @@ impl ConversationService {
         // Counted before any work; held by the run until it ends.
         let permit = self.inner.quota.acquire(conversation.owner)?;
         let agent = self.inner.catalog.agent(&preset.config).await?;
-        let project_dirs = self.project_dirs(conversation.workspace_id).await?;
+        let project_dirs = self
+            .project_dirs(conversation.workspace_id, conversation.owner)
+            .await?;
         let history = match &launch.parent {
             Some(parent) => store.session_history(parent.id).await?,
             None => Vec::new(),

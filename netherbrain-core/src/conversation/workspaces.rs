@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use super::{ConversationService, ServiceError};
 use crate::auth::Principal;
-use crate::ids::WorkspaceId;
-use crate::store::{NewWorkspace, StoreError, Workspace, WorkspacePatch};
+use crate::ids::{UserId, WorkspaceId};
+use crate::store::{NewWorkspace, StoreError, UserRole, Workspace, WorkspacePatch};
 use crate::workspace::WorkspaceError;
 
 impl From<WorkspaceError> for ServiceError {
@@ -60,14 +60,19 @@ impl ConversationService {
     }
 
     /// Checks that `who` may attach the workspace to a conversation: its
-    /// owner or an admin. Another user's workspace is `Forbidden`.
+    /// owner or an admin, or anyone when it has no project directories
+    /// (it then grants no tool any file or shell access; the default
+    /// workspace is one). Another user's workspace is `Forbidden`.
     pub(super) async fn check_attach(
         &self,
         who: &Principal,
         id: WorkspaceId,
     ) -> Result<Workspace, ServiceError> {
         let workspace = self.inner.store.get_workspace(id).await?;
-        if who.is_admin() || workspace.owner == Some(who.user_id()) {
+        if who.is_admin()
+            || workspace.owner == Some(who.user_id())
+            || workspace.project_dirs.is_empty()
+        {
             Ok(workspace)
         } else {
             Err(ServiceError::Forbidden(format!(
@@ -83,6 +88,7 @@ impl ConversationService {
     pub(super) async fn project_dirs(
         &self,
         workspace: Option<WorkspaceId>,
+        conversation_owner: UserId,
     ) -> Result<Vec<PathBuf>, ServiceError> {
         let Some(id) = workspace else {
             return Ok(Vec::new());
@@ -92,6 +98,22 @@ impl ConversationService {
             Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
+        // Attached while it had no directories, or before its owner
+        // changed: its directories are for its owner and admins only.
+        if !workspace.project_dirs.is_empty() && workspace.owner != Some(conversation_owner) {
+            let admin = match self.inner.store.get_user(conversation_owner).await {
+                Ok(user) => user.role == UserRole::Admin && user.active,
+                Err(StoreError::NotFound { .. }) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if !admin {
+                tracing::warn!(
+                    workspace = %workspace.name,
+                    "the conversation's owner may not use this workspace's directories; tools get none"
+                );
+                return Ok(Vec::new());
+            }
+        }
         let mut dirs = Vec::with_capacity(workspace.project_dirs.len());
         for dir in &workspace.project_dirs {
             match self.inner.workspace_roots.confine(dir) {
