@@ -74,7 +74,7 @@ pub(crate) enum Command {
     /// agent (--runtime-url with an API key), or approve a pairing code.
     ///
     /// To run the channels inside the agent process instead, configure
-    /// [gateway] and start `netherbrain agent`. See docs/gateway.md.
+    /// the `[gateway]` table and start `netherbrain agent`. See docs/gateway.md.
     Gateway(GatewayArgs),
     /// Database schema migrations.
     Db {
