@@ -225,10 +225,28 @@ wire_types! {
 
 /// Gives every unconstrained string of a schemars schema (no `pattern`,
 /// `format`, `enum` or `const`) [`NO_NUL_PATTERN`], as [`FormatPatterns`]
-/// does for utoipa's.
+/// does for utoipa's; map keys get it too, and an arbitrary JSON value
+/// (`true`, from `serde_json::Value`) becomes `MetadataValue`, a JSON value
+/// without NUL — what the stores keep.
 fn no_nul_strings(value: &mut Value) {
+    let any_value = || json!({ "$ref": "#/components/schemas/MetadataValue" });
     match value {
         Value::Object(map) => {
+            if let Some(Value::Object(properties)) = map.get_mut("properties") {
+                for property in properties.values_mut() {
+                    if *property == Value::Bool(true) {
+                        *property = any_value();
+                    }
+                }
+            }
+            for key in ["items", "additionalProperties"] {
+                if map.get(key) == Some(&Value::Bool(true)) {
+                    map.insert(key.to_owned(), any_value());
+                }
+            }
+            if map.contains_key("additionalProperties") && !map.contains_key("propertyNames") {
+                map.insert("propertyNames".to_owned(), json!({ "pattern": NO_NUL_PATTERN }));
+            }
             let is_string = match map.get("type") {
                 Some(Value::String(t)) => t == "string",
                 Some(Value::Array(types)) => types.iter().any(|t| t == "string"),

@@ -75,11 +75,24 @@ pub(crate) fn check(name: &str, body: &Value) -> Result<(), String> {
     if message.chars().count() > MAX_MESSAGE_CHARS {
         message = message.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "…";
     }
-    Err(if path.is_empty() {
+    let text = if path.is_empty() {
         format!("the body: {message}")
     } else {
         format!("`{path}`: {message}")
-    })
+    };
+    // The offending value may hold control characters (a NUL in a key):
+    // the message shows them escaped, never raw.
+    Err(text
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -116,6 +129,10 @@ mod tests {
         assert!(err.starts_with("the body:"), "{err}");
         let err = check("SteerRequest", &json!({"text": "a\u{0}b"})).unwrap_err();
         assert!(err.starts_with("`text`:"), "{err}");
+        assert!(!err.contains('\u{0}'), "{err}");
+        // A NUL in a key (the path) is shown escaped too.
+        let err = check("CreatePresetRequest", &json!({"name": "p", "config": {"profile": "x", "model": "m", "tool_policy": {"a\u{0}": "bad"}}})).unwrap_err();
+        assert!(!err.contains('\u{0}'), "{err}");
         assert!(check("SteerRequest", &json!({"text": "go on", "extra": 1})).is_ok());
         let long = "x".repeat(20_000);
         let err = check("SteerRequest", &json!({"text": long})).unwrap_err();

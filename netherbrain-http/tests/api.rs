@@ -560,15 +560,17 @@ async fn workspaces_crud_and_project_dir_rules() {
     let escape = dir("escape");
     let dotdot = format!("{}/code/../../", root.display());
     let missing = dir("missing");
-    for bad in [
-        "relative/path",
-        "/srv/../etc",
-        "",
-        "/",
-        "/etc",
-        escape.as_str(),
-        dotdot.as_str(),
-        missing.as_str(),
+    // Malformed paths fail the schema (422); well-formed ones the
+    // operator's roots do not allow are 403; a missing directory is 404.
+    for (bad, status) in [
+        ("relative/path", 422),
+        ("/srv/../etc", 422),
+        ("", 422),
+        ("/", 403),
+        ("/etc", 403),
+        (escape.as_str(), 403),
+        (dotdot.as_str(), 422),
+        (missing.as_str(), 404),
     ] {
         let e = s
             .admin
@@ -580,7 +582,7 @@ async fn workspaces_crud_and_project_dir_rules() {
             })
             .await
             .unwrap_err();
-        assert_eq!(api_status(&e), 422, "{bad:?}");
+        assert_eq!(api_status(&e), status, "{bad:?}");
     }
     let ws = s
         .admin
@@ -624,7 +626,7 @@ async fn workspaces_crud_and_project_dir_rules() {
         json!({"a": 1, "c": 3})
     );
     assert_eq!(updated.project_dirs, [dir("other")]);
-    for bad in ["/srv/../x", escape.as_str(), "/"] {
+    for (bad, status) in [("/srv/../x", 422), (escape.as_str(), 403), ("/", 403)] {
         let e = s
             .admin
             .update_workspace(
@@ -636,7 +638,7 @@ async fn workspaces_crud_and_project_dir_rules() {
             )
             .await
             .unwrap_err();
-        assert_eq!(api_status(&e), 422, "{bad:?}");
+        assert_eq!(api_status(&e), status, "{bad:?}");
     }
 
     // Metadata must be an object.

@@ -60,8 +60,32 @@ impl PresetDocument {
     ///
     /// A configuration TOML cannot represent.
     pub fn to_toml(&self) -> Result<String, ServiceError> {
-        toml::to_string_pretty(self)
-            .map_err(|e| ServiceError::Invalid(format!("cannot write the preset as TOML: {e}")))
+        toml::to_string_pretty(self).or_else(|first| {
+            // TOML has no `null`: a configuration holding one (a tool
+            // option, a model setting) is written without it, which reads
+            // back as the same absent value.
+            let mut value = serde_json::to_value(self)
+                .map_err(|e| ServiceError::Invalid(format!("cannot write the preset: {e}")))?;
+            drop_nulls(&mut value);
+            toml::to_string_pretty(&value).map_err(|_| {
+                ServiceError::Invalid(format!("cannot write the preset as TOML: {first}"))
+            })
+        })
+    }
+}
+
+/// Removes every `null` (object members and array items) from a JSON value.
+fn drop_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => {
+            items.retain(|v| !v.is_null());
+            items.iter_mut().for_each(drop_nulls);
+        }
+        _ => {}
     }
 }
 

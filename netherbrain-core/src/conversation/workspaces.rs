@@ -10,8 +10,16 @@ use crate::store::{NewWorkspace, StoreError, UserRole, Workspace, WorkspacePatch
 use crate::workspace::WorkspaceError;
 
 impl From<WorkspaceError> for ServiceError {
+    /// A path the operator's roots do not allow is `Forbidden` (it is
+    /// well-formed; this server does not permit it), one that does not
+    /// exist `NotFound`, a relative one `Invalid`.
     fn from(e: WorkspaceError) -> Self {
-        Self::Invalid(format!("project directory refused: {e}"))
+        let message = format!("project directory refused: {e}");
+        match e {
+            WorkspaceError::Root | WorkspaceError::Outside(_) => Self::Forbidden(message),
+            WorkspaceError::Unresolvable { .. } => Self::NotFound(message),
+            _ => Self::Invalid(message),
+        }
     }
 }
 

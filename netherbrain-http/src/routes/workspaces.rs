@@ -71,11 +71,10 @@ fn check_project_dirs(dirs: &[String]) -> Result<(), ApiError> {
     request_body = CreateWorkspaceRequest,
     responses(
         (status = 200, description = "Created", body = WorkspaceView),
-        (status = 403, description = "Not an admin", body = crate::dto::ErrorBody),
+        (status = 403, description = "Not an admin, or a project directory the allowed roots do not include (`/`, outside)", body = crate::dto::ErrorBody),
+        (status = 404, description = "Unknown owner, or a project directory that does not exist", body = crate::dto::ErrorBody),
         (status = 409, description = "Name taken", body = crate::dto::ErrorBody),
-        (status = 404, description = "Unknown owner", body = crate::dto::ErrorBody),
-        (status = 409, description = "Name taken", body = crate::dto::ErrorBody),
-        (status = 422, description = "Bad project directory (outside the allowed roots, `/`, missing) or metadata", body = crate::dto::ErrorBody),
+        (status = 422, description = "A malformed project directory or metadata", body = crate::dto::ErrorBody),
     )
 )]
 pub(crate) async fn create(
@@ -142,9 +141,10 @@ pub(crate) async fn get_workspace(
     request_body = UpdateWorkspaceRequest,
     responses(
         (status = 200, description = "Changed", body = WorkspaceView),
-        (status = 404, description = "No such workspace", body = crate::dto::ErrorBody),
+        (status = 403, description = "Not an admin, or a project directory the allowed roots do not include (`/`, outside)", body = crate::dto::ErrorBody),
+        (status = 404, description = "No such workspace or owner, or a project directory that does not exist", body = crate::dto::ErrorBody),
         (status = 409, description = "The name is taken", body = crate::dto::ErrorBody),
-        (status = 422, description = "Bad project directory or metadata", body = crate::dto::ErrorBody),
+        (status = 422, description = "A malformed project directory or metadata", body = crate::dto::ErrorBody),
     )
 )]
 pub(crate) async fn update(

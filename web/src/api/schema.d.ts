@@ -1545,7 +1545,7 @@ export interface components {
              *     tools read them from `ToolContext::options`.
              */
             tool_options?: {
-                [key: string]: unknown;
+                [key: string]: components["schemas"]["MetadataValue"];
             };
             /**
              * @description Per-tool policy (`auto`, `ask`, `deny`) by tool name; `"*"` is the
@@ -3989,7 +3989,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            /** @description Not an admin */
+            /** @description Not an admin, or a project directory the allowed roots do not include (`/`, outside) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3998,7 +3998,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Unknown owner */
+            /** @description Unknown owner, or a project directory that does not exist */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4018,7 +4018,7 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            /** @description Bad project directory (outside the allowed roots, `/`, missing) or metadata */
+            /** @description A malformed project directory or metadata */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4152,7 +4152,16 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            /** @description No such workspace */
+            /** @description Not an admin, or a project directory the allowed roots do not include (`/`, outside) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such workspace or owner, or a project directory that does not exist */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4172,7 +4181,7 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            /** @description Bad project directory or metadata */
+            /** @description A malformed project directory or metadata */
             422: {
                 headers: {
                     [name: string]: unknown;
