@@ -63,7 +63,7 @@ async fn view_runs_shell_waits_for_approval_and_the_answer_uses_both() -> Result
             &json!({"name": "demo", "project_dirs": [project]}),
         )
         .await?;
-    // outside the allowed roots: refused
+    // outside the allowed roots: refused (403: well-formed, not permitted here)
     let outside = admin
         .post_request(
             "/api/workspaces/create",
@@ -71,7 +71,7 @@ async fn view_runs_shell_waits_for_approval_and_the_answer_uses_both() -> Result
         )
         .send()
         .await?;
-    assert_eq!(outside.status(), 422);
+    assert_eq!(outside.status(), 403);
     let conversation = admin
         .post(
             "/api/conversations/create",
