@@ -223,6 +223,28 @@ impl ConversationService {
 mod tests {
     use super::*;
 
+    /// TOML has no null: a configuration holding one exports without it
+    /// and reads back.
+    #[test]
+    fn a_config_with_a_null_exports_and_reads_back() {
+        let mut config = PresetConfig::new("openai", "m");
+        config.tool_options.insert(
+            "web".into(),
+            serde_json::json!({"allow_private": null, "max": 3}),
+        );
+        let doc = PresetDocument {
+            name: "p".into(),
+            description: None,
+            config,
+        };
+        let text = doc.to_toml().unwrap();
+        let back = parse_preset_documents(&text).unwrap();
+        assert_eq!(
+            back[0].config.tool_options["web"],
+            serde_json::json!({"max": 3})
+        );
+    }
+
     #[test]
     fn parses_one_or_many() {
         let one =
