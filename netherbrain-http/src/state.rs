@@ -69,7 +69,7 @@ impl AppState {
 
     /// The providers and tool sets presets can use.
     #[must_use]
-    pub fn catalog(&self) -> &Arc<AgentCatalog> {
+    pub fn catalog(&self) -> Arc<AgentCatalog> {
         self.inner.service.catalog()
     }
 

@@ -65,7 +65,7 @@ mod turns;
 mod workspaces;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 pub use self::error::ServiceError;
 pub use self::follow::{ConversationFeed, FeedNotice, FollowFrom, LOCAL_RECHECK, LocalFeed};
@@ -96,7 +96,9 @@ pub struct ConversationService {
 struct Inner {
     store: Arc<dyn StateStore>,
     runtime: Runtime,
-    catalog: Arc<AgentCatalog>,
+    /// Replaced whole when the operator reloads providers; a run keeps the
+    /// catalog it started with.
+    catalog: RwLock<Arc<AgentCatalog>>,
     feed: Arc<dyn ConversationFeed>,
     workspace_roots: WorkspaceRoots,
     quota: quota::RunQuota,
@@ -106,7 +108,7 @@ impl fmt::Debug for ConversationService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConversationService")
             .field("store", &self.inner.store)
-            .field("catalog", &self.inner.catalog)
+            .field("catalog", &self.catalog())
             .field("feed", &self.inner.feed)
             .finish_non_exhaustive()
     }
@@ -194,7 +196,7 @@ impl ServiceBuilder {
             inner: Arc::new(Inner {
                 store: self.store,
                 runtime,
-                catalog: self.catalog,
+                catalog: RwLock::new(self.catalog),
                 feed,
                 workspace_roots: self.workspace_roots,
                 quota: quota::RunQuota::new(self.max_runs_per_user),
@@ -253,10 +255,40 @@ impl ConversationService {
         &self.inner.runtime
     }
 
-    /// The providers and tool sets presets can use.
+    /// The providers and tool sets presets can use (the current catalog;
+    /// see [`replace_catalog`](Self::replace_catalog)).
     #[must_use]
-    pub fn catalog(&self) -> &Arc<AgentCatalog> {
-        &self.inner.catalog
+    pub fn catalog(&self) -> Arc<AgentCatalog> {
+        self.inner
+            .catalog
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the catalog, e.g. after the operator changed the provider
+    /// profiles: runs started from now on use the new one, runs going on
+    /// keep the catalog they started with.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use netherbrain_core::agent::AgentCatalog;
+    /// # use netherbrain_core::conversation::ConversationService;
+    /// # use netherbrain_core::testing::ScriptedProvider;
+    /// # let store = Arc::new(netherbrain_core::store::MemoryStore::new());
+    /// let service = ConversationService::new(store, Arc::new(AgentCatalog::new()));
+    /// assert!(service.catalog().profiles().is_empty());
+    /// let provider = Arc::new(ScriptedProvider::new([]));
+    /// let catalog = AgentCatalog::new().with_provider("local", provider, vec!["tiny".into()]);
+    /// service.replace_catalog(Arc::new(catalog));
+    /// assert_eq!(service.catalog().profiles().len(), 1);
+    /// ```
+    pub fn replace_catalog(&self, catalog: Arc<AgentCatalog>) {
+        *self
+            .inner
+            .catalog
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = catalog;
     }
 
     /// Where workspaces' project directories may lie.

@@ -321,7 +321,7 @@ impl ConversationService {
         };
         // Refuse before creating anything, so a run that cannot start leaves
         // no empty conversation behind.
-        self.inner.catalog.check(&preset.config)?;
+        self.catalog().check(&preset.config)?;
         let mut new = NewConversation::new(who.user_id())
             .with_default_preset(preset.id)
             .with_metadata(message.metadata);
@@ -390,7 +390,8 @@ impl ConversationService {
         };
         // Counted before any work; held by the run until it ends.
         let permit = self.inner.quota.acquire(conversation.owner)?;
-        let agent = self.inner.catalog.agent(&preset.config).await?;
+        let catalog = self.catalog();
+        let agent = catalog.agent(&preset.config).await?;
         let project_dirs = self
             .project_dirs(conversation.workspace_id, conversation.owner)
             .await?;

@@ -117,9 +117,9 @@ impl ConversationService {
             ));
         }
         let provider = self
-            .inner
-            .catalog
+            .catalog()
             .provider(&preset.profile)
+            .cloned()
             .ok_or_else(|| {
                 ServiceError::Conflict(format!("unknown provider profile `{}`", preset.profile))
             })?;
