@@ -54,15 +54,51 @@ pub(crate) fn seq_to_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Invalid(format!("sequence number {seq} too large")))
 }
 
+/// Bytes of a message's text that search indexes: the start of a giant
+/// answer is enough to find it, and indexing all of it would cost memory
+/// in SQLite's tokenizer and exceed Postgres' 1 MB `tsvector` limit, which
+/// would refuse the whole turn.
+pub(crate) const SEARCH_TEXT_BYTES: usize = 64 * 1024;
+
 /// Searchable text of a message: its text parts separated by spaces, NUL
-/// characters removed.
+/// characters removed, at most [`SEARCH_TEXT_BYTES`] (cut at a character
+/// boundary).
 pub(crate) fn search_text(message: &netherbrain_core::Message) -> String {
-    let parts: Vec<&str> = message
+    let mut out = String::new();
+    for part in message
         .content
         .iter()
         .filter_map(netherbrain_core::ContentPart::as_text)
-        .collect();
-    parts.join(" ").replace('\0', "")
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        for c in part.chars().filter(|c| *c != '\0') {
+            if out.len() + c.len_utf8() > SEARCH_TEXT_BYTES {
+                return out;
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod search_text_tests {
+    use netherbrain_core::{ContentPart, Message};
+
+    use super::{SEARCH_TEXT_BYTES, search_text};
+
+    #[test]
+    fn parts_are_joined_without_nul_and_bounded() {
+        let mut m = Message::user("a\0b");
+        m.content.push(ContentPart::text("c"));
+        assert_eq!(search_text(&m), "ab c");
+        let huge = Message::user("é".repeat(SEARCH_TEXT_BYTES));
+        let text = search_text(&huge);
+        assert!(text.len() <= SEARCH_TEXT_BYTES && text.len() > SEARCH_TEXT_BYTES - 2);
+        assert!(text.chars().all(|c| c == 'é'));
+    }
 }
 
 /// What went wrong in a database call, in backend-neutral terms.

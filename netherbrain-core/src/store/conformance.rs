@@ -154,6 +154,7 @@ macro_rules! store_conformance_tests {
             list_metadata_filter,
             list_rejects_bad_cursor_and_limit,
             search_title_summary_and_messages,
+            giant_messages_are_kept_and_searchable,
             search_prefers_title_matches,
             search_owner_isolation,
             search_rejects_bad_input,

@@ -682,6 +682,43 @@ pub async fn search_title_summary_and_messages(store: &dyn StateStore) {
     );
 }
 
+/// A giant answer (2 MB of distinct words, past Postgres' 1 MB `tsvector`
+/// limit) is stored whole and read back intact; search finds a word from its
+/// start.
+pub async fn giant_messages_are_kept_and_searchable(store: &dyn StateStore) {
+    let user = new_user(store, "verbose").await;
+    let conversation = new_conversation(store, user.id, "long answer").await;
+    let session = start_session(store, conversation.id, "write a lot").await;
+    let mut text = String::from("Opening quasar ");
+    let mut i = 0u32;
+    while text.len() < 2 * 1024 * 1024 {
+        text.push_str(&format!("w{i:x}z "));
+        i += 1;
+    }
+    ok(
+        store
+            .append(
+                session.id,
+                SessionAppend::new(vec![Message::assistant(text.clone())], vec![]),
+            )
+            .await,
+        "append a giant message",
+    );
+    let history = ok(store.session_history(session.id).await, "session_history");
+    assert_eq!(
+        history.last().map(Message::text).as_deref(),
+        Some(text.as_str()),
+        "the whole text is kept"
+    );
+    let hits = conversation_ids(&ok(
+        store
+            .search_conversations(Some(user.id), "quasar", 20)
+            .await,
+        "search",
+    ));
+    assert_eq!(hits, [conversation.id], "a word of its start is found");
+}
+
 /// A title match ranks before a match in message text only, even when the
 /// latter is newer; `limit` caps the results.
 pub async fn search_prefers_title_matches(store: &dyn StateStore) {
