@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use netherbrain_core::conversation::ConversationService;
-use netherbrain_http::{AppState, Metrics, ServerConfig, bootstrap_admin};
+use netherbrain_http::{AppState, Metrics, ServerConfig};
 use tokio::sync::watch;
 
 use crate::config::Settings;
-use crate::local::{admin_token_notice, build_catalog, import_presets, open_store};
+use crate::local::{admin_token_notice, build_catalog, open_store};
 
 /// Extra time open connections (event streams) get after runs are drained,
 /// so clients receive the final events.
@@ -99,24 +99,12 @@ impl Server {
                     .context(format!("cannot listen on {addr}")),
             );
         }
-        let generated = bootstrap_admin(store.as_ref(), settings.auth_token.as_deref()).await?;
+        let generated = crate::local::prepare_store(&store, settings).await?;
         if let Some(token) = &generated {
             let mut out = std::io::stdout().lock();
             let _ = write!(out, "{}", admin_token_notice(token));
             let _ = out.flush();
         }
-        if !settings.presets.is_empty() {
-            crate::presets::check_profiles(&settings.presets, settings)?;
-            let imported = import_presets(store.clone(), &settings.presets)
-                .await
-                .context("importing the presets of the config file")?;
-            tracing::info!(
-                count = imported.len(),
-                "imported presets from the config file"
-            );
-        }
-        let prepared = crate::first_run::prepare(store.as_ref(), &settings.providers).await?;
-        tracing::debug!(?prepared, "first-run defaults");
         let catalog = Arc::new(build_catalog(&settings.providers));
         if catalog.profiles().is_empty() {
             tracing::warn!(

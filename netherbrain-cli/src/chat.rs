@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::ChatArgs;
 use crate::config::Settings;
-use crate::local::{admin_user, bootstrap_quietly, build_catalog, open_store};
+use crate::local::{admin_user, build_catalog, open_prepared};
 
 /// Exit status of a one-shot chat whose run was interrupted (as for SIGINT).
 const EXIT_INTERRUPTED: u8 = 130;
@@ -54,8 +54,7 @@ pub(crate) async fn run(settings: &Settings, args: ChatArgs) -> Result<ExitCode>
 /// In-process: a runtime and catalog over the configured database, as the
 /// admin user.
 async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
-    let store = open_store(settings).await?;
-    bootstrap_quietly(store.as_ref(), settings).await?;
+    let store = open_prepared(settings).await?;
     let user = admin_user(store.as_ref()).await?;
     let catalog = std::sync::Arc::new(build_catalog(&settings.providers));
     let service = ConversationService::builder(store.clone())

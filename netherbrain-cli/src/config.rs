@@ -933,7 +933,10 @@ pub(crate) fn render(settings: &Settings) -> String {
         let _ = writeln!(out, "{}", toml::to_string(&doc).unwrap_or_default());
     }
     if !settings.presets.is_empty() {
-        let _ = writeln!(out, "# presets: config file (imported at agent start)");
+        let _ = writeln!(
+            out,
+            "# presets: config file (imported by every command that opens the database)"
+        );
         let doc = PresetsDoc {
             presets: &settings.presets,
         };

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::cli::{GatewayArgs, GatewayCommand};
 use crate::config::{Env, Settings};
-use crate::local::{open_store, resolve_user};
+use crate::local::{open_prepared, resolve_user};
 
 pub(crate) const TELEGRAM_TOKEN_ENV: &str = "NETHER_TELEGRAM_TOKEN";
 pub(crate) const TELEGRAM_API_URL_ENV: &str = "NETHER_TELEGRAM_API_URL";
@@ -231,7 +231,7 @@ pub(crate) async fn run(settings: &Settings, args: GatewayArgs) -> Result<()> {
 }
 
 async fn pair(settings: &Settings, code: &str, user: Option<&str>) -> Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_prepared(settings).await?;
     let user = resolve_user(store.as_ref(), user).await?;
     let identity = store
         .approve_pairing(code.trim(), user.id, chrono::Utc::now())
@@ -289,7 +289,7 @@ async fn run_remote(
             }
         }
     };
-    let store = open_store(settings).await?;
+    let store = open_prepared(settings).await?;
     let mut config = gateway.bridge_config(store.as_ref()).await?;
     // Paired or allow-listed users all act as the key's user remotely.
     let key_user = netherbrain_core::UserId::from(me.id);

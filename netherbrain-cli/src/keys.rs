@@ -7,11 +7,10 @@ use netherbrain_core::store::StoreError;
 
 use crate::cli::KeysCommand;
 use crate::config::Settings;
-use crate::local::{admin_user, bootstrap_quietly, open_store, resolve_user};
+use crate::local::{admin_user, open_prepared, resolve_user};
 
 pub(crate) async fn run(settings: &Settings, command: KeysCommand) -> Result<()> {
-    let store = open_store(settings).await?;
-    bootstrap_quietly(store.as_ref(), settings).await?;
+    let store = open_prepared(settings).await?;
     match command {
         KeysCommand::Create {
             name,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::auth::{BOOTSTRAP_ADMIN_USERNAME, bootstrap_admin, operator_admin};
 use netherbrain_core::conversation::{ConversationService, ImportAction, ImportedPreset};
@@ -32,14 +32,42 @@ pub(crate) fn admin_token_notice(token: &str) -> String {
     )
 }
 
-/// Creates the admin account on an empty database. A generated token is
-/// printed on stderr (commands other than `agent` keep stdout for their
-/// own output).
-pub(crate) async fn bootstrap_quietly(store: &dyn StateStore, settings: &Settings) -> Result<()> {
-    if let Some(token) = bootstrap_admin(store, settings.auth_token.as_deref()).await? {
+/// Makes an opened store ready, the same way for every command: creates
+/// the admin account on an empty database (returning its generated token,
+/// for the caller to print), imports the config file's presets (each must
+/// name a configured provider profile) and creates the first-run defaults
+/// (a `default` workspace; a `default` preset when exactly one provider is
+/// configured and there is none). Idempotent, and safe beside another
+/// process doing the same.
+pub(crate) async fn prepare_store(
+    store: &Arc<dyn StateStore>,
+    settings: &Settings,
+) -> Result<Option<String>> {
+    let generated = bootstrap_admin(store.as_ref(), settings.auth_token.as_deref()).await?;
+    if !settings.presets.is_empty() {
+        crate::presets::check_profiles(&settings.presets, settings)?;
+        let imported = import_presets(store.clone(), &settings.presets)
+            .await
+            .context("importing the presets of the config file")?;
+        tracing::info!(
+            count = imported.len(),
+            "imported presets from the config file"
+        );
+    }
+    let prepared = crate::first_run::prepare(store.as_ref(), &settings.providers).await?;
+    tracing::debug!(?prepared, "first-run defaults");
+    Ok(generated)
+}
+
+/// Opens the store and prepares it ([`prepare_store`]) for a command other
+/// than `agent`: a generated admin token is printed on stderr, since these
+/// commands keep stdout for their own output.
+pub(crate) async fn open_prepared(settings: &Settings) -> Result<Arc<dyn StateStore>> {
+    let store = open_store(settings).await?;
+    if let Some(token) = prepare_store(&store, settings).await? {
         eprint!("{}", admin_token_notice(&token));
     }
-    Ok(())
+    Ok(store)
 }
 
 /// The admin the local commands act as: `admin`, else the first active

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::PresetsCommand;
 use crate::config::{PresetDoc, Settings, parse_presets};
-use crate::local::{bootstrap_quietly, import_action, import_presets, open_store};
+use crate::local::{import_action, import_presets, open_prepared};
 
 pub(crate) async fn run(settings: &Settings, command: PresetsCommand) -> Result<()> {
     match command {
@@ -13,8 +13,7 @@ pub(crate) async fn run(settings: &Settings, command: PresetsCommand) -> Result<
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let docs = parse_presets(&text).with_context(|| file.display().to_string())?;
             check_profiles(&docs, settings)?;
-            let store = open_store(settings).await?;
-            bootstrap_quietly(store.as_ref(), settings).await?;
+            let store = open_prepared(settings).await?;
             for item in import_presets(store, &docs).await? {
                 println!(
                     "{} preset {} ({})",
@@ -26,7 +25,7 @@ pub(crate) async fn run(settings: &Settings, command: PresetsCommand) -> Result<
             Ok(())
         }
         PresetsCommand::List => {
-            let store = open_store(settings).await?;
+            let store = open_prepared(settings).await?;
             let presets = store.list_presets().await?;
             if presets.is_empty() {
                 eprintln!("no presets; add some with `netherbrain presets import FILE`");

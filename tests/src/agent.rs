@@ -175,6 +175,23 @@ impl Agent {
         presets: &[PresetDoc],
         options: AgentOptions,
     ) -> Result<Self> {
+        let mut agent = Self::unstarted(provider, presets, options)?;
+        agent.spawn().await?;
+        Ok(agent)
+    }
+
+    /// The agent's home (config file, empty data directory) as
+    /// [`Agent::start_with`] writes it, without starting the agent: for
+    /// commands a newcomer runs first. [`Agent::start_again`] starts it.
+    ///
+    /// # Errors
+    ///
+    /// When the home cannot be written.
+    pub fn unstarted(
+        provider: &FakeProvider,
+        presets: &[PresetDoc],
+        options: AgentOptions,
+    ) -> Result<Self> {
         let home = TempDir::new().context("temp dir")?;
         let mut config = String::new();
         let _ = writeln!(
@@ -193,7 +210,7 @@ impl Agent {
             let _ = writeln!(config, "{}", preset.toml());
         }
         std::fs::write(home.path().join("config.toml"), config).context("writing config")?;
-        let mut agent = Self {
+        Ok(Self {
             home,
             token: format!("e2e-operator-{}", uuid::Uuid::new_v4().simple()),
             port: 0,
@@ -201,9 +218,7 @@ impl Agent {
             logs: Arc::default(),
             starts: 0,
             options,
-        };
-        agent.spawn().await?;
-        Ok(agent)
+        })
     }
 
     /// A `netherbrain` command with a clean environment: no `NETHER_*` or

@@ -118,3 +118,62 @@ async fn chat_strips_terminal_escapes_from_model_text() -> Result<()> {
     assert_eq!(stdout.trim(), "safe[2J ]0;ownedtext[31m red0m");
     Ok(())
 }
+
+/// A newcomer's first command is the in-process chat, before any
+/// `netherbrain agent`: it uses the config file's preset, creates the admin
+/// and prints its token once; later commands and the agent reuse both.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_command_prepares_the_store_like_the_agent() -> Result<()> {
+    let provider = FakeProvider::start().await;
+    provider.answer(Reply::text(&["Hello ", "newcomer."])).await;
+    let mut agent = Agent::unstarted(
+        &provider,
+        &[PresetDoc::new("planner")],
+        netherbrain_tests::AgentOptions::default(),
+    )?;
+    let run = |args: &'static [&'static str]| {
+        let mut command = tokio::process::Command::from(agent.command());
+        command.args(args).kill_on_drop(true);
+        async move {
+            tokio::time::timeout(PATIENCE, command.output())
+                .await
+                .map_err(|_| anyhow!("`netherbrain {args:?}` did not exit"))?
+                .map_err(anyhow::Error::from)
+        }
+    };
+
+    let out = run(&["chat", "-m", "hi"]).await?;
+    assert_eq!(success(&out).trim(), "Hello newcomer.");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains("Created the `admin` account"), "{stderr}");
+    let token = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("nb_"))
+        .ok_or_else(|| anyhow!("no token in {stderr}"))?
+        .to_owned();
+
+    let out = run(&["presets", "list"]).await?;
+    let listed = success(&out);
+    assert!(listed.contains("planner"), "{listed}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("Created the"), "created twice: {stderr}");
+
+    agent.start_again().await?;
+    assert!(!agent.logs().contains("Created the"), "{}", agent.logs());
+    let me: serde_json::Value = reqwest::Client::new()
+        .get(agent.url("/api/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    assert_eq!(me["username"], "admin", "{me}");
+    let list = agent.admin().get("/api/conversations/list").await?;
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(1),
+        "the chat's conversation is the agent's: {list}"
+    );
+    Ok(())
+}
