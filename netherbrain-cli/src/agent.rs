@@ -16,13 +16,29 @@ use crate::local::{admin_token_notice, build_catalog, open_store};
 /// so clients receive the final events.
 const STREAM_GRACE: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run(settings: Settings) -> Result<()> {
+/// Runs the server until a shutdown signal; on `SIGHUP` the configuration
+/// is read again with `reload` (see [`crate::reload`]).
+pub(crate) async fn run(
+    settings: Settings,
+    reload: impl Fn() -> Result<Settings> + Send + 'static,
+) -> Result<()> {
     let started = Instant::now();
     let (tx, rx) = watch::channel(false);
     let signals = tokio::spawn(wait_for_signals(tx));
     let result = async {
         let server = Server::start(&settings, started).await?;
-        server.run(rx).await
+        #[cfg(unix)]
+        let reloads = tokio::spawn(crate::reload::on_sighup(
+            settings.clone(),
+            reload,
+            server.state.service().clone(),
+        ));
+        #[cfg(not(unix))]
+        let _ = reload;
+        let served = server.run(rx).await;
+        #[cfg(unix)]
+        reloads.abort();
+        served
     }
     .await;
     signals.abort();

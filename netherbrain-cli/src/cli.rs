@@ -68,7 +68,10 @@ pub(crate) enum Command {
     /// On a fresh database it creates the `admin` account and prints its API
     /// token once. On SIGTERM or Ctrl-C it stops accepting runs, lets running
     /// ones finish for up to the graceful shutdown timeout, interrupts the
-    /// rest (their output is committed) and exits 0.
+    /// rest (their output is committed) and exits 0; a second signal exits
+    /// 130. On SIGHUP it reads the config file again: presets and provider
+    /// profiles apply to the next run, other changes are logged as needing a
+    /// restart.
     Agent(AgentArgs),
     /// Run the chat gateway (Telegram) as its own process against a running
     /// agent (--runtime-url with an API key), or approve a pairing code.

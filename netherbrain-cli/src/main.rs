@@ -16,6 +16,7 @@ mod keys;
 mod local;
 mod logging;
 mod presets;
+mod reload;
 mod terminal;
 
 use std::io::Write as _;
@@ -102,7 +103,9 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<ExitCode> {
     };
     logging::init(&settings, &env, is_server)?;
     match cli.command {
-        Command::Agent(_) => agent::run(settings).await.map(|()| ExitCode::SUCCESS),
+        Command::Agent(_) => agent::run(settings, move || config::load(&overrides, &env))
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Db { command } => db::run(&settings, command)
             .await
             .map(|()| ExitCode::SUCCESS),

@@ -70,7 +70,10 @@ impl PresetDoc {
         self
     }
 
-    fn toml(&self) -> String {
+    /// The preset as a `[[presets]]` table of a config file (profile
+    /// `fake`).
+    #[must_use]
+    pub fn toml(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "[[presets]]\nname = {}", quote(&self.name));
         let _ = writeln!(
@@ -365,6 +368,26 @@ impl Agent {
             .ok_or_else(|| anyhow!("the agent is not running"))?;
         child.kill().context("SIGKILL")?;
         child.wait().context("waiting for the killed agent")?;
+        Ok(())
+    }
+
+    /// Sends the agent `SIGHUP` (reload the configuration file).
+    ///
+    /// # Errors
+    ///
+    /// When it is not running or `kill` fails.
+    pub fn signal_hup(&self) -> Result<()> {
+        let child = self
+            .child
+            .as_ref()
+            .ok_or_else(|| anyhow!("the agent is not running"))?;
+        let sent = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .context("running kill -HUP")?;
+        if !sent.success() {
+            bail!("kill -HUP failed: {sent}");
+        }
         Ok(())
     }
 

@@ -7,6 +7,7 @@ mod compaction;
 mod faults;
 mod gateway;
 mod reliability;
+mod reload;
 mod resume;
 mod security;
 mod serve;
