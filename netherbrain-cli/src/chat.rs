@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use netherbrain_core::auth::Principal;
@@ -45,7 +45,11 @@ pub(crate) async fn run(settings: &Settings, args: ChatArgs) -> Result<ExitCode>
                 None => eprintln!("new conversation"),
             }
             eprintln!("Ctrl-C interrupts an answer; Ctrl-C or Ctrl-D at the prompt exits");
-            chat.repl().await?;
+            let history = settings.data_dir.join("chat_history");
+            if let Some(dir) = history.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            chat.repl(Some(history)).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -275,10 +279,9 @@ impl Chat {
     /// Runs one message and streams the answer; Ctrl-C interrupts the run.
     async fn turn(&mut self, text: String) -> Result<SessionStatus> {
         let (mut events, running) = self.start(text).await?;
-        let mut stdout = std::io::stdout();
+        let mut out = Answer::new();
         let mut status = SessionStatus::Committed;
         let mut error = None;
-        let mut wrote = false;
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
         let mut interrupted = false;
@@ -290,14 +293,8 @@ impl Chat {
                         AgentEvent::RunStarted { thread_id, .. } => {
                             self.conversation = Some(thread_id);
                         }
-                        AgentEvent::TextMessageContent { delta, .. } => {
-                            let _ = write!(stdout, "{}", crate::terminal::printable(&delta));
-                            let _ = stdout.flush();
-                            wrote = true;
-                        }
-                        AgentEvent::ToolCallStart { tool_call_name, .. } => {
-                            eprintln!("\n[tool: {}]", crate::terminal::printable(&tool_call_name));
-                        }
+                        AgentEvent::TextMessageContent { delta, .. } => out.text(&delta),
+                        AgentEvent::ToolCallStart { tool_call_name, .. } => out.tool(&tool_call_name),
                         AgentEvent::RunFinished { result, .. } => status = result.status,
                         AgentEvent::RunError { message, .. } => {
                             status = SessionStatus::Failed;
@@ -312,10 +309,7 @@ impl Chat {
                 }
             }
         }
-        if wrote {
-            let _ = writeln!(stdout);
-            let _ = stdout.flush();
-        }
+        out.finish();
         match status {
             SessionStatus::Interrupted => eprintln!("[interrupted]"),
             SessionStatus::AwaitingToolResults => {
@@ -330,21 +324,22 @@ impl Chat {
         Ok(status)
     }
 
-    /// Reads lines until Ctrl-C or Ctrl-D at the prompt.
-    async fn repl(mut self) -> Result<()> {
-        let mut lines = stdin_lines();
+    /// Reads lines until Ctrl-C or Ctrl-D at the prompt (or `/exit`).
+    async fn repl(mut self, history: Option<std::path::PathBuf>) -> Result<()> {
+        let mut input = Input::open(history)?;
         loop {
-            eprint!("> ");
-            let _ = std::io::stderr().flush();
-            let line = tokio::select! {
-                line = lines.recv() => line,
-                _ = tokio::signal::ctrl_c() => None,
+            let typed = tokio::select! {
+                typed = input.next() => typed,
+                _ = tokio::signal::ctrl_c() => Typed::Interrupted,
             };
-            let Some(line) = line else {
-                eprintln!();
-                return Ok(());
+            let line = match typed {
+                Typed::Line(line) => line,
+                Typed::Interrupted | Typed::Eof => {
+                    eprintln!();
+                    return Ok(());
+                }
+                Typed::Failed(e) => bail!("reading the prompt: {e}"),
             };
-            let line = line.context("reading stdin")?;
             let text = line.trim();
             if text.is_empty() {
                 continue;
@@ -354,6 +349,90 @@ impl Chat {
             }
             if let Err(e) = self.turn(text.to_owned()).await {
                 eprintln!("error: {e:#}");
+            }
+        }
+    }
+}
+
+/// What the prompt read.
+enum Typed {
+    Line(String),
+    /// Ctrl-C at the prompt.
+    Interrupted,
+    /// Ctrl-D or the end of stdin.
+    Eof,
+    Failed(String),
+}
+
+/// The prompt: on a terminal, rustyline (line editing, and history kept
+/// in a file across sessions); otherwise plain lines of stdin, so piped
+/// input works.
+enum Input {
+    Editor {
+        /// Asks the editor thread for the next line.
+        ask: std::sync::mpsc::Sender<()>,
+        lines: mpsc::Receiver<Typed>,
+    },
+    Plain(mpsc::Receiver<std::io::Result<String>>),
+}
+
+impl Input {
+    fn open(history: Option<std::path::PathBuf>) -> Result<Self> {
+        use std::io::IsTerminal as _;
+        if !std::io::stdin().is_terminal() {
+            return Ok(Self::Plain(stdin_lines()));
+        }
+        let mut editor = rustyline::DefaultEditor::new()
+            .map_err(|e| anyhow!("cannot open the terminal: {e}"))?;
+        if let Some(path) = &history {
+            // A first session has no history yet.
+            let _ = editor.load_history(path);
+        }
+        let (ask, asked) = std::sync::mpsc::channel::<()>();
+        let (tx, lines) = mpsc::channel(1);
+        // readline blocks: it runs on its own thread, one line per ask.
+        std::thread::spawn(move || {
+            while asked.recv().is_ok() {
+                let typed = match editor.readline("> ") {
+                    Ok(line) => {
+                        if !line.trim().is_empty() {
+                            let _ = editor.add_history_entry(line.as_str());
+                            if let Some(path) = &history
+                                && let Err(e) = editor.save_history(path)
+                            {
+                                tracing::debug!(error = %e, "cannot save the chat history");
+                            }
+                        }
+                        Typed::Line(line)
+                    }
+                    Err(rustyline::error::ReadlineError::Interrupted) => Typed::Interrupted,
+                    Err(rustyline::error::ReadlineError::Eof) => Typed::Eof,
+                    Err(e) => Typed::Failed(e.to_string()),
+                };
+                if tx.blocking_send(typed).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Self::Editor { ask, lines })
+    }
+
+    async fn next(&mut self) -> Typed {
+        match self {
+            Self::Editor { ask, lines } => {
+                if ask.send(()).is_err() {
+                    return Typed::Eof;
+                }
+                lines.recv().await.unwrap_or(Typed::Eof)
+            }
+            Self::Plain(lines) => {
+                eprint!("> ");
+                let _ = std::io::stderr().flush();
+                match lines.recv().await {
+                    Some(Ok(line)) => Typed::Line(line),
+                    Some(Err(e)) => Typed::Failed(e.to_string()),
+                    None => Typed::Eof,
+                }
             }
         }
     }
@@ -386,4 +465,104 @@ fn stdin_lines() -> mpsc::Receiver<std::io::Result<String>> {
         }
     });
     rx
+}
+
+/// Where an answer goes: stdout, as it streams. On a terminal (unless
+/// `NO_COLOR` is set) Markdown is rendered line by line and a spinner on
+/// stderr shows the model is working; otherwise the text is written as it
+/// comes, unstyled, so it can be piped.
+struct Answer {
+    stdout: std::io::Stdout,
+    markdown: Option<crate::terminal::MarkdownLines>,
+    spinner: Option<indicatif::ProgressBar>,
+    wrote: bool,
+}
+
+impl Answer {
+    fn new() -> Self {
+        use std::io::IsTerminal as _;
+        let stdout = std::io::stdout();
+        let styled = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let mut answer = Self {
+            stdout,
+            markdown: styled.then(crate::terminal::MarkdownLines::default),
+            spinner: None,
+            wrote: false,
+        };
+        answer.spin("thinking…");
+        answer
+    }
+
+    /// Shows the spinner (hidden by indicatif when stderr is no terminal).
+    fn spin(&mut self, message: &str) {
+        let spinner = self.spinner.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            bar
+        });
+        spinner.set_message(message.to_owned());
+    }
+
+    /// Writes to stdout with the spinner out of the way.
+    fn write(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let stdout = &mut self.stdout;
+        let mut put = || {
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+        };
+        match &self.spinner {
+            Some(spinner) => spinner.suspend(put),
+            None => put(),
+        }
+        self.wrote = true;
+    }
+
+    fn text(&mut self, delta: &str) {
+        match self.markdown.as_mut() {
+            Some(markdown) => {
+                let lines = markdown.push(delta);
+                self.spin("writing…");
+                self.write(&lines);
+            }
+            None => {
+                // Unstyled text is written mid-line: no spinner over it.
+                if let Some(spinner) = self.spinner.take() {
+                    spinner.finish_and_clear();
+                }
+                let text = crate::terminal::printable(delta).into_owned();
+                self.write(&text);
+            }
+        }
+    }
+
+    fn tool(&mut self, name: &str) {
+        let name = crate::terminal::printable(name).into_owned();
+        let line = format!("\n[tool: {name}]");
+        match &self.spinner {
+            Some(spinner) => spinner.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+        if self.markdown.is_some() {
+            self.spin(&format!("running {name}…"));
+        }
+    }
+
+    fn finish(&mut self) {
+        let rest = self
+            .markdown
+            .as_mut()
+            .map(crate::terminal::MarkdownLines::finish)
+            .unwrap_or_default();
+        self.write(&rest);
+        if let Some(spinner) = self.spinner.take() {
+            spinner.finish_and_clear();
+        }
+        if self.wrote {
+            let _ = writeln!(self.stdout);
+            let _ = self.stdout.flush();
+        }
+    }
 }

@@ -88,8 +88,11 @@ pub(crate) enum Command {
     ///
     /// Runs in-process against the configured database (as the admin user)
     /// unless --url is given. Without -m it starts an interactive session:
-    /// Ctrl-C during an answer interrupts the run; Ctrl-C or Ctrl-D at the
-    /// prompt exits.
+    /// on a terminal with line editing and a history kept in the data
+    /// directory (`chat_history`), answers rendered as Markdown and a spinner
+    /// while the model works (plain text when piped or with NO_COLOR). Ctrl-C
+    /// during an answer interrupts the run; Ctrl-C or Ctrl-D at the prompt
+    /// exits.
     Chat(ChatArgs),
     /// Manage presets (named agent configurations).
     Presets {

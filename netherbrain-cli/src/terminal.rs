@@ -1,4 +1,5 @@
-//! Text from the model (or the network) made safe for a terminal.
+//! Text from the model (or the network) made safe for a terminal, and
+//! Markdown rendered with terminal styles.
 
 use std::borrow::Cow;
 
@@ -32,6 +33,130 @@ pub(crate) fn printable(text: &str) -> Cow<'_, str> {
     }
 }
 
+const BOLD: &str = "\x1b[1m";
+const NOT_BOLD: &str = "\x1b[22m";
+const ITALIC: &str = "\x1b[3m";
+const NOT_ITALIC: &str = "\x1b[23m";
+const UNDERLINE: &str = "\x1b[4m";
+const NOT_UNDERLINE: &str = "\x1b[24m";
+const CODE: &str = "\x1b[36m";
+const DIM: &str = "\x1b[2m";
+const RESET: &str = "\x1b[0m";
+
+/// Renders streamed Markdown for a terminal, line by line: a line is
+/// styled once it is complete (headings bold and underlined, `**bold**`,
+/// `*italic*`, `` `code` `` and fenced code blocks in colour, bullets,
+/// quotes, links followed by their address). Model text is made
+/// [`printable`] first, so the only escape sequences written are these
+/// styles.
+#[derive(Debug, Default)]
+pub(crate) struct MarkdownLines {
+    pending: String,
+    in_fence: bool,
+}
+
+impl MarkdownLines {
+    /// Adds a delta; returns the styled lines it completed (each with its
+    /// newline), possibly none.
+    pub(crate) fn push(&mut self, delta: &str) -> String {
+        self.pending.push_str(&printable(delta));
+        let mut out = String::new();
+        while let Some(end) = self.pending.find('\n') {
+            let line: String = self.pending.drain(..=end).collect();
+            out.push_str(&self.line(line.trim_end_matches('\n')));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Styles what is left (a last line without a newline).
+    pub(crate) fn finish(&mut self) -> String {
+        let rest = std::mem::take(&mut self.pending);
+        let out = if rest.is_empty() {
+            String::new()
+        } else {
+            self.line(&rest)
+        };
+        self.in_fence = false;
+        out
+    }
+
+    fn line(&mut self, line: &str) -> String {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            self.in_fence = !self.in_fence;
+            let lang = trimmed.trim_start_matches(['`', '~']).trim();
+            return if self.in_fence && !lang.is_empty() {
+                format!("{DIM}── {lang} ──{RESET}")
+            } else {
+                format!("{DIM}────{RESET}")
+            };
+        }
+        if self.in_fence {
+            return format!("{CODE}{line}{RESET}");
+        }
+        inline(line)
+    }
+}
+
+/// One line of Markdown with terminal styles.
+fn inline(line: &str) -> String {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut out = String::new();
+    let mut links: Vec<String> = Vec::new();
+    let mut lists: Vec<Option<u64>> = Vec::new();
+    for event in Parser::new(line) {
+        match event {
+            Event::Text(t) | Event::Html(t) | Event::InlineHtml(t) => out.push_str(&t),
+            Event::Code(c) => {
+                out.push_str(CODE);
+                out.push_str(&c);
+                out.push_str(RESET);
+            }
+            Event::SoftBreak | Event::HardBreak => out.push(' '),
+            Event::Rule => out.push_str(&format!("{DIM}────────{RESET}")),
+            Event::Start(Tag::Heading { .. }) => {
+                out.push_str(BOLD);
+                out.push_str(UNDERLINE);
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                out.push_str(NOT_UNDERLINE);
+                out.push_str(NOT_BOLD);
+            }
+            Event::Start(Tag::Strong) => out.push_str(BOLD),
+            Event::End(TagEnd::Strong) => out.push_str(NOT_BOLD),
+            Event::Start(Tag::Emphasis) => out.push_str(ITALIC),
+            Event::End(TagEnd::Emphasis) => out.push_str(NOT_ITALIC),
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                out.push_str(UNDERLINE);
+                links.push(dest_url.into_string());
+            }
+            Event::End(TagEnd::Link) => {
+                out.push_str(NOT_UNDERLINE);
+                if let Some(url) = links.pop() {
+                    out.push_str(&format!(" {DIM}({url}){RESET}"));
+                }
+            }
+            Event::Start(Tag::BlockQuote(_)) => out.push_str(&format!("{DIM}│{RESET} ")),
+            Event::Start(Tag::List(start)) => lists.push(start),
+            Event::End(TagEnd::List(_)) => {
+                lists.pop();
+            }
+            Event::Start(Tag::Item) => match lists.last_mut() {
+                Some(Some(n)) => {
+                    out.push_str(&format!("{n}. "));
+                    *n += 1;
+                }
+                _ => out.push_str("• "),
+            },
+            _ => {}
+        }
+    }
+    // Indentation is meaningful in lists and code; keep it.
+    let indent = &line[..line.len() - line.trim_start().len()];
+    format!("{indent}{out}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +171,36 @@ mod tests {
         assert_eq!(printable("\u{9b}31m red"), "31m red");
         assert_eq!(printable("abc\u{202e}fed"), "abcfed");
         assert_eq!(printable("héllo ✓"), "héllo ✓");
+    }
+
+    /// Escapes shown as `<b>`, `</b>`, … so the snapshot reads.
+    fn visible(s: &str) -> String {
+        s.replace(BOLD, "<b>")
+            .replace(NOT_BOLD, "</b>")
+            .replace(ITALIC, "<i>")
+            .replace(NOT_ITALIC, "</i>")
+            .replace(UNDERLINE, "<u>")
+            .replace(NOT_UNDERLINE, "</u>")
+            .replace(CODE, "<code>")
+            .replace(DIM, "<dim>")
+            .replace(RESET, "</>")
+    }
+
+    #[test]
+    fn markdown_is_styled_line_by_line_as_it_streams() {
+        let mut md = MarkdownLines::default();
+        let text = "# Plan\nUse **bold**, *care* and `cargo`.\n- one\n2. two\n> quoted [docs](https://x.example/)\n```rust\nfn main() {}\n```\nlast \u{1b}[2Jline";
+        let mut out = String::new();
+        // Deltas split anywhere, even inside markers.
+        for chunk in text.as_bytes().chunks(3) {
+            let chunk = std::str::from_utf8(chunk).unwrap();
+            out.push_str(&md.push(chunk));
+        }
+        assert!(!out.contains("last"), "an incomplete line waits");
+        out.push_str(&md.finish());
+        assert_eq!(
+            visible(&out),
+            "<b><u>Plan</u></b>\nUse <b>bold</b>, <i>care</i> and <code>cargo</>.\n• one\n2. two\n<dim>│</> quoted <u>docs</u> <dim>(https://x.example/)</>\n<dim>── rust ──</>\n<code>fn main() {}</>\n<dim>────</>\nlast [2Jline"
+        );
     }
 }

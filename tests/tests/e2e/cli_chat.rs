@@ -177,3 +177,153 @@ async fn the_first_command_prepares_the_store_like_the_agent() -> Result<()> {
     );
     Ok(())
 }
+
+/// A `tmux` server of its own (private socket) running commands in a
+/// terminal, for what only a terminal shows.
+struct Tmux {
+    socket: std::path::PathBuf,
+}
+
+impl Tmux {
+    fn new(dir: &std::path::Path) -> Self {
+        Self {
+            socket: dir.join("tmux.sock"),
+        }
+    }
+
+    fn tmux(&self, args: &[&str]) -> Result<String> {
+        let out = std::process::Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .map_err(|e| anyhow!("running tmux (install it: apt-get install tmux): {e}"))?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "tmux {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs `command` (its program, arguments and whole environment) in a
+    /// new 120×40 window named `name`.
+    fn start(&self, name: &str, command: &std::process::Command) -> Result<()> {
+        let quote =
+            |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+        let mut line = String::from("env -i");
+        for (k, v) in command.get_envs() {
+            if let Some(v) = v {
+                line.push_str(&format!(" {}={}", k.to_string_lossy(), quote(v)));
+            }
+        }
+        if let Some(dir) = command.get_current_dir() {
+            line = format!("cd {} && {line}", quote(dir.as_os_str()));
+        }
+        line.push(' ');
+        line.push_str(&quote(command.get_program()));
+        for arg in command.get_args() {
+            line.push(' ');
+            line.push_str(&quote(arg));
+        }
+        // The window stays after the program exits, to be read.
+        self.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &line,
+        ])?;
+        self.tmux(&["set-option", "-t", name, "remain-on-exit", "on"])?;
+        Ok(())
+    }
+
+    /// Types `keys` once the prompt is up (the editor may drop what is
+    /// typed before it takes the terminal).
+    async fn type_at_prompt(&self, name: &str, keys: &[&str]) -> Result<()> {
+        // capture-pane trims the prompt's trailing space.
+        self.wait_for(name, |p| p.lines().any(|l| l.trim_end() == ">"))
+            .await?;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        self.send(name, keys)
+    }
+
+    fn send(&self, name: &str, keys: &[&str]) -> Result<()> {
+        let mut args = vec!["send-keys", "-t", name];
+        args.extend_from_slice(keys);
+        self.tmux(&args).map(|_| ())
+    }
+
+    /// The window's text once `check` accepts it.
+    async fn wait_for(&self, name: &str, check: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let pane = self.tmux(&["capture-pane", "-p", "-t", name])?;
+            if check(&pane) {
+                return Ok(pane);
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("the terminal never showed what was expected:\n{pane}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+/// In a terminal, `netherbrain chat` renders the answer's Markdown, edits
+/// lines and keeps its history across sessions (Up recalls the last line).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_terminal_chat_renders_markdown_and_keeps_history() -> Result<()> {
+    let provider = FakeProvider::start().await;
+    provider
+        .answer(Reply::text(&["**Bold** and `co", "de`\n- item\n"]))
+        .await;
+    let agent = Agent::unstarted(
+        &provider,
+        &[PresetDoc::new("planner")],
+        netherbrain_tests::AgentOptions::default(),
+    )?;
+    let tmux = Tmux::new(agent.home());
+    let mut chat = agent.command();
+    chat.env("TERM", "xterm-256color").arg("chat");
+
+    tmux.start("one", &chat)?;
+    tmux.type_at_prompt("one", &["hello there", "Enter"])
+        .await?;
+    let pane = tmux
+        .wait_for("one", |p| {
+            p.contains("Bold and code") && p.contains("• item")
+        })
+        .await?;
+    assert!(!pane.contains("**"), "Markdown rendered: {pane}");
+    tmux.send("one", &["C-d"])?;
+    tmux.wait_for("one", |p| p.contains("Pane is dead")).await?;
+
+    // A new session: Up brings back the line typed in the last one.
+    tmux.start("two", &chat)?;
+    tmux.type_at_prompt("two", &["Up", "Enter"]).await?;
+    tmux.wait_for("two", |p| p.matches("Bold and code").count() == 1)
+        .await?;
+    let requests = provider.requests().await;
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(
+        requests[1]
+            .conversation()
+            .last()
+            .map(|(_, text)| text.as_str()),
+        Some("hello there"),
+        "the recalled line was sent"
+    );
+    Ok(())
+}
