@@ -3,7 +3,10 @@
 //! Precedence, highest first: command-line flags, `NETHER_*` environment
 //! variables, a `.env` file in the working directory (loaded without
 //! overriding the real environment), the TOML configuration file, defaults.
-//! Every setting is documented in `docs/configuration.md`.
+//! The layers are merged by `figment`, one named layer per source, so
+//! `config show` reads each value's source back from the merge; default
+//! paths come from the `directories` crate. Every setting is documented in
+//! `docs/configuration.md`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -13,6 +16,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use netherbrain_core::provider::{ProviderKind, ProviderProfile};
 use serde::{Deserialize, Serialize};
 
@@ -223,22 +228,6 @@ impl Env {
         };
         Some((value, source))
     }
-
-    /// A parsed variable with its source.
-    fn parsed<T>(&self, name: &'static str) -> Result<Option<(T, Source)>>
-    where
-        T: FromStr,
-        T::Err: fmt::Display,
-    {
-        self.sourced(name)
-            .map(|(v, source)| {
-                v.trim()
-                    .parse::<T>()
-                    .map(|t| (t, source))
-                    .map_err(|e| anyhow!("{name}: invalid value `{v}`: {e}"))
-            })
-            .transpose()
-    }
 }
 
 /// The effective configuration.
@@ -311,16 +300,12 @@ impl Settings {
     }
 }
 
-/// The default configuration file: `$XDG_CONFIG_HOME/netherbrain/config.toml`,
-/// else `~/.config/netherbrain/config.toml`.
-pub(crate) fn default_config_path(env: &Env) -> Option<PathBuf> {
-    if let Some(xdg) = env.get("XDG_CONFIG_HOME").map(PathBuf::from)
-        && xdg.is_absolute()
-    {
-        return Some(xdg.join("netherbrain/config.toml"));
-    }
-    env.get("HOME")
-        .map(|home| PathBuf::from(home).join(".config/netherbrain/config.toml"))
+/// The default configuration file: `config.toml` in the platform's
+/// configuration directory for `netherbrain` (on Linux
+/// `$XDG_CONFIG_HOME/netherbrain`, else `~/.config/netherbrain`).
+pub(crate) fn default_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "netherbrain")
+        .map(|dirs| dirs.config_dir().join("config.toml"))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
@@ -350,7 +335,7 @@ fn load_file(overrides: &Overrides, env: &Env) -> Result<(FileConfig, Option<Pat
         }
         return Ok((read_file(&path)?, Some(path)));
     }
-    match default_config_path(env) {
+    match default_config_path() {
         Some(path) if path.is_file() => Ok((read_file(&path)?, Some(path))),
         _ => Ok((FileConfig::default(), None)),
     }
@@ -386,28 +371,243 @@ pub(crate) fn load(overrides: &Overrides, env: &Env) -> Result<Settings> {
     resolve(overrides, env, file, path)
 }
 
-/// The value of a string setting from the highest layer that has it.
-fn pick(
-    sources: &mut BTreeMap<&'static str, Source>,
-    env: &Env,
-    key: &'static str,
-    flag: Option<(String, &'static str)>,
-    var: &'static str,
-    file: Option<String>,
-) -> Option<String> {
-    if let Some((v, name)) = flag {
-        sources.insert(key, Source::Flag(name));
-        return Some(v);
+/// One layer of settings for figment, named as `config show` prints its
+/// source (`config file`, `env NETHER_PORT`, `.env NETHER_PORT`, `flag
+/// --port`).
+struct Layer {
+    name: String,
+    dict: Dict,
+}
+
+impl Layer {
+    fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            dict: Dict::new(),
+        }
     }
-    if let Some((v, source)) = env.sourced(var) {
-        sources.insert(key, source);
-        return Some(v.to_owned());
+
+    fn with(mut self, key: &str, value: Value) -> Self {
+        self.dict.insert(key.to_owned(), value);
+        self
     }
-    if let Some(v) = file {
-        sources.insert(key, Source::File);
-        return Some(v);
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
     }
-    None
+
+    fn data(&self) -> std::result::Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.dict.clone()))
+    }
+}
+
+/// The settings every layer (file, `.env`, environment, flags) may set, by
+/// TOML key. Tables (`[[providers]]`, `[[presets]]`, `[gateway]`) come from
+/// the file alone.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Scalars {
+    host: Option<String>,
+    port: Option<u16>,
+    bind: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    auth_token: Option<String>,
+    graceful_shutdown_timeout: Option<u64>,
+    log: Option<String>,
+    log_format: Option<LogFormat>,
+    body_limit: Option<usize>,
+    session_lease: Option<u64>,
+    workspace_roots: Option<Vec<PathBuf>>,
+    metrics_public: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
+    max_runs_per_user: Option<usize>,
+    max_ws_subscriptions: Option<usize>,
+}
+
+/// How an environment variable's text becomes a value.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    /// A number or `true` / `false`.
+    Scalar,
+    /// Comma-separated.
+    List,
+}
+
+/// The environment variable of each setting.
+const VARS: &[(&str, &str, Kind)] = &[
+    ("host", env::HOST, Kind::Text),
+    ("port", env::PORT, Kind::Scalar),
+    ("bind", env::BIND, Kind::Text),
+    ("data_dir", env::DATA_DIR, Kind::Text),
+    ("database_url", env::DATABASE_URL, Kind::Text),
+    ("auth_token", env::AUTH_TOKEN, Kind::Text),
+    ("graceful_shutdown_timeout", env::GRACEFUL, Kind::Scalar),
+    ("log", env::LOG, Kind::Text),
+    ("log_format", env::LOG_FORMAT, Kind::Text),
+    ("body_limit", env::BODY_LIMIT, Kind::Scalar),
+    ("session_lease", env::SESSION_LEASE, Kind::Scalar),
+    ("metrics_public", env::METRICS_PUBLIC, Kind::Scalar),
+    ("trusted_proxies", env::TRUSTED_PROXIES, Kind::List),
+    ("max_runs_per_user", env::MAX_RUNS_PER_USER, Kind::Scalar),
+    (
+        "max_ws_subscriptions",
+        env::MAX_WS_SUBSCRIPTIONS,
+        Kind::Scalar,
+    ),
+];
+
+/// The flag of each setting that has one.
+const FLAGS: &[(&str, &str)] = &[
+    ("host", "--host"),
+    ("port", "--port"),
+    ("bind", "--bind"),
+    ("data_dir", "--data-dir"),
+    ("database_url", "--database-url"),
+    ("auth_token", "--auth-token"),
+    ("graceful_shutdown_timeout", "--graceful-shutdown-timeout"),
+];
+
+impl FileConfig {
+    /// The file's layer: its scalar settings.
+    fn layer(&self) -> Result<Layer> {
+        let scalars = Scalars {
+            host: self.host.clone(),
+            port: self.port,
+            bind: self.bind.clone(),
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            auth_token: self.auth_token.clone(),
+            graceful_shutdown_timeout: self.graceful_shutdown_timeout,
+            log: self.log.clone(),
+            log_format: self.log_format,
+            body_limit: self.body_limit,
+            session_lease: self.session_lease,
+            workspace_roots: self.workspace_roots.clone(),
+            metrics_public: self.metrics_public,
+            trusted_proxies: self.trusted_proxies.clone(),
+            max_runs_per_user: self.max_runs_per_user,
+            max_ws_subscriptions: self.max_ws_subscriptions,
+        };
+        let mut layer = Layer::new(FILE_LAYER);
+        if let Value::Dict(_, dict) = Value::serialize(&scalars)? {
+            layer.dict = dict
+                .into_iter()
+                .filter(|(_, v)| !matches!(v, Value::Empty(..)))
+                .collect();
+        }
+        Ok(layer)
+    }
+}
+
+const FILE_LAYER: &str = "config file";
+
+/// A number or boolean from text; other text stays text (and is refused
+/// with its variable's name when the setting needs a number).
+fn scalar(text: &str) -> Value {
+    let t = text.trim();
+    if let Ok(b) = t.parse::<bool>() {
+        Value::from(b)
+    } else if let Ok(n) = t.parse::<u64>() {
+        Value::from(n)
+    } else if let Ok(n) = t.parse::<i64>() {
+        Value::from(n)
+    } else {
+        Value::from(text.to_owned())
+    }
+}
+
+impl Env {
+    /// One layer per set variable, so each value's source names its
+    /// variable; those from `.env` before the real environment.
+    fn layers(&self) -> Vec<Layer> {
+        let mut dotenv = Vec::new();
+        let mut real = Vec::new();
+        for (key, var, kind) in VARS {
+            let Some((text, source)) = self.sourced(var) else {
+                continue;
+            };
+            let value = match kind {
+                Kind::Text => Value::from(text.to_owned()),
+                Kind::Scalar => scalar(text),
+                Kind::List => Value::from(
+                    text.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<String>>(),
+                ),
+            };
+            let layer = Layer::new(source.to_string()).with(key, value);
+            match source {
+                Source::DotEnv(_) => dotenv.push(layer),
+                _ => real.push(layer),
+            }
+        }
+        dotenv.extend(real);
+        dotenv
+    }
+}
+
+impl Overrides {
+    /// The flags' layer.
+    fn layer(&self) -> Layer {
+        let mut layer = Layer::new("flags");
+        let mut set = |key: &str, value: Option<Value>| {
+            if let Some(v) = value {
+                layer.dict.insert(key.to_owned(), v);
+            }
+        };
+        set("host", self.host.clone().map(Value::from));
+        set("port", self.port.map(Value::from));
+        set("bind", self.bind.clone().map(Value::from));
+        set(
+            "data_dir",
+            self.data_dir
+                .as_ref()
+                .map(|d| Value::from(d.display().to_string())),
+        );
+        set("database_url", self.database_url.clone().map(Value::from));
+        set("auth_token", self.auth_token.clone().map(Value::from));
+        set(
+            "graceful_shutdown_timeout",
+            self.graceful_shutdown_timeout.map(Value::from),
+        );
+        layer
+    }
+}
+
+/// Where the value of `key` came from, from the layer figment took it from.
+fn source_of(figment: &Figment, key: &'static str) -> Option<Source> {
+    let name = figment.find_metadata(key)?.name.as_ref();
+    if name == FILE_LAYER {
+        return Some(Source::File);
+    }
+    if name == "flags" {
+        return FLAGS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, flag)| Source::Flag(flag));
+    }
+    VARS.iter().find(|(k, _, _)| *k == key).map(|(_, var, _)| {
+        if name.starts_with(".env") {
+            Source::DotEnv(var)
+        } else {
+            Source::Env(var)
+        }
+    })
+}
+
+/// Rank of a source's layer: a higher one wins.
+fn rank(source: Option<&Source>) -> u8 {
+    match source {
+        None | Some(Source::Default | Source::Derived(_)) => 0,
+        Some(Source::File) => 1,
+        Some(Source::DotEnv(_)) => 2,
+        Some(Source::Env(_)) => 3,
+        Some(Source::Flag(_)) => 4,
+    }
 }
 
 fn resolve(
@@ -416,96 +616,59 @@ fn resolve(
     file: FileConfig,
     config_file: Option<PathBuf>,
 ) -> Result<Settings> {
+    let mut figment = Figment::new().merge(file.layer()?);
+    for layer in env.layers() {
+        figment = figment.merge(layer);
+    }
+    let figment = figment.merge(flags.layer());
+    let merged: Scalars = figment
+        .extract()
+        .map_err(|e| anyhow!("{}", e.to_string().replace("default.", "")))?;
     let mut sources: BTreeMap<&'static str, Source> = BTreeMap::new();
-
-    // host and port: file, then env, then flags; within a layer a full
-    // bind address first, then host / port on their own.
-    let mut host = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let mut port = DEFAULT_PORT;
-    {
-        let mut apply = |bind: Option<(SocketAddr, Source)>,
-                         h: Option<(IpAddr, Source)>,
-                         p: Option<(u16, Source)>| {
-            if let Some((addr, source)) = bind {
-                host = addr.ip();
-                port = addr.port();
-                sources.insert("host", source.clone());
-                sources.insert("port", source);
-            }
-            if let Some((h, source)) = h {
-                host = h;
-                sources.insert("host", source);
-            }
-            if let Some((p, source)) = p {
-                port = p;
-                sources.insert("port", source);
-            }
-        };
-        let file_bind = file
-            .bind
-            .as_deref()
-            .map(|b| parse_bind(b).context("config file `bind`"))
-            .transpose()?;
-        let file_host = file
-            .host
-            .as_deref()
-            .map(|h| parse_host(h).context("config file `host`"))
-            .transpose()?;
-        apply(
-            file_bind.map(|b| (b, Source::File)),
-            file_host.map(|h| (h, Source::File)),
-            file.port.map(|p| (p, Source::File)),
-        );
-        let env_bind = env
-            .sourced(env::BIND)
-            .map(|(v, s)| parse_bind(v).map(|b| (b, s)))
-            .transpose()
-            .context(env::BIND)?;
-        let env_host = env
-            .sourced(env::HOST)
-            .map(|(v, s)| parse_host(v).map(|h| (h, s)))
-            .transpose()
-            .context(env::HOST)?;
-        apply(env_bind, env_host, env.parsed::<u16>(env::PORT)?);
-        let flag_bind = flags
-            .bind
-            .as_deref()
-            .map(|b| parse_bind(b).map(|b| (b, Source::Flag("--bind"))))
-            .transpose()
-            .context("--bind")?;
-        let flag_host = flags
-            .host
-            .as_deref()
-            .map(|h| parse_host(h).map(|h| (h, Source::Flag("--host"))))
-            .transpose()
-            .context("--host")?;
-        apply(
-            flag_bind,
-            flag_host,
-            flags.port.map(|p| (p, Source::Flag("--port"))),
-        );
+    for (key, _, _) in VARS {
+        if let Some(source) = source_of(&figment, key) {
+            sources.insert(key, source);
+        }
+    }
+    for key in ["workspace_roots"] {
+        if let Some(source) = source_of(&figment, key) {
+            sources.insert(key, source);
+        }
     }
 
-    let data_dir = pick(
-        &mut sources,
-        env,
-        "data_dir",
-        flags
-            .data_dir
-            .as_ref()
-            .map(|d| (d.display().to_string(), "--data-dir")),
-        env::DATA_DIR,
-        file.data_dir.as_ref().map(|d| d.display().to_string()),
-    )
-    .map_or_else(netherbrain_store::default_data_dir, PathBuf::from);
-    let database_url = match pick(
-        &mut sources,
-        env,
-        "database_url",
-        flags.database_url.clone().map(|u| (u, "--database-url")),
-        env::DATABASE_URL,
-        file.database_url.clone(),
-    ) {
+    // host and port: the highest layer wins; within one layer a full bind
+    // address first, then host / port on their own.
+    let bind_source = sources.remove("bind");
+    let bind = merged
+        .bind
+        .as_deref()
+        .map(|b| parse_bind(b).context("bind"))
+        .transpose()?;
+    let mut host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut port = DEFAULT_PORT;
+    if let Some(addr) = bind {
+        host = addr.ip();
+        port = addr.port();
+    }
+    if let Some(h) = &merged.host
+        && rank(sources.get("host")) >= rank(bind_source.as_ref())
+    {
+        host = parse_host(h).context("host")?;
+    } else if let Some(source) = &bind_source {
+        sources.insert("host", source.clone());
+    }
+    if let Some(p) = merged.port
+        && rank(sources.get("port")) >= rank(bind_source.as_ref())
+    {
+        port = p;
+    } else if let Some(source) = &bind_source {
+        sources.insert("port", source.clone());
+    }
+
+    let data_dir = merged
+        .data_dir
+        .unwrap_or_else(netherbrain_store::default_data_dir);
+    let database_url = match merged.database_url {
         Some(url) => url,
         None => {
             sources.insert("database_url", Source::Derived("data_dir"));
@@ -513,138 +676,30 @@ fn resolve(
         }
     };
     netherbrain_store::Backend::from_url(&database_url).map_err(|e| anyhow!("{e}"))?;
-    let auth_token = pick(
-        &mut sources,
-        env,
-        "auth_token",
-        flags.auth_token.clone().map(|t| (t, "--auth-token")),
-        env::AUTH_TOKEN,
-        file.auth_token.clone(),
-    );
-    let graceful = match flags.graceful_shutdown_timeout {
-        Some(secs) => {
-            sources.insert(
-                "graceful_shutdown_timeout",
-                Source::Flag("--graceful-shutdown-timeout"),
-            );
-            secs
-        }
-        None => match env.parsed::<u64>(env::GRACEFUL)? {
-            Some((secs, source)) => {
-                sources.insert("graceful_shutdown_timeout", source);
-                secs
-            }
-            None => match file.graceful_shutdown_timeout {
-                Some(secs) => {
-                    sources.insert("graceful_shutdown_timeout", Source::File);
-                    secs
-                }
-                None => DEFAULT_GRACEFUL_SECS,
-            },
-        },
-    };
-    let log = pick(&mut sources, env, "log", None, env::LOG, file.log.clone())
-        .unwrap_or_else(|| "info".into());
-    let log_format = match env.parsed::<LogFormat>(env::LOG_FORMAT)? {
-        Some((f, source)) => {
-            sources.insert("log_format", source);
-            f
-        }
-        None => match file.log_format {
-            Some(f) => {
-                sources.insert("log_format", Source::File);
-                f
-            }
-            None => LogFormat::default(),
-        },
-    };
-    let body_limit = match env.parsed::<usize>(env::BODY_LIMIT)? {
-        Some((n, source)) => {
-            sources.insert("body_limit", source);
-            n
-        }
-        None => match file.body_limit {
-            Some(n) => {
-                sources.insert("body_limit", Source::File);
-                n
-            }
-            None => DEFAULT_BODY_LIMIT,
-        },
-    };
-
-    let session_lease = match env.parsed::<u64>(env::SESSION_LEASE)? {
-        Some((n, source)) => {
-            sources.insert("session_lease", source);
-            n
-        }
-        None => match file.session_lease {
-            Some(n) => {
-                sources.insert("session_lease", Source::File);
-                n
-            }
-            None => DEFAULT_SESSION_LEASE_SECS,
-        },
-    };
+    let session_lease = merged.session_lease.unwrap_or(DEFAULT_SESSION_LEASE_SECS);
     if session_lease == 0 {
         bail!("session_lease must be at least 1 second");
     }
-    let metrics_public = match env.parsed::<bool>(env::METRICS_PUBLIC)? {
-        Some((b, source)) => {
-            sources.insert("metrics_public", source);
-            b
-        }
-        None => match file.metrics_public {
-            Some(b) => {
-                sources.insert("metrics_public", Source::File);
-                b
-            }
-            None => false,
-        },
-    };
-    let mut limit = |key: &'static str, var: &'static str, file: Option<usize>, default: usize| {
-        Ok::<usize, anyhow::Error>(match env.parsed::<usize>(var)? {
-            Some((n, source)) => {
-                sources.insert(key, source);
-                n
-            }
-            None => match file {
-                Some(n) => {
-                    sources.insert(key, Source::File);
-                    n
-                }
-                None => default,
-            },
-        })
-    };
-    let max_runs_per_user = limit(
-        "max_runs_per_user",
-        env::MAX_RUNS_PER_USER,
-        file.max_runs_per_user,
-        DEFAULT_MAX_RUNS_PER_USER,
-    )?;
-    let max_ws_subscriptions = limit(
-        "max_ws_subscriptions",
-        env::MAX_WS_SUBSCRIPTIONS,
-        file.max_ws_subscriptions,
-        DEFAULT_MAX_WS_SUBSCRIPTIONS,
-    )?;
+    let max_runs_per_user = merged
+        .max_runs_per_user
+        .unwrap_or(DEFAULT_MAX_RUNS_PER_USER);
+    let max_ws_subscriptions = merged
+        .max_ws_subscriptions
+        .unwrap_or(DEFAULT_MAX_WS_SUBSCRIPTIONS);
     if max_runs_per_user == 0 || max_ws_subscriptions == 0 {
         bail!("max_runs_per_user and max_ws_subscriptions must be at least 1");
     }
-    let trusted_proxies = match env.sourced(env::TRUSTED_PROXIES) {
-        Some((v, source)) => {
-            sources.insert("trusted_proxies", source);
-            parse_proxies(v.split(',')).context(env::TRUSTED_PROXIES)?
-        }
-        None => match &file.trusted_proxies {
-            Some(list) => {
-                sources.insert("trusted_proxies", Source::File);
-                parse_proxies(list.iter().map(String::as_str))
-                    .context("config file `trusted_proxies`")?
-            }
-            None => Vec::new(),
-        },
-    };
+    let trusted_proxies =
+        parse_proxies(merged.trusted_proxies.iter().flatten().map(String::as_str))
+            .context("trusted_proxies")?;
+    let auth_token = merged.auth_token;
+    let graceful = merged
+        .graceful_shutdown_timeout
+        .unwrap_or(DEFAULT_GRACEFUL_SECS);
+    let log = merged.log.unwrap_or_else(|| "info".into());
+    let log_format = merged.log_format.unwrap_or_default();
+    let body_limit = merged.body_limit.unwrap_or(DEFAULT_BODY_LIMIT);
+    let metrics_public = merged.metrics_public.unwrap_or(false);
 
     let providers = if file.providers.is_empty() {
         let derived = derived_providers(env);
@@ -671,11 +726,8 @@ fn resolve(
     if !file.presets.is_empty() {
         sources.insert("presets", Source::File);
     }
-    let workspace_roots = match file.workspace_roots {
-        Some(roots) => {
-            sources.insert("workspace_roots", Source::File);
-            roots
-        }
+    let workspace_roots = match merged.workspace_roots {
+        Some(roots) => roots,
         None => {
             sources.insert("workspace_roots", Source::Derived("data_dir"));
             vec![data_dir.join("workspaces")]

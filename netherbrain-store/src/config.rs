@@ -8,8 +8,10 @@ pub const DATA_DIR_ENV: &str = "NETHER_DATA_DIR";
 /// Environment variable holding the database URL.
 pub const DATABASE_URL_ENV: &str = "NETHER_DATABASE_URL";
 
-/// The data directory: `$NETHER_DATA_DIR`, else `$XDG_DATA_HOME/netherbrain`,
-/// else `$HOME/.local/share/netherbrain`, else `./netherbrain-data`.
+/// The data directory: `$NETHER_DATA_DIR`, else the platform's data
+/// directory for `netherbrain` (on Linux `$XDG_DATA_HOME/netherbrain`, else
+/// `~/.local/share/netherbrain`, as the `directories` crate finds it),
+/// else `./netherbrain-data`.
 #[must_use]
 pub fn default_data_dir() -> PathBuf {
     data_dir_from(&|name| std::env::var_os(name))
@@ -18,21 +20,13 @@ pub fn default_data_dir() -> PathBuf {
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 
 fn data_dir_from(get: Lookup<'_>) -> PathBuf {
-    let non_empty = |name: &str| get(name).filter(|v| !v.is_empty());
-    if let Some(dir) = non_empty(DATA_DIR_ENV) {
+    if let Some(dir) = get(DATA_DIR_ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
     }
-    if let Some(xdg) = non_empty("XDG_DATA_HOME") {
-        let xdg = PathBuf::from(xdg);
-        // The XDG spec says relative paths are to be ignored.
-        if xdg.is_absolute() {
-            return xdg.join("netherbrain");
-        }
-    }
-    if let Some(home) = non_empty("HOME") {
-        return PathBuf::from(home).join(".local/share/netherbrain");
-    }
-    PathBuf::from("netherbrain-data")
+    directories::ProjectDirs::from("", "", "netherbrain").map_or_else(
+        || PathBuf::from("netherbrain-data"),
+        |dirs| dirs.data_dir().to_owned(),
+    )
 }
 
 /// The database URL: `$NETHER_DATABASE_URL`, else
@@ -68,24 +62,11 @@ mod tests {
 
     #[test]
     fn data_dir_precedence() {
-        let get = env(&[
-            (DATA_DIR_ENV, "/srv/nb"),
-            ("XDG_DATA_HOME", "/x"),
-            ("HOME", "/h"),
-        ]);
+        let get = env(&[(DATA_DIR_ENV, "/srv/nb")]);
         assert_eq!(data_dir_from(&get), PathBuf::from("/srv/nb"));
-        let get = env(&[("XDG_DATA_HOME", "/x"), ("HOME", "/h")]);
-        assert_eq!(data_dir_from(&get), PathBuf::from("/x/netherbrain"));
-        let get = env(&[("XDG_DATA_HOME", "relative"), ("HOME", "/h")]);
-        assert_eq!(
-            data_dir_from(&get),
-            PathBuf::from("/h/.local/share/netherbrain")
-        );
-        let get = env(&[(DATA_DIR_ENV, ""), ("HOME", "/h")]);
-        assert_eq!(
-            data_dir_from(&get),
-            PathBuf::from("/h/.local/share/netherbrain")
-        );
+        // Unset or empty: the platform's directory for the application.
+        let get = env(&[(DATA_DIR_ENV, "")]);
+        assert!(data_dir_from(&get).ends_with("netherbrain"));
     }
 
     #[test]
