@@ -145,6 +145,7 @@ async function scenario(name, context, login) {
   await stored.getByRole("button", { name: /Copy rust code/ }).waitFor();
   await stored.locator(".hljs-keyword").first().waitFor();
   await page.getByTestId("usage").first().waitFor();
+  assert.equal(await composer(page).inputValue(), "", "the sent message left the composer");
   await axe(page, `${name} chat`);
   await shot(page, `${name}-chat`);
 
@@ -311,11 +312,11 @@ test("phone: temporary password replaced at first login, chat, tool card, stop, 
     assert.equal(await page.getByRole("button", { name: "Later" }).count(), 0);
     await axe(page, "phone new password");
     await shot(page, "phone-new-password");
-    await page.getByLabel("New password").fill("phone-temporary");
+    await page.getByLabel("New password", { exact: true }).fill("phone-temporary");
     await page.getByLabel("Repeat it").fill("phone-temporary");
     await page.getByRole("button", { name: "Set password" }).click();
     await page.getByRole("alert").getByText("the new password must differ from the temporary one").waitFor({ timeout: PATIENCE });
-    await page.getByLabel("New password").fill("phone-password-1");
+    await page.getByLabel("New password", { exact: true }).fill("phone-password-1");
     await page.getByLabel("Repeat it").fill("phone-password-1");
     await page.getByRole("button", { name: "Set password" }).click();
   });
@@ -391,6 +392,7 @@ test("desktop: a shell call waits for approval; Approve runs it, Deny refuses it
   await card.getByText("shell_run", { exact: true }).waitFor({ timeout: PATIENCE });
   await card.getByText("awaiting approval", { exact: true }).waitFor({ timeout: PATIENCE });
   await card.getByRole("button", { name: "Deny" }).waitFor();
+  assert.equal(await composer(page).inputValue(), "", "the sent message left the composer");
   await axe(page, "desktop approval");
   await shot(page, "desktop-approval");
   await card.getByRole("button", { name: "Approve" }).click();

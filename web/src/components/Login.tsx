@@ -101,7 +101,7 @@ export function SetPassword({ user, current, onDone, onSignOut }: { user: UserVi
           <p className="text-sm">The account <strong>{user.username}</strong> has no password yet. Set one to sign in with it next time.</p>
         )}
         {askCurrent && <Field label="Temporary password"><input className={input} type="password" autoComplete="current-password" value={temporary} onChange={(e) => setTemporary(e.target.value)} required /></Field>}
-        <Field label="New password" hint="At least 8 characters."><input className={input} type="password" autoComplete="new-password" minLength={8} value={password} onChange={(e) => setPassword(e.target.value)} required /></Field>
+        <Field label="New password"><input className={input} type="password" autoComplete="new-password" minLength={8} value={password} onChange={(e) => setPassword(e.target.value)} required /></Field>
         <Field label="Repeat it"><input className={input} type="password" autoComplete="new-password" value={confirm} onChange={(e) => setConfirm(e.target.value)} required /></Field>
         <ErrorText error={error} />
         <div className="flex gap-2">
