@@ -157,13 +157,14 @@ pub(crate) async fn change_password(
     let params = state.config().password_hash;
     if let Some(current_hash) = auth.user.password_hash.clone() {
         let current = req.current_password.unwrap_or_default();
-        if auth.user.must_change_password && current == req.new_password {
+        let same = current == req.new_password;
+        if !verify(&state, current, Some(current_hash)).await? {
+            return Err(ApiError::unauthorized("current password is wrong"));
+        }
+        if same && auth.user.must_change_password {
             return Err(ApiError::invalid(
                 "the new password must differ from the temporary one",
             ));
-        }
-        if !verify(&state, current, Some(current_hash)).await? {
-            return Err(ApiError::unauthorized("current password is wrong"));
         }
     }
     let hash = password::hash(params, req.new_password).await?;
