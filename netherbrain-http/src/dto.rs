@@ -111,6 +111,11 @@ pub struct UserView {
     pub active: bool,
     /// Whether the user can log in with a password.
     pub has_password: bool,
+    /// The password was set by an admin (account creation or reset) and is
+    /// temporary: until the user chooses a new one with
+    /// `POST /api/auth/password`, their login tokens are refused everywhere
+    /// else with `403` `password_change_required`.
+    pub must_change_password: bool,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -126,6 +131,7 @@ impl From<User> for UserView {
             role: user.role.into(),
             active: user.active,
             has_password: user.password_hash.is_some(),
+            must_change_password: user.must_change_password,
             created_at: user.created_at,
             updated_at: user.updated_at,
         }

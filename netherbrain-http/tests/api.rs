@@ -924,6 +924,122 @@ async fn change_password() {
     s.stop().await;
 }
 
+/// A password an admin sets is temporary: login says so, the login token
+/// can only read the user, change the password and log out until the user
+/// picks a new one; other keys of the user are not held back.
+#[tokio::test]
+async fn temporary_password_must_be_changed_first() {
+    let s = start().await;
+    let kim = s
+        .admin
+        .create_user(&CreateUserRequest {
+            username: "kim".into(),
+            password: Some("kim-temporary".into()),
+            display_name: None,
+            role: Role::User,
+        })
+        .await
+        .unwrap();
+    assert!(kim.must_change_password);
+    let token_only = s
+        .admin
+        .create_user(&CreateUserRequest {
+            username: "tom".into(),
+            password: None,
+            display_name: None,
+            role: Role::User,
+        })
+        .await
+        .unwrap();
+    assert!(!token_only.must_change_password);
+
+    let login = s.anon.login("kim", "kim-temporary").await.unwrap();
+    assert!(login.user.must_change_password);
+    let kim_client = s.anon.with_token(login.token.clone());
+    assert!(kim_client.me().await.unwrap().must_change_password);
+    let held_back = |path: &'static str| {
+        let req = s.http.get(s.url(path)).bearer_auth(&login.token);
+        async move { assert_error(req.send().await.unwrap(), 403, "password_change_required").await }
+    };
+    held_back("/api/conversations/list").await;
+    held_back("/api/keys/list").await;
+    // The OpenAI-compatible routes answer in OpenAI's error shape.
+    let resp = s
+        .http
+        .get(s.url("/v1/models"))
+        .bearer_auth(&login.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let e = kim_client
+        .create_key(&CreateApiKeyRequest {
+            name: "escape".into(),
+            expires_at: None,
+            user_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("password_change_required"));
+    // A key the admin made for kim is not a login token.
+    let key = s
+        .admin
+        .create_key(&CreateApiKeyRequest {
+            name: "laptop".into(),
+            expires_at: None,
+            user_id: Some(kim.id),
+        })
+        .await
+        .unwrap();
+    s.anon
+        .with_token(key.secret.clone())
+        .list_keys(None)
+        .await
+        .unwrap();
+
+    // The temporary password cannot be kept.
+    let e = kim_client
+        .change_password(Some("kim-temporary"), "kim-temporary")
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(&e), 422);
+    let changed = kim_client
+        .change_password(Some("kim-temporary"), "kim-own-password")
+        .await
+        .unwrap();
+    assert!(!changed.must_change_password);
+    // The same token now works everywhere.
+    kim_client.list_keys(None).await.unwrap();
+    let again = s.anon.login("kim", "kim-own-password").await.unwrap();
+    assert!(!again.user.must_change_password);
+
+    // A reset makes it temporary again and logs kim out.
+    let reset = s
+        .admin
+        .reset_password(kim.id, "kim-second-temporary")
+        .await
+        .unwrap();
+    assert!(reset.must_change_password);
+    assert_eq!(api_status(&kim_client.me().await.unwrap_err()), 401);
+    let login = s.anon.login("kim", "kim-second-temporary").await.unwrap();
+    assert!(login.user.must_change_password);
+    let kim_client = s.anon.with_token(login.token);
+    assert_eq!(
+        kim_client.list_keys(None).await.unwrap_err().code(),
+        Some("password_change_required")
+    );
+    // The token-only admin setting its own first password is not held back.
+    let admin = s
+        .admin
+        .change_password(None, "admin-password")
+        .await
+        .unwrap();
+    assert!(!admin.must_change_password);
+    let admin_login = s.anon.login("admin", "admin-password").await.unwrap();
+    assert!(!admin_login.user.must_change_password);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn metrics_count_requests_and_request_ids_echo() {
     let s = start().await;

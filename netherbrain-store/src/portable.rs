@@ -435,8 +435,8 @@ where
     pub(crate) async fn create_user(&mut self, user: NewUser) -> StoreResult<User> {
         let at = DB::time(now());
         let sql = format!(
-            "INSERT INTO users (id, username, display_name, role, password_hash, active, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6) RETURNING {USER_COLS}"
+            "INSERT INTO users (id, username, display_name, role, password_hash, must_change_password, active, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $7) RETURNING {USER_COLS}"
         );
         let query = sqlx::query(&sql)
             .bind(Uuid::from(UserId::new()))
@@ -444,6 +444,7 @@ where
             .bind(user.display_name)
             .bind(user.role.as_str().to_owned())
             .bind(user.password_hash)
+            .bind(user.must_change_password)
             .bind(at);
         self.insert(query, rows::user, || {
             format!("username `{}` is taken", user.username)
@@ -666,12 +667,13 @@ where
         patch.apply(&mut user);
         user.updated_at = now();
         sqlx::query(
-            "UPDATE users SET display_name = $1, role = $2, active = $3, password_hash = $4, updated_at = $5 WHERE id = $6",
+            "UPDATE users SET display_name = $1, role = $2, active = $3, password_hash = $4, must_change_password = $5, updated_at = $6 WHERE id = $7",
         )
         .bind(user.display_name.clone())
         .bind(user.role.as_str().to_owned())
         .bind(user.active)
         .bind(user.password_hash.clone())
+        .bind(user.must_change_password)
         .bind(DB::time(user.updated_at))
         .bind(Uuid::from(id))
         .execute(&mut *self.0)

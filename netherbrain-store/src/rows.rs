@@ -140,6 +140,7 @@ pub(crate) fn user<R: RowGet>(r: &R) -> StoreResult<User> {
         .set("display_name", r.opt_text("display_name")?)?
         .set("role", r.text("role")?)?
         .set("password_hash", r.opt_text("password_hash")?)?
+        .set("must_change_password", r.flag("must_change_password")?)?
         .set("active", r.flag("active")?)?
         .set("created_at", r.ts("created_at")?)?
         .set("updated_at", r.ts("updated_at")?)?;
@@ -245,8 +246,7 @@ pub(crate) fn mailbox<R: RowGet>(r: &R) -> StoreResult<MailboxEntry> {
 }
 
 /// Column lists, in the order the decoders expect (names matter, not order).
-pub(crate) const USER_COLS: &str =
-    "id, username, display_name, role, password_hash, active, created_at, updated_at";
+pub(crate) const USER_COLS: &str = "id, username, display_name, role, password_hash, must_change_password, active, created_at, updated_at";
 pub(crate) const API_KEY_COLS: &str =
     "id, user_id, name, prefix, hash, created_at, expires_at, revoked_at";
 pub(crate) const PRESET_COLS: &str = "id, name, description, config, created_at, updated_at";

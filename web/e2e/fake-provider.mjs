@@ -4,6 +4,9 @@
 //              run gets an error result), then a text answer
 //   "slow"   → 80 words, one every 120 ms, ending with "THE END."
 //   "shorter" (a steer) → "Short answer."
+//   "shell"  → a call of `shell_run` (`echo approved-$((6*7))`, which waits for
+//              approval), then "The shell said 42." when its result came back,
+//              or "I was not allowed to run it." when it was denied
 //   anything else → a short Markdown reply with a Rust code block
 import http from "node:http";
 
@@ -22,7 +25,15 @@ function plan(body) {
   const last = messages[messages.length - 1] ?? {};
   const lastUser = [...messages].reverse().find((m) => m.role === "user");
   const said = lastUser ? text()(lastUser) : "";
-  if (last.role === "tool") return { words: ["Tool ", "round ", "done."], delay: 20 };
+  if (last.role === "tool") {
+    const result = text()(last);
+    if (/shell/i.test(said)) {
+      if (result.includes("approved-42")) return { words: ["The shell ", "said 42."], delay: 20 };
+      return { words: ["I was not ", "allowed to run it."], delay: 20 };
+    }
+    return { words: ["Tool ", "round ", "done."], delay: 20 };
+  }
+  if (/shell/i.test(said)) return { tool: { id: `call_shell_${messages.length}`, name: "shell_run", arguments: JSON.stringify({ command: "echo approved-$((6*7))" }) } };
   if (/shorter/i.test(said)) return { words: ["Short ", "answer."], delay: 20 };
   if (/tool/i.test(said)) return { tool: { id: "call_e2e_1", name: "lookup", arguments: '{"query":"weather"}' } };
   if (/slow/i.test(said)) {

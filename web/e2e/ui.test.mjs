@@ -145,6 +145,7 @@ async function scenario(name, context, login) {
   await stored.getByRole("button", { name: /Copy rust code/ }).waitFor();
   await stored.locator(".hljs-keyword").first().waitFor();
   await page.getByTestId("usage").first().waitFor();
+  assert.equal(await composer(page).inputValue(), "", "the sent message left the composer");
   await axe(page, `${name} chat`);
   await shot(page, `${name}-chat`);
 
@@ -296,15 +297,36 @@ test("desktop: first-run link, chat, tool card, stop, steer, reload, fork, API k
   await context.close();
 });
 
-test("phone: password login, chat, tool card, stop, steer, reload, fork, API key", async () => {
-  await api("/api/users/create", { username: "phone", password: "phone-password-1", role: "user" });
+test("phone: temporary password replaced at first login, chat, tool card, stop, steer, reload, fork, API key", async () => {
+  // a password an admin sets is temporary
+  const created = await api("/api/users/create", { username: "phone", password: "phone-temporary", role: "user" });
+  assert.equal(created.must_change_password, true);
   const context = await browser.newContext({ ...devices["Pixel 7"], isMobile: true, hasTouch: true });
   await scenario("phone", context, async (page) => {
     await page.goto(base + "/");
     await page.getByLabel("Username").fill("phone");
-    await page.getByLabel("Password").fill("phone-password-1");
+    await page.getByLabel("Password").fill("phone-temporary");
     await page.getByRole("button", { name: "Sign in" }).click();
+    // nothing else until a new password is chosen: no "Later"
+    await page.getByRole("heading", { name: "Choose a new password" }).waitFor({ timeout: PATIENCE });
+    assert.equal(await page.getByRole("button", { name: "Later" }).count(), 0);
+    await axe(page, "phone new password");
+    await shot(page, "phone-new-password");
+    await page.getByLabel("New password", { exact: true }).fill("phone-temporary");
+    await page.getByLabel("Repeat it").fill("phone-temporary");
+    await page.getByRole("button", { name: "Set password" }).click();
+    await page.getByRole("alert").getByText("the new password must differ from the temporary one").waitFor({ timeout: PATIENCE });
+    await page.getByLabel("New password", { exact: true }).fill("phone-password-1");
+    await page.getByLabel("Repeat it").fill("phone-password-1");
+    await page.getByRole("button", { name: "Set password" }).click();
   });
+  // the temporary password no longer signs in
+  const old = await fetch(base + "/api/auth/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: "phone", password: "phone-temporary" }),
+  });
+  assert.equal(old.status, 401);
   // navigation to an interactive chat on the phone viewport, signed in
   const page = await context.newPage();
   const t0 = Date.now();
@@ -339,5 +361,63 @@ test("an expired token returns to login and keeps the draft", async () => {
   await page.getByRole("button", { name: "Sign in" }).click();
   await composer(page).waitFor({ timeout: PATIENCE });
   assert.equal(await composer(page).inputValue(), "a draft worth keeping");
+  await context.close();
+});
+
+test("desktop: a shell call waits for approval; Approve runs it, Deny refuses it", async () => {
+  // a preset with the shell tool set (its `shell_run` asks for approval) and
+  // a workspace with a project directory for it to run in
+  const project = path.join(home, "data", "workspaces", "approvals");
+  fs.mkdirSync(project, { recursive: true });
+  await api("/api/workspaces/create", { name: "approvals", project_dirs: [project] });
+  await api("/api/presets/create", {
+    name: "shell",
+    config: { profile: "fake", model: provider.model, toolsets: ["shell"], tool_options: { shell: { sandbox: "none" } } },
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const problems = watchConsole(page);
+  await page.goto(base + "/");
+  await page.getByRole("button", { name: "Token" }).click();
+  await page.getByLabel("Token").fill(adminToken);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await composer(page).waitFor({ timeout: PATIENCE });
+  await page.getByLabel("Workspace").selectOption({ label: "approvals" });
+  await page.getByLabel("Preset").selectOption({ label: "shell" });
+
+  // Approve: the run resumes, the command runs, the answer uses its output
+  await send(page, "what does the shell say");
+  await page.waitForURL(/\/c\/[0-9a-f-]{36}$/, { timeout: PATIENCE });
+  const card = page.getByTestId("tool-card").last();
+  await card.getByText("shell_run", { exact: true }).waitFor({ timeout: PATIENCE });
+  await card.getByText("awaiting approval", { exact: true }).waitFor({ timeout: PATIENCE });
+  await card.getByRole("button", { name: "Deny" }).waitFor();
+  assert.equal(await composer(page).inputValue(), "", "the sent message left the composer");
+  await axe(page, "desktop approval");
+  await shot(page, "desktop-approval");
+  await card.getByRole("button", { name: "Approve" }).click();
+  await page.getByText("The shell said 42.").waitFor({ timeout: PATIENCE });
+  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
+  await page.getByTestId("live-turn").waitFor({ state: "detached", timeout: PATIENCE });
+  const ran = page.getByTestId("tool-card").filter({ hasText: "shell_run" }).first();
+  await ran.getByText("complete", { exact: true }).waitFor({ timeout: PATIENCE });
+  const approved = JSON.stringify(provider.requests[provider.requests.length - 1].messages);
+  assert.ok(approved.includes("approved-42"), `the model read the command's output: ${approved.slice(-600)}`);
+  assert.equal(await page.getByRole("button", { name: "Approve" }).count(), 0, "no approval left to give");
+
+  // Deny: the command never runs and the model reads the refusal
+  const before = provider.requests.length;
+  await send(page, "ask the shell once more");
+  const second = page.getByTestId("tool-card").last();
+  await second.getByText("awaiting approval", { exact: true }).waitFor({ timeout: PATIENCE });
+  await second.getByRole("button", { name: "Deny" }).click();
+  await page.getByText("I was not allowed to run it.").waitFor({ timeout: PATIENCE });
+  await page.getByRole("button", { name: "Send" }).waitFor({ timeout: PATIENCE });
+  await page.getByTestId("live-turn").waitFor({ state: "detached", timeout: PATIENCE });
+  await page.getByTestId("tool-card").last().getByText("denied", { exact: true }).waitFor({ timeout: PATIENCE });
+  const denied = provider.requests.slice(before).map((r) => JSON.stringify(r.messages)).join("\n");
+  assert.ok(!denied.slice(denied.lastIndexOf("ask the shell once more")).includes("approved-42"), "the denied command did not run");
+  await shot(page, "desktop-denied");
+  assert.deepEqual(problems, [], "no CSP violations or page errors");
   await context.close();
 });

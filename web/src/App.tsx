@@ -16,6 +16,8 @@ export function App() {
   const [checking, setChecking] = useState(() => !!auth.token());
   const [expired, setExpired] = useState(false);
   const [askPassword, setAskPassword] = useState(false);
+  // the password just used to sign in, to replace a temporary one (memory only)
+  const [loginPassword, setLoginPassword] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [workspaces, setWorkspaces] = useState<WorkspaceView[]>([]);
   const [workspaceId, setWorkspaceId] = useState<string | null>(() => localStorage.getItem(WORKSPACE_KEY));
@@ -60,7 +62,8 @@ export function App() {
   }, []);
 
   useEffect(() => {
-    if (user) void loadCatalog();
+    // a temporary password is replaced before anything else is loaded
+    if (user && !user.must_change_password) void loadCatalog();
   }, [user, loadCatalog]);
 
   useEffect(() => {
@@ -74,10 +77,30 @@ export function App() {
     return (
       <Login
         expired={expired}
-        onLoggedIn={(u) => {
+        onLoggedIn={(u, password) => {
           setError(null);
+          setLoginPassword(password ?? null);
           setUser(u);
           setAskPassword(!u.has_password && sessionStorage.getItem("netherbrain.skip-password") !== "1");
+        }}
+      />
+    );
+  const signOut = () => {
+    void api.post("/api/auth/logout").catch(() => undefined);
+    auth.clear();
+    setLoginPassword(null);
+    setUser(null);
+  };
+  if (user.must_change_password)
+    return (
+      <SetPassword
+        user={user}
+        current={loginPassword}
+        onSignOut={signOut}
+        onDone={(u) => {
+          setLoginPassword(null);
+          setAskPassword(false);
+          setUser(u);
         }}
       />
     );
@@ -85,6 +108,7 @@ export function App() {
     return (
       <SetPassword
         user={user}
+        onSignOut={signOut}
         onDone={(u) => {
           sessionStorage.setItem("netherbrain.skip-password", "1");
           setAskPassword(false);

@@ -182,6 +182,12 @@ pub struct Authenticated {
     pub user: User,
     /// The API key used; `None` for the operator token.
     pub key_id: Option<ApiKeyId>,
+    /// The user's password is temporary ([`User::must_change_password`])
+    /// and the token is a login token ([`LOGIN_KEY_NAME`]): until the user
+    /// chooses a new password it may only read who it is, change the
+    /// password and log out. Other API keys and the operator token are
+    /// never held back.
+    pub password_change_required: bool,
 }
 
 impl Authenticated {
@@ -211,6 +217,29 @@ impl Authenticated {
 /// assert_eq!(e, AuthError::InvalidToken);
 /// # });
 /// ```
+///
+/// A login token of a user whose password is temporary is held back until
+/// the password changes; the user's other keys are not:
+///
+/// ```
+/// use netherbrain_core::auth::{self, IssueKey, Principal, LOGIN_KEY_NAME};
+/// use netherbrain_core::store::prelude::*;
+/// use netherbrain_core::store::{MemoryStore, NewUser, UserRole};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let new = NewUser::new("ada", UserRole::User)
+///     .with_password_hash("$argon2id$…")
+///     .with_temporary_password();
+/// let ada = store.create_user(new).await.unwrap();
+/// let who = Principal::of(&ada);
+/// let login = auth::issue_api_key(&store, &who, IssueKey::new(LOGIN_KEY_NAME)).await.unwrap();
+/// let laptop = auth::issue_api_key(&store, &who, IssueKey::new("laptop")).await.unwrap();
+/// let found = auth::authenticate(&store, login.secret(), None).await.unwrap();
+/// assert!(found.password_change_required);
+/// let found = auth::authenticate(&store, laptop.secret(), None).await.unwrap();
+/// assert!(!found.password_change_required);
+/// # });
+/// ```
 pub async fn authenticate(
     store: &dyn StateStore,
     bearer: &str,
@@ -222,6 +251,7 @@ pub async fn authenticate(
         return Ok(Authenticated {
             user: operator_admin(store).await?,
             key_id: None,
+            password_change_required: false,
         });
     }
     let key = match store.get_api_key_by_prefix(&token::prefix_of(bearer)).await {
@@ -245,6 +275,7 @@ pub async fn authenticate(
         return Err(AuthError::Deactivated);
     }
     Ok(Authenticated {
+        password_change_required: user.must_change_password && key.name == LOGIN_KEY_NAME,
         user,
         key_id: Some(key.id),
     })

@@ -125,6 +125,7 @@ macro_rules! store_conformance_tests {
             user_invalid_input_is_rejected,
             user_update_list_and_count,
             user_not_found,
+            user_temporary_password_roundtrips,
             api_key_create_and_lookup,
             api_key_duplicate_prefix_conflicts,
             api_key_list_newest_first,

@@ -202,6 +202,7 @@ impl UserStore for MemoryStore {
             display_name: user.display_name,
             role: user.role,
             password_hash: user.password_hash,
+            must_change_password: user.must_change_password,
             active: true,
             created_at: now,
             updated_at: now,

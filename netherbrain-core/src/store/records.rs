@@ -68,6 +68,12 @@ pub struct User {
     /// Argon2 PHC string; `None` for accounts that log in by token only.
     #[serde(skip_serializing)]
     pub password_hash: Option<String>,
+    /// The password was set by someone else (an admin creating the account
+    /// or resetting its password): it is temporary, and the user's login
+    /// tokens can do nothing but change it until the user chooses a new
+    /// one. Server-owned: only the password routes set or clear it.
+    #[serde(default)]
+    pub must_change_password: bool,
     /// Deactivated users cannot authenticate.
     pub active: bool,
     /// Created.
@@ -88,6 +94,8 @@ pub struct NewUser {
     pub role: UserRole,
     /// Argon2 PHC string.
     pub password_hash: Option<String>,
+    /// Whether the password is temporary (see [`User::must_change_password`]).
+    pub must_change_password: bool,
 }
 
 impl NewUser {
@@ -105,6 +113,22 @@ impl NewUser {
     #[must_use]
     pub fn with_password_hash(mut self, hash: impl Into<String>) -> Self {
         self.password_hash = Some(hash.into());
+        self
+    }
+
+    /// Marks the password as temporary: the user must choose a new one
+    /// before doing anything else (see [`User::must_change_password`]).
+    ///
+    /// ```
+    /// use netherbrain_core::store::{NewUser, UserRole};
+    /// let new = NewUser::new("ada", UserRole::User)
+    ///     .with_password_hash("$argon2id$…")
+    ///     .with_temporary_password();
+    /// assert!(new.must_change_password);
+    /// ```
+    #[must_use]
+    pub fn with_temporary_password(mut self) -> Self {
+        self.must_change_password = true;
         self
     }
 
@@ -128,6 +152,8 @@ pub struct UserPatch {
     pub active: Option<bool>,
     /// New password hash.
     pub password_hash: Option<String>,
+    /// Set or clear [`User::must_change_password`].
+    pub must_change_password: Option<bool>,
 }
 
 impl UserPatch {
@@ -158,6 +184,9 @@ impl UserPatch {
         }
         if let Some(hash) = self.password_hash {
             user.password_hash = Some(hash);
+        }
+        if let Some(must) = self.must_change_password {
+            user.must_change_password = must;
         }
     }
 }

@@ -33,7 +33,16 @@ pub struct AuthUser {
     pub key_id: Option<netherbrain_core::ApiKeyId>,
     /// The bearer token, to re-check open streams with.
     pub(crate) credential: Credential,
+    /// A login token of a user whose password is temporary: only the
+    /// routes in [`PASSWORD_CHANGE_ROUTES`] answer it.
+    pub(crate) password_change_required: bool,
 }
+
+/// What a login token may call while its user's password is temporary
+/// (`must_change_password`): everything else answers `403` with the code
+/// `password_change_required`.
+pub(crate) const PASSWORD_CHANGE_ROUTES: [&str; 3] =
+    ["/api/auth/me", "/api/auth/password", "/api/auth/logout"];
 
 /// The bearer token a request authenticated with. `Debug` prints no secret.
 #[derive(Clone)]
@@ -152,7 +161,11 @@ pub(crate) async fn require_auth(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let user = authenticate(&state, req.headers()).await?;
+    let user = if PASSWORD_CHANGE_ROUTES.contains(&req.uri().path()) {
+        authenticate_any(&state, req.headers()).await?
+    } else {
+        authenticate(&state, req.headers()).await?
+    };
     req.extensions_mut().insert(user);
     Ok(next.run(req).await)
 }
@@ -218,11 +231,27 @@ pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpN
     client
 }
 
-/// Resolves the bearer token of a request to an active user.
+/// Resolves the bearer token of a request to an active user; `403`
+/// `password_change_required` for a login token whose user must first
+/// change a temporary password (see [`PASSWORD_CHANGE_ROUTES`]).
 pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<AuthUser, ApiError> {
+    let user = authenticate_any(state, headers).await?;
+    if user.password_change_required {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "password_change_required",
+            "this account's password is temporary: choose a new one with POST /api/auth/password",
+        ));
+    }
+    Ok(user)
+}
+
+/// Resolves the bearer token of a request to an active user, holding back
+/// nothing: for the routes a temporary password leaves open.
+async fn authenticate_any(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
     let Some(token) = bearer_token(headers) else {
         return Err(ApiError::unauthorized(
             "missing `Authorization: Bearer <token>` header",
@@ -238,6 +267,7 @@ pub(crate) async fn authenticate(
         user: found.user,
         key_id: found.key_id,
         credential: Credential(token.into()),
+        password_change_required: found.password_change_required,
     })
 }
 

@@ -57,6 +57,12 @@ async fn verify(
 /// Exchanges a username and password for a bearer token (an API key named
 /// `login` that expires). Failed attempts are throttled per username and
 /// client IP (see `LoginRateLimit`).
+///
+/// When `user.must_change_password` is true the password was set by an
+/// admin and is temporary: the token then works only for
+/// `GET /api/auth/me`, `POST /api/auth/password` and
+/// `POST /api/auth/logout`; every other route answers `403` with the code
+/// `password_change_required` until the new password is set.
 #[utoipa::path(
     post,
     path = "/api/auth/login",
@@ -129,6 +135,8 @@ pub(crate) async fn me(auth: AuthUser) -> Json<UserView> {
 
 /// Changes the caller's password. `current_password` is required when the
 /// account has a password. Every other login token of the user is revoked.
+/// This is how a temporary password (`must_change_password`) is replaced:
+/// afterwards the token of this request works everywhere again.
 #[utoipa::path(
     post,
     path = "/api/auth/password",
@@ -137,7 +145,7 @@ pub(crate) async fn me(auth: AuthUser) -> Json<UserView> {
     responses(
         (status = 200, description = "Changed", body = UserView),
         (status = 401, description = "Wrong current password", body = crate::dto::ErrorBody),
-        (status = 422, description = "New password too short", body = crate::dto::ErrorBody),
+        (status = 422, description = "New password too short, or the same as the temporary one", body = crate::dto::ErrorBody),
     )
 )]
 pub(crate) async fn change_password(
@@ -149,13 +157,20 @@ pub(crate) async fn change_password(
     let params = state.config().password_hash;
     if let Some(current_hash) = auth.user.password_hash.clone() {
         let current = req.current_password.unwrap_or_default();
+        let same = current == req.new_password;
         if !verify(&state, current, Some(current_hash)).await? {
             return Err(ApiError::unauthorized("current password is wrong"));
+        }
+        if same && auth.user.must_change_password {
+            return Err(ApiError::invalid(
+                "the new password must differ from the temporary one",
+            ));
         }
     }
     let hash = password::hash(params, req.new_password).await?;
     let mut patch = UserPatch::default();
     patch.password_hash = Some(hash);
+    patch.must_change_password = Some(false);
     let user = state.store().update_user(auth.id(), patch).await?;
     // Everyone else logged in with the old password is logged out; the
     // token of this request stays.

@@ -42,7 +42,9 @@ async fn ensure_not_last_admin(state: &AppState, target: &User) -> Result<(), Ap
     Ok(())
 }
 
-/// Creates a user.
+/// Creates a user. A password given here is temporary
+/// (`must_change_password`): the user must choose a new one with
+/// `POST /api/auth/password` before their login token does anything else.
 #[utoipa::path(
     post,
     path = "/api/users/create",
@@ -66,6 +68,9 @@ pub(crate) async fn create(
     if let Some(pw) = req.password {
         password::check_policy(&pw)?;
         new.password_hash = Some(password::hash(state.config().password_hash, pw).await?);
+        // Chosen by the admin, so known to two people: the user picks a
+        // new one at first login.
+        new.must_change_password = true;
     }
     let user = state.store().create_user(new).await?;
     Ok(Json(user.into()))
@@ -190,8 +195,9 @@ pub(crate) async fn activate(
     Ok(Json(state.store().update_user(id, patch).await?.into()))
 }
 
-/// Sets a user's password and revokes the user's login tokens (API keys
-/// named `login`; other keys stay).
+/// Sets a temporary password for a user (`must_change_password`: the user
+/// must choose a new one at next login) and revokes the user's login tokens
+/// (API keys named `login`; other keys stay).
 #[utoipa::path(
     post,
     path = "/api/users/{id}/reset-password",
@@ -214,6 +220,7 @@ pub(crate) async fn reset_password(
     state.store().get_user(id).await?;
     let mut patch = UserPatch::default();
     patch.password_hash = Some(password::hash(state.config().password_hash, req.password).await?);
+    patch.must_change_password = Some(true);
     let user = state.store().update_user(id, patch).await?;
     netherbrain_core::auth::revoke_login_keys(state.store().as_ref(), id, None).await?;
     Ok(Json(user.into()))

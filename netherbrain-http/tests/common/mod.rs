@@ -148,36 +148,61 @@ impl TestServer {
     /// Creates a user with a password and logs in; returns the user and a
     /// client with its token.
     pub async fn user(&self, username: &str, role: Role) -> (UserView, Client) {
+        let temporary = format!("{username}-temporary");
         let password = format!("{username}-password");
         let user = self
             .admin
             .create_user(&CreateUserRequest {
                 username: username.to_owned(),
-                password: Some(password.clone()),
+                password: Some(temporary.clone()),
                 display_name: None,
                 role,
             })
             .await
             .expect("create user");
-        let login = self.anon.login(username, &password).await.expect("login");
-        (user, self.anon.with_token(login.token))
+        let (user, client, _) = self.login_temporary(user, &temporary, &password).await;
+        (user, client)
     }
 
     /// Like [`TestServer::user`], also returning the bearer token.
     pub async fn user_token(&self, username: &str) -> (UserView, Client, String) {
+        let temporary = format!("{username}-temporary");
         let password = format!("{username}-password");
         let user = self
             .admin
             .create_user(&CreateUserRequest {
                 username: username.to_owned(),
-                password: Some(password.clone()),
+                password: Some(temporary.clone()),
                 display_name: None,
                 role: Role::User,
             })
             .await
             .expect("create user");
-        let login = self.anon.login(username, &password).await.expect("login");
+        self.login_temporary(user, &temporary, &password).await
+    }
+
+    /// Logs `user` in with the temporary password an admin gave it and
+    /// replaces it with `password`, as a user does at first login.
+    async fn login_temporary(
+        &self,
+        user: UserView,
+        temporary: &str,
+        password: &str,
+    ) -> (UserView, Client, String) {
+        assert!(
+            user.must_change_password,
+            "an admin-set password is temporary"
+        );
+        let login = self
+            .anon
+            .login(&user.username, temporary)
+            .await
+            .expect("login");
         let client = self.anon.with_token(login.token.clone());
+        let user = client
+            .change_password(Some(temporary), password)
+            .await
+            .expect("change the temporary password");
         (user, client, login.token)
     }
 

@@ -17,6 +17,11 @@ export interface paths {
          * Exchanges a username and password for a bearer token (an API key named
          *     `login` that expires). Failed attempts are throttled per username and
          *     client IP (see `LoginRateLimit`).
+         * @description When `user.must_change_password` is true the password was set by an
+         *     admin and is temporary: the token then works only for
+         *     `GET /api/auth/me`, `POST /api/auth/password` and
+         *     `POST /api/auth/logout`; every other route answers `403` with the code
+         *     `password_change_required` until the new password is set.
          */
         post: operations["login"];
         delete?: never;
@@ -74,6 +79,8 @@ export interface paths {
         /**
          * Changes the caller's password. `current_password` is required when the
          *     account has a password. Every other login token of the user is revoked.
+         *     This is how a temporary password (`must_change_password`) is replaced:
+         *     afterwards the token of this request works everywhere again.
          */
         post: operations["change_password"];
         delete?: never;
@@ -675,7 +682,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Creates a user. */
+        /**
+         * Creates a user. A password given here is temporary
+         *     (`must_change_password`): the user must choose a new one with
+         *     `POST /api/auth/password` before their login token does anything else.
+         */
         post: operations["create"];
         delete?: never;
         options?: never;
@@ -764,8 +775,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Sets a user's password and revokes the user's login tokens (API keys
-         *     named `login`; other keys stay).
+         * Sets a temporary password for a user (`must_change_password`: the user
+         *     must choose a new one at next login) and revokes the user's login tokens
+         *     (API keys named `login`; other keys stay).
          */
         post: operations["reset_password"];
         delete?: never;
@@ -1970,6 +1982,13 @@ export interface components {
              * @description Id.
              */
             id: string;
+            /**
+             * @description The password was set by an admin (account creation or reset) and is
+             *     temporary: until the user chooses a new one with
+             *     `POST /api/auth/password`, their login tokens are refused everywhere
+             *     else with `403` `password_change_required`.
+             */
+            must_change_password: boolean;
             /** @description Role. */
             role: components["schemas"]["UserRole"];
             /**
@@ -2237,7 +2256,7 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            /** @description New password too short */
+            /** @description New password too short, or the same as the temporary one */
             422: {
                 headers: {
                     [name: string]: unknown;

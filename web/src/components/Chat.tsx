@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
+import { flushSync } from "react-dom";
 import { api, ApiError, auth } from "../api/client";
 import { followSession } from "../api/stream";
 import type {
@@ -14,7 +15,7 @@ import type {
   TurnList,
 } from "../api/types";
 import { navigate } from "../router";
-import { applyEvent, blocksFromMessages, emptyRun, isLive, totals, type Block, type RunView } from "../state/run";
+import { applyEvent, blocksFromMessages, emptyRun, isLive, toolResults, totals, type Block, type RunView } from "../state/run";
 import { Markdown } from "./Markdown";
 import { ErrorText, Icon, input, primary, secondary, danger } from "./ui";
 
@@ -362,7 +363,10 @@ export function Chat({
         preset_id: effectivePreset,
         stream: false,
       });
-      setDraft("");
+      // committed before the route changes: the route's update is urgent
+      // (a popstate) and would otherwise render the new conversation with
+      // the old draft, which its draft effect then keeps
+      flushSync(() => setDraft(""));
       sessionStorage.removeItem(draftKey(conversationId));
       setAttachments([]);
       setPendingInput(blocksFromMessages([message]));
@@ -460,6 +464,8 @@ export function Chat({
   const liveSessionId = run?.sessionId;
   const shownTurns = turns.filter((t) => t.session.id !== liveSessionId || (run && run.finished && run.deferred.length === 0));
   const liveTurnStored = turns.find((t) => t.session.id === liveSessionId);
+  const results = toolResults(turns);
+  const inheritedResults = toolResults(inherited?.turns ?? []);
   const approval = (id: string) => (
     <div className="flex gap-2 border-t border-zinc-200 px-3 py-2 dark:border-zinc-700">
       <button type="button" className={primary} onClick={() => void decide([{ decision: "approve", call_id: id }])}>Approve</button>
@@ -493,7 +499,7 @@ export function Chat({
           {inherited && (
             <section aria-label="History from the original conversation" className="opacity-80">
               {inherited.turns.map((t) => (
-                <Blocks key={t.session.id} blocks={blocksFromMessages(t.messages)} />
+                <Blocks key={t.session.id} blocks={blocksFromMessages(t.messages, [], inheritedResults)} />
               ))}
               <p className="my-3 border-y border-dashed border-zinc-300 py-1 text-center text-xs dark:border-zinc-600">
                 Forked from{" "}
@@ -505,7 +511,7 @@ export function Chat({
           )}
           {shownTurns.map((t) => (
             <article key={t.session.id} className="group" aria-label="Turn">
-              <Blocks blocks={blocksFromMessages(t.messages)} />
+              <Blocks blocks={blocksFromMessages(t.messages, [], results)} />
               {t.session.error && <p role="alert" className="text-sm text-red-700 dark:text-red-300">The run failed: {t.session.error}</p>}
               {t.session.status === "interrupted" && <p className="text-xs text-zinc-600 dark:text-zinc-400">Stopped.</p>}
               <div className="flex items-center gap-3">

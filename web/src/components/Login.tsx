@@ -3,7 +3,7 @@ import { api, auth } from "../api/client";
 import type { LoginResponse, UserView } from "../api/types";
 import { ErrorText, Field, input, primary, secondary } from "./ui";
 
-export function Login({ onLoggedIn, expired }: { onLoggedIn: (u: UserView) => void; expired: boolean }) {
+export function Login({ onLoggedIn, expired }: { onLoggedIn: (u: UserView, password?: string) => void; expired: boolean }) {
   const linkToken = new URLSearchParams(location.search).get("token");
   const [mode, setMode] = useState<"password" | "token">(linkToken ? "token" : "password");
   const [username, setUsername] = useState("");
@@ -20,7 +20,8 @@ export function Login({ onLoggedIn, expired }: { onLoggedIn: (u: UserView) => vo
       if (mode === "password") {
         const res = await api.post<LoginResponse>("/api/auth/login", { username, password });
         auth.set(res.token);
-        onLoggedIn(res.user);
+        // kept in memory only, to replace a temporary password without asking for it again
+        onLoggedIn(res.user, password);
       } else {
         auth.set(token.trim());
         const me = await api.get<UserView>("/api/auth/me");
@@ -62,31 +63,54 @@ export function Login({ onLoggedIn, expired }: { onLoggedIn: (u: UserView) => vo
   );
 }
 
-/** Asked once after signing in to an account without a password (e.g. the first admin's token). */
-export function SetPassword({ user, onDone }: { user: UserView; onDone: (u: UserView) => void }) {
+/**
+ * Asked after signing in: once, skippable, for an account without a password
+ * (e.g. the first admin's token); always, and before anything else, when the
+ * password is temporary (`must_change_password`: set by an admin). `current`
+ * is the password just used to sign in, when known.
+ */
+export function SetPassword({ user, current, onDone, onSignOut }: { user: UserView; current?: string | null; onDone: (u: UserView) => void; onSignOut: () => void }) {
+  const forced = user.must_change_password;
+  const [temporary, setTemporary] = useState("");
   const [password, setPassword] = useState("");
   const [confirm, setConfirm] = useState("");
   const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const askCurrent = user.has_password && !current;
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
     if (password !== confirm) return setError(new Error("The two passwords differ."));
+    setBusy(true);
+    setError(null);
     try {
-      onDone(await api.post<UserView>("/api/auth/password", { new_password: password }));
+      const body = user.has_password ? { current_password: current || temporary, new_password: password } : { new_password: password };
+      onDone(await api.post<UserView>("/api/auth/password", body));
     } catch (err) {
       setError(err);
+    } finally {
+      setBusy(false);
     }
   };
   return (
     <main className="flex min-h-full items-center justify-center p-4">
       <form onSubmit={submit} className="w-full max-w-sm space-y-4 rounded-xl border border-zinc-200 p-6 dark:border-zinc-700" aria-labelledby="pw-title">
-        <h1 id="pw-title" className="text-xl font-semibold">Choose a password</h1>
-        <p className="text-sm">The account <strong>{user.username}</strong> has no password yet. Set one to sign in with it next time.</p>
-        <Field label="New password"><input className={input} type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} required /></Field>
+        <h1 id="pw-title" className="text-xl font-semibold">{forced ? "Choose a new password" : "Choose a password"}</h1>
+        {forced ? (
+          <p className="text-sm">The password of <strong>{user.username}</strong> was set by an administrator and is temporary. Choose your own to continue.</p>
+        ) : (
+          <p className="text-sm">The account <strong>{user.username}</strong> has no password yet. Set one to sign in with it next time.</p>
+        )}
+        {askCurrent && <Field label="Temporary password"><input className={input} type="password" autoComplete="current-password" value={temporary} onChange={(e) => setTemporary(e.target.value)} required /></Field>}
+        <Field label="New password"><input className={input} type="password" autoComplete="new-password" minLength={8} value={password} onChange={(e) => setPassword(e.target.value)} required /></Field>
         <Field label="Repeat it"><input className={input} type="password" autoComplete="new-password" value={confirm} onChange={(e) => setConfirm(e.target.value)} required /></Field>
         <ErrorText error={error} />
         <div className="flex gap-2">
-          <button type="submit" className={primary}>Set password</button>
-          <button type="button" className={secondary} onClick={() => onDone(user)}>Later</button>
+          <button type="submit" className={primary} disabled={busy}>Set password</button>
+          {forced ? (
+            <button type="button" className={secondary} onClick={onSignOut}>Sign out</button>
+          ) : (
+            <button type="button" className={secondary} onClick={() => onDone(user)}>Later</button>
+          )}
         </div>
       </form>
     </main>

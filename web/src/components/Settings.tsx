@@ -352,13 +352,14 @@ function Users({ me }: { me: UserView }) {
             <span className="font-medium">{u.username}</span>
             <span>{u.role}</span>
             <span>{u.active ? "active" : "deactivated"}</span>
+            {u.must_change_password && <span className="text-amber-800 dark:text-amber-300">temporary password</span>}
             {u.id !== me.id && <button type="button" className={`${secondary} ml-auto`} onClick={() => void toggle(u)}>{u.active ? "Deactivate" : "Activate"}</button>}
           </li>
         ))}
       </ul>
       <form onSubmit={create} className="space-y-2">
         <Field label="Username"><input className={input} value={username} onChange={(e) => setUsername(e.target.value)} required /></Field>
-        <Field label="Password" hint="At least 8 characters; leave empty for an API-key-only account."><input className={input} type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} /></Field>
+        <Field label="Password" hint="Temporary, at least 8 characters: the user chooses a new one at first sign-in. Leave empty for an API-key-only account."><input className={input} type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} /></Field>
         <Field label="Role">
           <select className={input} value={role} onChange={(e) => setRole(e.target.value as "user" | "admin")}>
             <option value="user">user</option>

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { AgentEvent } from "../api/types";
-import { applyAll, applyEvent, blocksFromMessages, emptyRun, isLive, totals } from "./run";
+import type { AgentEvent, Message } from "../api/types";
+import { applyAll, applyEvent, blocksFromMessages, emptyRun, isLive, toolResults, totals } from "./run";
 import { parseSse } from "../api/stream";
 
 const S = "0190b7a2-0000-7000-8000-000000000001";
@@ -123,6 +123,26 @@ describe("blocksFromMessages", () => {
       { kind: "tool", id: "c1", name: "lookup", args: '{"q":1}', result: "42", status: "complete" },
       { kind: "text", id: "m3-0", text: "It is 42.", done: true },
     ]);
+  });
+});
+
+describe("toolResults", () => {
+  it("joins a call that waited for approval to its result in the resumed turn", () => {
+    const first = { messages: [
+      { role: "user", content: [{ type: "text", text: "run it" }] },
+      { role: "assistant", content: [{ type: "tool_call", id: "c9", name: "shell_run", arguments: { command: "echo 42" } }] },
+    ] as Message[] };
+    const resumed = { messages: [
+      { role: "tool", content: [{ type: "tool_result", call_id: "c9", content: "42", status: "success" }] },
+      { role: "assistant", content: [{ type: "text", text: "It said 42." }] },
+    ] as Message[] };
+    const later = toolResults([first, resumed]);
+    expect(blocksFromMessages(first.messages, [], later)[1]).toEqual({ kind: "tool", id: "c9", name: "shell_run", args: '{"command":"echo 42"}', result: "42", status: "complete" });
+    // without the later turn it is still open
+    expect(blocksFromMessages(first.messages)[1]).toMatchObject({ status: "running" });
+    // a denial shows as one
+    const denied = toolResults([{ messages: [{ role: "tool", content: [{ type: "tool_result", call_id: "c9", content: "no", status: "denied" }] }] as Message[] }]);
+    expect(blocksFromMessages(first.messages, [], denied)[1]).toMatchObject({ status: "denied", result: "no" });
   });
 });
 

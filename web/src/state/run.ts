@@ -153,12 +153,28 @@ export function applyAll(run: RunView, events: { seq: number; event: AgentEvent 
   return events.reduce((r, e) => applyEvent(r, e.seq, e.event), run);
 }
 
+/** Tool results by call id, from stored messages. */
+export type ToolResults = Map<string, { content: string; status: ToolResultStatus | undefined }>;
+
+/**
+ * The tool results of several turns by call id: a call that waited for
+ * approval is stored in one turn (session) and its result in the next, the
+ * one the decision resumed.
+ */
+export function toolResults(turns: { messages: Message[] }[]): ToolResults {
+  const found: ToolResults = new Map();
+  for (const t of turns)
+    for (const m of t.messages)
+      for (const part of m.content) if (part.type === "tool_result") found.set(part.call_id, { content: part.content, status: part.status });
+  return found;
+}
+
 /**
  * The blocks of stored messages (a finished turn from `/turns`): user text
  * and images, assistant text, reasoning and tool calls, and tool results
  * joined to their calls.
  */
-export function blocksFromMessages(messages: Message[], deferred: ToolCall[] = []): Block[] {
+export function blocksFromMessages(messages: Message[], deferred: ToolCall[] = [], later: ToolResults = new Map()): Block[] {
   const blocks: Block[] = [];
   const pending = new Set(deferred.map((c) => c.id));
   messages.forEach((m, mi) => {
@@ -190,6 +206,12 @@ export function blocksFromMessages(messages: Message[], deferred: ToolCall[] = [
             args: typeof part.arguments === "string" ? part.arguments : JSON.stringify(part.arguments),
             status: pending.has(part.id) ? "awaiting_approval" : "running",
           });
+          {
+            // a call that waited for approval has its result in the turn that resumed it
+            const r = later.get(part.id);
+            const b = blocks[blocks.length - 1];
+            if (r && b.kind === "tool") blocks[blocks.length - 1] = { ...b, result: r.content, status: toolStatus(r.status) };
+          }
           break;
         case "tool_result": {
           const i = blocks.findIndex((b) => b.kind === "tool" && b.id === part.call_id);

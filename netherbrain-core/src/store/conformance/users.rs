@@ -155,6 +155,55 @@ pub async fn user_update_list_and_count(store: &dyn StateStore) {
     assert_eq!(ok(store.get_user(max.id).await, "get_user"), max);
 }
 
+/// A temporary password is kept on create, set and cleared by a patch, and
+/// left alone by patches that do not name it; new users have none.
+pub async fn user_temporary_password_roundtrips(store: &dyn StateStore) {
+    let plain = new_user(store, "plain").await;
+    assert!(
+        !plain.must_change_password,
+        "a new user has no temporary password"
+    );
+    let temp = ok(
+        store
+            .create_user(
+                NewUser::new("temp", UserRole::User)
+                    .with_password_hash("$argon2id$v=19$fake")
+                    .with_temporary_password(),
+            )
+            .await,
+        "create_user(temporary password)",
+    );
+    assert!(temp.must_change_password, "create must keep the flag");
+    assert_eq!(ok(store.get_user(temp.id).await, "get_user"), temp);
+
+    let mut patch = UserPatch::default();
+    patch.display_name = Some(Some("Temp".into()));
+    let renamed = ok(store.update_user(temp.id, patch).await, "update_user");
+    assert!(
+        renamed.must_change_password,
+        "a patch without the flag must leave it"
+    );
+
+    let mut patch = UserPatch::default();
+    patch.password_hash = Some("hash-2".into());
+    patch.must_change_password = Some(false);
+    let changed = ok(store.update_user(temp.id, patch).await, "update_user");
+    assert!(!changed.must_change_password, "a patch clears the flag");
+    assert_eq!(ok(store.get_user(temp.id).await, "get_user"), changed);
+
+    let mut patch = UserPatch::default();
+    patch.must_change_password = Some(true);
+    let reset = ok(store.update_user(plain.id, patch).await, "update_user");
+    assert!(reset.must_change_password, "a patch sets the flag");
+    assert_eq!(
+        ok(
+            store.get_user_by_username("plain").await,
+            "get_user_by_username"
+        ),
+        reset
+    );
+}
+
 /// Unknown users are `NotFound` everywhere.
 pub async fn user_not_found(store: &dyn StateStore) {
     expect_not_found(store.get_user(UserId::new()).await, "get_user(unknown)");
