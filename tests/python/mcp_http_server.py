@@ -1,8 +1,8 @@
 """A streamable-HTTP MCP server from the official `mcp` Python package, for
 the MCP tests. It listens on a free loopback port, prints `PORT <n>` on
 stdout once it accepts connections, and refuses requests whose
-`Authorization` header is not `Bearer $MCP_TEST_TOKEN` (when that variable
-is set)."""
+`X-Test-Token` header is not `$MCP_TEST_TOKEN` (when that variable is
+set)."""
 
 import os
 import socket
@@ -30,7 +30,7 @@ def guarded(app, token):
     async def asgi(scope, receive, send):
         if scope["type"] == "http" and token:
             headers = dict(scope.get("headers") or [])
-            if headers.get(b"authorization", b"").decode() != f"Bearer {token}":
+            if headers.get(b"x-test-token", b"").decode() != token:
                 await send({"type": "http.response.start", "status": 401,
                             "headers": [(b"content-type", b"text/plain")]})
                 await send({"type": "http.response.body", "body": b"unauthorized"})

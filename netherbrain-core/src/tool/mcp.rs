@@ -201,10 +201,7 @@ impl McpServerConfig {
 /// ```
 #[must_use]
 pub fn valid_mcp_server_name(name: &str) -> bool {
-    (1..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Turns a preset's MCP servers into tools.

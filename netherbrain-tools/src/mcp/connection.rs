@@ -80,7 +80,12 @@ impl Connection {
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_secs(self.config.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS).max(1))
+        Duration::from_secs(
+            self.config
+                .timeout_secs
+                .unwrap_or(DEFAULT_TIMEOUT_SECS)
+                .max(1),
+        )
     }
 
     /// The session's peer, connecting first when there is no live session.
@@ -146,12 +151,7 @@ impl Connection {
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
             .collect();
-        env.extend(
-            self.config
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        env.extend(self.config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         for (name, var) in &self.config.env_from {
             let value = std::env::var(var).map_err(|_| {
                 ToolError::failed(format!(
@@ -258,7 +258,8 @@ impl Connection {
         let mut retried = false;
         loop {
             let peer = self.peer().await?;
-            let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments.clone());
+            let params =
+                CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments.clone());
             let result = tokio::time::timeout(self.timeout(), peer.call_tool(params)).await;
             match result {
                 Ok(Ok(result)) => return output::to_output(result),
@@ -268,7 +269,10 @@ impl Connection {
                         self.server, e.message
                     )));
                 }
-                Ok(Err(e @ (rmcp::ServiceError::TransportSend(_) | rmcp::ServiceError::TransportClosed))) => {
+                Ok(Err(
+                    e
+                    @ (rmcp::ServiceError::TransportSend(_) | rmcp::ServiceError::TransportClosed),
+                )) => {
                     self.reset().await;
                     let unsent = matches!(e, rmcp::ServiceError::TransportSend(_));
                     if unsent && !retried {

@@ -141,7 +141,11 @@ impl McpConnector for Mcp {
                 continue;
             }
             tools.push(Arc::new(McpTool {
-                definition: ToolDefinition::new(name, tool.description.clone(), tool.schema.clone()),
+                definition: ToolDefinition::new(
+                    name,
+                    tool.description.clone(),
+                    tool.schema.clone(),
+                ),
                 remote: tool.name.clone(),
                 read_only: tool.read_only,
                 connection: connection.clone(),
