@@ -80,8 +80,11 @@ async fn start(provider: ScriptedProvider) -> Server {
         ("broken", PresetConfig::new("nowhere", "x")),
         (
             "capped",
-            PresetConfig::new("local", "tiny-model")
-                .with_settings(ModelSettings::default().with_max_tokens(20).with_temperature(0.9)),
+            PresetConfig::new("local", "tiny-model").with_settings(
+                ModelSettings::default()
+                    .with_max_tokens(20)
+                    .with_temperature(0.9),
+            ),
         ),
     ] {
         store
@@ -484,13 +487,6 @@ async fn misconfigured_preset_is_503() {
 async fn run_failures_use_the_openai_error_shape() {
     let failing = || {
         ScriptedResponse::builder()
-            .tool_call("call_oslo", "get_weather", r#"{"city":"Oslo"}"#)
-            .build(),
-        ScriptedResponse::text("Snow in Oslo."),
-        ScriptedResponse::builder()
-            .tool_call("call_rome", "get_weather", r#"{"city":"Rome"}"#)
-            .build(),
-        ScriptedResponse::builder()
             .text("partial")
             .then_error(ProviderError::Auth {
                 message: "upstream key rejected".into(),
@@ -799,7 +795,11 @@ async fn client_tools_end_the_run_with_tool_calls_and_tool_messages_complete_it(
         "It is snowing in Oslo."
     );
     let seen = &s.provider.requests()[1];
-    let results: Vec<_> = seen.messages.iter().flat_map(|m| m.tool_results()).collect();
+    let results: Vec<_> = seen
+        .messages
+        .iter()
+        .flat_map(|m| m.tool_results())
+        .collect();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].call_id, "call_w");
     assert_eq!(results[0].content, "snow, -3 C");
@@ -847,8 +847,14 @@ async fn server_tools_run_and_only_client_tool_calls_go_to_the_client() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
-    let calls = body["choices"][0]["message"]["tool_calls"].as_array().unwrap();
+    let calls = body["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["id"], "call_w");
-    assert_eq!(s.clock_calls.load(Ordering::SeqCst), 1, "the server tool ran");
+    assert_eq!(
+        s.clock_calls.load(Ordering::SeqCst),
+        1,
+        "the server tool ran"
+    );
 }

@@ -354,9 +354,9 @@ impl<'a> Runner<'a> {
             }
         };
         self.model_calls += 1;
-        self.finish_reason = response.finish_reason.filter(|r| {
-            !matches!(r, FinishReason::Stop | FinishReason::ToolCalls)
-        });
+        self.finish_reason = response
+            .finish_reason
+            .filter(|r| !matches!(r, FinishReason::Stop | FinishReason::ToolCalls));
         self.emit(AgentEvent::Custom {
             name: custom::USAGE_SNAPSHOT.to_owned(),
             value: serde_json::to_value(&self.usage).unwrap_or_default(),

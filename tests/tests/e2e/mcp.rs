@@ -3,7 +3,8 @@
 //! (the real OpenAI adapter against the fake provider) calls its read-only
 //! `lookup` tool, which runs at once, and its `add` tool, which asks by
 //! default; the user approves, and the final answer uses both results. The
-//! server's process ends with each run.
+//! server's process ends with each run. A server that cannot start is
+//! skipped, and a malformed declaration is refused with `422`.
 
 use std::time::Duration;
 
@@ -92,7 +93,10 @@ async fn the_model_calls_mcp_tools_and_the_answer_uses_their_results() -> Result
     // lookup and env ran; add (not read-only) waits for approval
     assert_eq!(first.status().as_deref(), Some("awaiting_tool_results"));
     insta::assert_json_snapshot!("mcp_first_run", wire(&first.events));
-    assert!(server_gone(&pid_file).await, "the MCP server outlived its run");
+    assert!(
+        server_gone(&pid_file).await,
+        "the MCP server outlived its run"
+    );
     std::fs::remove_file(&pid_file)?;
 
     let resp = admin
@@ -113,7 +117,10 @@ async fn the_model_calls_mcp_tools_and_the_answer_uses_their_results() -> Result
         .filter_map(|e| e.data["delta"].as_str())
         .collect();
     assert_eq!(text, "Atlantis's capital is Poseidonia, and 40 + 2 = 42.");
-    assert!(server_gone(&pid_file).await, "the MCP server outlived its run");
+    assert!(
+        server_gone(&pid_file).await,
+        "the MCP server outlived its run"
+    );
 
     // the model got the tools' schemas and saw every result
     let requests = provider.wait_for(2).await?;
@@ -123,7 +130,10 @@ async fn the_model_calls_mcp_tools_and_the_answer_uses_their_results() -> Result
         .last()
         .map(|r| r.body.to_string())
         .unwrap_or_default();
-    assert!(last.contains("The capital of Atlantis is Poseidonia."), "{last}");
+    assert!(
+        last.contains("The capital of Atlantis is Poseidonia."),
+        "{last}"
+    );
     assert!(last.contains("token-from-the-server-env"), "{last}");
     assert!(last.contains("42"), "{last}");
     Ok(())
@@ -151,5 +161,21 @@ async fn a_preset_with_a_broken_mcp_server_still_runs() -> Result<()> {
         .await?;
     assert_eq!(run.status().as_deref(), Some("committed"));
     assert_eq!(run.text(), "Still here.");
+
+    // A declaration that cannot work is refused when the preset is saved.
+    for servers in [
+        json!({"both": {"command": "x", "url": "http://127.0.0.1:9/mcp"}}),
+        json!({"bad name": {"command": "x"}}),
+        json!({"leak": {"command": "x", "env_from": {"K": "NETHER_AUTH_TOKEN"}}}),
+    ] {
+        let resp = admin
+            .post_request(
+                "/api/presets/create",
+                &json!({"name": "bad", "config": {"profile": "fake", "model": "m", "mcp_servers": servers}}),
+            )
+            .send()
+            .await?;
+        assert_eq!(resp.status(), 422, "{servers}");
+    }
     Ok(())
 }
