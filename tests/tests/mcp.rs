@@ -85,7 +85,8 @@ async fn stdio_server_tools_are_namespaced_validated_and_called() {
             "mcp_test_crash",
             "mcp_test_env",
             "mcp_test_fail",
-            "mcp_test_lookup"
+            "mcp_test_lookup",
+            "mcp_test_spawn_child"
         ]
     );
     // Read-only tools run; the others ask by default.
@@ -174,9 +175,21 @@ async fn a_crashed_stdio_server_is_restarted_and_killed_when_the_run_ends() {
     assert_ne!(first, second);
     assert!(alive(second));
 
-    // The run's agent is dropped: its server process is killed.
+    // A process the server started, in its process group.
+    let grandchild: i32 = call(&agent, "mcp_test_spawn_child", json!({}))
+        .await
+        .unwrap()
+        .parse()
+        .expect("a process id");
+    assert!(alive(grandchild));
+
+    // The run's agent is dropped: the server's process group is killed.
     drop(agent);
     assert!(wait_dead(second).await, "the server outlived its run");
+    assert!(
+        wait_dead(grandchild).await,
+        "a process the server started outlived its run"
+    );
 }
 
 #[tokio::test]
@@ -193,7 +206,7 @@ async fn tool_lists_are_cached_until_refreshed_and_processes_start_on_first_call
 
     // Listed from the cache: no process until a tool is called.
     let second = catalog.agent(&config).await.unwrap();
-    assert_eq!(names(&second).len(), 5);
+    assert_eq!(names(&second).len(), 6);
     assert!(pid(&pid_file).is_none(), "a cached list starts no server");
     assert_eq!(
         call(&second, "mcp_test_add", json!({"a": 1, "b": 1}))
@@ -209,7 +222,7 @@ async fn tool_lists_are_cached_until_refreshed_and_processes_start_on_first_call
     // After a refresh the next agent lists again, starting the server.
     catalog.refresh_tools();
     let third = catalog.agent(&config).await.unwrap();
-    assert_eq!(names(&third).len(), 5);
+    assert_eq!(names(&third).len(), 6);
     assert!(pid(&pid_file).is_some(), "a refreshed list asks the server");
 }
 
@@ -227,7 +240,7 @@ async fn a_server_that_fails_to_start_is_skipped() {
         .with_mcp_server("test", stdio(&pid_file));
     let agent = catalog().agent(&config).await.unwrap();
     let names = names(&agent);
-    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(names.len(), 6, "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("mcp_test_")));
 }
 

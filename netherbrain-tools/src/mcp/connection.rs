@@ -51,6 +51,30 @@ impl ClientHandler for Handler {
 
 type Service = RunningService<RoleClient, Handler>;
 
+/// Kills a stdio server's process group when dropped: closing the session
+/// lets the server itself exit, but not what it started.
+#[derive(Debug)]
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// An open session and, for a stdio server, its process group (dropped
+/// after the session).
+#[derive(Debug)]
+struct Live {
+    service: Service,
+    _group: GroupGuard,
+}
+
 /// A server as one run uses it.
 #[derive(Debug)]
 pub(super) struct Connection {
@@ -60,7 +84,7 @@ pub(super) struct Connection {
     key: CacheKey,
     /// The open session, if any; dropping it closes the transport and kills
     /// a stdio server's process group.
-    service: Mutex<Option<Service>>,
+    service: Mutex<Option<Live>>,
 }
 
 impl Connection {
@@ -91,14 +115,14 @@ impl Connection {
     /// The session's peer, connecting first when there is no live session.
     async fn peer(&self) -> Result<rmcp::Peer<RoleClient>, ToolError> {
         let mut guard = self.service.lock().await;
-        if let Some(service) = guard.as_ref() {
-            if !service.is_closed() {
-                return Ok(service.peer().clone());
+        if let Some(live) = guard.as_ref() {
+            if !live.service.is_closed() {
+                return Ok(live.service.peer().clone());
             }
             tracing::info!(server = %self.server, "MCP connection closed; reconnecting");
             *guard = None;
         }
-        let service = tokio::time::timeout(self.timeout(), self.connect())
+        let live = tokio::time::timeout(self.timeout(), self.connect())
             .await
             .map_err(|_| {
                 ToolError::failed(format!(
@@ -107,8 +131,8 @@ impl Connection {
                     self.timeout()
                 ))
             })??;
-        let peer = service.peer().clone();
-        *guard = Some(service);
+        let peer = live.service.peer().clone();
+        *guard = Some(live);
         Ok(peer)
     }
 
@@ -117,7 +141,7 @@ impl Connection {
         self.service.lock().await.take();
     }
 
-    async fn connect(&self) -> Result<Service, ToolError> {
+    async fn connect(&self) -> Result<Live, ToolError> {
         let handler = Handler {
             cache: Arc::downgrade(&self.cache),
             key: self.key.clone(),
@@ -127,7 +151,13 @@ impl Connection {
         };
         if let Some(command) = &self.config.command {
             let transport = self.spawn(command)?;
-            handler.serve(transport).await.map_err(|e| failed(&e))
+            // The program leads its own process group: its id is the group's.
+            let group = GroupGuard(transport.id().and_then(|id| i32::try_from(id).ok()));
+            let service = handler.serve(transport).await.map_err(|e| failed(&e))?;
+            Ok(Live {
+                service,
+                _group: group,
+            })
         } else if let Some(url) = &self.config.url {
             // reqwest 0.13 as rmcp uses it brings no crypto provider: use
             // ring, as the rest of the server does (a no-op once installed).
@@ -135,7 +165,11 @@ impl Connection {
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(self.headers()?);
             let transport = StreamableHttpClientTransport::from_config(config);
-            handler.serve(transport).await.map_err(|e| failed(&e))
+            let service = handler.serve(transport).await.map_err(|e| failed(&e))?;
+            Ok(Live {
+                service,
+                _group: GroupGuard(None),
+            })
         } else {
             Err(ToolError::failed(format!(
                 "MCP server `{}` has neither `command` nor `url`",

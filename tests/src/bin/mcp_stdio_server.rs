@@ -1,8 +1,9 @@
 //! A small MCP server over stdio, written with `rmcp`, for the MCP tests.
 //!
 //! Tools: `lookup` (read-only: a fact about a key), `add` (two integers),
-//! `fail` (always an error result) and `crash` (exits the process, to test
-//! reconnecting). When `MCP_TEST_PID_FILE` is set, the server writes its
+//! `fail` (always an error result), `spawn_child` (starts a `sleep`, to test
+//! that the whole process group is killed) and `crash` (exits the process,
+//! to test reconnecting). When `MCP_TEST_PID_FILE` is set, the server writes its
 //! process id there at start; every variable named in `MCP_TEST_ECHO_ENV`
 //! can be read back with `env`.
 
@@ -63,6 +64,16 @@ impl TestServer {
     #[tool(annotations(read_only_hint = true))]
     fn env(&self, Parameters(EnvArgs { name }): Parameters<EnvArgs>) -> String {
         std::env::var(&name).unwrap_or_else(|_| format!("{name} is not set"))
+    }
+
+    /// Starts a long-running child process (in the server's process group)
+    /// and returns its process id.
+    #[tool(annotations(read_only_hint = true))]
+    fn spawn_child(&self) -> String {
+        match std::process::Command::new("sleep").arg("300").spawn() {
+            Ok(child) => child.id().to_string(),
+            Err(e) => format!("cannot start sleep: {e}"),
+        }
     }
 
     /// Exits the server process at once.
