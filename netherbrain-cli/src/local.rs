@@ -125,6 +125,7 @@ pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
     netherbrain_tools::builtin()
         .into_iter()
         .fold(catalog, AgentCatalog::with_toolset)
+        .with_mcp(Arc::new(netherbrain_tools::mcp::Mcp::new()))
 }
 
 /// The session runtime the settings describe.

@@ -45,6 +45,11 @@ pub struct RunResult {
     /// Calls waiting for approval or client-supplied results.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred_tool_calls: Vec<ToolCall>,
+    /// Why the model's last answer ended, when that was not a normal stop
+    /// or a request for tools: `length` (the output token limit),
+    /// `content_filter` or `other`. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<crate::FinishReason>,
 }
 
 impl RunResult {
@@ -60,6 +65,7 @@ impl RunResult {
             status,
             usage: UsageByModel::default(),
             deferred_tool_calls: Vec::new(),
+            finish_reason: None,
         }
     }
 }

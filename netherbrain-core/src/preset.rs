@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentLimits;
 use crate::provider::ModelSettings;
+use crate::tool::McpServerConfig;
 
 /// Which tool calls need the user's approval before they run.
 ///
@@ -142,6 +143,10 @@ pub struct PresetConfig {
     /// tools read them from [`ToolContext::options`](crate::tool::ToolContext::options).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tool_options: BTreeMap<String, serde_json::Value>,
+    /// MCP servers whose tools the agent gets, by server name; their tools
+    /// are named `mcp_<server>_<tool>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mcp_servers: BTreeMap<String, McpServerConfig>,
     /// Run limits.
     #[serde(default)]
     pub limits: AgentLimits,
@@ -160,6 +165,7 @@ impl PresetConfig {
             approval: ApprovalPolicy::default(),
             tool_policy: BTreeMap::new(),
             tool_options: BTreeMap::new(),
+            mcp_servers: BTreeMap::new(),
             limits: AgentLimits::default(),
         }
     }
@@ -208,6 +214,19 @@ impl PresetConfig {
     #[must_use]
     pub fn with_tool_options(mut self, set: impl Into<String>, options: serde_json::Value) -> Self {
         self.tool_options.insert(set.into(), options);
+        self
+    }
+
+    /// Declares one MCP server.
+    ///
+    /// ```
+    /// use netherbrain_core::{PresetConfig, tool::McpServerConfig};
+    /// let cfg = PresetConfig::new("p", "m").with_mcp_server("git", McpServerConfig::stdio("mcp-git"));
+    /// assert_eq!(cfg.mcp_servers["git"].command.as_deref(), Some("mcp-git"));
+    /// ```
+    #[must_use]
+    pub fn with_mcp_server(mut self, name: impl Into<String>, server: McpServerConfig) -> Self {
+        self.mcp_servers.insert(name.into(), server);
         self
     }
 

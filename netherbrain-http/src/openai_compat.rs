@@ -5,13 +5,16 @@
 //! Pure functions only; the handlers in `routes/openai.rs` do the I/O.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use netherbrain_core::agent::RunOverrides;
+use netherbrain_core::provider::{ToolChoice, ToolDefinition};
 use netherbrain_core::runtime::RuntimeError;
 use netherbrain_core::{
-    AgentEvent, ContentPart, ImageSource, Message, Role, SessionStatus, ToolCall, ToolResult,
-    UsageByModel,
+    AgentEvent, ContentPart, FinishReason, ImageSource, Message, Role, SessionStatus, ToolCall,
+    ToolResult, UsageByModel,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -215,6 +218,48 @@ pub(crate) struct ChatCompletionRequest {
     /// Only `1` (or absent) is supported.
     #[serde(default)]
     pub(crate) n: Option<u32>,
+    /// Replaces the preset's temperature (0 to 2).
+    #[serde(default)]
+    pub(crate) temperature: Option<f32>,
+    /// Output tokens per model call, capped by the preset's `max_tokens`.
+    #[serde(default)]
+    pub(crate) max_tokens: Option<u32>,
+    /// The newer name of `max_tokens`; wins when both are given.
+    #[serde(default)]
+    pub(crate) max_completion_tokens: Option<u32>,
+    /// One stop sequence or up to four.
+    #[serde(default)]
+    pub(crate) stop: Option<StopSequences>,
+    /// `none`, `auto`, `required` or `{"type": "function", "function": {"name"}}`.
+    #[serde(default)]
+    pub(crate) tool_choice: Option<Value>,
+    /// Client tools: their calls are answered by the client.
+    #[serde(default)]
+    pub(crate) tools: Vec<RequestTool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum StopSequences {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// One entry of the request's `tools`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct RequestTool {
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    pub(crate) function: RequestToolFunction,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct RequestToolFunction {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) description: Option<String>,
+    #[serde(default)]
+    pub(crate) parameters: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -265,6 +310,82 @@ impl ChatCompletionRequest {
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false)
+    }
+
+    /// Names of the client tools.
+    pub(crate) fn client_tool_names(&self) -> BTreeSet<String> {
+        self.tools.iter().map(|t| t.function.name.clone()).collect()
+    }
+
+    /// The run's overrides: sampling settings, tool choice and client tools.
+    pub(crate) fn overrides(&self) -> Result<RunOverrides, OpenAiError> {
+        let mut o = RunOverrides::default();
+        if let Some(t) = self.temperature {
+            o = o.with_temperature(t);
+        }
+        if let Some(m) = self.max_completion_tokens.or(self.max_tokens) {
+            o = o.with_max_tokens(m);
+        }
+        match &self.stop {
+            Some(StopSequences::One(s)) => o = o.with_stop(vec![s.clone()]),
+            Some(StopSequences::Many(v)) => o = o.with_stop(v.clone()),
+            None => {}
+        }
+        let mut defs = Vec::with_capacity(self.tools.len());
+        for (i, tool) in self.tools.iter().enumerate() {
+            if tool.kind != "function" {
+                return Err(OpenAiError::invalid_request(format!(
+                    "tools[{i}]: only `function` tools are supported"
+                )));
+            }
+            let f = &tool.function;
+            let valid = (1..=64).contains(&f.name.len())
+                && f
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                return Err(OpenAiError::invalid_request(format!(
+                    "tools[{i}]: a function name is 1 to 64 of `a-zA-Z0-9_-`"
+                )));
+            }
+            let parameters = f
+                .parameters
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            defs.push(ToolDefinition::new(
+                f.name.clone(),
+                f.description.clone().unwrap_or_default(),
+                parameters,
+            ));
+        }
+        o = o.with_client_tools(defs);
+        if let Some(choice) = &self.tool_choice {
+            o = o.with_tool_choice(tool_choice(choice)?);
+        }
+        o.validate()
+            .map_err(|e| OpenAiError::invalid_request(e.to_string()))?;
+        Ok(o)
+    }
+}
+
+fn tool_choice(value: &Value) -> Result<ToolChoice, OpenAiError> {
+    match value {
+        Value::String(s) if s == "none" => Ok(ToolChoice::None),
+        Value::String(s) if s == "auto" => Ok(ToolChoice::Auto),
+        Value::String(s) if s == "required" => Ok(ToolChoice::Required),
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => o
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .map(|n| ToolChoice::Function(n.to_owned()))
+            .ok_or_else(|| {
+                OpenAiError::invalid_request("`tool_choice.function.name` is required")
+            }),
+        _ => Err(OpenAiError::invalid_request(
+            "`tool_choice` must be `none`, `auto`, `required` or \
+             {\"type\": \"function\", \"function\": {\"name\": …}}",
+        )),
     }
 }
 
@@ -439,10 +560,12 @@ pub(crate) struct CompletionMeta {
 /// How a run ended, as far as a chat completion can tell.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RunEnd {
-    /// `finish_reason` and usage.
+    /// `finish_reason`, usage and the client-tool calls the client is to
+    /// answer (with `finish_reason: "tool_calls"`).
     Finished {
         finish_reason: &'static str,
         usage: CompletionUsage,
+        tool_calls: Vec<ToolCall>,
     },
     /// The run failed (or cannot be completed over this API).
     Failed(OpenAiError),
@@ -454,10 +577,26 @@ impl PartialEq for OpenAiError {
     }
 }
 
-/// Maps the terminal event of a run; `None` for other events.
-pub(crate) fn run_end(event: &AgentEvent) -> Option<RunEnd> {
+/// Maps the terminal event of a run; `None` for other events. A run
+/// waiting only for calls of the request's client tools ends as a
+/// `tool_calls` answer; one waiting for anything else (an approval, a
+/// question to the user) cannot be completed over this API.
+pub(crate) fn run_end(event: &AgentEvent, client_tools: &BTreeSet<String>) -> Option<RunEnd> {
     match event {
         AgentEvent::RunFinished { result, .. } => Some(match result.status {
+            SessionStatus::AwaitingToolResults
+                if !result.deferred_tool_calls.is_empty()
+                    && result
+                        .deferred_tool_calls
+                        .iter()
+                        .all(|c| client_tools.contains(&c.name)) =>
+            {
+                RunEnd::Finished {
+                    finish_reason: "tool_calls",
+                    usage: CompletionUsage::from(&result.usage),
+                    tool_calls: result.deferred_tool_calls.clone(),
+                }
+            }
             SessionStatus::AwaitingToolResults => RunEnd::Failed(OpenAiError::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
@@ -466,8 +605,13 @@ pub(crate) fn run_end(event: &AgentEvent) -> Option<RunEnd> {
                  approve it through the Netherbrain API",
             )),
             _ => RunEnd::Finished {
-                finish_reason: "stop",
+                finish_reason: match result.finish_reason {
+                    Some(FinishReason::Length) => "length",
+                    Some(FinishReason::ContentFilter) => "content_filter",
+                    _ => "stop",
+                },
                 usage: CompletionUsage::from(&result.usage),
+                tool_calls: Vec::new(),
             },
         }),
         AgentEvent::RunError { message, code } => Some(RunEnd::Failed(
@@ -513,7 +657,20 @@ pub(crate) fn completion(
     content: &str,
     finish_reason: &str,
     usage: CompletionUsage,
+    tool_calls: &[ToolCall],
 ) -> Value {
+    let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+    if !tool_calls.is_empty() {
+        if content.is_empty() {
+            message["content"] = Value::Null;
+        }
+        message["tool_calls"] = Value::Array(
+            tool_calls
+                .iter()
+                .map(|c| wire_tool_call(c, None))
+                .collect(),
+        );
+    }
     json!({
         "id": meta.id,
         "object": "chat.completion",
@@ -521,12 +678,30 @@ pub(crate) fn completion(
         "model": meta.model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": content, "refusal": null},
+            "message": message,
             "logprobs": null,
             "finish_reason": finish_reason,
         }],
         "usage": usage,
     })
+}
+
+/// A call as OpenAI's `tool_calls` entry (with `index` in stream deltas);
+/// the arguments as a JSON string.
+fn wire_tool_call(call: &ToolCall, index: Option<usize>) -> Value {
+    let arguments = match &call.arguments {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut v = json!({
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    });
+    if let Some(i) = index {
+        v["index"] = json!(i);
+    }
+    v
 }
 
 /// One `chat.completion.chunk` with a single choice.
@@ -562,6 +737,7 @@ pub(crate) fn usage_chunk(meta: &CompletionMeta, usage: CompletionUsage) -> Valu
 pub(crate) struct ChunkShaper {
     meta: CompletionMeta,
     include_usage: bool,
+    client_tools: BTreeSet<String>,
     text: TextFold,
 }
 
@@ -569,10 +745,15 @@ pub(crate) struct ChunkShaper {
 pub(crate) const DONE: &str = "[DONE]";
 
 impl ChunkShaper {
-    pub(crate) fn new(meta: CompletionMeta, include_usage: bool) -> Self {
+    pub(crate) fn new(
+        meta: CompletionMeta,
+        include_usage: bool,
+        client_tools: BTreeSet<String>,
+    ) -> Self {
         Self {
             meta,
             include_usage,
+            client_tools,
             text: TextFold::default(),
         }
     }
@@ -600,7 +781,7 @@ impl ChunkShaper {
             }
             return false;
         }
-        match run_end(event) {
+        match run_end(event, &self.client_tools) {
             None => false,
             Some(end) => {
                 self.end(end, out);
@@ -615,7 +796,16 @@ impl ChunkShaper {
             RunEnd::Finished {
                 finish_reason,
                 usage,
+                tool_calls,
             } => {
+                if !tool_calls.is_empty() {
+                    let calls: Vec<Value> = tool_calls
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| wire_tool_call(c, Some(i)))
+                        .collect();
+                    out.push(chunk(&self.meta, json!({"tool_calls": calls}), None).to_string());
+                }
                 out.push(chunk(&self.meta, json!({}), Some(finish_reason)).to_string());
                 if self.include_usage {
                     out.push(usage_chunk(&self.meta, usage).to_string());
@@ -685,7 +875,7 @@ mod tests {
             result: RunResult::new(SessionStatus::Committed),
         };
         assert!(matches!(
-            run_end(&finished),
+            run_end(&finished, &BTreeSet::new()),
             Some(RunEnd::Finished {
                 finish_reason: "stop",
                 ..
@@ -695,7 +885,7 @@ mod tests {
             message: "slow down".into(),
             code: Some("rate_limited".into()),
         };
-        let Some(RunEnd::Failed(e)) = run_end(&failed) else {
+        let Some(RunEnd::Failed(e)) = run_end(&failed, &BTreeSet::new()) else {
             panic!("expected a failure")
         };
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);

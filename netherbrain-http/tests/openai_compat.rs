@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use netherbrain_core::agent::AgentCatalog;
-use netherbrain_core::provider::ToolDefinition;
+use netherbrain_core::provider::{ModelSettings, ProviderEvent, ToolChoice, ToolDefinition};
 use netherbrain_core::store::prelude::*;
 use netherbrain_core::store::{ConversationQuery, MemoryStore, NewPreset};
 use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
 use netherbrain_core::tool::{DynTool, ToolContext, ToolError, ToolOutput, ToolSet};
-use netherbrain_core::{PresetConfig, ProviderError, SessionStatus};
+use netherbrain_core::{FinishReason, PresetConfig, ProviderError, SessionStatus};
 use netherbrain_http::{AppState, ServerConfig, bootstrap_admin, serve};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -78,6 +78,14 @@ async fn start(provider: ScriptedProvider) -> Server {
             PresetConfig::new("local", "tiny-model").with_toolsets(vec!["test-tools".into()]),
         ),
         ("broken", PresetConfig::new("nowhere", "x")),
+        (
+            "capped",
+            PresetConfig::new("local", "tiny-model").with_settings(
+                ModelSettings::default()
+                    .with_max_tokens(20)
+                    .with_temperature(0.9),
+            ),
+        ),
     ] {
         store
             .create_preset(NewPreset::new(name, config))
@@ -212,7 +220,7 @@ async fn models_lists_presets() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["broken", "timekeeper", "tiny"]);
+    assert_eq!(ids, ["broken", "capped", "timekeeper", "tiny"]);
     let first = &body["data"][0];
     assert_eq!(first["object"], "model");
     assert_eq!(first["owned_by"], "netherbrain");
@@ -573,6 +581,13 @@ async fn official_python_client() {
             .usage(7, 4)
             .build(),
         ScriptedResponse::builder()
+            .tool_call("call_oslo", "get_weather", r#"{"city":"Oslo"}"#)
+            .build(),
+        ScriptedResponse::text("Snow in Oslo."),
+        ScriptedResponse::builder()
+            .tool_call("call_rome", "get_weather", r#"{"city":"Rome"}"#)
+            .build(),
+        ScriptedResponse::builder()
             .text("partial")
             .then_error(ProviderError::Auth {
                 message: "upstream key rejected".into(),
@@ -587,6 +602,7 @@ async fn official_python_client() {
         .args(["--api-key", &s.key])
         .args(["--model", "tiny"])
         .args(["--expect", "Hello from Netherbrain!"])
+        .arg("--client-tools")
         .arg("--fail-stream")
         .kill_on_drop(true)
         .stdout(Stdio::piped())
@@ -606,4 +622,239 @@ async fn official_python_client() {
     );
     assert!(stdout.contains("ALL OK"), "stdout:\n{stdout}");
     assert_eq!(s.provider.remaining(), 0, "every scripted answer was used");
+}
+
+fn weather_tool() -> Value {
+    json!({
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"]
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn request_parameters_reach_the_model_within_the_presets_limits() {
+    let s = start(ScriptedProvider::new([
+        ScriptedResponse::text("one"),
+        ScriptedResponse::text("two"),
+    ]))
+    .await;
+    let (status, body) = s
+        .chat(json!({
+            "model": "capped",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "temperature": 0.25,
+            "max_tokens": 500,
+            "stop": ["END", "STOP"],
+            "tools": [weather_tool()],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}}
+        }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let request = &s.provider.requests()[0];
+    assert_eq!(request.settings.temperature, Some(0.25));
+    // the preset allows 20 output tokens: the request cannot raise that
+    assert_eq!(request.settings.max_tokens, Some(20));
+    assert_eq!(request.settings.stop, ["END", "STOP"]);
+    assert_eq!(
+        request.tool_choice,
+        Some(ToolChoice::Function("get_weather".into()))
+    );
+    assert_eq!(request.tools[0].name, "get_weather");
+
+    // Below the preset's cap the request's value is used; one stop string
+    // is accepted; `max_completion_tokens` is the newer spelling.
+    let (status, _) = s
+        .chat(json!({
+            "model": "capped",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_completion_tokens": 7,
+            "stop": "END",
+            "tool_choice": "none"
+        }))
+        .await;
+    assert_eq!(status, 200);
+    let request = &s.provider.requests()[1];
+    assert_eq!(request.settings.max_tokens, Some(7));
+    assert_eq!(request.settings.temperature, Some(0.9), "the preset's");
+    assert_eq!(request.settings.stop, ["END"]);
+    assert_eq!(request.tool_choice, Some(ToolChoice::None));
+}
+
+#[tokio::test]
+async fn out_of_range_parameters_are_400() {
+    let s = start(ScriptedProvider::new([])).await;
+    let base = |extra: Value| {
+        let mut body = hello();
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for extra in [
+        json!({"temperature": 2.5}),
+        json!({"max_tokens": 0}),
+        json!({"stop": ["a", "b", "c", "d", "e"]}),
+        json!({"tool_choice": "sometimes"}),
+        json!({"tool_choice": {"type": "function", "function": {"name": "nope"}}}),
+        json!({"tools": [{"type": "retrieval", "function": {"name": "x"}}]}),
+        json!({"tools": [{"type": "function", "function": {"name": "bad name"}}]}),
+        json!({"tools": [{"type": "function", "function": {"name": "x", "parameters": {"type": "string"}}}]}),
+        json!({"tools": [{"type": "function", "function": {"name": "clock"}}], "model": "timekeeper"}),
+    ] {
+        let (status, body) = s.chat(base(extra.clone())).await;
+        assert_eq!(status, 400, "{extra}: {body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    }
+    assert_eq!(s.provider.requests().len(), 0);
+}
+
+fn cut_off() -> ScriptedResponse {
+    ScriptedResponse::events(vec![
+        ProviderEvent::TextDelta("The answer is".into()),
+        ProviderEvent::Finish(FinishReason::Length),
+    ])
+}
+
+#[tokio::test]
+async fn finish_reason_length_when_the_model_ran_out_of_tokens() {
+    let s = start(ScriptedProvider::new([cut_off(), cut_off()])).await;
+    let (status, body) = s.chat(hello()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+    assert_eq!(body["choices"][0]["message"]["content"], "The answer is");
+
+    let mut streamed = hello();
+    streamed["stream"] = json!(true);
+    let chunks = json_chunks(&s.chat_stream(streamed).await);
+    let finish: Vec<&Value> = chunks
+        .iter()
+        .map(|c| &c["choices"][0]["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect();
+    assert_eq!(finish, [&json!("length")]);
+}
+
+#[tokio::test]
+async fn client_tools_end_the_run_with_tool_calls_and_tool_messages_complete_it() {
+    let s = start(ScriptedProvider::new([
+        ScriptedResponse::builder()
+            .text("Let me check.")
+            .tool_call("call_w", "get_weather", r#"{"city":"Oslo"}"#)
+            .build(),
+        ScriptedResponse::text("It is snowing in Oslo."),
+        ScriptedResponse::builder()
+            .tool_call("call_s", "get_weather", r#"{"city":"Rome"}"#)
+            .build(),
+    ]))
+    .await;
+    let question = json!([{"role": "user", "content": "Weather in Oslo?"}]);
+    let (status, body) = s
+        .chat(json!({"model": "tiny", "messages": question, "tools": [weather_tool()]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let choice = &body["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], "Let me check.");
+    assert_eq!(
+        choice["message"]["tool_calls"],
+        json!([{
+            "id": "call_w",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}
+        }])
+    );
+    // The run waits for the client in its own (stateless) conversation.
+    let page = s.conversations().await;
+    let sessions = s.store.list_sessions(page.items[0].id).await.unwrap();
+    assert_eq!(sessions[0].status, SessionStatus::AwaitingToolResults);
+
+    // The client answers with a `tool` message; the model reads it.
+    let (status, body) = s
+        .chat(json!({
+            "model": "tiny",
+            "tools": [weather_tool()],
+            "messages": [
+                {"role": "user", "content": "Weather in Oslo?"},
+                choice["message"].clone(),
+                {"role": "tool", "tool_call_id": "call_w", "content": "snow, -3 C"}
+            ]
+        }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "It is snowing in Oslo."
+    );
+    let seen = &s.provider.requests()[1];
+    let results: Vec<_> = seen
+        .messages
+        .iter()
+        .flat_map(|m| m.tool_results())
+        .collect();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].call_id, "call_w");
+    assert_eq!(results[0].content, "snow, -3 C");
+
+    // Streamed: a tool_calls delta, then finish_reason `tool_calls`.
+    let chunks = json_chunks(
+        &s.chat_stream(json!({
+            "model": "tiny",
+            "stream": true,
+            "messages": [{"role": "user", "content": "Weather in Rome?"}],
+            "tools": [weather_tool()]
+        }))
+        .await,
+    );
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"].get("tool_calls"))
+        .collect();
+    assert_eq!(
+        calls,
+        [&json!([{
+            "index": 0,
+            "id": "call_s",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}
+        }])]
+    );
+    let last = &chunks[chunks.len() - 1];
+    assert_eq!(last["choices"][0]["finish_reason"], "tool_calls");
+}
+
+#[tokio::test]
+async fn server_tools_run_and_only_client_tool_calls_go_to_the_client() {
+    let s = start(ScriptedProvider::new([ScriptedResponse::builder()
+        .tool_call("call_clock", "clock", "{}")
+        .tool_call("call_w", "get_weather", r#"{"city":"Oslo"}"#)
+        .build()]))
+    .await;
+    let (status, body) = s
+        .chat(json!({
+            "model": "timekeeper",
+            "messages": [{"role": "user", "content": "Time and weather?"}],
+            "tools": [weather_tool()]
+        }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    let calls = body["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["id"], "call_w");
+    assert_eq!(
+        s.clock_calls.load(Ordering::SeqCst),
+        1,
+        "the server tool ran"
+    );
 }

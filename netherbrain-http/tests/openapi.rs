@@ -331,6 +331,20 @@ fn full_preset() -> PresetConfig {
         .with_toolsets(vec!["clock".into()])
         .with_tool_policy("clock", netherbrain_core::ToolPolicy::Deny)
         .with_tool_options("clock", serde_json::json!({"zone": "UTC"}))
+        .with_mcp_server(
+            "git",
+            netherbrain_core::tool::McpServerConfig::stdio("mcp-server-git")
+                .with_args(["--repository", "."])
+                .with_env("LOG_LEVEL", "warning")
+                .with_env_from("GITHUB_TOKEN", "MCP_GITHUB_TOKEN"),
+        )
+        .with_mcp_server(
+            "docs",
+            netherbrain_core::tool::McpServerConfig::http("http://127.0.0.1:8000/mcp")
+                .with_header("X-Team", "platform")
+                .with_header_from_env("Authorization", "DOCS_MCP_AUTHORIZATION")
+                .with_timeout_secs(10),
+        )
         .with_approval(ApprovalPolicy::Tools {
             names: vec!["shell".into()],
         })

@@ -11,6 +11,10 @@
 //! | `web` | `web_fetch` | auto |
 //! | `ask_user` | `ask_user` (answered by the user) | — |
 //!
+//! MCP servers a preset declares (`mcp_servers`) become tools
+//! `mcp_<server>_<tool>` through [`mcp::Mcp`], registered with
+//! [`AgentCatalog::with_mcp`](netherbrain_core::agent::AgentCatalog::with_mcp).
+//!
 //! File and shell tools are confined to the workspace's project
 //! directories ([`ToolContext::project_dirs`](netherbrain_core::tool::ToolContext)).
 //! Paths are opened with `cap-std` (`openat2` with `RESOLVE_BENEATH` where
@@ -27,6 +31,7 @@
 pub mod ask_user;
 mod confine;
 pub mod filesystem;
+pub mod mcp;
 pub mod shell;
 pub mod web;
 

@@ -9,7 +9,7 @@ use super::run::Runner;
 use super::sink::RunSink;
 use super::stream::RunStream;
 use crate::preset::{ApprovalPolicy, ToolPolicy, resolve_policy};
-use crate::provider::{ModelSettings, Provider};
+use crate::provider::{ModelSettings, Provider, ToolChoice};
 use crate::tool::ToolRegistry;
 
 /// An agent: a model with a system prompt, tools, an approval policy and
@@ -39,6 +39,9 @@ pub struct Agent {
     pub(super) tool_policy: BTreeMap<String, ToolPolicy>,
     pub(super) tool_options: Arc<BTreeMap<String, serde_json::Value>>,
     pub(super) limits: AgentLimits,
+    /// The tool choice of a run's first model call
+    /// ([`RunOverrides::tool_choice`](super::RunOverrides::tool_choice)).
+    pub(super) tool_choice: Option<ToolChoice>,
 }
 
 impl Agent {
@@ -62,6 +65,7 @@ impl Agent {
                 tool_policy: BTreeMap::new(),
                 tool_options: Arc::default(),
                 limits: AgentLimits::default(),
+                tool_choice: None,
             },
         }
     }
@@ -76,6 +80,12 @@ impl Agent {
     #[must_use]
     pub fn limits(&self) -> &AgentLimits {
         &self.limits
+    }
+
+    /// The model settings (the preset's, with any request overrides).
+    #[must_use]
+    pub fn settings(&self) -> &ModelSettings {
+        &self.settings
     }
 
     /// The tools.

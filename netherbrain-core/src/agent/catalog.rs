@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::preset::PresetConfig;
 use crate::provider::{ProfileError, Provider, ProviderProfile};
-use crate::tool::{RegistryError, ToolRegistry, ToolSet};
+use crate::tool::{McpConnector, RegistryError, ToolRegistry, ToolSet, valid_mcp_server_name};
 
 use super::Agent;
 
@@ -34,6 +34,14 @@ pub enum CatalogError {
     /// A profile could not be built.
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    /// The preset declares an MCP server that cannot be used as written.
+    #[error("MCP server `{server}`: {message}")]
+    InvalidMcpServer {
+        /// The server's name in the preset.
+        server: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 #[derive(Clone)]
@@ -86,6 +94,8 @@ pub struct AgentCatalog {
     /// Registries already built, by the tool-set names of a preset: their
     /// schemas and compiled validators are reused by every later agent.
     registries: Arc<Mutex<HashMap<Vec<String>, ToolRegistry>>>,
+    /// Connects the MCP servers presets declare.
+    mcp: Option<Arc<dyn McpConnector>>,
 }
 
 /// Registries kept before the cache starts over.
@@ -155,13 +165,50 @@ impl AgentCatalog {
         self
     }
 
-    /// Forgets the tools listed so far, so the next agents list their tool
-    /// sets again (after a tool set's tools changed).
+    /// Sets the connector for the MCP servers presets declare
+    /// ([`PresetConfig::mcp_servers`]); without one such servers are
+    /// skipped with a warning.
+    #[must_use]
+    pub fn with_mcp(mut self, connector: Arc<dyn McpConnector>) -> Self {
+        self.mcp = Some(connector);
+        self
+    }
+
+    /// Forgets the tools listed so far (tool sets and MCP servers), so the
+    /// next agents list them again (after a tool set's tools changed).
     pub fn refresh_tools(&self) {
         self.registries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        if let Some(mcp) = &self.mcp {
+            mcp.refresh();
+        }
+    }
+
+    /// Adds the tools of a preset's MCP servers; a server that fails, or a
+    /// tool that cannot be registered, is logged and skipped.
+    async fn add_mcp_tools(&self, config: &PresetConfig, tools: &mut ToolRegistry) {
+        if config.mcp_servers.is_empty() {
+            return;
+        }
+        let Some(mcp) = &self.mcp else {
+            tracing::warn!("the preset declares MCP servers but no MCP connector is registered");
+            return;
+        };
+        for (name, server) in &config.mcp_servers {
+            match mcp.tools(name, server).await {
+                Ok(list) => {
+                    for tool in list {
+                        let tool_name = tool.definition().name.clone();
+                        if let Err(e) = tools.add_dyn(tool) {
+                            tracing::warn!(server = %name, tool = %tool_name, "skipping MCP tool: {e}");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(server = %name, "skipping MCP server: {e}"),
+            }
+        }
     }
 
     /// The registry of a preset's tool sets: cached, else listed and
@@ -225,12 +272,13 @@ impl AgentCatalog {
         self.toolsets.values()
     }
 
-    /// Checks that a preset's profile and tool sets exist, without building
-    /// anything.
+    /// Checks that a preset's profile and tool sets exist and its MCP
+    /// servers are well formed, without building or connecting anything.
     ///
     /// # Errors
     ///
-    /// [`CatalogError::UnknownProfile`] or [`CatalogError::UnknownToolSet`].
+    /// [`CatalogError::UnknownProfile`], [`CatalogError::UnknownToolSet`] or
+    /// [`CatalogError::InvalidMcpServer`].
     pub fn check(&self, config: &PresetConfig) -> Result<(), CatalogError> {
         if !self.providers.contains_key(&config.profile) {
             return Err(CatalogError::UnknownProfile(config.profile.clone()));
@@ -241,6 +289,18 @@ impl AgentCatalog {
             .find(|t| !self.toolsets.contains_key(*t))
         {
             return Err(CatalogError::UnknownToolSet(missing.clone()));
+        }
+        for (name, server) in &config.mcp_servers {
+            let invalid = |message: String| CatalogError::InvalidMcpServer {
+                server: name.clone(),
+                message,
+            };
+            if !valid_mcp_server_name(name) {
+                return Err(invalid(
+                    "a server name is 1 to 32 ASCII letters, digits or `-`".into(),
+                ));
+            }
+            server.validate().map_err(invalid)?;
         }
         Ok(())
     }
@@ -253,7 +313,8 @@ impl AgentCatalog {
     ///
     /// # Errors
     ///
-    /// Unknown profile or tool set, or tools that cannot be registered.
+    /// Unknown profile or tool set, or tools that cannot be registered. MCP
+    /// servers that fail are skipped (logged), never an error.
     pub async fn agent(&self, config: &PresetConfig) -> Result<Agent, CatalogError> {
         self.check(config)?;
         let provider = self
@@ -261,7 +322,8 @@ impl AgentCatalog {
             .get(&config.profile)
             .map(|e| e.provider.clone())
             .ok_or_else(|| CatalogError::UnknownProfile(config.profile.clone()))?;
-        let tools = self.registry(&config.toolsets).await?;
+        let mut tools = self.registry(&config.toolsets).await?;
+        self.add_mcp_tools(config, &mut tools).await;
         let mut builder = Agent::builder(provider, config.model.clone())
             .settings(config.settings.clone())
             .tools(tools)

@@ -76,6 +76,7 @@ mod builder;
 mod catalog;
 mod history;
 mod limits;
+mod overrides;
 mod request;
 mod run;
 mod sink;
@@ -84,6 +85,7 @@ mod stream;
 pub use builder::{Agent, AgentBuilder};
 pub use catalog::{AgentCatalog, CatalogError, ProfileInfo};
 pub use limits::{AgentLimits, CompactionStrategy};
+pub use overrides::{OverrideError, RunOverrides};
 pub use request::{
     RunControl, RunFailure, RunOutcome, RunRequest, SteeringQueue, ToolDecision, pending_tool_calls,
 };

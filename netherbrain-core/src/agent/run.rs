@@ -23,8 +23,8 @@ use crate::ids::{ConversationId, SessionId};
 use crate::message::{ContentPart, Message, Role, ToolCall, ToolResult, ToolResultStatus};
 use crate::preset::ToolPolicy;
 use crate::provider::{
-    AccumulatorUpdate, ModelRequest, ModelResponse, ProviderError, ResponseAccumulator,
-    ToolDefinition,
+    AccumulatorUpdate, FinishReason, ModelRequest, ModelResponse, ProviderError,
+    ResponseAccumulator, ToolDefinition,
 };
 use crate::session::SessionStatus;
 use crate::tool::{ToolContext, ToolError};
@@ -100,6 +100,11 @@ pub(super) struct Runner<'a> {
     next_id: u64,
     /// When the run must stop ([`AgentLimits::run_timeout`]).
     deadline: Option<tokio::time::Instant>,
+    /// Model calls completed so far.
+    model_calls: u32,
+    /// Why the last model call ended, when it was not a normal stop or
+    /// tool calls ([`RunResult::finish_reason`]).
+    finish_reason: Option<FinishReason>,
 }
 
 impl<'a> Runner<'a> {
@@ -127,6 +132,8 @@ impl<'a> Runner<'a> {
                 .limits
                 .run_timeout
                 .map(|t| tokio::time::Instant::now() + t),
+            model_calls: 0,
+            finish_reason: None,
         }
     }
 
@@ -163,6 +170,7 @@ impl<'a> Runner<'a> {
             let mut result = RunResult::new(status);
             result.usage = self.usage.clone();
             result.deferred_tool_calls = deferred.clone();
+            result.finish_reason = self.finish_reason;
             AgentEvent::RunFinished {
                 thread_id: self.conversation_id,
                 run_id: self.session_id,
@@ -300,9 +308,18 @@ impl<'a> Runner<'a> {
     // ----- model rounds -----
 
     fn model_request(&self) -> ModelRequest {
+        // A run's tool choice binds its first model call only; later calls
+        // (after tool results) are the model's to decide, or a `required`
+        // choice would never let the run end.
+        let tool_choice = if self.model_calls == 0 {
+            self.agent.tool_choice.clone()
+        } else {
+            None
+        };
         let mut request = ModelRequest::new(self.agent.model.clone(), self.view.clone())
             .with_tools(self.tool_defs.clone())
-            .with_settings(self.agent.settings.clone());
+            .with_settings(self.agent.settings.clone())
+            .with_tool_choice(tool_choice);
         if let Some(system) = &self.agent.system_prompt {
             request = request.with_system(system.clone());
         }
@@ -336,6 +353,10 @@ impl<'a> Runner<'a> {
                 Attempt::Retry(err) => return Err(self.provider_failure(&err)),
             }
         };
+        self.model_calls += 1;
+        self.finish_reason = response
+            .finish_reason
+            .filter(|r| !matches!(r, FinishReason::Stop | FinishReason::ToolCalls));
         self.emit(AgentEvent::Custom {
             name: custom::USAGE_SNAPSHOT.to_owned(),
             value: serde_json::to_value(&self.usage).unwrap_or_default(),

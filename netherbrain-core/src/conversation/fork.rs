@@ -159,6 +159,7 @@ impl ConversationService {
                 input,
                 resume: Vec::new(),
                 session_id: None,
+                overrides: crate::agent::RunOverrides::default(),
             })
             .await?;
         Ok(Forked {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::stream::BoxStream;
 
 use super::{ConversationService, ServiceError};
-use crate::agent::ToolDecision;
+use crate::agent::{RunOverrides, ToolDecision};
 use crate::auth::Principal;
 use crate::event::EventEnvelope;
 use crate::ids::{ConversationId, EventSeq, PresetId, SessionId};
@@ -59,6 +59,9 @@ pub struct SendMessage {
     pub metadata: Metadata,
     /// Use this id for the new session.
     pub session_id: Option<SessionId>,
+    /// Per-request changes to the run (sampling, tool choice, client
+    /// tools), within the preset's limits.
+    pub overrides: RunOverrides,
     /// The preset record, when the caller has read it already.
     preset: Option<Preset>,
 }
@@ -75,6 +78,7 @@ impl SendMessage {
             title: None,
             metadata: Metadata::new(),
             session_id: None,
+            overrides: RunOverrides::default(),
             preset: None,
         }
     }
@@ -133,6 +137,13 @@ impl SendMessage {
     #[must_use]
     pub fn with_metadata(mut self, metadata: Metadata) -> Self {
         self.metadata = metadata;
+        self
+    }
+
+    /// Sets the run's overrides (see [`RunOverrides`]).
+    #[must_use]
+    pub fn with_overrides(mut self, overrides: RunOverrides) -> Self {
+        self.overrides = overrides;
         self
     }
 
@@ -222,6 +233,7 @@ pub(super) struct Launch<'a> {
     pub(super) input: Vec<Message>,
     pub(super) resume: Vec<ToolDecision>,
     pub(super) session_id: Option<SessionId>,
+    pub(super) overrides: RunOverrides,
 }
 
 impl ConversationService {
@@ -270,6 +282,7 @@ impl ConversationService {
                 input: message.input,
                 resume: Vec::new(),
                 session_id: message.session_id,
+                overrides: message.overrides,
             })
             .await?;
         Ok(Sent::Started(handle))
@@ -322,6 +335,10 @@ impl ConversationService {
         // Refuse before creating anything, so a run that cannot start leaves
         // no empty conversation behind.
         self.catalog().check(&preset.config)?;
+        message
+            .overrides
+            .validate()
+            .map_err(|e| RuntimeError::InvalidInput(e.to_string()))?;
         let mut new = NewConversation::new(who.user_id())
             .with_default_preset(preset.id)
             .with_metadata(message.metadata);
@@ -335,6 +352,7 @@ impl ConversationService {
             input: message.input,
             resume: Vec::new(),
             session_id: message.session_id,
+            overrides: message.overrides,
         })
         .await
     }
@@ -391,7 +409,12 @@ impl ConversationService {
         // Counted before any work; held by the run until it ends.
         let permit = self.inner.quota.acquire(conversation.owner)?;
         let catalog = self.catalog();
-        let agent = catalog.agent(&preset.config).await?;
+        let mut agent = catalog.agent(&preset.config).await?;
+        if !launch.overrides.is_empty() {
+            agent = agent
+                .with_overrides(&launch.overrides)
+                .map_err(|e| RuntimeError::InvalidInput(e.to_string()))?;
+        }
         let project_dirs = self
             .project_dirs(conversation.workspace_id, conversation.owner)
             .await?;
@@ -443,6 +466,7 @@ impl ConversationService {
             input: Vec::new(),
             resume: decisions,
             session_id: None,
+            overrides: RunOverrides::default(),
         })
         .await
     }

@@ -48,7 +48,7 @@ use serde_json::{Map, Value, json};
 use super::http::{self, Flow, HttpOptions, SseDecoder, Transport};
 use super::{
     FinishReason, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream,
-    ReasoningEffort,
+    ReasoningEffort, ToolChoice,
 };
 use crate::message::{ContentPart, ImageSource, Message, Role};
 use crate::usage::Usage;
@@ -332,6 +332,15 @@ fn request_body(request: &ModelRequest, default_max_tokens: u32) -> Value {
             })
             .collect();
         body.insert("tools".into(), Value::Array(tools));
+        if let Some(choice) = &request.tool_choice {
+            let choice = match choice {
+                ToolChoice::None => json!({"type": "none"}),
+                ToolChoice::Required => json!({"type": "any"}),
+                ToolChoice::Function(name) => json!({"type": "tool", "name": name}),
+                _ => json!({"type": "auto"}),
+            };
+            body.insert("tool_choice".into(), choice);
+        }
     }
     let s = &request.settings;
     if let Some(budget) = thinking {

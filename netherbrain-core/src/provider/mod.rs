@@ -56,7 +56,7 @@ use serde::{Deserialize, Serialize};
 pub use accumulator::{AccumulatedToolCall, AccumulatorUpdate, ModelResponse, ResponseAccumulator};
 pub use error::ProviderError;
 pub use profile::{ProfileError, ProviderKind, ProviderProfile};
-pub use request::{ModelRequest, ModelSettings, ReasoningEffort, ToolDefinition};
+pub use request::{ModelRequest, ModelSettings, ReasoningEffort, ToolChoice, ToolDefinition};
 
 use crate::usage::Usage;
 
@@ -148,7 +148,9 @@ pub enum ProviderEvent {
 /// let r: FinishReason = serde_json::from_str("\"something_new\"").unwrap();
 /// assert_eq!(r, FinishReason::Other);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FinishReason {

@@ -48,7 +48,9 @@ use futures::StreamExt as _;
 use serde_json::{Map, Value, json};
 
 use super::http::{self, Flow, HttpOptions, SseDecoder, Transport};
-use super::{FinishReason, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream};
+use super::{
+    FinishReason, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream, ToolChoice,
+};
 use crate::message::{ContentPart, ImageSource, Message, Role};
 use crate::usage::Usage;
 
@@ -394,6 +396,17 @@ fn request_body(request: &ModelRequest, stream: bool) -> Value {
             })
             .collect();
         body.insert("tools".into(), Value::Array(tools));
+        if let Some(choice) = &request.tool_choice {
+            let choice = match choice {
+                ToolChoice::None => json!("none"),
+                ToolChoice::Required => json!("required"),
+                ToolChoice::Function(name) => {
+                    json!({"type": "function", "function": {"name": name}})
+                }
+                _ => json!("auto"),
+            };
+            body.insert("tool_choice".into(), choice);
+        }
     }
     let s = &request.settings;
     if let Some(t) = s.temperature {

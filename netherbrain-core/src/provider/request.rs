@@ -40,6 +40,28 @@ impl ReasoningEffort {
     }
 }
 
+/// Whether the model must call a tool, and which (OpenAI's `tool_choice`).
+///
+/// ```
+/// use netherbrain_core::provider::ToolChoice;
+/// let c: ToolChoice = serde_json::from_value(serde_json::json!({"function": "lookup"})).unwrap();
+/// assert_eq!(c, ToolChoice::Function("lookup".into()));
+/// assert_eq!(serde_json::to_value(ToolChoice::Required).unwrap(), "required");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ToolChoice {
+    /// The model decides.
+    Auto,
+    /// The model must not call tools.
+    None,
+    /// The model must call some tool.
+    Required,
+    /// The model must call this tool.
+    Function(String),
+}
+
 /// Sampling and output settings; `None` leaves the provider's default.
 ///
 /// ```
@@ -190,6 +212,10 @@ pub struct ModelRequest {
     pub tools: Vec<ToolDefinition>,
     /// Sampling and output settings.
     pub settings: ModelSettings,
+    /// Whether and which tool the model must call; `None` leaves it to the
+    /// provider's default (the model decides). Sent only with tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
 }
 
 impl ModelRequest {
@@ -207,6 +233,7 @@ impl ModelRequest {
             messages,
             tools: Vec::new(),
             settings: ModelSettings::default(),
+            tool_choice: None,
         }
     }
 
@@ -244,6 +271,19 @@ impl ModelRequest {
     #[must_use]
     pub fn with_settings(mut self, settings: ModelSettings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Sets the tool choice.
+    ///
+    /// ```
+    /// use netherbrain_core::provider::{ModelRequest, ToolChoice};
+    /// let r = ModelRequest::new("m", vec![]).with_tool_choice(Some(ToolChoice::None));
+    /// assert_eq!(r.tool_choice, Some(ToolChoice::None));
+    /// ```
+    #[must_use]
+    pub fn with_tool_choice(mut self, choice: Option<ToolChoice>) -> Self {
+        self.tool_choice = choice;
         self
     }
 }

@@ -429,6 +429,15 @@ pub fn preset_patch(patch: &PresetPatch) -> StoreResult<()> {
 }
 
 fn preset_config(config: &crate::preset::PresetConfig) -> StoreResult<()> {
+    for (server, mcp) in &config.mcp_servers {
+        if !crate::tool::valid_mcp_server_name(server) {
+            return Err(StoreError::Invalid(format!(
+                "mcp_servers: `{server}`: a server name is 1 to 32 ASCII letters, digits or `-`"
+            )));
+        }
+        mcp.validate()
+            .map_err(|e| StoreError::Invalid(format!("mcp_servers.{server}: {e}")))?;
+    }
     let value = serde_json::to_value(config)
         .map_err(|e| StoreError::Invalid(format!("config is not serialisable: {e}")))?;
     json_without_nul("config", &value)

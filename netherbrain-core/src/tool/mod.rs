@@ -8,6 +8,7 @@
 //! Sources of several tools (an MCP server, say) implement [`ToolSet`].
 
 mod context;
+mod mcp;
 mod registry;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use context::ToolContext;
+pub use mcp::{McpConnector, McpServerConfig, valid_mcp_server_name};
 pub use registry::{RegistryError, ToolRegistry};
 
 use crate::provider::ToolDefinition;

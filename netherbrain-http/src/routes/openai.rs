@@ -10,7 +10,10 @@
 //! clients raise their usual exceptions. Each completion request is
 //! stateless: it creates a fresh conversation owned by the caller (metadata
 //! `{"source": "openai"}`) and runs the preset's agent, tools included,
-//! on the server; the client sees the assistant's text only. See
+//! on the server; the client sees the assistant's text, and calls of the
+//! client tools it declared in `tools` (answered with `tool` messages in
+//! the next request). `temperature`, `max_tokens`, `stop` and
+//! `tool_choice` apply within the preset's limits. See
 //! `docs/openai-compatible.md`.
 
 use std::convert::Infallible;
@@ -136,6 +139,8 @@ async fn chat_completions(
         return Err(OpenAiError::invalid_request("only `n = 1` is supported"));
     }
     let input = to_input(&req.messages)?;
+    let overrides = req.overrides()?;
+    let client_tools = req.client_tool_names();
     let preset = match state.store().get_preset_by_name(&req.model).await {
         Ok(preset) => preset,
         Err(e) if e.is_not_found() => return Err(OpenAiError::model_not_found(&req.model)),
@@ -150,7 +155,9 @@ async fn chat_completions(
         .service()
         .send(
             &auth.principal(),
-            SendMessage::new_conversation_with(preset, input).with_metadata(metadata),
+            SendMessage::new_conversation_with(preset, input)
+                .with_metadata(metadata)
+                .with_overrides(overrides),
         )
         .await?;
     let handle = sent.handle().clone();
@@ -168,10 +175,10 @@ async fn chat_completions(
         model: req.model.clone(),
     };
     if req.wants_stream() {
-        let shaper = ChunkShaper::new(meta, req.include_usage());
+        let shaper = ChunkShaper::new(meta, req.include_usage(), client_tools);
         Ok(stream_response(runtime, events, shaper, guard))
     } else {
-        complete(runtime, events, &meta, guard).await
+        complete(runtime, events, &meta, &client_tools, guard).await
     }
 }
 
@@ -181,6 +188,7 @@ fn end_from_session(session: &Session) -> RunEnd {
         SessionStatus::Committed | SessionStatus::Interrupted => RunEnd::Finished {
             finish_reason: "stop",
             usage: CompletionUsage::from(&session.usage),
+            tool_calls: Vec::new(),
         },
         _ => RunEnd::Failed(OpenAiError::from_run_error(
             None,
@@ -204,13 +212,14 @@ async fn complete(
     runtime: Runtime,
     mut events: BoxStream<'static, EventEnvelope>,
     meta: &CompletionMeta,
+    client_tools: &std::collections::BTreeSet<String>,
     mut guard: InterruptOnDrop,
 ) -> Result<Response, OpenAiError> {
     let mut text = TextFold::default();
     let mut end = None;
     while let Some(envelope) = events.next().await {
         text.delta(&envelope.event);
-        if let Some(e) = run_end(&envelope.event) {
+        if let Some(e) = run_end(&envelope.event, client_tools) {
             end = Some(e);
             break;
         }
@@ -224,7 +233,15 @@ async fn complete(
         RunEnd::Finished {
             finish_reason,
             usage,
-        } => Ok(axum::Json(completion(meta, &text.text, finish_reason, usage)).into_response()),
+            tool_calls,
+        } => Ok(axum::Json(completion(
+            meta,
+            &text.text,
+            finish_reason,
+            usage,
+            &tool_calls,
+        ))
+        .into_response()),
         RunEnd::Failed(error) => Err(error),
     }
 }

@@ -9,6 +9,7 @@ exits non-zero (with the failed assertion) when something is off and prints
 """
 
 import argparse
+import json
 import sys
 
 import openai
@@ -20,6 +21,12 @@ def main() -> int:
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--expect", default=None, help="the exact reply text")
+    parser.add_argument(
+        "--client-tools",
+        action="store_true",
+        help="a client-tool round trip: get_weather(Oslo) answered with a tool "
+        "message, then a streamed get_weather(Rome) call",
+    )
     parser.add_argument(
         "--fail-stream",
         action="store_true",
@@ -124,6 +131,65 @@ def main() -> int:
     except openai.BadRequestError as e:
         assert e.status_code == 400, e
     print("errors ok")
+
+    if args.client_tools:
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "The weather in a city",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"city": {"type": "string"}},
+                        "required": ["city"],
+                    },
+                },
+            }
+        ]
+        question = {"role": "user", "content": "Weather in Oslo?"}
+        first = client.chat.completions.create(
+            model=args.model, messages=[question], tools=tools, tool_choice="auto"
+        )
+        choice = first.choices[0]
+        assert choice.finish_reason == "tool_calls", choice
+        calls = choice.message.tool_calls
+        assert calls and len(calls) == 1, choice
+        assert calls[0].type == "function" and calls[0].function.name == "get_weather"
+        assert json.loads(calls[0].function.arguments) == {"city": "Oslo"}, calls[0]
+        answer = client.chat.completions.create(
+            model=args.model,
+            tools=tools,
+            messages=[
+                question,
+                choice.message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": calls[0].id, "content": "snow, -3 C"},
+            ],
+        )
+        assert answer.choices[0].finish_reason == "stop", answer
+        assert answer.choices[0].message.content == "Snow in Oslo.", answer
+        stream = client.chat.completions.create(
+            model=args.model,
+            tools=tools,
+            stream=True,
+            messages=[{"role": "user", "content": "Weather in Rome?"}],
+        )
+        acc, finish = {}, None
+        for chunk in stream:
+            for c in chunk.choices:
+                for d in c.delta.tool_calls or []:
+                    entry = acc.setdefault(d.index, {"id": None, "name": "", "args": ""})
+                    entry["id"] = d.id or entry["id"]
+                    if d.function is not None:
+                        entry["name"] += d.function.name or ""
+                        entry["args"] += d.function.arguments or ""
+                if c.finish_reason:
+                    finish = c.finish_reason
+        assert finish == "tool_calls", finish
+        assert list(acc) == [0], acc
+        assert acc[0]["name"] == "get_weather", acc
+        assert json.loads(acc[0]["args"]) == {"city": "Rome"}, acc
+        print("client tools ok")
 
     if args.fail_stream:
         stream = client.chat.completions.create(

@@ -6,6 +6,7 @@ mod cli_chat;
 mod compaction;
 mod faults;
 mod gateway;
+mod mcp;
 mod reliability;
 mod reload;
 mod resume;

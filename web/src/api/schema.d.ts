@@ -1362,6 +1362,12 @@ export interface components {
             /** @description The session the event belongs to. */
             session_id: components["schemas"]["SessionId"];
         };
+        /**
+         * @description Why the model stopped.
+         *
+         *     Unknown values from a provider decode as `FinishReason::Other`.
+         */
+        FinishReason: "stop" | "length" | "tool_calls" | "content_filter" | "other";
         /** @description `POST /api/conversations/{id}/fork`. */
         ForkConversationRequest: {
             input?: null | components["schemas"]["RunInput"];
@@ -1464,6 +1470,54 @@ export interface components {
             /** @description Who logged in. */
             user: components["schemas"]["UserView"];
         };
+        /**
+         * @description One MCP server: a command started over stdio (`command`, `args`, `env`)
+         *     or a streamable-HTTP endpoint (`url`, `headers`). Secrets stay out of
+         *     the preset: `env_from` and `headers_from_env` name variables of the
+         *     server's own environment whose values are read when the server is
+         *     connected.
+         */
+        McpServerConfig: {
+            /** @description Its arguments. */
+            args?: string[];
+            /** @description Program to start (stdio transport). */
+            command?: string | null;
+            /** @description Working directory of the program. */
+            cwd?: string | null;
+            /**
+             * @description Variables set for the program (besides `PATH`, `HOME` and `LANG`;
+             *     nothing else of the server's environment is passed on).
+             */
+            env?: {
+                [key: string]: string;
+            };
+            /**
+             * @description Variables set for the program from the server's environment:
+             *     program variable → server variable.
+             */
+            env_from?: {
+                [key: string]: string;
+            };
+            /** @description Headers sent with every request. */
+            headers?: {
+                [key: string]: string;
+            };
+            /**
+             * @description Headers whose values come from the server's environment:
+             *     header → server variable.
+             */
+            headers_from_env?: {
+                [key: string]: string;
+            };
+            /**
+             * Format: uint64
+             * @description Seconds to wait for the server to start and list its tools, and for
+             *     one call (default 30).
+             */
+            timeout_secs?: number | null;
+            /** @description Endpoint URL (streamable-HTTP transport). */
+            url?: string | null;
+        };
         /** @description A message in a conversation. */
         Message: {
             /** @description Its parts, in order. */
@@ -1541,6 +1595,13 @@ export interface components {
              *     }
              */
             limits?: components["schemas"]["AgentLimits"];
+            /**
+             * @description MCP servers whose tools the agent gets, by server name; their tools
+             *     are named `mcp_<server>_<tool>`.
+             */
+            mcp_servers?: {
+                [key: string]: components["schemas"]["McpServerConfig"];
+            };
             /** @description Model name as the provider knows it. */
             model: string;
             /** @description Name of the provider profile (from configuration). */
@@ -1657,6 +1718,12 @@ export interface components {
         RunResult: {
             /** @description Calls waiting for approval or client-supplied results. */
             deferredToolCalls?: components["schemas"]["ToolCall"][];
+            /**
+             * @description Why the model's last answer ended, when that was not a normal stop
+             *     or a request for tools: `length` (the output token limit),
+             *     `content_filter` or `other`. Absent otherwise.
+             */
+            finishReason?: components["schemas"]["FinishReason"] | null;
             /** @description The session's final status. */
             status: components["schemas"]["SessionStatus"];
             /**
