@@ -3,11 +3,13 @@
 //! one small trait ([`RuntimeApi`]) that the in-process
 //! [`ConversationService`](netherbrain_core::conversation::ConversationService)
 //! ([`LocalRuntime`]) and the remote HTTP client (`RemoteRuntime`,
-//! feature `remote`) implement; and the Telegram channel (feature
-//! `telegram`).
+//! feature `remote`) implement; the Telegram channel (feature `telegram`)
+//! and the Discord channel (feature `discord`).
 
 pub mod api;
 pub mod bridge;
+#[cfg(feature = "discord")]
+pub mod discord;
 pub mod markup;
 #[cfg(feature = "remote")]
 pub mod remote;
