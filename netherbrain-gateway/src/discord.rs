@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use netherbrain_core::channel::{
-    BotCommand, CancellationToken, Channel, ChannelCapabilities, ChannelError, ChatButton, ChatRef,
-    InboundMessage, MarkupDialect, SenderRef, SentMessage,
+    AttachmentKind, BotCommand, CancellationToken, Channel, ChannelCapabilities, ChannelError,
+    ChatButton, ChatRef, InboundAttachment, InboundMessage, MarkupDialect, SenderRef, SentMessage,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -114,6 +114,8 @@ struct State {
 #[derive(Clone)]
 pub struct DiscordChannel {
     http: Arc<Client>,
+    /// Downloads attachments from the URLs the gateway gives.
+    files: reqwest::Client,
     token: String,
     gateway_url: Option<String>,
     state: Arc<Mutex<State>>,
@@ -180,8 +182,13 @@ impl DiscordChannel {
                 "bad Discord gateway URL (want ws:// or wss://): {url}"
             )));
         }
+        let files = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| ChannelError::Transport(e.to_string()))?;
         Ok(Self {
             http: Arc::new(builder.build()),
+            files,
             token: config.token,
             gateway_url: config
                 .gateway_url
@@ -288,13 +295,32 @@ impl DiscordChannel {
         let received = chrono::DateTime::from_timestamp_micros(message.timestamp.as_micros())
             .unwrap_or_else(chrono::Utc::now);
         let inbound = |chat: Id<ChannelMarker>| {
-            InboundMessage::new(
+            let mut inbound = InboundMessage::new(
                 ChatRef::new(DISCORD, chat.to_string()),
                 sender.clone(),
                 text.clone(),
                 message.id.to_string(),
             )
-            .with_received_at(received)
+            .with_received_at(received);
+            for file in &message.attachments {
+                let kind = if file
+                    .content_type
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("image/"))
+                {
+                    AttachmentKind::Image
+                } else {
+                    AttachmentKind::Document
+                };
+                let mut attachment = InboundAttachment::new(file.url.clone(), kind)
+                    .with_file_name(file.filename.clone())
+                    .with_size(file.size);
+                if let Some(media) = &file.content_type {
+                    attachment = attachment.with_media_type(media.clone());
+                }
+                inbound = inbound.with_attachment(attachment);
+            }
+            inbound
         };
         if message.guild_id.is_none() {
             return Some(inbound(message.channel_id));
@@ -640,6 +666,39 @@ impl Channel for DiscordChannel {
             .await
             .map_err(|e| ChannelError::Transport(e.to_string()))?;
         Ok(SentMessage::new(chat.clone(), sent.id.to_string()))
+    }
+
+    async fn download(
+        &self,
+        attachment: &InboundAttachment,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ChannelError> {
+        let transport = |e: reqwest::Error| ChannelError::Transport(e.without_url().to_string());
+        let mut response = self
+            .files
+            .get(&attachment.id)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(transport)?;
+        if let Some(size) = response.content_length().filter(|size| *size > max_bytes) {
+            return Err(ChannelError::TooLarge {
+                size,
+                max: max_bytes,
+            });
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            let read = u64::try_from(bytes.len() + chunk.len()).unwrap_or(u64::MAX);
+            if read > max_bytes {
+                return Err(ChannelError::TooLarge {
+                    size: read,
+                    max: max_bytes,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
     }
 
     async fn react(

@@ -7,6 +7,7 @@
 //! and the Discord channel (feature `discord`).
 
 pub mod api;
+pub mod attachments;
 pub mod bridge;
 #[cfg(feature = "discord")]
 pub mod discord;
@@ -19,4 +20,5 @@ pub mod telegram;
 pub use api::{
     ApiError, EventFeed, LocalRuntime, PresetInfo, RuntimeApi, SendOutcome, SessionInfo,
 };
+pub use attachments::AttachmentStore;
 pub use bridge::{AllowEntry, Bridge, BridgeConfig, BridgeError, MIN_EDIT_INTERVAL};

@@ -281,8 +281,26 @@ impl ToolSet for Files {
     }
 }
 
+/// The blob store as the attachment store, as the `netherbrain` binary
+/// wires it.
+#[derive(Debug)]
+struct Blobs(netherbrain_store::blob::BlobStore);
+
+#[async_trait::async_trait]
+impl netherbrain_gateway::AttachmentStore for Blobs {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), String> {
+        self.0
+            .put(key, bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
 struct Fixture {
     _rest_server: MockServer,
+    rest_url: String,
+    blob_dir: tempfile::TempDir,
     rest: Arc<FakeRest>,
     events: mpsc::UnboundedSender<Value>,
     gateway: FakeGateway,
@@ -299,6 +317,13 @@ async fn fixture(provider: ScriptedProvider) -> Fixture {
         .respond_with(Responder(rest.clone()))
         .mount(&rest_server)
         .await;
+    // Attachment downloads (the CDN), on the same fake.
+    Mock::given(wiremock::matchers::method("GET"))
+        .and(path_regex(r"^/attachments/"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"line one\nline two\n".to_vec()))
+        .mount(&rest_server)
+        .await;
+    let blob_dir = tempfile::tempdir().unwrap();
     let (events, receiver) = mpsc::unbounded_channel();
     let gateway = FakeGateway {
         events: Arc::new(tokio::sync::Mutex::new(receiver)),
@@ -338,7 +363,11 @@ async fn fixture(provider: ScriptedProvider) -> Fixture {
         .with_edit_interval(INTERVAL)
         .with_retry_base(Duration::from_millis(50))
         .allow(AllowEntry::new("discord", ADA.to_string(), ada))
-        .allow(AllowEntry::new("discord", BOB.to_string(), bob));
+        .allow(AllowEntry::new("discord", BOB.to_string(), bob))
+        .with_max_attachment_bytes(1024)
+        .with_attachment_store(Arc::new(Blobs(
+            netherbrain_store::blob::BlobStore::local(blob_dir.path()).unwrap(),
+        )));
     let channel = DiscordChannel::new(
         DiscordConfig::new(TOKEN)
             .with_api_url(rest_server.uri())
@@ -357,6 +386,8 @@ async fn fixture(provider: ScriptedProvider) -> Fixture {
         async move { bridge.run(cancel).await.unwrap() }
     });
     let fixture = Fixture {
+        rest_url: rest_server.uri(),
+        blob_dir,
         _rest_server: rest_server,
         rest,
         events,
@@ -520,15 +551,16 @@ async fn a_mention_in_a_server_channel_opens_a_thread() {
         format!("/api/v10/channels/40/messages/{asked}/threads")
     );
     assert_eq!(thread_calls[0].body["name"], "why is the sky blue?");
-    // The fake's thread ids start at 10000.
-    let thread = fx
-        .store
-        .list_chat_bindings("discord")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.chat_id)
-        .collect::<Vec<_>>();
+    // The conversation is bound to the new thread, not the channel.
+    let mut bound = Vec::new();
+    for _ in 0..500 {
+        bound = fx.store.list_chat_bindings("discord").await.unwrap();
+        if !bound.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let thread: Vec<String> = bound.into_iter().map(|b| b.chat_id).collect();
     assert_eq!(thread.len(), 1, "one conversation, in the thread");
     let thread: u64 = thread[0].parse().unwrap();
     fx.wait_text(thread, "first answer").await;
@@ -707,4 +739,52 @@ async fn a_429_is_waited_out() {
     let posts = fx.rest.calls("POST", "/channels/13/messages");
     assert_eq!(posts.len(), 2, "the refused send and its retry: {posts:#?}");
     assert_eq!(fx.rest.rate_limit_sends.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_are_fetched_within_the_limit_and_kept() {
+    let fx = fixture(ScriptedProvider::new(vec![
+        ScriptedResponse::builder().text("two lines").build(),
+    ]))
+    .await;
+    let file = |name: &str, size: u64| {
+        json!({"id": "3", "filename": name, "size": size, "content_type": "text/plain",
+               "url": format!("{}/attachments/3/{name}", fx.rest_url),
+               "proxy_url": "http://127.0.0.1:1/p", "ephemeral": false})
+    };
+    // Over the limit: a polite reply, nothing fetched, no run.
+    let mut big = message_json(fx.id(), 14, None, ADA, "read this");
+    big["attachments"] = json!([file("big.log", 5_000_000)]);
+    fx.dispatch("MESSAGE_CREATE", big);
+    fx.wait_text(14, "big.log is too large for me").await;
+    assert!(fx.provider.requests().is_empty());
+    assert!(
+        fx.store
+            .chat_binding("discord", "14")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let id = fx.id();
+    let mut small = message_json(id, 14, None, ADA, "read this");
+    small["attachments"] = json!([file("notes.txt", 18)]);
+    fx.dispatch("MESSAGE_CREATE", small);
+    fx.wait_text(14, "two lines").await;
+    let question = fx.provider.requests()[0].messages.last().unwrap().clone();
+    assert!(
+        question.text().contains("read this")
+            && question
+                .text()
+                .contains("Attached file notes.txt:\n```\nline one\nline two\n```"),
+        "{}",
+        question.text()
+    );
+    let kept = std::fs::read(
+        fx.blob_dir
+            .path()
+            .join(format!("gateway/discord/14/{id}/0-notes.txt")),
+    )
+    .unwrap();
+    assert_eq!(kept, b"line one\nline two\n");
 }
