@@ -70,7 +70,7 @@ pub(crate) enum Command {
     /// ones finish for up to the graceful shutdown timeout, interrupts the
     /// rest (their output is committed) and exits 0.
     Agent(AgentArgs),
-    /// Run the chat gateway (Telegram) as its own process against a running
+    /// Run the chat gateway (Telegram, Discord) as its own process against a running
     /// agent (--runtime-url with an API key), or approve a pairing code.
     ///
     /// To run the channels inside the agent process instead, configure
