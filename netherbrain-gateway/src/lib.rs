@@ -4,7 +4,8 @@
 //! [`ConversationService`](netherbrain_core::conversation::ConversationService)
 //! ([`LocalRuntime`]) and the remote HTTP client (`RemoteRuntime`,
 //! feature `remote`) implement; the Telegram channel (feature `telegram`)
-//! and the Discord channel (feature `discord`).
+//! and the Discord channel (feature `discord`). Chat attachments become
+//! input parts through [`attachments`], kept in an [`AttachmentStore`].
 
 pub mod api;
 pub mod attachments;
