@@ -650,6 +650,7 @@ async fn approve_and_deny_are_buttons_only_the_owner_can_press() {
                 .contains("Allow it?")
         })
         .unwrap();
+    insta::assert_json_snapshot!("discord_approval_message", ask.body);
     let buttons = &ask.body["components"][0]["components"];
     assert_eq!(buttons[0]["custom_id"], "approve:call_1");
     assert_eq!(buttons[1]["custom_id"], "deny:call_1");
