@@ -445,7 +445,7 @@ impl Fixture {
     }
 
     async fn eventually(&self, what: &str, check: impl Fn() -> bool) {
-        for _ in 0..800 {
+        for _ in 0..2000 {
             if check() {
                 return;
             }
@@ -553,7 +553,7 @@ async fn a_mention_in_a_server_channel_opens_a_thread() {
     assert_eq!(thread_calls[0].body["name"], "why is the sky blue?");
     // The conversation is bound to the new thread, not the channel.
     let mut bound = Vec::new();
-    for _ in 0..500 {
+    for _ in 0..2000 {
         bound = fx.store.list_chat_bindings("discord").await.unwrap();
         if !bound.is_empty() {
             break;
