@@ -73,7 +73,7 @@ pub(crate) enum Command {
     /// profiles apply to the next run, other changes are logged as needing a
     /// restart.
     Agent(AgentArgs),
-    /// Run the chat gateway (Telegram) as its own process against a running
+    /// Run the chat gateway (Telegram, Discord) as its own process against a running
     /// agent (--runtime-url with an API key), or approve a pairing code.
     ///
     /// To run the channels inside the agent process instead, configure

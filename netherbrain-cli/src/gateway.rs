@@ -1,5 +1,5 @@
 //! `netherbrain gateway`: the chat gateway's configuration (`[gateway]` in
-//! the config file, `NETHER_TELEGRAM_*` variables), running it in-process
+//! the config file, `NETHER_TELEGRAM_*` and `NETHER_DISCORD_*` variables), running it in-process
 //! (inside `netherbrain agent`) or as its own process over the HTTP API,
 //! and approving pairing codes.
 
@@ -19,6 +19,9 @@ use crate::local::{open_prepared, resolve_user};
 
 pub(crate) const TELEGRAM_TOKEN_ENV: &str = "NETHER_TELEGRAM_TOKEN";
 pub(crate) const TELEGRAM_API_URL_ENV: &str = "NETHER_TELEGRAM_API_URL";
+pub(crate) const DISCORD_TOKEN_ENV: &str = "NETHER_DISCORD_TOKEN";
+pub(crate) const DISCORD_API_URL_ENV: &str = "NETHER_DISCORD_API_URL";
+pub(crate) const DISCORD_GATEWAY_URL_ENV: &str = "NETHER_DISCORD_GATEWAY_URL";
 
 /// `[gateway]` in the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -30,7 +33,10 @@ pub(crate) struct GatewayFile {
     pairing_ttl_secs: Option<u64>,
     /// Preset of new chat conversations (by name).
     default_preset: Option<String>,
+    /// Largest attachment accepted, in bytes (default 5 MiB).
+    max_attachment_bytes: Option<u64>,
     telegram: Option<TelegramFile>,
+    discord: Option<DiscordFile>,
     #[serde(default)]
     allow: Vec<AllowFile>,
 }
@@ -47,6 +53,28 @@ impl std::fmt::Debug for TelegramFile {
         f.debug_struct("TelegramFile")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+/// `[gateway.discord]`: the bot token, and base URLs for a proxy or a
+/// test fake.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiscordFile {
+    token: Option<String>,
+    /// The REST API base (`https://discord.com`).
+    api_url: Option<String>,
+    /// The gateway WebSocket (`wss://gateway.discord.gg`).
+    gateway_url: Option<String>,
+}
+
+impl std::fmt::Debug for DiscordFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordFile")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("api_url", &self.api_url)
+            .field("gateway_url", &self.gateway_url)
             .finish()
     }
 }
@@ -68,6 +96,7 @@ pub(crate) struct GatewaySettings {
     file: GatewayFile,
     telegram_token: Option<String>,
     telegram_api_url: Option<String>,
+    discord: DiscordFile,
 }
 
 impl std::fmt::Debug for GatewaySettings {
@@ -79,6 +108,7 @@ impl std::fmt::Debug for GatewaySettings {
                 &self.telegram_token.as_ref().map(|_| "<redacted>"),
             )
             .field("telegram_api_url", &self.telegram_api_url)
+            .field("discord", &self.discord)
             .finish()
     }
 }
@@ -102,16 +132,39 @@ impl GatewaySettings {
         {
             bail!("gateway.telegram.token must not be empty");
         }
+        let from_file = file.discord.clone().unwrap_or_default();
+        let discord = DiscordFile {
+            token: env
+                .get(DISCORD_TOKEN_ENV)
+                .map(str::to_owned)
+                .or(from_file.token),
+            api_url: env
+                .get(DISCORD_API_URL_ENV)
+                .map(str::to_owned)
+                .or(from_file.api_url),
+            gateway_url: env
+                .get(DISCORD_GATEWAY_URL_ENV)
+                .map(str::to_owned)
+                .or(from_file.gateway_url),
+        };
+        if discord
+            .token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            bail!("gateway.discord.token must not be empty");
+        }
         Ok(Self {
             file,
             telegram_token,
             telegram_api_url,
+            discord,
         })
     }
 
     /// Whether any channel is configured.
     pub(crate) fn has_channels(&self) -> bool {
-        self.telegram_token.is_some()
+        self.telegram_token.is_some() || self.discord.token.is_some()
     }
 
     /// The configured channels.
@@ -127,12 +180,37 @@ impl GatewaySettings {
                 TelegramChannel::new(config).map_err(|e| anyhow!("telegram: {e}"))?,
             ));
         }
+        if let Some(token) = &self.discord.token {
+            use netherbrain_gateway::discord::{DiscordChannel, DiscordConfig};
+            let mut config = DiscordConfig::new(token.clone());
+            if let Some(url) = &self.discord.api_url {
+                config = config.with_api_url(url.clone());
+            }
+            if let Some(url) = &self.discord.gateway_url {
+                config = config.with_gateway_url(url.clone());
+            }
+            channels.push(Arc::new(
+                DiscordChannel::new(config).map_err(|e| anyhow!("discord: {e}"))?,
+            ));
+        }
         Ok(channels)
     }
 
-    /// The bridge settings, with usernames and the preset name resolved.
-    async fn bridge_config(&self, store: &dyn StateStore) -> Result<BridgeConfig> {
-        let mut config = BridgeConfig::default();
+    /// The bridge settings, with usernames and the preset name resolved;
+    /// attachments go to the blob store (`NETHER_S3_*`, else
+    /// `<data_dir>/blobs`).
+    async fn bridge_config(
+        &self,
+        store: &dyn StateStore,
+        data_dir: &std::path::Path,
+    ) -> Result<BridgeConfig> {
+        let blobs = netherbrain_store::blob::BlobStore::from_env(data_dir)
+            .map_err(|e| anyhow!("blob storage for attachments: {e}"))?;
+        let mut config =
+            BridgeConfig::default().with_attachment_store(Arc::new(BlobAttachments(blobs)));
+        if let Some(bytes) = self.file.max_attachment_bytes {
+            config = config.with_max_attachment_bytes(bytes);
+        }
         if let Some(ms) = self.file.edit_interval_ms {
             config = config.with_edit_interval(Duration::from_millis(ms));
         }
@@ -174,6 +252,9 @@ impl GatewaySettings {
         if let Some(name) = &self.file.default_preset {
             out.push_str(&format!("default_preset = {}\n", toml_str(name)));
         }
+        if let Some(bytes) = self.file.max_attachment_bytes {
+            out.push_str(&format!("max_attachment_bytes = {bytes}\n"));
+        }
         if self.telegram_token.is_some() || self.telegram_api_url.is_some() {
             out.push_str("[gateway.telegram]\n");
             if self.telegram_token.is_some() {
@@ -181,6 +262,19 @@ impl GatewaySettings {
             }
             if let Some(url) = &self.telegram_api_url {
                 out.push_str(&format!("api_url = {}\n", toml_str(url)));
+            }
+        }
+        let discord = &self.discord;
+        if discord.token.is_some() || discord.api_url.is_some() || discord.gateway_url.is_some() {
+            out.push_str("[gateway.discord]\n");
+            if discord.token.is_some() {
+                out.push_str("token = \"<redacted>\"\n");
+            }
+            if let Some(url) = &discord.api_url {
+                out.push_str(&format!("api_url = {}\n", toml_str(url)));
+            }
+            if let Some(url) = &discord.gateway_url {
+                out.push_str(&format!("gateway_url = {}\n", toml_str(url)));
             }
         }
         for a in &self.file.allow {
@@ -192,6 +286,21 @@ impl GatewaySettings {
             ));
         }
         out
+    }
+}
+
+/// Chat attachments kept in the blob store.
+#[derive(Debug)]
+struct BlobAttachments(netherbrain_store::blob::BlobStore);
+
+#[async_trait::async_trait]
+impl netherbrain_gateway::AttachmentStore for BlobAttachments {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> std::result::Result<(), String> {
+        self.0
+            .put(key, bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -211,7 +320,9 @@ pub(crate) async fn spawn_in_process(
         return Ok(None);
     }
     let store = service.store().clone();
-    let config = gateway.bridge_config(store.as_ref()).await?;
+    let config = gateway
+        .bridge_config(store.as_ref(), &settings.data_dir)
+        .await?;
     let api: Arc<dyn RuntimeApi> = Arc::new(LocalRuntime::new(service.clone()));
     let bridge = Bridge::new(api, store, gateway.channels()?, config);
     tracing::info!("gateway channels started in-process");
@@ -271,7 +382,7 @@ async fn run_remote(
     let gateway = &settings.gateway;
     if !gateway.has_channels() {
         bail!(
-            "no gateway channel is configured (set NETHER_TELEGRAM_TOKEN or [gateway.telegram] token)"
+            "no gateway channel is configured (set NETHER_TELEGRAM_TOKEN or NETHER_DISCORD_TOKEN, or a token in [gateway.telegram] or [gateway.discord])"
         );
     }
     let client = netherbrain_http::client::Client::new(url.clone(), Some(key))
@@ -290,7 +401,9 @@ async fn run_remote(
         }
     };
     let store = open_prepared(settings).await?;
-    let mut config = gateway.bridge_config(store.as_ref()).await?;
+    let mut config = gateway
+        .bridge_config(store.as_ref(), &settings.data_dir)
+        .await?;
     // Paired or allow-listed users all act as the key's user remotely.
     let key_user = netherbrain_core::UserId::from(me.id);
     for entry in &mut config.allow {

@@ -176,6 +176,36 @@ fn config_show_redacts_the_bot_token() {
 }
 
 #[test]
+fn config_show_redacts_the_discord_token() {
+    let home = TempDir::new().unwrap();
+    let file = home.path().join("nb.toml");
+    std::fs::write(
+        &file,
+        "[gateway.discord]\ntoken = \"MTIz.SECRET-discord-token\"\napi_url = \"http://127.0.0.1:8082\"\n",
+    )
+    .unwrap();
+    let o = ok(run(cmd(home.path())
+        .arg("--config")
+        .arg(&file)
+        .env("NETHER_DISCORD_GATEWAY_URL", "ws://127.0.0.1:8083")
+        .args(["config", "show"])));
+    let out = stdout(&o);
+    assert!(!out.contains("SECRET"), "{out}");
+    assert!(out.contains("[gateway.discord]"), "{out}");
+    assert!(out.contains("token = \"<redacted>\""), "{out}");
+    assert!(out.contains("api_url = \"http://127.0.0.1:8082\""), "{out}");
+    assert!(
+        out.contains("gateway_url = \"ws://127.0.0.1:8083\""),
+        "{out}"
+    );
+    let o = ok(run(cmd(home.path())
+        .env("NETHER_DISCORD_TOKEN", "MTIz.ENV-SECRET")
+        .args(["config", "show"])));
+    assert!(!stdout(&o).contains("ENV-SECRET"));
+    assert!(stdout(&o).contains("[gateway.discord]"));
+}
+
+#[test]
 fn config_show_redacts_secrets_and_shows_precedence() {
     let home = TempDir::new().unwrap();
     let file = home.path().join("nb.toml");

@@ -22,13 +22,17 @@ use netherbrain_core::channel::{
 };
 use netherbrain_core::store::{ChatBinding, GatewayStore, NewChatBinding, NewPairing};
 use netherbrain_core::{
-    AgentEvent, ConversationId, EventSeq, Message, PresetId, SessionId, UserId,
+    AgentEvent, ContentPart, ConversationId, EventSeq, Message, PresetId, Role, SessionId, UserId,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, RuntimeApi, SendOutcome};
+use crate::attachments::{
+    AttachmentStore, DEFAULT_MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, blob_key, display_name,
+    input_part, too_large_reply,
+};
 use crate::markup::render_split;
 
 /// The shortest edit interval accepted (so a zero setting cannot flood).
@@ -76,6 +80,12 @@ pub struct BridgeConfig {
     pub default_preset: Option<PresetId>,
     /// First wait before reconnecting to the runtime; doubles up to 30 s.
     pub retry_base: Duration,
+    /// Largest attachment accepted, in bytes (a larger one gets a polite
+    /// reply and no run). Default 5 MiB.
+    pub max_attachment_bytes: u64,
+    /// Where attachments are kept; without one, files are refused with a
+    /// reply.
+    pub attachments: Option<Arc<dyn AttachmentStore>>,
 }
 
 impl Default for BridgeConfig {
@@ -87,6 +97,8 @@ impl Default for BridgeConfig {
             allow: Vec::new(),
             default_preset: None,
             retry_base: Duration::from_millis(500),
+            max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
+            attachments: None,
         }
     }
 }
@@ -117,6 +129,20 @@ impl BridgeConfig {
     #[must_use]
     pub fn with_retry_base(mut self, base: Duration) -> Self {
         self.retry_base = base;
+        self
+    }
+
+    /// Sets the largest attachment accepted, in bytes.
+    #[must_use]
+    pub fn with_max_attachment_bytes(mut self, bytes: u64) -> Self {
+        self.max_attachment_bytes = bytes;
+        self
+    }
+
+    /// Sets where attachments are kept.
+    #[must_use]
+    pub fn with_attachment_store(mut self, store: Arc<dyn AttachmentStore>) -> Self {
+        self.attachments = Some(store);
         self
     }
 
@@ -330,8 +356,21 @@ impl Bridge {
             self.command(&*channel, chat, user, name, args.trim()).await;
             return;
         }
-        if text.is_empty() {
+        if text.is_empty() && message.attachments.is_empty() {
             return;
+        }
+        // Files first: one over the limit is refused before any
+        // conversation exists or a model is called.
+        let mut content = Vec::new();
+        if !text.is_empty() {
+            content.push(ContentPart::text(text));
+        }
+        match self.attachment_parts(&*channel, &message).await {
+            Ok(parts) => content.extend(parts),
+            Err(reply) => {
+                self.notice(&*channel, chat, &reply).await;
+                return;
+            }
         }
         let binding = match self.binding_or_new(chat, user).await {
             Ok(binding) => binding,
@@ -347,7 +386,7 @@ impl Bridge {
                 binding.user_id,
                 binding.conversation_id,
                 binding.preset_id,
-                vec![Message::user(text)],
+                vec![Message::new(Role::User, content)],
             )
             .await;
         match outcome {
@@ -378,6 +417,62 @@ impl Bridge {
                 self.notice(&*channel, chat, &format!("⚠️ {e}")).await;
             }
         }
+    }
+
+    /// The message's files as input parts, each fetched within the limit
+    /// and kept in the attachment store; `Err` is the reply to send
+    /// instead of running.
+    async fn attachment_parts(
+        &self,
+        channel: &dyn Channel,
+        message: &InboundMessage,
+    ) -> Result<Vec<ContentPart>, String> {
+        if message.attachments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(store) = &self.inner.config.attachments else {
+            return Err("Sorry, I can't take files here. Send the text instead.".to_owned());
+        };
+        if message.attachments.len() > MAX_ATTACHMENTS {
+            return Err(format!(
+                "Sorry, at most {MAX_ATTACHMENTS} files per message. Nothing was sent to the agent."
+            ));
+        }
+        let max = self.inner.config.max_attachment_bytes;
+        let mut parts = Vec::new();
+        for (index, attachment) in message.attachments.iter().enumerate() {
+            let name = display_name(attachment);
+            if attachment.size.is_some_and(|size| size > max) {
+                return Err(too_large_reply(&name, max));
+            }
+            let bytes = match channel.download(attachment, max).await {
+                Ok(bytes) if u64::try_from(bytes.len()).unwrap_or(u64::MAX) <= max => bytes,
+                Ok(_) | Err(ChannelError::TooLarge { .. }) => {
+                    return Err(too_large_reply(&name, max));
+                }
+                Err(e) => {
+                    warn!(chat = %message.chat, error = %e, "could not fetch an attachment");
+                    return Err(format!(
+                        "Sorry, I could not fetch {name}. Nothing was sent to the agent."
+                    ));
+                }
+            };
+            let key = blob_key(
+                &message.chat.channel,
+                &message.chat.chat_id,
+                &message.message_id,
+                index,
+                &name,
+            );
+            if let Err(e) = store.put(&key, bytes.clone()).await {
+                warn!(chat = %message.chat, error = %e, "could not store an attachment");
+                return Err(format!(
+                    "Sorry, I could not keep {name}. Nothing was sent to the agent."
+                ));
+            }
+            parts.push(input_part(attachment, bytes, &key));
+        }
+        Ok(parts)
     }
 
     /// The Netherbrain user a sender acts as: allow-listed or paired.

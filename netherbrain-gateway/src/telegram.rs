@@ -11,20 +11,22 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use netherbrain_core::channel::{
-    BotCommand, CancellationToken, Channel, ChannelCapabilities, ChannelError, ChatButton, ChatRef,
-    InboundMessage, MarkupDialect, SenderRef, SentMessage,
+    AttachmentKind, BotCommand, CancellationToken, Channel, ChannelCapabilities, ChannelError,
+    ChatButton, ChatRef, InboundAttachment, InboundMessage, MarkupDialect, SenderRef, SentMessage,
 };
 use std::future::IntoFuture;
 use teloxide::ApiError as TgApiError;
 use teloxide::RequestError;
+use teloxide::net::Download;
 use teloxide::payloads::{
     EditMessageTextSetters, GetUpdatesSetters, SendChatActionSetters, SendMessageSetters,
     SetMessageReactionSetters,
 };
 use teloxide::prelude::{Bot, Requester};
 use teloxide::types::{
-    ChatAction, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ParseMode,
+    ChatAction, ChatId, FileId, InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ParseMode,
     ReactionType, ThreadId, Update, UpdateKind,
 };
 
@@ -153,6 +155,36 @@ impl TelegramChannel {
                 .with_received_at(message.date);
                 if !message.chat.is_private() {
                     inbound = inbound.in_group();
+                }
+                // The largest size of a photo; a document as it was sent.
+                if let Some(photo) = message.photo().and_then(|sizes| {
+                    sizes
+                        .iter()
+                        .max_by_key(|p| u64::from(p.width) * u64::from(p.height))
+                }) {
+                    inbound = inbound.with_attachment(
+                        InboundAttachment::new(photo.file.id.0.clone(), AttachmentKind::Image)
+                            .with_file_name("photo.jpg")
+                            .with_media_type("image/jpeg")
+                            .with_size(u64::from(photo.file.size)),
+                    );
+                }
+                if let Some(document) = message.document() {
+                    let media = document.mime_type.as_ref().map(ToString::to_string);
+                    let kind = if media.as_deref().is_some_and(|m| m.starts_with("image/")) {
+                        AttachmentKind::Image
+                    } else {
+                        AttachmentKind::Document
+                    };
+                    let mut attachment = InboundAttachment::new(document.file.id.0.clone(), kind)
+                        .with_size(u64::from(document.file.size));
+                    if let Some(name) = &document.file_name {
+                        attachment = attachment.with_file_name(name.clone());
+                    }
+                    if let Some(media) = media {
+                        attachment = attachment.with_media_type(media);
+                    }
+                    inbound = inbound.with_attachment(attachment);
                 }
                 Some(inbound)
             }
@@ -407,6 +439,40 @@ impl Channel for TelegramChannel {
             // Not offered here (an older Bot API server, a group chat).
             _ => Err(ChannelError::Unsupported),
         }
+    }
+
+    async fn download(
+        &self,
+        attachment: &InboundAttachment,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ChannelError> {
+        let file = self
+            .bot
+            .get_file(FileId(attachment.id.clone()))
+            .await
+            .map_err(channel_error)?;
+        let size = u64::from(file.meta.size);
+        if size > max_bytes {
+            return Err(ChannelError::TooLarge {
+                size,
+                max: max_bytes,
+            });
+        }
+        let mut stream = self.bot.download_file_stream(&file.path);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            // Without the URL: it holds the token.
+            let chunk = chunk.map_err(|e| ChannelError::Transport(e.without_url().to_string()))?;
+            let read = u64::try_from(bytes.len() + chunk.len()).unwrap_or(u64::MAX);
+            if read > max_bytes {
+                return Err(ChannelError::TooLarge {
+                    size: read,
+                    max: max_bytes,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
     }
 
     async fn react(

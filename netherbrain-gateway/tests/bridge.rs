@@ -451,3 +451,26 @@ async fn approval_buttons_resume_the_run_and_refuse_others() {
     cancel.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn files_without_an_attachment_store_are_refused_politely() {
+    use netherbrain_core::channel::{
+        AttachmentKind, ChatRef, InboundAttachment, InboundMessage, SenderRef,
+    };
+    let f = fixture(vec![ScriptedResponse::text("never")], edit_caps()).await;
+    let (cancel, task) = f.start();
+    f.channel.inject(
+        InboundMessage::new(
+            ChatRef::new("test", "c5"),
+            SenderRef::new(OWNER),
+            "look",
+            "m1",
+        )
+        .with_attachment(InboundAttachment::new("f1", AttachmentKind::Image)),
+    );
+    f.wait_text("c5", "can't take files").await;
+    assert!(f.provider.requests().is_empty(), "no run");
+    assert!(f.store.chat_binding("test", "c5").await.unwrap().is_none());
+    cancel.cancel();
+    task.await.unwrap();
+}

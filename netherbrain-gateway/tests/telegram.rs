@@ -75,6 +75,22 @@ impl FakeBot {
         message
     }
 
+    /// A message with a file: `file` is the `photo` sizes or a `document`.
+    fn file(&self, chat_id: i64, from: i64, caption: &str, field: &str, file: Value) -> i64 {
+        let update = self.next_update.fetch_add(1, Ordering::SeqCst) + 1;
+        let message = self.next_message.fetch_add(1, Ordering::SeqCst) + 1000;
+        let mut body = json!({
+            "message_id": message, "date": 1_700_000_000,
+            "chat": chat(chat_id), "from": user(from), "caption": caption,
+        });
+        body[field] = file;
+        self.updates
+            .lock()
+            .unwrap()
+            .push_back(json!({"update_id": update, "message": body}));
+        message
+    }
+
     fn press(&self, chat_id: i64, from: i64, message_id: i64, data: &str) {
         let update = self.next_update.fetch_add(1, Ordering::SeqCst) + 1;
         self.updates.lock().unwrap().push_back(json!({
@@ -163,12 +179,66 @@ impl Respond for Responder {
                 let id = body["message_id"].as_i64().unwrap_or(0);
                 ResponseTemplate::new(200).set_body_json(message(id))
             }
+            "getFile" => {
+                let id = body["file_id"].as_str().unwrap_or_default();
+                let size = FILES
+                    .iter()
+                    .find(|(file, _, _)| *file == id)
+                    .map_or(0, |(_, _, bytes)| bytes.len());
+                ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
+                    "file_id": id, "file_unique_id": format!("u-{id}"), "file_size": size,
+                    "file_path": format!("files/{id}"),
+                }}))
+            }
             "sendMessageDraft" if !bot.drafts.load(Ordering::SeqCst) => ResponseTemplate::new(404)
                 .set_body_json(json!({
                     "ok": false, "error_code": 404, "description": "Not Found: method not found",
                 })),
             _ => ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})),
         }
+    }
+}
+
+/// Files the fake Bot API serves: id, path, bytes.
+const FILES: [(&str, &str, &[u8]); 2] = [
+    (
+        "photo-big",
+        "files/photo-big",
+        b"\x89PNG-pretend-image-bytes",
+    ),
+    ("notes", "files/notes", b"buy milk\nfix the bike\n"),
+];
+
+/// `GET /file/bot<token>/<path>`: the file's bytes (teloxide sends the
+/// path as one segment, its `/` encoded).
+struct FileDownload;
+
+impl Respond for FileDownload {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let path = request.url.path().replace("%2F", "/");
+        match FILES
+            .iter()
+            .find(|(_, file_path, _)| path.ends_with(file_path))
+        {
+            Some((_, _, bytes)) => ResponseTemplate::new(200).set_body_bytes(bytes.to_vec()),
+            None => ResponseTemplate::new(404),
+        }
+    }
+}
+
+/// The blob store as the attachment store, as the `netherbrain` binary
+/// wires it.
+#[derive(Debug)]
+struct Blobs(netherbrain_store::blob::BlobStore);
+
+#[async_trait::async_trait]
+impl netherbrain_gateway::AttachmentStore for Blobs {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), String> {
+        self.0
+            .put(key, bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -215,6 +285,7 @@ impl ToolSet for Files {
 
 struct Fixture {
     _server: MockServer,
+    blob_dir: tempfile::TempDir,
     url: String,
     fake: Arc<FakeBot>,
     store: Arc<MemoryStore>,
@@ -232,6 +303,13 @@ async fn fixture(provider: ScriptedProvider, drafts: bool) -> Fixture {
         .respond_with(Responder(fake.clone()))
         .mount(&server)
         .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/+file/bot[^/]+/.+$"))
+        .respond_with(FileDownload)
+        .mount(&server)
+        .await;
+    let blob_dir = tempfile::tempdir().unwrap();
+    let blobs = netherbrain_store::blob::BlobStore::local(blob_dir.path()).unwrap();
     let store = Arc::new(MemoryStore::new());
     let ada = store
         .create_user(NewUser::new("ada", UserRole::User))
@@ -253,10 +331,13 @@ async fn fixture(provider: ScriptedProvider, drafts: bool) -> Fixture {
     let config = BridgeConfig::default()
         .with_edit_interval(INTERVAL)
         .with_retry_base(Duration::from_millis(50))
-        .allow(AllowEntry::new("telegram", ADA.to_string(), ada));
+        .allow(AllowEntry::new("telegram", ADA.to_string(), ada))
+        .with_max_attachment_bytes(1024)
+        .with_attachment_store(Arc::new(Blobs(blobs)));
     Fixture {
         url: server.uri(),
         _server: server,
+        blob_dir,
         fake,
         store,
         provider,
@@ -531,6 +612,112 @@ async fn a_gateway_restarted_mid_run_still_delivers_the_final_answer() {
     }
     let all = [f.fake.texts("sendMessage"), f.fake.texts("editMessageText")].concat();
     assert!(all.iter().any(|t| t.contains("w39")), "{all:#?}");
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_photo_and_a_document_become_input_parts_kept_in_the_blob_store() {
+    let provider = ScriptedProvider::new(vec![
+        ScriptedResponse::text("a picture"),
+        ScriptedResponse::text("a shopping list"),
+    ]);
+    let f = fixture(provider, false).await;
+    let (cancel, task) = f.start();
+    // Telegram sends a photo in several sizes; the largest is fetched.
+    let photo = f.fake.file(
+        ADA,
+        ADA,
+        "what is this?",
+        "photo",
+        json!([
+            {"file_id": "photo-small", "file_unique_id": "s", "file_size": 10, "width": 90, "height": 90},
+            {"file_id": "photo-big", "file_unique_id": "b", "file_size": 25, "width": 800, "height": 600},
+        ]),
+    );
+    f.wait_for("sendMessage", "a picture").await;
+    let gets = f.fake.calls("getFile");
+    assert_eq!(gets.len(), 1);
+    assert_eq!(gets[0].body["file_id"], "photo-big");
+    let request = &f.provider.requests()[0];
+    let question = request.messages.last().unwrap();
+    assert_eq!(question.text(), "what is this?");
+    let image = question
+        .content
+        .iter()
+        .find_map(|p| match p {
+            netherbrain_core::ContentPart::Image { source } => Some(source.clone()),
+            _ => None,
+        })
+        .expect("an image part");
+    assert_eq!(
+        image,
+        netherbrain_core::ImageSource::Base64 {
+            // A Telegram photo is a JPEG.
+            media_type: "image/jpeg".into(),
+            data: "iVBORy1wcmV0ZW5kLWltYWdlLWJ5dGVz".into(),
+        }
+    );
+    let kept = std::fs::read(
+        f.blob_dir
+            .path()
+            .join(format!("gateway/telegram/{ADA}/{photo}/0-photo.jpg")),
+    )
+    .unwrap();
+    assert_eq!(kept, FILES[0].2);
+
+    // A text document is given as text.
+    f.fake.file(
+        ADA,
+        ADA,
+        "",
+        "document",
+        json!({"file_id": "notes", "file_unique_id": "n", "file_size": 23,
+               "file_name": "notes.txt", "mime_type": "text/plain"}),
+    );
+    f.wait_for("sendMessage", "a shopping list").await;
+    let question = f.provider.requests()[1].messages.last().unwrap().clone();
+    assert!(
+        question
+            .text()
+            .contains("Attached file notes.txt:\n```\nbuy milk\nfix the bike\n```"),
+        "{}",
+        question.text()
+    );
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_file_over_the_limit_gets_a_polite_reply_and_no_run() {
+    let f = fixture(ScriptedProvider::new(vec![]), false).await;
+    let (cancel, task) = f.start();
+    f.fake.file(
+        ADA,
+        ADA,
+        "summarise this",
+        "document",
+        json!({"file_id": "huge", "file_unique_id": "h", "file_size": 50_000_000,
+               "file_name": "dump.bin"}),
+    );
+    let reply = f.wait_for("sendMessage", "too large").await;
+    assert!(
+        reply.body["text"]
+            .as_str()
+            .unwrap()
+            .contains("dump.bin is too large for me"),
+        "{reply:?}"
+    );
+    assert!(f.fake.calls("getFile").is_empty(), "not even fetched");
+    assert!(f.provider.requests().is_empty(), "no run");
+    assert!(
+        f.store
+            .chat_binding("telegram", &ADA.to_string())
+            .await
+            .unwrap()
+            .is_none(),
+        "no conversation"
+    );
     cancel.cancel();
     task.await.unwrap();
 }

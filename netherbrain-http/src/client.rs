@@ -48,15 +48,16 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::dto::{
-    ApiKeyList, ApiKeyView, ChangePasswordRequest, ConversationDetail, ConversationList,
-    ConversationListQuery, ConversationView, CreateApiKeyRequest, CreateConversationRequest,
-    CreatePresetRequest, CreateUserRequest, CreateWorkspaceRequest, CreatedApiKey, ErrorBody,
-    ForkConversationRequest, ForkResponse, HealthResponse, ImportPresetsResponse, LoginRequest,
-    LoginResponse, ModelList, ModelProfileView, PresetList, PresetView, ResetPasswordRequest,
-    ResumeRequest, RunConversationRequest, RunInput, RunStarted, SearchResults,
-    SessionActionResponse, SessionStatusView, SessionView, SteerRequest, ToolsetList, TurnList,
-    UpdateConversationRequest, UpdatePresetRequest, UpdateUserRequest, UpdateWorkspaceRequest,
-    UserList, UserView, WorkspaceList, WorkspaceView,
+    ApiKeyList, ApiKeyView, ApprovePairingRequest, ChangePasswordRequest, ConversationDetail,
+    ConversationList, ConversationListQuery, ConversationView, CreateApiKeyRequest,
+    CreateConversationRequest, CreatePresetRequest, CreateUserRequest, CreateWorkspaceRequest,
+    CreatedApiKey, ErrorBody, ForkConversationRequest, ForkResponse, HealthResponse,
+    ImportPresetsResponse, LoginRequest, LoginResponse, ModelList, ModelProfileView,
+    PairedIdentityView, PresetList, PresetView, ResetPasswordRequest, ResumeRequest,
+    RunConversationRequest, RunInput, RunStarted, SearchResults, SessionActionResponse,
+    SessionStatusView, SessionView, SteerRequest, ToolsetList, TurnList, UpdateConversationRequest,
+    UpdatePresetRequest, UpdateUserRequest, UpdateWorkspaceRequest, UserList, UserView,
+    WorkspaceList, WorkspaceView,
 };
 
 /// A stream of a session's events, in order, without gaps or duplicates.
@@ -443,6 +444,21 @@ impl Client {
     /// [`ClientError`]; `404` for a key of another user.
     pub async fn revoke_key(&self, id: Uuid) -> Result<ApiKeyView, ClientError> {
         self.post_empty(&format!("/api/keys/{id}/revoke")).await
+    }
+
+    // ---- gateway ----
+
+    /// `POST /api/gateway/pairings/approve` (admins only): pairs the chat
+    /// user who was given `req.code`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`]; `404` for an unknown or expired code.
+    pub async fn approve_pairing(
+        &self,
+        req: &ApprovePairingRequest,
+    ) -> Result<PairedIdentityView, ClientError> {
+        self.post("/api/gateway/pairings/approve", req).await
     }
 
     // ---- presets ----

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use netherbrain_core::agent::ToolDecision;
 use netherbrain_core::store::{
-    ApiKey, Conversation, Metadata, Preset, Session, User, UserRole, Workspace,
+    ApiKey, Conversation, GatewayIdentity, Metadata, Preset, Session, User, UserRole, Workspace,
 };
 use netherbrain_core::{Message, PresetConfig, ToolCall, UsageByModel};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -1138,6 +1138,45 @@ redacted_debug!(LoginRequest { username ; password });
 redacted_debug!(LoginResponse { expires_at, user ; token });
 redacted_debug!(ChangePasswordRequest {  ; current_password, new_password });
 redacted_debug!(CreatedApiKey { key ; secret });
+
+// ---- gateway ----
+
+/// `POST /api/gateway/pairings/approve`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct ApprovePairingRequest {
+    /// The one-time code the chat user was given.
+    #[cfg_attr(feature = "server", schema(min_length = 1, max_length = 64))]
+    pub code: String,
+    /// The Netherbrain user the chat user acts as (default: the caller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
+}
+
+/// A chat platform user paired with a Netherbrain user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct PairedIdentityView {
+    /// The channel (`telegram`, `discord`, …).
+    pub channel: String,
+    /// The platform's user id.
+    pub sender_id: String,
+    /// The Netherbrain user they act as.
+    pub user_id: Uuid,
+    /// When they were paired.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<GatewayIdentity> for PairedIdentityView {
+    fn from(identity: GatewayIdentity) -> Self {
+        Self {
+            channel: identity.channel,
+            sender_id: identity.sender_id,
+            user_id: identity.user_id.into(),
+            created_at: identity.created_at,
+        }
+    }
+}
 
 #[cfg(test)]
 mod redaction_tests {

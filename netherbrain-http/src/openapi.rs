@@ -34,7 +34,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 
 use crate::routes::{
-    auth, conversations, discovery, health, keys, meta, presets, sessions, users, workspaces,
+    auth, conversations, discovery, gateway, health, keys, meta, presets, sessions, users,
+    workspaces,
 };
 
 /// The part of the API description utoipa derives from the handlers and
@@ -98,6 +99,7 @@ use crate::routes::{
         sessions::resume,
         discovery::toolsets,
         discovery::models,
+        gateway::approve_pairing,
     ),
     components(schemas(crate::dto::ErrorBody, crate::dto::ErrorDetail)),
     modifiers(
@@ -122,6 +124,7 @@ use crate::routes::{
             `event`, `started`, `error`."),
         (name = "sessions", description = "Single runs: status, events, interrupt, steer, resume after approval"),
         (name = "discovery", description = "Tool sets and provider profiles presets can use"),
+        (name = "gateway", description = "Chat gateway administration (admins): pairing codes"),
     )
 )]
 pub struct ApiDoc;

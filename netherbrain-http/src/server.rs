@@ -16,8 +16,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_auth;
 use crate::routes::{
-    auth, conversations, discovery, health, keys, meta, openai, presets, sessions, users,
-    workspaces,
+    auth, conversations, discovery, gateway, health, keys, meta, openai, presets, sessions,
+    users, workspaces,
 };
 use crate::state::AppState;
 
@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(conversations::routes())
         .merge(sessions::routes())
         .merge(discovery::routes())
+        .merge(gateway::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
 
     let body_limit = state.config().body_limit;

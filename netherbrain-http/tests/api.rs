@@ -1200,3 +1200,89 @@ mod snapshots {
         s.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_admin_approves_a_gateway_pairing_code() {
+    use netherbrain_core::store::NewPairing;
+    use netherbrain_http::dto::ApprovePairingRequest;
+    let s = start().await;
+    let expires = Utc::now() + chrono::Duration::minutes(10);
+    for (code, sender) in [("K7QX2M9P", "4242"), ("ZZ23ABCD", "77")] {
+        s.store
+            .create_pairing(NewPairing::new(code, "telegram", sender, sender, expires))
+            .await
+            .unwrap();
+    }
+    let (user_view, user) = s.user("gina", Role::User).await;
+    let req = |code: &str, user_id| ApprovePairingRequest {
+        code: code.to_owned(),
+        user_id,
+    };
+
+    // Not an admin: refused, the code stays pending.
+    let e = user
+        .approve_pairing(&req("K7QX2M9P", None))
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(&e), 403);
+    assert_eq!(s.store.pending_pairings(Utc::now()).await.unwrap().len(), 2);
+    // Unknown code, empty code, unknown user.
+    let e = s
+        .admin
+        .approve_pairing(&req("NOPE1234", None))
+        .await
+        .unwrap_err();
+    assert_eq!((api_status(&e), e.code()), (404, Some("not_found")));
+    let e = s.admin.approve_pairing(&req("  ", None)).await.unwrap_err();
+    assert_eq!(api_status(&e), 422);
+    let e = s
+        .admin
+        .approve_pairing(&req("K7QX2M9P", Some(uuid::Uuid::new_v4())))
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(&e), 404);
+
+    // The admin pairs the sender as themself (the default)…
+    let me = s.admin.me().await.unwrap();
+    let paired = s
+        .admin
+        .approve_pairing(&req(" K7QX2M9P ", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            paired.channel.as_str(),
+            paired.sender_id.as_str(),
+            paired.user_id
+        ),
+        ("telegram", "4242", me.id)
+    );
+    let identity = s
+        .store
+        .gateway_identity("telegram", "4242")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(identity.user_id, netherbrain_core::UserId::from(me.id));
+    // …or as another user; a code works once.
+    let paired = s
+        .admin
+        .approve_pairing(&req("ZZ23ABCD", Some(user_view.id)))
+        .await
+        .unwrap();
+    assert_eq!(paired.user_id, user_view.id);
+    let e = s
+        .admin
+        .approve_pairing(&req("ZZ23ABCD", None))
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(&e), 404);
+    assert!(
+        s.store
+            .pending_pairings(Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.stop().await;
+}

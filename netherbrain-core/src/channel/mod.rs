@@ -133,6 +133,112 @@ impl SenderRef {
     }
 }
 
+/// What an attachment is, as far as the bridge cares.
+///
+/// ```
+/// use netherbrain_core::channel::AttachmentKind;
+/// assert_ne!(AttachmentKind::Image, AttachmentKind::Document);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AttachmentKind {
+    /// A picture (given to vision models inline).
+    Image,
+    /// Any other file.
+    Document,
+}
+
+/// A file sent with an inbound message. The channel fetches its bytes
+/// with [`Channel::download`] when the bridge asks (after access control
+/// and the size check).
+///
+/// ```
+/// use netherbrain_core::channel::{AttachmentKind, InboundAttachment};
+/// let photo = InboundAttachment::new("file-1", AttachmentKind::Image)
+///     .with_file_name("photo.jpg")
+///     .with_media_type("image/jpeg")
+///     .with_size(2048);
+/// assert_eq!(photo.size, Some(2048));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct InboundAttachment {
+    /// The platform's handle of the file (a Telegram file id, a Discord
+    /// attachment URL).
+    pub id: String,
+    /// Image or other file.
+    pub kind: AttachmentKind,
+    /// The file's name, if the platform gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Its MIME type, if the platform gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// Its size in bytes, if the platform tells before the download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+impl InboundAttachment {
+    /// An attachment with only its handle and kind known.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::{AttachmentKind, InboundAttachment};
+    /// let doc = InboundAttachment::new("f", AttachmentKind::Document);
+    /// assert_eq!(doc.file_name, None);
+    /// ```
+    #[must_use]
+    pub fn new(id: impl Into<String>, kind: AttachmentKind) -> Self {
+        Self {
+            id: id.into(),
+            kind,
+            file_name: None,
+            media_type: None,
+            size: None,
+        }
+    }
+
+    /// Sets the file name.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::{AttachmentKind, InboundAttachment};
+    /// let doc = InboundAttachment::new("f", AttachmentKind::Document).with_file_name("notes.txt");
+    /// assert_eq!(doc.file_name.as_deref(), Some("notes.txt"));
+    /// ```
+    #[must_use]
+    pub fn with_file_name(mut self, name: impl Into<String>) -> Self {
+        self.file_name = Some(name.into());
+        self
+    }
+
+    /// Sets the MIME type.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::{AttachmentKind, InboundAttachment};
+    /// let doc = InboundAttachment::new("f", AttachmentKind::Document).with_media_type("text/plain");
+    /// assert_eq!(doc.media_type.as_deref(), Some("text/plain"));
+    /// ```
+    #[must_use]
+    pub fn with_media_type(mut self, media_type: impl Into<String>) -> Self {
+        self.media_type = Some(media_type.into());
+        self
+    }
+
+    /// Sets the size in bytes.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::{AttachmentKind, InboundAttachment};
+    /// let doc = InboundAttachment::new("f", AttachmentKind::Document).with_size(10);
+    /// assert_eq!(doc.size, Some(10));
+    /// ```
+    #[must_use]
+    pub const fn with_size(mut self, size: u64) -> Self {
+        self.size = Some(size);
+        self
+    }
+}
+
 /// A text message received from a platform.
 ///
 /// ```
@@ -160,6 +266,9 @@ pub struct InboundMessage {
     /// The [`ChatButton::data`] of a pressed button (then `text` is empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub button: Option<String>,
+    /// Files sent with it (photos, documents); `text` is their caption.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<InboundAttachment>,
 }
 
 fn default_true() -> bool {
@@ -189,7 +298,22 @@ impl InboundMessage {
             received_at: Utc::now(),
             private: true,
             button: None,
+            attachments: Vec::new(),
         }
+    }
+
+    /// Adds an attachment.
+    ///
+    /// ```
+    /// use netherbrain_core::channel::{AttachmentKind, ChatRef, InboundAttachment, InboundMessage, SenderRef};
+    /// let msg = InboundMessage::new(ChatRef::new("c", "1"), SenderRef::new("u"), "look", "m")
+    ///     .with_attachment(InboundAttachment::new("f", AttachmentKind::Image));
+    /// assert_eq!(msg.attachments.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn with_attachment(mut self, attachment: InboundAttachment) -> Self {
+        self.attachments.push(attachment);
+        self
     }
 
     /// Marks the message as sent in a group (or server channel) chat.
@@ -516,6 +640,14 @@ pub enum ChannelError {
         /// The limit ([`ChannelCapabilities::max_message_len`]).
         max: usize,
     },
+    /// A file exceeds the size limit.
+    #[error("file of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Its size (or as much as was read before stopping), in bytes.
+        size: u64,
+        /// The limit, in bytes.
+        max: u64,
+    },
     /// The channel cannot do this (e.g. edit messages).
     #[error("operation not supported by this channel")]
     Unsupported,
@@ -673,6 +805,18 @@ pub trait Channel: Send + Sync {
         emoji: &str,
     ) -> Result<(), ChannelError> {
         let _ = (chat, message_id, emoji);
+        Err(ChannelError::Unsupported)
+    }
+
+    /// Fetches an attachment's bytes, at most `max_bytes` of them
+    /// ([`ChannelError::TooLarge`] past that, without reading the rest).
+    /// The default returns [`ChannelError::Unsupported`].
+    async fn download(
+        &self,
+        attachment: &InboundAttachment,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ChannelError> {
+        let _ = (attachment, max_bytes);
         Err(ChannelError::Unsupported)
     }
 

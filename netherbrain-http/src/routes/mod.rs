@@ -5,6 +5,7 @@
 pub(crate) mod auth;
 pub(crate) mod conversations;
 pub(crate) mod discovery;
+pub(crate) mod gateway;
 pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod meta;

@@ -313,6 +313,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/gateway/pairings/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approves a pairing code a chat user was given: from then on that
+         *     platform user is served, acting as `user_id` (default: the caller).
+         */
+        post: operations["approve_pairing"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -1137,6 +1157,16 @@ export interface components {
             /** @description Tool names. */
             names: string[];
         };
+        /** @description `POST /api/gateway/pairings/approve`. */
+        ApprovePairingRequest: {
+            /** @description The one-time code the chat user was given. */
+            code: string;
+            /**
+             * Format: uuid
+             * @description The Netherbrain user the chat user acts as (default: the caller).
+             */
+            user_id?: string | null;
+        };
         /** @description `POST /api/auth/password`. */
         ChangePasswordRequest: {
             /** @description The current password; not needed when the account has none yet. */
@@ -1568,6 +1598,23 @@ export interface components {
              * @description Nucleus sampling.
              */
             top_p?: number | null;
+        };
+        /** @description A chat platform user paired with a Netherbrain user. */
+        PairedIdentityView: {
+            /** @description The channel (`telegram`, `discord`, …). */
+            channel: string;
+            /**
+             * Format: date-time
+             * @description When they were paired.
+             */
+            created_at: string;
+            /** @description The platform's user id. */
+            sender_id: string;
+            /**
+             * Format: uuid
+             * @description The Netherbrain user they act as.
+             */
+            user_id: string;
         };
         /**
          * @description The agent configuration a preset names: which model, how to prompt it,
@@ -2936,6 +2983,61 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             /** @description Invalid field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    approve_pairing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApprovePairingRequest"];
+            };
+        };
+        responses: {
+            /** @description Paired */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PairedIdentityView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No pending pairing has this code (unknown or expired), or no user `user_id` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Empty code, or `user_id` is deactivated */
             422: {
                 headers: {
                     [name: string]: unknown;
