@@ -146,6 +146,7 @@ pub struct PresetConfig {
     /// MCP servers whose tools the agent gets, by server name; their tools
     /// are named `mcp_<server>_<tool>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": "^[A-Za-z0-9-]{1,32}$" }))]
     pub mcp_servers: BTreeMap<String, McpServerConfig>,
     /// Run limits.
     #[serde(default)]

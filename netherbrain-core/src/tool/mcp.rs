@@ -32,7 +32,7 @@ use super::{DynTool, ToolError};
 /// assert!(http.validate().is_ok());
 /// assert!(McpServerConfig::default().validate().is_err());
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct McpServerConfig {
@@ -187,6 +187,64 @@ impl McpServerConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// The schema states what [`McpServerConfig::validate`] checks: a stdio
+/// server (`command`, with `args`, `env`, `env_from`, `cwd`) or a
+/// streamable-HTTP one (an `http(s)://` `url`, with `headers`,
+/// `headers_from_env`), never `NETHER_*` variables passed on.
+impl JsonSchema for McpServerConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "McpServerConfig".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let strings =
+            serde_json::json!({"type": "object", "additionalProperties": {"type": "string"}});
+        let own_vars = serde_json::json!({
+            "type": "object",
+            "additionalProperties": {"type": "string", "pattern": "^(?!NETHER_)"}
+        });
+        let none = serde_json::json!({"type": "object", "maxProperties": 0});
+        let timeout = serde_json::json!({"type": ["integer", "null"], "minimum": 0});
+        schemars::json_schema!({
+            "description": "An MCP server: `command` (stdio) or `url` (streamable HTTP), not both.",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["command"],
+                    "properties": {
+                        "command": {"type": "string", "pattern": "\\S"},
+                        "args": {"type": "array", "items": {"type": "string"}},
+                        "env": strings,
+                        "env_from": own_vars,
+                        "cwd": {"type": ["string", "null"]},
+                        "url": {"type": "null"},
+                        "headers": none,
+                        "headers_from_env": none,
+                        "timeout_secs": timeout
+                    }
+                },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["url"],
+                    "properties": {
+                        "url": {"type": "string", "pattern": "^https?://"},
+                        "headers": strings,
+                        "headers_from_env": own_vars,
+                        "command": {"type": "null"},
+                        "args": {"type": "array", "maxItems": 0},
+                        "env": none,
+                        "env_from": none,
+                        "cwd": {"type": "null"},
+                        "timeout_secs": timeout
+                    }
+                }
+            ]
+        })
     }
 }
 

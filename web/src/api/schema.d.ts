@@ -1500,53 +1500,35 @@ export interface components {
             /** @description Who logged in. */
             user: components["schemas"]["UserView"];
         };
-        /**
-         * @description One MCP server: a command started over stdio (`command`, `args`, `env`)
-         *     or a streamable-HTTP endpoint (`url`, `headers`). Secrets stay out of
-         *     the preset: `env_from` and `headers_from_env` name variables of the
-         *     server's own environment whose values are read when the server is
-         *     connected.
-         */
+        /** @description An MCP server: `command` (stdio) or `url` (streamable HTTP), not both. */
         McpServerConfig: {
-            /** @description Its arguments. */
             args?: string[];
-            /** @description Program to start (stdio transport). */
-            command?: string | null;
-            /** @description Working directory of the program. */
+            command: string;
             cwd?: string | null;
-            /**
-             * @description Variables set for the program (besides `PATH`, `HOME` and `LANG`;
-             *     nothing else of the server's environment is passed on).
-             */
             env?: {
                 [key: string]: string;
             };
-            /**
-             * @description Variables set for the program from the server's environment:
-             *     program variable → server variable.
-             */
             env_from?: {
                 [key: string]: string;
             };
-            /** @description Headers sent with every request. */
+            headers?: Record<string, never>;
+            headers_from_env?: Record<string, never>;
+            timeout_secs?: number | null;
+            url?: null;
+        } | {
+            args?: unknown[];
+            command?: null;
+            cwd?: null;
+            env?: Record<string, never>;
+            env_from?: Record<string, never>;
             headers?: {
                 [key: string]: string;
             };
-            /**
-             * @description Headers whose values come from the server's environment:
-             *     header → server variable.
-             */
             headers_from_env?: {
                 [key: string]: string;
             };
-            /**
-             * Format: uint64
-             * @description Seconds to wait for the server to start and list its tools, and for
-             *     one call (default 30).
-             */
             timeout_secs?: number | null;
-            /** @description Endpoint URL (streamable-HTTP transport). */
-            url?: string | null;
+            url: string;
         };
         /** @description A message in a conversation. */
         Message: {
