@@ -476,6 +476,8 @@ struct Answer {
     markdown: Option<crate::terminal::MarkdownLines>,
     spinner: Option<indicatif::ProgressBar>,
     wrote: bool,
+    /// Whether what was written so far ends with a newline.
+    at_line_start: bool,
 }
 
 impl Answer {
@@ -488,6 +490,7 @@ impl Answer {
             markdown: styled.then(crate::terminal::MarkdownLines::default),
             spinner: None,
             wrote: false,
+            at_line_start: true,
         };
         answer.spin("thinking…");
         answer
@@ -518,6 +521,7 @@ impl Answer {
             None => put(),
         }
         self.wrote = true;
+        self.at_line_start = text.ends_with('\n');
     }
 
     fn text(&mut self, delta: &str) {
@@ -560,7 +564,7 @@ impl Answer {
         if let Some(spinner) = self.spinner.take() {
             spinner.finish_and_clear();
         }
-        if self.wrote {
+        if self.wrote && !self.at_line_start {
             let _ = writeln!(self.stdout);
             let _ = self.stdout.flush();
         }
