@@ -307,7 +307,7 @@ async fn the_terminal_chat_renders_markdown_and_keeps_history() -> Result<()> {
         })
         .await?;
     assert!(!pane.contains("**"), "Markdown rendered: {pane}");
-    tmux.send("one", &["C-d"])?;
+    tmux.type_at_prompt("one", &["C-d"]).await?;
     tmux.wait_for("one", |p| p.contains("Pane is dead")).await?;
 
     // A new session: Up brings back the line typed in the last one.
