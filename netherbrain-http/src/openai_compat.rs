@@ -103,6 +103,18 @@ impl OpenAiError {
     }
 }
 
+impl OpenAiError {
+    /// The stream's token stopped authenticating its caller mid-answer.
+    pub(crate) fn token_revoked() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "token_revoked",
+            "the token of this stream was revoked or its account changed; the run was interrupted",
+        )
+    }
+}
+
 impl From<ApiError> for OpenAiError {
     fn from(e: ApiError) -> Self {
         let status = e.status();

@@ -176,7 +176,7 @@ async fn chat_completions(
     };
     if req.wants_stream() {
         let shaper = ChunkShaper::new(meta, req.include_usage(), client_tools);
-        Ok(stream_response(runtime, events, shaper, guard))
+        Ok(stream_response(state, auth, events, shaper, guard))
     } else {
         complete(runtime, events, &meta, &client_tools, guard).await
     }
@@ -251,14 +251,20 @@ struct StreamState {
     events: BoxStream<'static, EventEnvelope>,
     shaper: ChunkShaper,
     guard: InterruptOnDrop,
+    /// Resolves once the caller's token stops authenticating them.
+    revoked: futures::future::BoxFuture<'static, ()>,
     pending: std::collections::VecDeque<String>,
     done: bool,
 }
 
 /// Streaming: the role chunk, content chunks as the text arrives, the
-/// final chunk (and the usage chunk), then `[DONE]`.
+/// final chunk (and the usage chunk), then `[DONE]`. A token revoked
+/// while the answer streams (key revoked, user deactivated, role changed)
+/// ends the stream with a `token_revoked` error chunk and interrupts the
+/// run, as the API's SSE and WebSocket streams do.
 fn stream_response(
-    runtime: Runtime,
+    state: AppState,
+    auth: AuthUser,
     events: BoxStream<'static, EventEnvelope>,
     shaper: ChunkShaper,
     guard: InterruptOnDrop,
@@ -266,7 +272,8 @@ fn stream_response(
     let mut pending = std::collections::VecDeque::new();
     pending.push_back(shaper.start());
     let state = StreamState {
-        runtime,
+        runtime: state.runtime().clone(),
+        revoked: Box::pin(crate::auth::revoked(state, auth)),
         events,
         shaper,
         guard,
@@ -282,7 +289,17 @@ fn stream_response(
                 return None;
             }
             let mut out = Vec::new();
-            match s.events.next().await {
+            let next = tokio::select! {
+                next = s.events.next() => next,
+                () = &mut s.revoked => {
+                    // The guard stays armed: dropping it interrupts the run.
+                    s.shaper.end(RunEnd::Failed(OpenAiError::token_revoked()), &mut out);
+                    s.pending.extend(out);
+                    s.done = true;
+                    continue;
+                }
+            };
+            match next {
                 Some(envelope) => {
                     if s.shaper.event(&envelope.event, &mut out) {
                         s.guard.disarm();

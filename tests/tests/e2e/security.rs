@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use netherbrain_tests::{Agent, AgentOptions, FakeProvider, PATIENCE, http_client};
+use netherbrain_tests::{Agent, AgentOptions, FakeProvider, PATIENCE, eventually, http_client};
 use serde_json::json;
 
 /// A `netherbrain` command on `home` with a clean environment and no
@@ -378,6 +378,82 @@ async fn revocation_closes_open_streams_within_seconds() -> Result<()> {
         );
         assert!(took < Duration::from_secs(10), "{name}: {took:?}");
     }
+    Ok(())
+}
+
+/// An OpenAI-compatible stream ends with a `token_revoked` error chunk
+/// once its key is revoked, and its run is interrupted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_key_ends_its_openai_stream() -> Result<()> {
+    use futures::StreamExt as _;
+    let provider = FakeProvider::start().await;
+    provider
+        .answer(netherbrain_tests::Reply::text(&["late"]).after(Duration::from_secs(60)))
+        .await;
+    let agent = Agent::start(&provider, &[netherbrain_tests::PresetDoc::new("slow")]).await?;
+    let admin = agent.admin();
+    let user = admin.create_user("olga").await?;
+    let me = user.get("/api/auth/me").await?;
+    let user_id = me["id"].as_str().unwrap_or_default().to_owned();
+    let resp = user
+        .post_request(
+            "/v1/chat/completions",
+            &json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let reader = tokio::spawn(async move {
+        let mut body = resp.bytes_stream();
+        while let Some(Ok(chunk)) = body.next().await {
+            let _ = tx.send(String::from_utf8_lossy(&chunk).into_owned());
+        }
+    });
+    // The role chunk arrives while the model is still thinking.
+    let first = tokio::time::timeout(PATIENCE, rx.recv())
+        .await
+        .context("no first chunk")?
+        .unwrap_or_default();
+    assert!(first.contains("chat.completion.chunk"), "{first}");
+    let conversation_id = eventually("the run's conversation to be listed", || async {
+        let list = user.get("/api/conversations/list").await?;
+        Ok(list["items"][0]["id"].as_str().map(str::to_owned))
+    })
+    .await?;
+    let keys = admin
+        .get(&format!("/api/keys/list?user_id={user_id}"))
+        .await?;
+    let key_id = keys["items"]
+        .as_array()
+        .or(keys.as_array())
+        .and_then(|items| items.iter().find_map(|k| k["id"].as_str()))
+        .context("no key")?
+        .to_owned();
+    admin
+        .post(
+            &format!("/api/keys/{key_id}/revoke?user_id={user_id}"),
+            &json!({}),
+        )
+        .await?;
+    tokio::time::timeout(PATIENCE, reader)
+        .await
+        .context("the /v1 stream stayed open after the revocation")??;
+    let mut rest = String::new();
+    while let Ok(chunk) = rx.try_recv() {
+        rest.push_str(&chunk);
+    }
+    assert!(rest.contains("\"code\":\"token_revoked\""), "{rest}");
+    assert!(rest.trim_end().ends_with("data: [DONE]"), "{rest}");
+    assert!(!rest.contains("late"), "{rest}");
+    // The run was interrupted, not left running for a minute.
+    eventually("the run to stop", || async {
+        let detail = admin
+            .get(&format!("/api/conversations/{conversation_id}"))
+            .await?;
+        Ok(detail["active_session"].is_null().then_some(()))
+    })
+    .await?;
     Ok(())
 }
 
