@@ -103,10 +103,13 @@ fn not_found(e: StoreError, message: &str) -> anyhow::Error {
     }
 }
 
-/// Builds the agent catalog, skipping (with a warning) profiles that
-/// cannot be built, e.g. because their API key variable is not set.
-pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
-    let usable: Vec<ProviderProfile> = profiles
+/// Builds the agent catalog of the settings' provider profiles (skipping,
+/// with a warning, profiles that cannot be built, e.g. because their API
+/// key variable is not set), the built-in tool sets, MCP and the default
+/// output cap.
+pub(crate) fn build_catalog(settings: &Settings) -> AgentCatalog {
+    let usable: Vec<ProviderProfile> = settings
+        .providers
         .iter()
         .filter(|p| match p.build() {
             Ok(_) => true,
@@ -126,6 +129,7 @@ pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
         .into_iter()
         .fold(catalog, AgentCatalog::with_toolset)
         .with_mcp(Arc::new(netherbrain_tools::mcp::Mcp::new()))
+        .with_default_max_tokens(settings.default_max_tokens)
 }
 
 /// The session runtime the settings describe.

@@ -41,8 +41,8 @@ pub(crate) async fn apply(
     }
     // Profiles first, so a new preset never names a profile the catalog
     // does not have yet.
-    if new.providers != current.providers {
-        service.replace_catalog(Arc::new(build_catalog(&new.providers)));
+    if new.providers != current.providers || new.default_max_tokens != current.default_max_tokens {
+        service.replace_catalog(Arc::new(build_catalog(&new)));
         reloaded.providers = true;
     }
     if presets_changed {
@@ -53,6 +53,7 @@ pub(crate) async fn apply(
     }
     current.presets = new.presets;
     current.providers = new.providers;
+    current.default_max_tokens = new.default_max_tokens;
     Ok(reloaded)
 }
 
@@ -177,7 +178,7 @@ mod tests {
         let mut current = settings(dir.path(), "", "");
         let service = ConversationService::new(
             store.clone(),
-            Arc::new(crate::local::build_catalog(&current.providers)),
+            Arc::new(crate::local::build_catalog(&current)),
         );
         let preset =
             "[[presets]]\nname = \"fresh\"\n[presets.config]\nprofile = \"local\"\nmodel = \"m\"\n";

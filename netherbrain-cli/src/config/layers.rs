@@ -14,7 +14,7 @@ use netherbrain_core::provider::{ProviderKind, ProviderProfile};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DEFAULT_BODY_LIMIT, DEFAULT_GRACEFUL_SECS, DEFAULT_MAX_RUNS_PER_USER,
+    DEFAULT_BODY_LIMIT, DEFAULT_GRACEFUL_SECS, DEFAULT_MAX_RUNS_PER_USER, DEFAULT_MAX_TOKENS,
     DEFAULT_MAX_WS_SUBSCRIPTIONS, DEFAULT_PORT, DEFAULT_SESSION_LEASE_SECS, Env, FileConfig,
     LogFormat, Overrides, Settings, Source, env,
 };
@@ -96,6 +96,7 @@ struct Scalars {
     trusted_proxies: Option<Vec<String>>,
     max_runs_per_user: Option<usize>,
     max_ws_subscriptions: Option<usize>,
+    default_max_tokens: Option<u32>,
 }
 
 /// How an environment variable's text becomes a value.
@@ -129,6 +130,7 @@ const VARS: &[(&str, &str, Kind)] = &[
         env::MAX_WS_SUBSCRIPTIONS,
         Kind::Scalar,
     ),
+    ("default_max_tokens", env::DEFAULT_MAX_TOKENS, Kind::Scalar),
 ];
 
 /// The flag of each setting that has one.
@@ -162,6 +164,7 @@ impl FileConfig {
             trusted_proxies: self.trusted_proxies.clone(),
             max_runs_per_user: self.max_runs_per_user,
             max_ws_subscriptions: self.max_ws_subscriptions,
+            default_max_tokens: self.default_max_tokens,
         };
         let mut layer = Layer::new(FILE_LAYER);
         if let Value::Dict(_, dict) = Value::serialize(&scalars)? {
@@ -361,6 +364,11 @@ pub(super) fn resolve(
     if max_runs_per_user == 0 || max_ws_subscriptions == 0 {
         bail!("max_runs_per_user and max_ws_subscriptions must be at least 1");
     }
+    let default_max_tokens = match merged.default_max_tokens {
+        None => Some(DEFAULT_MAX_TOKENS),
+        Some(0) => None,
+        Some(n) => Some(n),
+    };
     let trusted_proxies =
         parse_proxies(merged.trusted_proxies.iter().flatten().map(String::as_str))
             .context("trusted_proxies")?;
@@ -421,6 +429,7 @@ pub(super) fn resolve(
         trusted_proxies,
         max_runs_per_user,
         max_ws_subscriptions,
+        default_max_tokens,
         session_lease: Duration::from_secs(session_lease),
         providers,
         presets: file.presets,

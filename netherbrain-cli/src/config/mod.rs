@@ -36,6 +36,8 @@ pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub(crate) const DEFAULT_MAX_RUNS_PER_USER: usize = 16;
 /// Default limit of conversations one WebSocket follows.
 pub(crate) const DEFAULT_MAX_WS_SUBSCRIPTIONS: usize = 64;
+/// Default `max_tokens` of presets that set none (the output cap of a run).
+pub(crate) const DEFAULT_MAX_TOKENS: u32 = 4096;
 /// Default session lease in seconds.
 pub(crate) const DEFAULT_SESSION_LEASE_SECS: u64 = 15;
 
@@ -57,6 +59,7 @@ pub(crate) mod env {
     pub(crate) const TRUSTED_PROXIES: &str = "NETHER_TRUSTED_PROXIES";
     pub(crate) const MAX_RUNS_PER_USER: &str = "NETHER_MAX_RUNS_PER_USER";
     pub(crate) const MAX_WS_SUBSCRIPTIONS: &str = "NETHER_MAX_WS_SUBSCRIPTIONS";
+    pub(crate) const DEFAULT_MAX_TOKENS: &str = "NETHER_DEFAULT_MAX_TOKENS";
     pub(crate) const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
     pub(crate) const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
     pub(crate) const ANTHROPIC_API_KEY: &str = "ANTHROPIC_API_KEY";
@@ -122,6 +125,7 @@ pub(crate) struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     max_runs_per_user: Option<usize>,
     max_ws_subscriptions: Option<usize>,
+    default_max_tokens: Option<u32>,
     #[serde(default)]
     providers: Vec<ProviderProfile>,
     #[serde(default)]
@@ -253,6 +257,9 @@ pub(crate) struct Settings {
     pub(crate) max_runs_per_user: usize,
     /// Conversations one WebSocket may follow.
     pub(crate) max_ws_subscriptions: usize,
+    /// `max_tokens` of presets that set none; `None` (configured `0`):
+    /// the provider's own.
+    pub(crate) default_max_tokens: Option<u32>,
     pub(crate) providers: Vec<ProviderProfile>,
     pub(crate) presets: Vec<PresetDoc>,
     /// Where workspaces' project directories may lie.
@@ -411,6 +418,40 @@ mod tests {
         assert_eq!(s.profile_names(), ["local"]);
     }
 
+    #[test]
+    fn default_max_tokens_is_4096_and_zero_turns_it_off() {
+        let s = resolve(
+            &Overrides::default(),
+            &Env::default(),
+            FileConfig::default(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.default_max_tokens, Some(DEFAULT_MAX_TOKENS));
+        let s = resolve(
+            &Overrides::default(),
+            &Env::default(),
+            file("default_max_tokens = 512\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.default_max_tokens, Some(512));
+        let env = Env::from_pairs(&[(env::DEFAULT_MAX_TOKENS, "0")]);
+        let s = resolve(
+            &Overrides::default(),
+            &env,
+            file("default_max_tokens = 512\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.default_max_tokens, None,
+            "the environment wins; 0 leaves it to the provider"
+        );
+        let env = Env::from_pairs(&[(env::DEFAULT_MAX_TOKENS, "lots")]);
+        assert!(resolve(&Overrides::default(), &env, FileConfig::default(), None).is_err());
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
@@ -427,7 +468,7 @@ mod tests {
             if let Ok(f) = toml::from_str::<FileConfig>(&format!("{key} = {value}\n")) {
                 let _ = resolve(&Overrides::default(), &Env::default(), f, None);
             }
-            for name in [env::PORT, env::HOST, env::BIND, env::BODY_LIMIT, env::TRUSTED_PROXIES, env::METRICS_PUBLIC, env::MAX_RUNS_PER_USER] {
+            for name in [env::PORT, env::HOST, env::BIND, env::BODY_LIMIT, env::TRUSTED_PROXIES, env::METRICS_PUBLIC, env::MAX_RUNS_PER_USER, env::DEFAULT_MAX_TOKENS] {
                 let env = Env::from_pairs(&[(name, var.as_str())]);
                 let _ = resolve(&Overrides::default(), &env, FileConfig::default(), None);
             }

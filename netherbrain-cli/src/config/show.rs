@@ -142,6 +142,10 @@ pub(crate) fn render(settings: &Settings) -> String {
         Some(settings.max_ws_subscriptions.to_string()),
     );
     line(
+        "default_max_tokens",
+        Some(settings.default_max_tokens.unwrap_or(0).to_string()),
+    );
+    line(
         "trusted_proxies",
         Some(
             toml::Value::Array(

@@ -96,6 +96,8 @@ pub struct AgentCatalog {
     registries: Arc<Mutex<HashMap<Vec<String>, ToolRegistry>>>,
     /// Connects the MCP servers presets declare.
     mcp: Option<Arc<dyn McpConnector>>,
+    /// `max_tokens` for presets that set none.
+    default_max_tokens: Option<u32>,
 }
 
 /// Registries kept before the cache starts over.
@@ -171,6 +173,30 @@ impl AgentCatalog {
     #[must_use]
     pub fn with_mcp(mut self, connector: Arc<dyn McpConnector>) -> Self {
         self.mcp = Some(connector);
+        self
+    }
+
+    /// Sets the `max_tokens` every agent of a preset that sets none gets:
+    /// the output cap a run has by default (`None`, the default: the
+    /// provider's own). A preset's `settings.max_tokens` wins; a request's
+    /// `max_tokens` is capped by whichever applies.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::agent::AgentCatalog;
+    /// use netherbrain_core::PresetConfig;
+    /// use netherbrain_core::testing::ScriptedProvider;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let catalog = AgentCatalog::new()
+    ///     .with_provider("local", Arc::new(ScriptedProvider::new([])), vec![])
+    ///     .with_default_max_tokens(Some(4096));
+    /// let agent = catalog.agent(&PresetConfig::new("local", "m")).await.unwrap();
+    /// assert_eq!(agent.settings().max_tokens, Some(4096));
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn with_default_max_tokens(mut self, max_tokens: Option<u32>) -> Self {
+        self.default_max_tokens = max_tokens.filter(|&n| n > 0);
         self
     }
 
@@ -324,8 +350,12 @@ impl AgentCatalog {
             .ok_or_else(|| CatalogError::UnknownProfile(config.profile.clone()))?;
         let mut tools = self.registry(&config.toolsets).await?;
         self.add_mcp_tools(config, &mut tools).await;
+        let mut settings = config.settings.clone();
+        if settings.max_tokens.is_none() {
+            settings.max_tokens = self.default_max_tokens;
+        }
         let mut builder = Agent::builder(provider, config.model.clone())
-            .settings(config.settings.clone())
+            .settings(settings)
             .tools(tools)
             .approval(config.approval.clone())
             .tool_policy(config.tool_policy.clone())

@@ -46,6 +46,12 @@ async fn a_run_streams_its_events_and_is_readable_afterwards() -> Result<()> {
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert_eq!(requests[0].body["model"], "fake-model");
     assert_eq!(requests[0].body["stream"], true);
+    // A preset without `max_tokens` gets the server's default output cap.
+    assert_eq!(
+        requests[0].body["max_tokens"], 4096,
+        "{:?}",
+        requests[0].body
+    );
     assert_eq!(
         requests[0].messages(),
         [
