@@ -16,6 +16,10 @@ struct Seed {
     session: Uuid,
 }
 
+/// The API keys version 1 wrote: the operator token's stored copy (dropped
+/// by version 8) and a generated key (kept), as (name, prefix).
+const OLD_KEYS: [(&str, &str); 2] = [("bootstrap", "t-0123456789ab"), ("laptop", "abcdefgh")];
+
 fn seed() -> Seed {
     Seed {
         user: Uuid::now_v7(),
@@ -43,6 +47,12 @@ async fn check_head(url: &str, s: &Seed) {
     let store = netherbrain_store::connect(url).await.unwrap();
     let user = store.get_user(UserId::from_uuid(s.user)).await.unwrap();
     assert_eq!(user.username, "old-timer");
+    let keys = store.list_api_keys(user.id).await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.prefix.as_str()).collect::<Vec<_>>(),
+        ["abcdefgh"],
+        "the stored operator token is gone, the generated key stays"
+    );
     let conversation = store
         .get_conversation(ConversationId::from_uuid(s.conversation))
         .await
@@ -97,6 +107,10 @@ async fn sqlite_v1_data_survives_upgrade() {
         let now = chrono::Utc::now().timestamp_micros();
         sqlx::query("INSERT INTO users (id, username, role, active, created_at, updated_at) VALUES (?, 'old-timer', 'user', 1, ?, ?)")
             .bind(s.user).bind(now).bind(now).execute(&mut conn).await.unwrap();
+        for (name, prefix) in OLD_KEYS {
+            sqlx::query("INSERT INTO api_keys (id, user_id, name, prefix, hash, created_at) VALUES (?, ?, ?, ?, 'ab', ?)")
+                .bind(Uuid::now_v7()).bind(s.user).bind(name).bind(prefix).bind(now).execute(&mut conn).await.unwrap();
+        }
         sqlx::query("INSERT INTO conversations (id, owner_id, title, metadata, status, created_at, updated_at, last_activity_at) VALUES (?, ?, 'From version one', '{}', 'active', ?, ?, ?)")
             .bind(s.conversation).bind(s.user).bind(now).bind(now).bind(now).execute(&mut conn).await.unwrap();
         sqlx::query("INSERT INTO sessions (id, conversation_id, status, input, deferred_tool_calls, usage, created_at, updated_at) VALUES (?, ?, 'running', ?, '[]', '{}', ?, ?)")
@@ -138,6 +152,10 @@ async fn postgres_v1_data_survives_upgrade() {
         let now = chrono::Utc::now();
         sqlx::query("INSERT INTO users (id, username, role, active, created_at, updated_at) VALUES ($1, 'old-timer', 'user', TRUE, $2, $2)")
             .bind(s.user).bind(now).execute(&mut conn).await.unwrap();
+        for (name, prefix) in OLD_KEYS {
+            sqlx::query("INSERT INTO api_keys (id, user_id, name, prefix, hash, created_at) VALUES ($1, $2, $3, $4, 'ab', $5)")
+                .bind(Uuid::now_v7()).bind(s.user).bind(name).bind(prefix).bind(now).execute(&mut conn).await.unwrap();
+        }
         sqlx::query("INSERT INTO conversations (id, owner_id, title, metadata, status, created_at, updated_at, last_activity_at) VALUES ($1, $2, 'From version one', '{}', 'active', $3, $3, $3)")
             .bind(s.conversation).bind(s.user).bind(now).execute(&mut conn).await.unwrap();
         sqlx::query("INSERT INTO sessions (id, conversation_id, status, input, deferred_tool_calls, usage, created_at, updated_at) VALUES ($1, $2, 'running', $3::json, '[]', '{}', $4, $4)")
