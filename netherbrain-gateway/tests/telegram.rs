@@ -134,6 +134,37 @@ impl FakeBot {
     }
 }
 
+/// The fields of a `multipart/form-data` body (teloxide sends `setWebhook`
+/// that way) as a JSON object; a field holding JSON is parsed.
+fn form_fields(request: &Request) -> Value {
+    let content_type = request
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(boundary) = content_type.split("boundary=").nth(1) else {
+        return Value::Null;
+    };
+    let body = String::from_utf8_lossy(&request.body);
+    let mut fields = serde_json::Map::new();
+    for part in body.split(&format!("--{}", boundary.trim_matches('"'))) {
+        let Some((head, value)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let Some(name) = head
+            .split("name=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        else {
+            continue;
+        };
+        let value = value.strip_suffix("\r\n").unwrap_or(value);
+        let parsed = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+        fields.insert(name.to_owned(), parsed);
+    }
+    Value::Object(fields)
+}
+
 struct Responder(Arc<FakeBot>);
 
 impl Respond for Responder {
@@ -143,7 +174,8 @@ impl Respond for Responder {
         let raw = request.url.path().rsplit('/').next().unwrap_or("");
         let mut name: String = raw.chars().take(1).flat_map(char::to_lowercase).collect();
         name.push_str(raw.get(1..).unwrap_or(""));
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let body: Value =
+            serde_json::from_slice(&request.body).unwrap_or_else(|_| form_fields(request));
         if name == "getUpdates" {
             let offset = body["offset"].as_i64().unwrap_or(0);
             let mut queue = bot.updates.lock().unwrap();
