@@ -140,11 +140,11 @@ impl GatewaySettings {
         let telegram_token = env
             .get(TELEGRAM_TOKEN_ENV)
             .map(str::to_owned)
-            .or(telegram.token);
+            .or_else(|| telegram.token.clone());
         let telegram_api_url = env
             .get(TELEGRAM_API_URL_ENV)
             .map(str::to_owned)
-            .or(telegram.api_url);
+            .or_else(|| telegram.api_url.clone());
         if telegram_token
             .as_deref()
             .is_some_and(|t| t.trim().is_empty())
