@@ -619,7 +619,10 @@ mod tests {
             shown.contains("webhook_url = \"https://bot.example.com/tg\""),
             "{shown}"
         );
-        assert!(shown.contains("webhook_listen = \"127.0.0.1:8443\""), "{shown}");
+        assert!(
+            shown.contains("webhook_listen = \"127.0.0.1:8443\""),
+            "{shown}"
+        );
         assert!(shown.contains("webhook_secret = \"<redacted>\""), "{shown}");
         assert!(!shown.contains(SECRET), "{shown}");
         let debug = format!("{s:?}");
@@ -632,7 +635,10 @@ mod tests {
         let env = Env::from_pairs(&[
             (TELEGRAM_WEBHOOK_URL_ENV, "https://env.example.com/hook"),
             (TELEGRAM_WEBHOOK_LISTEN_ENV, "0.0.0.0:9443"),
-            (TELEGRAM_WEBHOOK_SECRET_ENV, "env-secret-0123456789-abcdefghijkl"),
+            (
+                TELEGRAM_WEBHOOK_SECRET_ENV,
+                "env-secret-0123456789-abcdefghijkl",
+            ),
         ]);
         let s = GatewaySettings::resolve(Some(webhook_file("")), &env).unwrap();
         let hook = s.telegram_webhook.as_ref().unwrap();
@@ -644,7 +650,10 @@ mod tests {
             (TELEGRAM_TOKEN_ENV, "1:tok"),
             (TELEGRAM_WEBHOOK_URL_ENV, "https://env.example.com/hook"),
             (TELEGRAM_WEBHOOK_LISTEN_ENV, "127.0.0.1:8443"),
-            (TELEGRAM_WEBHOOK_SECRET_ENV, "env-secret-0123456789-abcdefghijkl"),
+            (
+                TELEGRAM_WEBHOOK_SECRET_ENV,
+                "env-secret-0123456789-abcdefghijkl",
+            ),
         ]);
         let s = GatewaySettings::resolve(None, &env).unwrap();
         assert!(s.telegram_webhook.is_some());
@@ -682,7 +691,10 @@ mod tests {
         assert!(e.contains("32"), "{e}");
         let e = error(
             webhook_file(""),
-            &[(TELEGRAM_WEBHOOK_SECRET_ENV, "has spaces in it 0123456789 abcdefgh")],
+            &[(
+                TELEGRAM_WEBHOOK_SECRET_ENV,
+                "has spaces in it 0123456789 abcdefgh",
+            )],
         );
         assert!(e.contains("A-Z"), "{e}");
         let e = error(
@@ -690,7 +702,10 @@ mod tests {
             &[(TELEGRAM_WEBHOOK_URL_ENV, "http://bot.example.com/tg")],
         );
         assert!(e.contains("https"), "{e}");
-        let e = error(webhook_file(""), &[(TELEGRAM_WEBHOOK_LISTEN_ENV, "localhost")]);
+        let e = error(
+            webhook_file(""),
+            &[(TELEGRAM_WEBHOOK_LISTEN_ENV, "localhost")],
+        );
         assert!(e.contains("not a socket address"), "{e}");
         let e = error(
             file(&format!(

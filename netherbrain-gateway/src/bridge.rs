@@ -291,7 +291,10 @@ impl Bridge {
         // Nothing reads their messages any more.
         drop(rx);
         let finished = async { while loops.join_next().await.is_some() {} };
-        if tokio::time::timeout(CHANNEL_SHUTDOWN, finished).await.is_err() {
+        if tokio::time::timeout(CHANNEL_SHUTDOWN, finished)
+            .await
+            .is_err()
+        {
             warn!("a channel did not stop in time; aborting it");
         }
         loops.shutdown().await;

@@ -17,7 +17,9 @@ use netherbrain_core::tool::{
     DynTool, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry, ToolSet,
 };
 use netherbrain_core::{PresetConfig, SessionStatus};
-use netherbrain_gateway::telegram::{SECRET_HEADER, TelegramChannel, TelegramConfig, WebhookConfig};
+use netherbrain_gateway::telegram::{
+    SECRET_HEADER, TelegramChannel, TelegramConfig, WebhookConfig,
+};
 use netherbrain_gateway::{AllowEntry, Bridge, BridgeConfig, LocalRuntime};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
@@ -881,7 +883,10 @@ async fn webhook_mode_registers_the_webhook_answers_a_posted_update_and_removes_
         set[0].body["allowed_updates"],
         json!(["message", "callback_query"])
     );
-    assert!(f.fake.calls("deleteWebhook").is_empty(), "not while it runs");
+    assert!(
+        f.fake.calls("deleteWebhook").is_empty(),
+        "not while it runs"
+    );
 
     let update = f.fake.text_update(ADA, ADA, "hello over the hook");
     assert_eq!(post(&url, Some(SECRET), update.to_string()).await, 200);
@@ -920,7 +925,12 @@ async fn a_webhook_post_without_the_right_secret_is_refused_and_not_run() {
     let seen = format!("{:?}", requests[0]);
     assert!(seen.contains("the real one"), "{seen}");
     assert!(!seen.contains("intruder"), "{seen}");
-    assert!(f.fake.texts("sendMessage").iter().all(|t| !t.contains("pair")));
+    assert!(
+        f.fake
+            .texts("sendMessage")
+            .iter()
+            .all(|t| !t.contains("pair"))
+    );
     cancel.cancel();
     task.await.unwrap();
 }
@@ -936,7 +946,12 @@ async fn a_webhook_body_that_is_not_an_update_is_a_400() {
     assert_eq!(post(&url, Some(SECRET), "not json").await, 400);
     assert_eq!(post(&url, Some(SECRET), "{}").await, 400);
     assert_eq!(
-        post(&url, Some(SECRET), r#"{"update_id": 9, "message": "garbage"}"#).await,
+        post(
+            &url,
+            Some(SECRET),
+            r#"{"update_id": 9, "message": "garbage"}"#
+        )
+        .await,
         400
     );
     // Bounded: a body declared over the limit is refused unread.

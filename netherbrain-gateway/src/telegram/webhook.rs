@@ -115,7 +115,8 @@ impl WebhookConfig {
         listen: SocketAddr,
         secret: impl Into<String>,
     ) -> Result<Self, WebhookConfigError> {
-        let url = reqwest::Url::parse(url).map_err(|e| WebhookConfigError::BadUrl(e.to_string()))?;
+        let url =
+            reqwest::Url::parse(url).map_err(|e| WebhookConfigError::BadUrl(e.to_string()))?;
         if url.scheme() != "https" {
             return Err(WebhookConfigError::NotHttps);
         }
@@ -292,7 +293,10 @@ async fn receive(
         }
     };
     if matches!(update.kind, UpdateKind::Error(_)) {
-        debug!(update = update.id.0, "a webhook update of an unreadable kind");
+        debug!(
+            update = update.id.0,
+            "a webhook update of an unreadable kind"
+        );
         return refuse(StatusCode::BAD_REQUEST, "the update could not be read");
     }
     match hook.channel.deliver(update, &hook.inbound).await {

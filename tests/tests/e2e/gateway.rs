@@ -324,7 +324,11 @@ async fn a_gateway_in_webhook_mode_answers_posted_updates_through_the_agent() ->
         })
     })
     .await?;
-    assert_eq!(bot.shown().len(), 1, "only the accepted update was answered");
+    assert_eq!(
+        bot.shown().len(),
+        1,
+        "only the accepted update was answered"
+    );
     let paired = tokio::process::Command::from(agent.command())
         .args(["gateway", "pair", &code])
         .output()
