@@ -39,6 +39,9 @@ pub const MAX_SECRET_LEN: usize = 256;
 /// The largest update body accepted by default (1 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// How long shutdown waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// How long shutdown waits for `deleteWebhook`.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -198,9 +201,19 @@ impl TelegramChannel {
             inbound,
         });
         let app = Router::new().fallback(receive).with_state(state);
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.clone().cancelled_owned())
-            .await;
+        let server = std::future::IntoFuture::into_future(
+            axum::serve(listener, app).with_graceful_shutdown(cancel.clone().cancelled_owned()),
+        );
+        // Requests in flight may finish; a connection that lingers past
+        // the drain time does not keep the webhook from being removed.
+        let drained = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        };
+        let served = tokio::select! {
+            served = server => served,
+            () = drained => Ok(()),
+        };
         match tokio::time::timeout(DELETE_TIMEOUT, self.bot.delete_webhook()).await {
             Ok(Ok(_)) => debug!("Telegram webhook removed"),
             Ok(Err(e)) => warn!(error = %e, "could not remove the Telegram webhook"),
