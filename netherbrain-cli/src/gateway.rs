@@ -19,6 +19,9 @@ use crate::local::{open_prepared, resolve_user};
 
 pub(crate) const TELEGRAM_TOKEN_ENV: &str = "NETHER_TELEGRAM_TOKEN";
 pub(crate) const TELEGRAM_API_URL_ENV: &str = "NETHER_TELEGRAM_API_URL";
+pub(crate) const TELEGRAM_WEBHOOK_URL_ENV: &str = "NETHER_TELEGRAM_WEBHOOK_URL";
+pub(crate) const TELEGRAM_WEBHOOK_LISTEN_ENV: &str = "NETHER_TELEGRAM_WEBHOOK_LISTEN";
+pub(crate) const TELEGRAM_WEBHOOK_SECRET_ENV: &str = "NETHER_TELEGRAM_WEBHOOK_SECRET";
 pub(crate) const DISCORD_TOKEN_ENV: &str = "NETHER_DISCORD_TOKEN";
 pub(crate) const DISCORD_API_URL_ENV: &str = "NETHER_DISCORD_API_URL";
 pub(crate) const DISCORD_GATEWAY_URL_ENV: &str = "NETHER_DISCORD_GATEWAY_URL";
@@ -46,6 +49,13 @@ pub(crate) struct GatewayFile {
 struct TelegramFile {
     token: Option<String>,
     api_url: Option<String>,
+    /// The public HTTPS URL Telegram posts updates to (webhook mode; unset:
+    /// long polling).
+    webhook_url: Option<String>,
+    /// The socket address the gateway's webhook listener binds.
+    webhook_listen: Option<String>,
+    /// The secret token Telegram sends with every update.
+    webhook_secret: Option<String>,
 }
 
 impl std::fmt::Debug for TelegramFile {
@@ -53,6 +63,12 @@ impl std::fmt::Debug for TelegramFile {
         f.debug_struct("TelegramFile")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("api_url", &self.api_url)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_listen", &self.webhook_listen)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -96,6 +112,8 @@ pub(crate) struct GatewaySettings {
     file: GatewayFile,
     telegram_token: Option<String>,
     telegram_api_url: Option<String>,
+    /// Webhook mode, validated (its `Debug` redacts the secret).
+    telegram_webhook: Option<netherbrain_gateway::telegram::WebhookConfig>,
     discord: DiscordFile,
 }
 
@@ -108,6 +126,7 @@ impl std::fmt::Debug for GatewaySettings {
                 &self.telegram_token.as_ref().map(|_| "<redacted>"),
             )
             .field("telegram_api_url", &self.telegram_api_url)
+            .field("telegram_webhook", &self.telegram_webhook)
             .field("discord", &self.discord)
             .finish()
     }
@@ -121,17 +140,18 @@ impl GatewaySettings {
         let telegram_token = env
             .get(TELEGRAM_TOKEN_ENV)
             .map(str::to_owned)
-            .or(telegram.token);
+            .or_else(|| telegram.token.clone());
         let telegram_api_url = env
             .get(TELEGRAM_API_URL_ENV)
             .map(str::to_owned)
-            .or(telegram.api_url);
+            .or_else(|| telegram.api_url.clone());
         if telegram_token
             .as_deref()
             .is_some_and(|t| t.trim().is_empty())
         {
             bail!("gateway.telegram.token must not be empty");
         }
+        let telegram_webhook = telegram_webhook(&telegram, env, telegram_token.is_some())?;
         let from_file = file.discord.clone().unwrap_or_default();
         let discord = DiscordFile {
             token: env
@@ -158,6 +178,7 @@ impl GatewaySettings {
             file,
             telegram_token,
             telegram_api_url,
+            telegram_webhook,
             discord,
         })
     }
@@ -175,6 +196,9 @@ impl GatewaySettings {
             let mut config = TelegramConfig::new(token.clone());
             if let Some(url) = &self.telegram_api_url {
                 config = config.with_api_url(url.clone());
+            }
+            if let Some(hook) = &self.telegram_webhook {
+                config = config.with_webhook(hook.clone());
             }
             channels.push(Arc::new(
                 TelegramChannel::new(config).map_err(|e| anyhow!("telegram: {e}"))?,
@@ -263,6 +287,13 @@ impl GatewaySettings {
             if let Some(url) = &self.telegram_api_url {
                 out.push_str(&format!("api_url = {}\n", toml_str(url)));
             }
+            if let Some(hook) = &self.telegram_webhook {
+                out.push_str(&format!(
+                    "webhook_url = {}\nwebhook_listen = {}\nwebhook_secret = \"<redacted>\"\n",
+                    toml_str(hook.url().as_str()),
+                    toml_str(&hook.listen().to_string())
+                ));
+            }
         }
         let discord = &self.discord;
         if discord.token.is_some() || discord.api_url.is_some() || discord.gateway_url.is_some() {
@@ -287,6 +318,48 @@ impl GatewaySettings {
         }
         out
     }
+}
+
+/// Webhook mode from `[gateway.telegram]` with `NETHER_TELEGRAM_WEBHOOK_*`
+/// on top: `None` without a webhook URL (long polling); with one, the
+/// listener address and the secret are required.
+fn telegram_webhook(
+    file: &TelegramFile,
+    env: &Env,
+    has_token: bool,
+) -> Result<Option<netherbrain_gateway::telegram::WebhookConfig>> {
+    use netherbrain_gateway::telegram::{MIN_SECRET_LEN, WebhookConfig};
+    let pick = |name: &str, from_file: &Option<String>| {
+        env.get(name)
+            .map(str::to_owned)
+            .or_else(|| from_file.clone())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(url) = pick(TELEGRAM_WEBHOOK_URL_ENV, &file.webhook_url) else {
+        return Ok(None);
+    };
+    if !has_token {
+        bail!(
+            "gateway.telegram.webhook_url needs a bot token (gateway.telegram.token or {TELEGRAM_TOKEN_ENV})"
+        );
+    }
+    let Some(listen) = pick(TELEGRAM_WEBHOOK_LISTEN_ENV, &file.webhook_listen) else {
+        bail!(
+            "gateway.telegram.webhook_listen (or {TELEGRAM_WEBHOOK_LISTEN_ENV}) is required with webhook_url: the address the gateway listens on, e.g. 127.0.0.1:8443"
+        );
+    };
+    let listen: std::net::SocketAddr = listen.parse().map_err(|_| {
+        anyhow!("gateway.telegram.webhook_listen `{listen}` is not a socket address (e.g. 127.0.0.1:8443)")
+    })?;
+    let Some(secret) = pick(TELEGRAM_WEBHOOK_SECRET_ENV, &file.webhook_secret) else {
+        bail!(
+            "gateway.telegram.webhook_secret (or {TELEGRAM_WEBHOOK_SECRET_ENV}) is required with webhook_url: at least {MIN_SECRET_LEN} characters of A-Z, a-z, 0-9, `_` and `-`"
+        );
+    };
+    WebhookConfig::new(&url, listen, secret)
+        .map(Some)
+        .map_err(|e| anyhow!("gateway.telegram.webhook: {e}"))
 }
 
 /// Chat attachments kept in the blob store.
@@ -508,5 +581,139 @@ impl netherbrain_core::store::GatewayStore for KeyUserStore {
         now: chrono::DateTime<chrono::Utc>,
     ) -> netherbrain_core::store::StoreResult<netherbrain_core::store::GatewayIdentity> {
         self.inner.approve_pairing(code, user_id, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "file-secret-0123456789-abcdefghijkl";
+
+    fn file(text: &str) -> GatewayFile {
+        toml::from_str(text).unwrap()
+    }
+
+    fn webhook_file(extra: &str) -> GatewayFile {
+        file(&format!(
+            "[telegram]\ntoken = \"1:tok\"\nwebhook_url = \"https://bot.example.com/tg\"\nwebhook_listen = \"127.0.0.1:8443\"\nwebhook_secret = \"{SECRET}\"\n{extra}"
+        ))
+    }
+
+    fn error(file: GatewayFile, env: &[(&str, &str)]) -> String {
+        let e = GatewaySettings::resolve(Some(file), &Env::from_pairs(env)).unwrap_err();
+        let e = format!("{e:#}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(!e.contains(SECRET), "{e}");
+        e
+    }
+
+    #[test]
+    fn the_webhook_comes_from_the_file_and_its_secret_is_redacted() {
+        let s = GatewaySettings::resolve(Some(webhook_file("")), &Env::default()).unwrap();
+        let hook = s.telegram_webhook.as_ref().unwrap();
+        assert_eq!(hook.url().as_str(), "https://bot.example.com/tg");
+        assert_eq!(hook.listen().to_string(), "127.0.0.1:8443");
+        let shown = s.render();
+        assert!(
+            shown.contains("webhook_url = \"https://bot.example.com/tg\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("webhook_listen = \"127.0.0.1:8443\""),
+            "{shown}"
+        );
+        assert!(shown.contains("webhook_secret = \"<redacted>\""), "{shown}");
+        assert!(!shown.contains(SECRET), "{shown}");
+        let debug = format!("{s:?}");
+        assert!(!debug.contains(SECRET), "{debug}");
+        assert!(!format!("{:?}", s.file).contains(SECRET));
+    }
+
+    #[test]
+    fn the_environment_beats_the_file_for_the_webhook() {
+        let env = Env::from_pairs(&[
+            (TELEGRAM_WEBHOOK_URL_ENV, "https://env.example.com/hook"),
+            (TELEGRAM_WEBHOOK_LISTEN_ENV, "0.0.0.0:9443"),
+            (
+                TELEGRAM_WEBHOOK_SECRET_ENV,
+                "env-secret-0123456789-abcdefghijkl",
+            ),
+        ]);
+        let s = GatewaySettings::resolve(Some(webhook_file("")), &env).unwrap();
+        let hook = s.telegram_webhook.as_ref().unwrap();
+        assert_eq!(hook.url().as_str(), "https://env.example.com/hook");
+        assert_eq!(hook.listen().to_string(), "0.0.0.0:9443");
+        assert!(!s.render().contains("env-secret"));
+        // Only from the environment, with the token there too.
+        let env = Env::from_pairs(&[
+            (TELEGRAM_TOKEN_ENV, "1:tok"),
+            (TELEGRAM_WEBHOOK_URL_ENV, "https://env.example.com/hook"),
+            (TELEGRAM_WEBHOOK_LISTEN_ENV, "127.0.0.1:8443"),
+            (
+                TELEGRAM_WEBHOOK_SECRET_ENV,
+                "env-secret-0123456789-abcdefghijkl",
+            ),
+        ]);
+        let s = GatewaySettings::resolve(None, &env).unwrap();
+        assert!(s.telegram_webhook.is_some());
+        assert!(s.channels().unwrap().len() == 1);
+    }
+
+    #[test]
+    fn without_a_webhook_url_the_gateway_polls() {
+        let s = GatewaySettings::resolve(
+            Some(file(
+                "[telegram]\ntoken = \"1:tok\"\nwebhook_listen = \"127.0.0.1:8443\"\n",
+            )),
+            &Env::default(),
+        )
+        .unwrap();
+        assert!(s.telegram_webhook.is_none());
+        assert!(!s.render().contains("webhook"));
+    }
+
+    #[test]
+    fn an_incomplete_or_bad_webhook_is_a_one_line_error() {
+        let base = "[telegram]\ntoken = \"1:tok\"\nwebhook_url = \"https://bot.example.com/tg\"\n";
+        let e = error(
+            file(&format!("{base}webhook_listen = \"127.0.0.1:8443\"\n")),
+            &[],
+        );
+        assert!(e.contains("webhook_secret"), "{e}");
+        assert!(e.contains(TELEGRAM_WEBHOOK_SECRET_ENV), "{e}");
+        let e = error(file(&format!("{base}webhook_secret = \"{SECRET}\"\n")), &[]);
+        assert!(e.contains("webhook_listen"), "{e}");
+        let e = error(
+            webhook_file(""),
+            &[(TELEGRAM_WEBHOOK_SECRET_ENV, "too-short")],
+        );
+        assert!(e.contains("32"), "{e}");
+        let e = error(
+            webhook_file(""),
+            &[(
+                TELEGRAM_WEBHOOK_SECRET_ENV,
+                "has spaces in it 0123456789 abcdefgh",
+            )],
+        );
+        assert!(e.contains("A-Z"), "{e}");
+        let e = error(
+            webhook_file(""),
+            &[(TELEGRAM_WEBHOOK_URL_ENV, "http://bot.example.com/tg")],
+        );
+        assert!(e.contains("https"), "{e}");
+        let e = error(
+            webhook_file(""),
+            &[(TELEGRAM_WEBHOOK_LISTEN_ENV, "localhost")],
+        );
+        assert!(e.contains("not a socket address"), "{e}");
+        let e = error(
+            file(&format!(
+                "[telegram]\nwebhook_url = \"https://bot.example.com/tg\"\nwebhook_listen = \"127.0.0.1:8443\"\nwebhook_secret = \"{SECRET}\"\n"
+            )),
+            &[],
+        );
+        assert!(e.contains("bot token"), "{e}");
+        assert!(toml::from_str::<GatewayFile>("[telegram]\nwebhook = 1\n").is_err());
     }
 }

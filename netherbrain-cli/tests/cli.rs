@@ -176,6 +176,51 @@ fn config_show_redacts_the_bot_token() {
 }
 
 #[test]
+fn config_show_redacts_the_webhook_secret() {
+    let home = TempDir::new().unwrap();
+    let file = home.path().join("nb.toml");
+    std::fs::write(
+        &file,
+        "[gateway.telegram]\ntoken = \"123:SECRET-bot-token\"\nwebhook_url = \"https://bot.example.com/tg\"\nwebhook_listen = \"127.0.0.1:8443\"\nwebhook_secret = \"SECRET-hook-0123456789-abcdefghijkl\"\n",
+    )
+    .unwrap();
+    let o = ok(run(cmd(home.path())
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "show"])));
+    let out = stdout(&o);
+    assert!(!out.contains("SECRET"), "{out}");
+    assert!(
+        out.contains("webhook_url = \"https://bot.example.com/tg\""),
+        "{out}"
+    );
+    assert!(out.contains("webhook_listen = \"127.0.0.1:8443\""), "{out}");
+    assert!(out.contains("webhook_secret = \"<redacted>\""), "{out}");
+    // From the environment, the secret too short: one line, no secret.
+    let o = run(cmd(home.path())
+        .env("NETHER_TELEGRAM_TOKEN", "999:ENV-SECRET")
+        .env("NETHER_TELEGRAM_WEBHOOK_URL", "https://bot.example.com/tg")
+        .env("NETHER_TELEGRAM_WEBHOOK_LISTEN", "127.0.0.1:8443")
+        .env("NETHER_TELEGRAM_WEBHOOK_SECRET", "SECRET-short")
+        .args(["config", "show"]));
+    one_line_error(&o);
+    assert!(stderr(&o).contains("webhook secret"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("SECRET"), "{}", stderr(&o));
+    // Without the secret: it says which setting is missing.
+    let o = run(cmd(home.path())
+        .env("NETHER_TELEGRAM_TOKEN", "999:ENV-SECRET")
+        .env("NETHER_TELEGRAM_WEBHOOK_URL", "https://bot.example.com/tg")
+        .env("NETHER_TELEGRAM_WEBHOOK_LISTEN", "127.0.0.1:8443")
+        .args(["config", "show"]));
+    one_line_error(&o);
+    assert!(
+        stderr(&o).contains("NETHER_TELEGRAM_WEBHOOK_SECRET"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn config_show_redacts_the_discord_token() {
     let home = TempDir::new().unwrap();
     let file = home.path().join("nb.toml");

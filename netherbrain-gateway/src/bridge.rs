@@ -38,6 +38,9 @@ use crate::markup::render_split;
 /// The shortest edit interval accepted (so a zero setting cannot flood).
 pub const MIN_EDIT_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How long a stopping bridge waits for its channels' own shutdown.
+const CHANNEL_SHUTDOWN: Duration = Duration::from_secs(15);
+
 /// A platform user served without pairing, acting as a Netherbrain user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -283,6 +286,17 @@ impl Bridge {
             }
         };
         self.stop_followers();
+        // The receive loops see `cancel` too: let them finish their own
+        // shutdown (a webhook is removed) for a while before aborting them.
+        // Nothing reads their messages any more.
+        drop(rx);
+        let finished = async { while loops.join_next().await.is_some() {} };
+        if tokio::time::timeout(CHANNEL_SHUTDOWN, finished)
+            .await
+            .is_err()
+        {
+            warn!("a channel did not stop in time; aborting it");
+        }
         loops.shutdown().await;
         result
     }

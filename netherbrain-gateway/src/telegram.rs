@@ -1,6 +1,9 @@
 //! [`TelegramChannel`]: Telegram through teloxide (rustls), long polling
-//! `getUpdates`; the Bot API base URL is configurable (a self-hosted Bot
-//! API server, or a fake in tests).
+//! `getUpdates` by default, or a webhook ([`WebhookConfig`]: Telegram POSTs
+//! updates to the gateway's own listener); the Bot API base URL is
+//! configurable (a self-hosted Bot API server, or a fake in tests). Polling
+//! starts with `deleteWebhook`, since Telegram refuses `getUpdates` while a
+//! webhook is set.
 //!
 //! Chats are `"<chat id>"`, or `"<chat id>:<topic id>"` for a forum topic
 //! (one conversation per topic). Text is sent as Telegram HTML; when
@@ -35,6 +38,13 @@ use tracing::{debug, warn};
 
 use crate::markup::html_to_plain;
 
+mod webhook;
+
+pub use webhook::{
+    DEFAULT_MAX_BODY_BYTES, MAX_SECRET_LEN, MIN_SECRET_LEN, SECRET_HEADER, WebhookConfig,
+    WebhookConfigError,
+};
+
 /// The channel id Telegram chats carry.
 pub const TELEGRAM: &str = "telegram";
 
@@ -51,6 +61,8 @@ pub struct TelegramConfig {
     pub api_url: String,
     /// Long-polling timeout of `getUpdates`. Default 30 s.
     pub poll_timeout: Duration,
+    /// Webhook mode instead of long polling. Default none (polling).
+    pub webhook: Option<WebhookConfig>,
 }
 
 impl std::fmt::Debug for TelegramConfig {
@@ -59,6 +71,7 @@ impl std::fmt::Debug for TelegramConfig {
             .field("token", &"<redacted>")
             .field("api_url", &self.api_url)
             .field("poll_timeout", &self.poll_timeout)
+            .field("webhook", &self.webhook)
             .finish()
     }
 }
@@ -71,6 +84,7 @@ impl TelegramConfig {
             token: token.into(),
             api_url: DEFAULT_API_URL.to_owned(),
             poll_timeout: Duration::from_secs(30),
+            webhook: None,
         }
     }
 
@@ -87,6 +101,13 @@ impl TelegramConfig {
         self.poll_timeout = timeout;
         self
     }
+
+    /// Receives updates through a webhook instead of long polling.
+    #[must_use]
+    pub fn with_webhook(mut self, webhook: WebhookConfig) -> Self {
+        self.webhook = Some(webhook);
+        self
+    }
 }
 
 /// Telegram as a [`Channel`].
@@ -96,12 +117,14 @@ pub struct TelegramChannel {
     api_url: reqwest::Url,
     token: String,
     poll_timeout: Duration,
+    webhook: Option<WebhookConfig>,
 }
 
 impl std::fmt::Debug for TelegramChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TelegramChannel")
             .field("api_url", &self.api_url.as_str())
+            .field("webhook", &self.webhook)
             .finish_non_exhaustive()
     }
 }
@@ -125,7 +148,90 @@ impl TelegramChannel {
             api_url,
             token: config.token,
             poll_timeout: config.poll_timeout,
+            webhook: config.webhook,
         })
+    }
+
+    /// One update, polled or posted to the webhook, into the bridge: a
+    /// button press is acknowledged (stops its spinner), a message or press
+    /// is handed on, anything else is ignored.
+    async fn deliver(
+        &self,
+        update: Update,
+        inbound: &mpsc::Sender<InboundMessage>,
+    ) -> Result<(), ChannelError> {
+        if let UpdateKind::CallbackQuery(query) = &update.kind {
+            // Stops the button's spinner; the bridge answers in the chat.
+            if let Err(e) = self.bot.answer_callback_query(query.id.clone()).await {
+                debug!(error = %e, "could not answer a callback query");
+            }
+        }
+        if let Some(message) = Self::inbound(update) {
+            inbound
+                .send(message)
+                .await
+                .map_err(|_| ChannelError::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// Long polling: `deleteWebhook` until it succeeds, then `getUpdates`.
+    async fn run_polling(
+        &self,
+        inbound: mpsc::Sender<InboundMessage>,
+        cancel: CancellationToken,
+    ) -> Result<(), ChannelError> {
+        let mut offset: i32 = 0;
+        let mut wait = Duration::from_millis(500);
+        let timeout = u32::try_from(self.poll_timeout.as_secs()).unwrap_or(30);
+        let mut webhook_removed = false;
+        loop {
+            let result = if webhook_removed {
+                let request = self.bot.get_updates().offset(offset).timeout(timeout);
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    updates = request.into_future() => updates,
+                }
+            } else {
+                // Telegram refuses `getUpdates` while a webhook is set.
+                let request = self.bot.delete_webhook();
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    removed = request.into_future() => removed.map(|_| {
+                        webhook_removed = true;
+                        Vec::new()
+                    }),
+                }
+            };
+            match result {
+                Ok(updates) => {
+                    wait = Duration::from_millis(500);
+                    for update in updates {
+                        offset = i32::try_from(update.id.0)
+                            .unwrap_or(i32::MAX)
+                            .saturating_add(1);
+                        self.deliver(update, &inbound).await?;
+                    }
+                }
+                Err(e) => {
+                    let pause = match &e {
+                        RequestError::RetryAfter(s) => s.duration(),
+                        _ => wait,
+                    };
+                    let call = if webhook_removed {
+                        "getUpdates"
+                    } else {
+                        "deleteWebhook"
+                    };
+                    warn!(error = %e, retry_in = ?pause, "{call} failed");
+                    tokio::select! {
+                        () = cancel.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
     }
 
     fn inbound(update: Update) -> Option<InboundMessage> {
@@ -307,49 +413,9 @@ impl Channel for TelegramChannel {
         inbound: mpsc::Sender<InboundMessage>,
         cancel: CancellationToken,
     ) -> Result<(), ChannelError> {
-        let mut offset: i32 = 0;
-        let mut wait = Duration::from_millis(500);
-        let timeout = u32::try_from(self.poll_timeout.as_secs()).unwrap_or(30);
-        loop {
-            let request = self.bot.get_updates().offset(offset).timeout(timeout);
-            let updates = tokio::select! {
-                () = cancel.cancelled() => return Ok(()),
-                updates = request.into_future() => updates,
-            };
-            match updates {
-                Ok(updates) => {
-                    wait = Duration::from_millis(500);
-                    for update in updates {
-                        offset = i32::try_from(update.id.0)
-                            .unwrap_or(i32::MAX)
-                            .saturating_add(1);
-                        if let UpdateKind::CallbackQuery(query) = &update.kind {
-                            // Stops the button's spinner; the bridge answers in the chat.
-                            if let Err(e) = self.bot.answer_callback_query(query.id.clone()).await {
-                                debug!(error = %e, "could not answer a callback query");
-                            }
-                        }
-                        if let Some(message) = Self::inbound(update) {
-                            inbound
-                                .send(message)
-                                .await
-                                .map_err(|_| ChannelError::Closed)?;
-                        }
-                    }
-                }
-                Err(e) => {
-                    let pause = match &e {
-                        RequestError::RetryAfter(s) => s.duration(),
-                        _ => wait,
-                    };
-                    warn!(error = %e, retry_in = ?pause, "getUpdates failed");
-                    tokio::select! {
-                        () = cancel.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(pause) => {}
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                }
-            }
+        match &self.webhook {
+            Some(hook) => self.run_webhook(hook, inbound, cancel).await,
+            None => self.run_polling(inbound, cancel).await,
         }
     }
 

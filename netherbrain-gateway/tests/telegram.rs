@@ -17,7 +17,9 @@ use netherbrain_core::tool::{
     DynTool, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry, ToolSet,
 };
 use netherbrain_core::{PresetConfig, SessionStatus};
-use netherbrain_gateway::telegram::{TelegramChannel, TelegramConfig};
+use netherbrain_gateway::telegram::{
+    SECRET_HEADER, TelegramChannel, TelegramConfig, WebhookConfig,
+};
 use netherbrain_gateway::{AllowEntry, Bridge, BridgeConfig, LocalRuntime};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
@@ -26,6 +28,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 const TOKEN: &str = "123456:TEST-token";
 const ADA: i64 = 100;
 const INTERVAL: Duration = Duration::from_millis(300);
+const HOOK_URL: &str = "https://bot.example.com/telegram";
+const SECRET: &str = "webhook-secret-0123456789-abcdefghij";
 
 /// One recorded Bot API call.
 #[derive(Debug, Clone)]
@@ -63,16 +67,24 @@ fn user(id: i64) -> Value {
 
 impl FakeBot {
     fn text(&self, chat_id: i64, from: i64, text: &str) -> i64 {
+        let update = self.text_update(chat_id, from, text);
+        let message = update["message"]["message_id"].as_i64().unwrap();
+        self.updates.lock().unwrap().push_back(update);
+        message
+    }
+
+    /// A text message update, not queued for `getUpdates` (a webhook test
+    /// posts it).
+    fn text_update(&self, chat_id: i64, from: i64, text: &str) -> Value {
         let update = self.next_update.fetch_add(1, Ordering::SeqCst) + 1;
         let message = self.next_message.fetch_add(1, Ordering::SeqCst) + 1000;
-        self.updates.lock().unwrap().push_back(json!({
+        json!({
             "update_id": update,
             "message": {
                 "message_id": message, "date": 1_700_000_000,
                 "chat": chat(chat_id), "from": user(from), "text": text,
             }
-        }));
-        message
+        })
     }
 
     /// A message with a file: `file` is the `photo` sizes or a `document`.
@@ -124,6 +136,37 @@ impl FakeBot {
     }
 }
 
+/// The fields of a `multipart/form-data` body (teloxide sends `setWebhook`
+/// that way) as a JSON object; a field holding JSON is parsed.
+fn form_fields(request: &Request) -> Value {
+    let content_type = request
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(boundary) = content_type.split("boundary=").nth(1) else {
+        return Value::Null;
+    };
+    let body = String::from_utf8_lossy(&request.body);
+    let mut fields = serde_json::Map::new();
+    for part in body.split(&format!("--{}", boundary.trim_matches('"'))) {
+        let Some((head, value)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let Some(name) = head
+            .split("name=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        else {
+            continue;
+        };
+        let value = value.strip_suffix("\r\n").unwrap_or(value);
+        let parsed = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+        fields.insert(name.to_owned(), parsed);
+    }
+    Value::Object(fields)
+}
+
 struct Responder(Arc<FakeBot>);
 
 impl Respond for Responder {
@@ -133,7 +176,8 @@ impl Respond for Responder {
         let raw = request.url.path().rsplit('/').next().unwrap_or("");
         let mut name: String = raw.chars().take(1).flat_map(char::to_lowercase).collect();
         name.push_str(raw.get(1..).unwrap_or(""));
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let body: Value =
+            serde_json::from_slice(&request.body).unwrap_or_else(|_| form_fields(request));
         if name == "getUpdates" {
             let offset = body["offset"].as_i64().unwrap_or(0);
             let mut queue = bot.updates.lock().unwrap();
@@ -366,6 +410,45 @@ impl Fixture {
             async move { bridge.run(cancel).await.unwrap() }
         });
         (cancel, task)
+    }
+
+    /// The gateway in webhook mode on a free loopback port; returns once
+    /// the webhook is registered (the listener is bound before), with the
+    /// listener's URL.
+    async fn start_webhook(&self) -> (CancellationToken, tokio::task::JoinHandle<()>, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let hook = WebhookConfig::new(HOOK_URL, listen, SECRET)
+            .unwrap()
+            .with_max_body_bytes(64 * 1024);
+        let channel = TelegramChannel::new(
+            TelegramConfig::new(TOKEN)
+                .with_api_url(self.url.clone())
+                .with_webhook(hook),
+        )
+        .unwrap();
+        let bridge = Bridge::new(
+            Arc::new(LocalRuntime::new(self.service.clone())),
+            self.store.clone(),
+            vec![Arc::new(channel)],
+            self.config.clone(),
+        );
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn({
+            let cancel = cancel.clone();
+            async move { bridge.run(cancel).await.unwrap() }
+        });
+        for _ in 0..6000 {
+            if !self.fake.calls("setWebhook").is_empty() {
+                return (cancel, task, format!("http://{listen}/telegram"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the webhook was never registered");
     }
 
     async fn wait_for(&self, name: &str, needle: &str) -> Call {
@@ -718,6 +801,173 @@ async fn a_file_over_the_limit_gets_a_polite_reply_and_no_run() {
             .is_none(),
         "no conversation"
     );
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+/// POSTs `body` to the webhook listener with `secret` (none: no header).
+async fn post(url: &str, secret: Option<&str>, body: impl Into<reqwest::Body>) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(secret) = secret {
+        request = request.header(SECRET_HEADER, secret);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// Sends only the head of a POST declaring a body over the limit and
+/// reads the status line of the answer.
+async fn declare_huge_body(url: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /telegram HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{SECRET_HEADER}: {SECRET}\r\nContent-Length: {}\r\n\r\n",
+            10 * 1024 * 1024
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n") {
+            assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed before a status line");
+            head.push(byte[0]);
+        }
+        let line = String::from_utf8(head).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn polling_removes_a_webhook_first() {
+    let f = fixture(
+        ScriptedProvider::new(vec![ScriptedResponse::text("polled")]),
+        false,
+    )
+    .await;
+    let (cancel, task) = f.start();
+    f.fake.text(ADA, ADA, "hi");
+    f.wait_for("sendMessage", "polled").await;
+    assert_eq!(f.fake.calls("deleteWebhook").len(), 1);
+    assert!(f.fake.calls("setWebhook").is_empty());
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn webhook_mode_registers_the_webhook_answers_a_posted_update_and_removes_it() {
+    let f = fixture(
+        ScriptedProvider::new(vec![ScriptedResponse::text("hooked answer")]),
+        false,
+    )
+    .await;
+    let (cancel, task, url) = f.start_webhook().await;
+    let set = f.fake.calls("setWebhook");
+    assert_eq!(set.len(), 1);
+    assert_eq!(set[0].body["url"], HOOK_URL);
+    assert_eq!(set[0].body["secret_token"], SECRET);
+    assert_eq!(
+        set[0].body["allowed_updates"],
+        json!(["message", "callback_query"])
+    );
+    assert!(
+        f.fake.calls("deleteWebhook").is_empty(),
+        "not while it runs"
+    );
+
+    let update = f.fake.text_update(ADA, ADA, "hello over the hook");
+    assert_eq!(post(&url, Some(SECRET), update.to_string()).await, 200);
+    let reply = f.wait_for("sendMessage", "hooked answer").await;
+    assert_eq!(reply.body["chat_id"], ADA);
+    let requests = f.provider.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(format!("{:?}", requests[0]).contains("hello over the hook"));
+
+    cancel.cancel();
+    task.await.unwrap();
+    let deleted = f.fake.calls("deleteWebhook");
+    assert_eq!(deleted.len(), 1, "removed on shutdown");
+    assert!(deleted[0].at >= set[0].at);
+}
+
+#[tokio::test]
+async fn a_webhook_post_without_the_right_secret_is_refused_and_not_run() {
+    let f = fixture(
+        ScriptedProvider::new(vec![ScriptedResponse::text("only once")]),
+        false,
+    )
+    .await;
+    let (cancel, task, url) = f.start_webhook().await;
+    let intruder = f.fake.text_update(ADA, ADA, "intruder text");
+    let wrong = format!("{SECRET}x");
+    assert_eq!(post(&url, Some(&wrong), intruder.to_string()).await, 401);
+    assert_eq!(post(&url, Some("short"), intruder.to_string()).await, 401);
+    assert_eq!(post(&url, None, intruder.to_string()).await, 401);
+    // The same chat's next message is handled after anything before it.
+    let real = f.fake.text_update(ADA, ADA, "the real one");
+    assert_eq!(post(&url, Some(SECRET), real.to_string()).await, 200);
+    f.wait_for("sendMessage", "only once").await;
+    let requests = f.provider.requests();
+    assert_eq!(requests.len(), 1, "only the authenticated update ran");
+    let seen = format!("{:?}", requests[0]);
+    assert!(seen.contains("the real one"), "{seen}");
+    assert!(!seen.contains("intruder"), "{seen}");
+    assert!(
+        f.fake
+            .texts("sendMessage")
+            .iter()
+            .all(|t| !t.contains("pair"))
+    );
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_webhook_body_that_is_not_an_update_is_a_400() {
+    let f = fixture(
+        ScriptedProvider::new(vec![ScriptedResponse::text("still works")]),
+        false,
+    )
+    .await;
+    let (cancel, task, url) = f.start_webhook().await;
+    assert_eq!(post(&url, Some(SECRET), "not json").await, 400);
+    assert_eq!(post(&url, Some(SECRET), "{}").await, 400);
+    assert_eq!(
+        post(
+            &url,
+            Some(SECRET),
+            r#"{"update_id": 9, "message": "garbage"}"#
+        )
+        .await,
+        400
+    );
+    // Bounded: a body declared over the limit is refused unread.
+    assert_eq!(declare_huge_body(&url).await, 413);
+    let get = reqwest::Client::new()
+        .get(&url)
+        .header(SECRET_HEADER, SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status().as_u16(), 405);
+    assert_eq!(f.provider.requests().len(), 0);
+    let update = f.fake.text_update(ADA, ADA, "hi");
+    assert_eq!(post(&url, Some(SECRET), update.to_string()).await, 200);
+    f.wait_for("sendMessage", "still works").await;
+    assert_eq!(f.provider.requests().len(), 1);
     cancel.cancel();
     task.await.unwrap();
 }
