@@ -121,7 +121,7 @@ impl Server {
             let _ = write!(out, "{}", admin_token_notice(token));
             let _ = out.flush();
         }
-        let catalog = Arc::new(build_catalog(&settings));
+        let catalog = Arc::new(build_catalog(settings));
         if catalog.profiles().is_empty() {
             tracing::warn!(
                 "no provider profiles are usable: runs will fail until one is configured (see docs/configuration.md)"

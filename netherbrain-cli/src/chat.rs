@@ -60,7 +60,7 @@ pub(crate) async fn run(settings: &Settings, args: ChatArgs) -> Result<ExitCode>
 async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     let store = open_prepared(settings).await?;
     let user = admin_user(store.as_ref()).await?;
-    let catalog = std::sync::Arc::new(build_catalog(&settings));
+    let catalog = std::sync::Arc::new(build_catalog(settings));
     let service = ConversationService::builder(store.clone())
         .runtime(crate::local::runtime(store.clone(), settings))
         .catalog(catalog)
