@@ -66,6 +66,8 @@ async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
         .catalog(catalog)
         .workspace_roots(crate::local::workspace_roots(settings)?)
         .build();
+    // Profiles added from Settings too.
+    crate::local::provider_settings(&service, settings).await?;
 
     let requested = match &args.preset {
         Some(name) => Some(preset_by_name(store.as_ref(), name).await?),

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::auth::{BOOTSTRAP_ADMIN_USERNAME, bootstrap_admin, operator_admin};
+use netherbrain_core::conversation::providers::ProviderSettings;
 use netherbrain_core::conversation::{ConversationService, ImportAction, ImportedPreset};
 use netherbrain_core::provider::ProviderProfile;
 use netherbrain_core::runtime::{Runtime, RuntimeConfig};
-use netherbrain_core::store::{StateStore, StoreError, User};
+use netherbrain_core::store::prelude::*;
+use netherbrain_core::store::{StoreError, User};
 
 use crate::config::Settings;
 
@@ -54,7 +56,18 @@ pub(crate) async fn prepare_store(
             "imported presets from the config file"
         );
     }
-    let prepared = crate::first_run::prepare(store.as_ref(), &settings.providers).await?;
+    // Profiles added from Settings count too (their keys are not needed).
+    let mut providers = settings.providers.clone();
+    for stored in store
+        .list_providers()
+        .await
+        .context("listing stored provider profiles")?
+    {
+        if !providers.iter().any(|p| p.name == stored.name) {
+            providers.push(stored.to_profile(None));
+        }
+    }
+    let prepared = crate::first_run::prepare(store.as_ref(), &providers).await?;
     tracing::debug!(?prepared, "first-run defaults");
     Ok(generated)
 }
@@ -126,6 +139,29 @@ pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
         .into_iter()
         .fold(catalog, AgentCatalog::with_toolset)
         .with_mcp(Arc::new(netherbrain_tools::mcp::Mcp::new()))
+}
+
+/// The provider profiles of Settings over `service`: the config file's
+/// profiles and the stored ones, whose API keys the data directory's key
+/// file (`secret.key`) seals. Rebuilds the service's catalog from both
+/// before it returns, so stored profiles work from the start.
+pub(crate) async fn provider_settings(
+    service: &ConversationService,
+    settings: &Settings,
+) -> Result<ProviderSettings> {
+    let providers = ProviderSettings::new(
+        service.clone(),
+        settings.providers.clone(),
+        Arc::new(build_catalog),
+    )
+    .with_cipher(Arc::new(netherbrain_store::secret::KeyFile::new(
+        &settings.data_dir,
+    )));
+    providers
+        .rebuild()
+        .await
+        .map_err(|e| anyhow!("loading the stored provider profiles: {e}"))?;
+    Ok(providers)
 }
 
 /// The session runtime the settings describe.

@@ -131,10 +131,92 @@ impl SecretKey {
         Ok(Self { cipher, path })
     }
 
+    /// Reads `secret.key` in `data_dir`; `None` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read or does not hold a key.
+    pub fn load(data_dir: &Path) -> Result<Option<Self>, SecretKeyError> {
+        let path = data_dir.join(KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text, path).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(SecretKeyError::Io { path, source }),
+        }
+    }
+
     /// Where the key is kept.
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The data directory's key file as a [`SecretCipher`], read on first
+/// use: sealing creates the file when it is missing; opening never does
+/// (a missing file is an error naming it, since a new key could not open
+/// what the old one sealed).
+///
+/// ```
+/// use netherbrain_core::conversation::providers::SecretCipher;
+/// use netherbrain_store::secret::KeyFile;
+/// let dir = tempfile::tempdir().unwrap();
+/// let file = KeyFile::new(dir.path());
+/// assert!(!dir.path().join("secret.key").exists(), "created on first need");
+/// let sealed = file.seal("p", "k").unwrap();
+/// assert!(dir.path().join("secret.key").exists());
+/// assert_eq!(file.open("p", &sealed).unwrap(), "k");
+/// let other = tempfile::tempdir().unwrap();
+/// let err = KeyFile::new(other.path()).open("p", &sealed).unwrap_err();
+/// assert!(err.to_string().contains("secret.key"));
+/// ```
+#[derive(Debug)]
+pub struct KeyFile {
+    dir: PathBuf,
+    key: std::sync::OnceLock<SecretKey>,
+}
+
+impl KeyFile {
+    /// The key file of `data_dir` (not read yet).
+    #[must_use]
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            dir: data_dir.to_owned(),
+            key: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn loaded(&self, create: bool) -> Result<&SecretKey, String> {
+        if let Some(key) = self.key.get() {
+            return Ok(key);
+        }
+        let key = if create {
+            SecretKey::load_or_create(&self.dir).map_err(|e| e.to_string())?
+        } else {
+            SecretKey::load(&self.dir)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| {
+                    format!(
+                        "the key file {} is missing; restore it from the backup, or enter the API key again",
+                        self.dir.join(KEY_FILE).display()
+                    )
+                })?
+        };
+        Ok(self.key.get_or_init(|| key))
+    }
+}
+
+impl SecretCipher for KeyFile {
+    fn seal(&self, context: &str, plaintext: &str) -> Result<SealedSecret, CipherError> {
+        self.loaded(true)
+            .map_err(CipherError::Seal)?
+            .seal(context, plaintext)
+    }
+
+    fn open(&self, context: &str, sealed: &SealedSecret) -> Result<String, CipherError> {
+        self.loaded(false)
+            .map_err(CipherError::Open)?
+            .open(context, sealed)
     }
 }
 

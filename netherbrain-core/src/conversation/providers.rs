@@ -493,7 +493,7 @@ impl ProviderSettings {
         })?;
         cipher.seal(name, key).map_err(|e| {
             tracing::error!("sealing an API key failed: {e}");
-            ServiceError::Unavailable("the API key could not be encrypted".into())
+            ServiceError::Unavailable(format!("the API key could not be stored: {e}"))
         })
     }
 
