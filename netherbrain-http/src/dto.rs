@@ -1325,10 +1325,11 @@ pub struct CreateProviderRequest {
     )]
     pub base_url: Option<String>,
     /// Models offered; the first is the default (for a new preset).
+    /// Repeated names are kept once.
     #[serde(default)]
     #[cfg_attr(
         feature = "server",
-        schema(max_items = 256, unique_items = true, value_type = Vec<ModelName>)
+        schema(max_items = 256, value_type = Vec<ModelName>)
     )]
     pub models: Vec<String>,
     /// The API key (encrypted at rest, never returned); empty or absent
@@ -1357,10 +1358,11 @@ pub struct UpdateProviderRequest {
     )]
     pub base_url: Option<Option<String>>,
     /// New models (replacing the list); the first is the default.
+    /// Repeated names are kept once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "server",
-        schema(max_items = 256, unique_items = true, value_type = Option<Vec<ModelName>>)
+        schema(max_items = 256, value_type = Option<Vec<ModelName>>)
     )]
     pub models: Option<Vec<String>>,
     /// Absent keeps the stored key, `""` removes it, anything else

@@ -169,7 +169,7 @@ pub struct NewProvider {
     pub kind: ProviderKind,
     /// API root.
     pub base_url: Option<String>,
-    /// Models offered.
+    /// Models offered (a repeated name is kept once).
     pub models: Vec<String>,
     /// The default model (one of `models`).
     pub default_model: Option<String>,
@@ -372,6 +372,15 @@ impl fmt::Debug for ProviderSettings {
 
 fn invalid(e: StoreError) -> ServiceError {
     ServiceError::Store(e)
+}
+
+/// The models in order, each once.
+fn dedup(models: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    models
+        .into_iter()
+        .filter(|m| seen.insert(m.clone()))
+        .collect()
 }
 
 impl ProviderSettings {
@@ -586,7 +595,7 @@ impl ProviderSettings {
         }
         let mut record = NewStoredProvider::new(new.name.clone(), new.kind);
         record.base_url = new.base_url;
-        record.models = new.models;
+        record.models = dedup(new.models);
         record.default_model = new.default_model;
         record.headers = new.headers;
         // Check the fields before sealing, so bad input is a 4xx whatever
@@ -650,7 +659,7 @@ impl ProviderSettings {
         let mut patch = ProviderPatch::default();
         patch.kind = update.kind;
         patch.base_url = update.base_url;
-        patch.models = update.models;
+        patch.models = update.models.map(dedup);
         patch.default_model = update.default_model;
         patch.headers = update.headers;
         // Check the merged fields before sealing.
