@@ -21,6 +21,9 @@ use crate::store::{
     NewPreset, NewStoredProvider, ProviderPatch, SealedSecret, StoreError, StoredProvider,
 };
 
+/// How long [`ProviderSettings::test`] waits for the endpoint.
+pub const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Name of the preset created when the first provider is added and no
 /// preset exists.
 pub const DEFAULT_PRESET: &str = "default";
@@ -546,14 +549,21 @@ impl ProviderSettings {
             })
             .collect();
         for stored in self.service.store().list_providers().await? {
-            let problem = if self.is_config(&stored.name) {
-                Some("a config file profile has the same name and is used instead".into())
-            } else {
-                self.open_key(&stored).err().map(|e| e.to_string())
-            };
+            let problem = self.problem(&stored);
             entries.push(self.entry(&stored, problem));
         }
         Ok(entries)
+    }
+
+    /// Why a stored profile is not in the catalog, if it is not.
+    fn problem(&self, stored: &StoredProvider) -> Option<String> {
+        if self.is_config(&stored.name) {
+            return Some("a config file profile has the same name and is used instead".into());
+        }
+        match self.open_key(stored) {
+            Ok(key) => stored.to_profile(key).build().err().map(|e| e.to_string()),
+            Err(e) => Some(e.to_string()),
+        }
     }
 
     fn entry(&self, stored: &StoredProvider, problem: Option<String>) -> ProviderEntry {
@@ -608,7 +618,8 @@ impl ProviderSettings {
         let stored = self.service.store().create_provider(record).await?;
         self.rebuild_locked().await?;
         self.default_preset(&stored).await;
-        Ok(self.entry(&stored, None))
+        let problem = self.problem(&stored);
+        Ok(self.entry(&stored, problem))
     }
 
     /// The first-run rule: exactly one provider, no preset → a `default`
@@ -671,7 +682,7 @@ impl ProviderSettings {
         };
         let stored = store.update_provider(name, patch).await?;
         self.rebuild_locked().await?;
-        let problem = self.open_key(&stored).err().map(|e| e.to_string());
+        let problem = self.problem(&stored);
         Ok(self.entry(&stored, problem))
     }
 
@@ -706,8 +717,8 @@ impl ProviderSettings {
         self.rebuild_locked().await
     }
 
-    /// Asks the profile's endpoint for its models through the real adapter.
-    /// Admins only.
+    /// Asks the profile's endpoint for its models through the real adapter,
+    /// waiting at most [`TEST_TIMEOUT`]. Admins only.
     ///
     /// # Errors
     ///
@@ -733,9 +744,15 @@ impl ProviderSettings {
             Ok(provider) => provider,
             Err(e) => return Ok(ProviderTest::Failed(e.to_string())),
         };
-        Ok(match provider.list_models().await {
-            Ok(models) => ProviderTest::Models(models),
-            Err(e) => ProviderTest::Failed(e.to_string()),
-        })
+        Ok(
+            match tokio::time::timeout(TEST_TIMEOUT, provider.list_models()).await {
+                Ok(Ok(models)) => ProviderTest::Models(models),
+                Ok(Err(e)) => ProviderTest::Failed(e.to_string()),
+                Err(_) => ProviderTest::Failed(format!(
+                    "the endpoint did not answer within {} s",
+                    TEST_TIMEOUT.as_secs()
+                )),
+            },
+        )
     }
 }
