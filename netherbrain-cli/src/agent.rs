@@ -29,7 +29,11 @@ pub(crate) async fn run(
         let server = Server::start(&settings, started).await?;
         #[cfg(unix)]
         let reloads = server.state.providers().cloned().map(|providers| {
-            tokio::spawn(crate::reload::on_sighup(settings.clone(), reload, providers))
+            tokio::spawn(crate::reload::on_sighup(
+                settings.clone(),
+                reload,
+                providers,
+            ))
         });
         #[cfg(not(unix))]
         let _ = reload;

@@ -2,7 +2,6 @@
 //! presets and provider profiles take effect at once, and every other
 //! change is announced as needing a restart.
 
-
 use anyhow::{Context, Result};
 use netherbrain_core::conversation::providers::ProviderSettings;
 

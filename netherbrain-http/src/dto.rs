@@ -1321,7 +1321,10 @@ pub struct CreateProviderRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "server",
-        schema(max_length = 2048, pattern = r"^[hH][tT][tT][pP][sS]?://[^\s/?\u0000-\u001f\u007f-\u009f][^\s\u0000-\u001f\u007f-\u009f]*$")
+        schema(
+            max_length = 2048,
+            pattern = r"^[hH][tT][tT][pP][sS]?://[^\s/?\u0000-\u001f\u007f-\u009f][^\s\u0000-\u001f\u007f-\u009f]*$"
+        )
     )]
     pub base_url: Option<String>,
     /// Models offered; the first is the default (for a new preset).

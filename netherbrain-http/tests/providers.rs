@@ -187,7 +187,13 @@ async fn the_key_is_encrypted_at_rest_and_never_returned() {
     let raw = database_bytes(dir.path());
     assert!(contains(&raw, "remote"), "the row was written");
     assert!(!contains(&raw, SECRET), "the key is stored encrypted");
-    let sealed = s.store.get_provider("remote").await.unwrap().api_key.unwrap();
+    let sealed = s
+        .store
+        .get_provider("remote")
+        .await
+        .unwrap()
+        .api_key
+        .unwrap();
     assert!(!contains(&sealed.ciphertext, SECRET));
     let key_file = dir.path().join("secret.key");
     #[cfg(unix)]
@@ -218,7 +224,10 @@ async fn the_key_is_encrypted_at_rest_and_never_returned() {
         .json()
         .await
         .unwrap();
-    assert_eq!(tested, json!({"ok": true, "models": ["llama3.2", "qwen3"], "error": null}));
+    assert_eq!(
+        tested,
+        json!({"ok": true, "models": ["llama3.2", "qwen3"], "error": null})
+    );
 }
 
 #[tokio::test]
@@ -294,7 +303,14 @@ async fn update_keeps_replaces_or_clears_the_key() {
     .await
     .unwrap();
     assert_eq!(updated["has_api_key"], false);
-    assert!(s.store.get_provider("remote").await.unwrap().api_key.is_none());
+    assert!(
+        s.store
+            .get_provider("remote")
+            .await
+            .unwrap()
+            .api_key
+            .is_none()
+    );
     assert_eq!(test().await["ok"], false);
 }
 
@@ -380,7 +396,10 @@ async fn delete_rebuilds_the_catalog_and_presets_keep_it_alive() {
     assert_eq!(presets.len(), 1);
     assert_eq!(presets[0].name, "default");
     assert_eq!(
-        (presets[0].config.profile.as_str(), presets[0].config.model.as_str()),
+        (
+            presets[0].config.profile.as_str(),
+            presets[0].config.model.as_str()
+        ),
         ("only", "m1")
     );
     assert_eq!(s.state.catalog().profiles().len(), 1);
@@ -397,7 +416,13 @@ async fn delete_rebuilds_the_catalog_and_presets_keep_it_alive() {
         "conflict",
     )
     .await;
-    let resp = post(&s, "/api/providers/second/delete", &s.admin_token, json!({})).await;
+    let resp = post(
+        &s,
+        "/api/providers/second/delete",
+        &s.admin_token,
+        json!({}),
+    )
+    .await;
     assert_eq!(resp.status().as_u16(), 204);
     let names: Vec<String> = s
         .state

@@ -667,12 +667,14 @@ impl ProviderSettings {
         }
         let store = self.service.store();
         let mut current = store.get_provider(name).await?;
-        let mut patch = ProviderPatch::default();
-        patch.kind = update.kind;
-        patch.base_url = update.base_url;
-        patch.models = update.models.map(dedup);
-        patch.default_model = update.default_model;
-        patch.headers = update.headers;
+        let mut patch = ProviderPatch {
+            kind: update.kind,
+            base_url: update.base_url,
+            models: update.models.map(dedup),
+            default_model: update.default_model,
+            headers: update.headers,
+            ..ProviderPatch::default()
+        };
         // Check the merged fields before sealing.
         patch.clone().apply(&mut current).map_err(invalid)?;
         patch.api_key = match update.api_key.as_deref() {

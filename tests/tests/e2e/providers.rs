@@ -14,7 +14,9 @@ async fn a_profile_added_from_settings_answers_at_once_and_after_a_restart() -> 
     // The config file's profile (`fake`) answers one way, the profile added
     // from Settings (another server) the other.
     let configured = FakeProvider::start().await;
-    configured.answer(Reply::text(&["from the config file"])).await;
+    configured
+        .answer(Reply::text(&["from the config file"]))
+        .await;
     let added = FakeProvider::start().await;
     added.answer(Reply::text(&["from ", "Settings"])).await;
     let mut agent = Agent::start(&configured, &[]).await?;

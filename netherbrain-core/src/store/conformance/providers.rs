@@ -6,6 +6,9 @@ use super::{expect_conflict, expect_invalid, expect_not_found, ok, tick};
 use crate::provider::ProviderKind;
 use crate::store::{NewStoredProvider, ProviderPatch, SealedSecret, StateStore};
 
+/// A change that makes a new profile invalid, and what it is.
+type BadCase = (&'static str, Box<dyn Fn(&mut NewStoredProvider)>);
+
 fn sealed(byte: u8) -> SealedSecret {
     SealedSecret::new(vec![byte; 12], (0..48).map(|i| byte ^ i).collect())
 }
@@ -89,7 +92,7 @@ pub async fn provider_crud(store: &dyn StateStore) {
 /// Bad names, URLs, models, headers and sealed keys are rejected on create
 /// and update, and a rejected update changes nothing.
 pub async fn provider_rejects_bad_input(store: &dyn StateStore) {
-    let cases: Vec<(&str, Box<dyn Fn(&mut NewStoredProvider)>)> = vec![
+    let cases: Vec<BadCase> = vec![
         ("empty name", Box::new(|p| p.name = String::new())),
         ("spaced name", Box::new(|p| p.name = "a b".into())),
         ("nul name", Box::new(|p| p.name = "a\0".into())),
