@@ -1,6 +1,6 @@
 //! Provider profiles managed from Settings: the admin's use-cases (list,
 //! create, update, delete, test) over the config file's profiles (read-only)
-//! and the ones stored in the database ([`ProviderStore`]), with API keys
+//! and the ones stored in the database ([`ProviderStore`](crate::store::ProviderStore)), with API keys
 //! sealed by a [`SecretCipher`] before they reach the store.
 //!
 //! Every change rebuilds the agent catalog from both sets and swaps it into
