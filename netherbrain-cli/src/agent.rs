@@ -28,16 +28,20 @@ pub(crate) async fn run(
     let result = async {
         let server = Server::start(&settings, started).await?;
         #[cfg(unix)]
-        let reloads = tokio::spawn(crate::reload::on_sighup(
-            settings.clone(),
-            reload,
-            server.state.service().clone(),
-        ));
+        let reloads = server.state.providers().cloned().map(|providers| {
+            tokio::spawn(crate::reload::on_sighup(
+                settings.clone(),
+                reload,
+                providers,
+            ))
+        });
         #[cfg(not(unix))]
         let _ = reload;
         let served = server.run(rx).await;
         #[cfg(unix)]
-        reloads.abort();
+        if let Some(reloads) = reloads {
+            reloads.abort();
+        }
         served
     }
     .await;
@@ -121,12 +125,10 @@ impl Server {
             let _ = write!(out, "{}", admin_token_notice(token));
             let _ = out.flush();
         }
-        let catalog = Arc::new(build_catalog(settings));
-        if catalog.profiles().is_empty() {
-            tracing::warn!(
-                "no provider profiles are usable: runs will fail until one is configured (see docs/configuration.md)"
-            );
-        }
+        let catalog = Arc::new(build_catalog(
+            &settings.providers,
+            settings.default_max_tokens,
+        ));
         let metrics = Metrics::install_global().unwrap_or_else(|e| {
             tracing::warn!("metrics: {e}; using a private recorder");
             Metrics::new()
@@ -145,6 +147,12 @@ impl Server {
             .workspace_roots(crate::local::workspace_roots(settings)?)
             .max_runs_per_user(Some(settings.max_runs_per_user))
             .build();
+        let providers = crate::local::provider_settings(&service, settings).await?;
+        if service.catalog().profiles().is_empty() {
+            tracing::warn!(
+                "no provider profiles are usable: runs will fail until one is added in Settings or the config file (see docs/configuration.md)"
+            );
+        }
         let gateway_cancel = netherbrain_core::channel::CancellationToken::new();
         let gateway = crate::gateway::spawn_in_process(settings, &service, gateway_cancel.clone())
             .await
@@ -153,6 +161,7 @@ impl Server {
         let state = AppState::builder(store)
             .config(config)
             .service(service)
+            .providers(providers)
             .metrics(metrics)
             .build();
         let listener = netherbrain_http::bind(&state)

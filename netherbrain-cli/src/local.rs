@@ -6,10 +6,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::auth::{BOOTSTRAP_ADMIN_USERNAME, bootstrap_admin, operator_admin};
+use netherbrain_core::conversation::providers::ProviderSettings;
 use netherbrain_core::conversation::{ConversationService, ImportAction, ImportedPreset};
 use netherbrain_core::provider::ProviderProfile;
 use netherbrain_core::runtime::{Runtime, RuntimeConfig};
-use netherbrain_core::store::{StateStore, StoreError, User};
+use netherbrain_core::store::prelude::*;
+use netherbrain_core::store::{StoreError, User};
 
 use crate::config::Settings;
 
@@ -54,7 +56,18 @@ pub(crate) async fn prepare_store(
             "imported presets from the config file"
         );
     }
-    let prepared = crate::first_run::prepare(store.as_ref(), &settings.providers).await?;
+    // Profiles added from Settings count too (their keys are not needed).
+    let mut providers = settings.providers.clone();
+    for stored in store
+        .list_providers()
+        .await
+        .context("listing stored provider profiles")?
+    {
+        if !providers.iter().any(|p| p.name == stored.name) {
+            providers.push(stored.to_profile(None));
+        }
+    }
+    let prepared = crate::first_run::prepare(store.as_ref(), &providers).await?;
     tracing::debug!(?prepared, "first-run defaults");
     Ok(generated)
 }
@@ -103,13 +116,15 @@ fn not_found(e: StoreError, message: &str) -> anyhow::Error {
     }
 }
 
-/// Builds the agent catalog of the settings' provider profiles (skipping,
-/// with a warning, profiles that cannot be built, e.g. because their API
-/// key variable is not set), the built-in tool sets, MCP and the default
-/// output cap.
-pub(crate) fn build_catalog(settings: &Settings) -> AgentCatalog {
-    let usable: Vec<ProviderProfile> = settings
-        .providers
+/// Builds the agent catalog of provider `profiles` (skipping, with a
+/// warning, profiles that cannot be built, e.g. because their API key
+/// variable is not set), the built-in tool sets, MCP and the default output
+/// cap (`default_max_tokens`).
+pub(crate) fn build_catalog(
+    profiles: &[ProviderProfile],
+    default_max_tokens: Option<u32>,
+) -> AgentCatalog {
+    let usable: Vec<ProviderProfile> = profiles
         .iter()
         .filter(|p| match p.build() {
             Ok(_) => true,
@@ -129,7 +144,31 @@ pub(crate) fn build_catalog(settings: &Settings) -> AgentCatalog {
         .into_iter()
         .fold(catalog, AgentCatalog::with_toolset)
         .with_mcp(Arc::new(netherbrain_tools::mcp::Mcp::new()))
-        .with_default_max_tokens(settings.default_max_tokens)
+        .with_default_max_tokens(default_max_tokens)
+}
+
+/// The provider profiles of Settings over `service`: the config file's
+/// profiles and the stored ones, whose API keys the data directory's key
+/// file (`secret.key`) seals. Rebuilds the service's catalog from both
+/// before it returns, so stored profiles work from the start.
+pub(crate) async fn provider_settings(
+    service: &ConversationService,
+    settings: &Settings,
+) -> Result<ProviderSettings> {
+    let default_max_tokens = settings.default_max_tokens;
+    let providers = ProviderSettings::new(
+        service.clone(),
+        settings.providers.clone(),
+        Arc::new(move |profiles: &[ProviderProfile]| build_catalog(profiles, default_max_tokens)),
+    )
+    .with_cipher(Arc::new(netherbrain_store::secret::KeyFile::new(
+        &settings.data_dir,
+    )));
+    providers
+        .rebuild()
+        .await
+        .map_err(|e| anyhow!("loading the stored provider profiles: {e}"))?;
+    Ok(providers)
 }
 
 /// The session runtime the settings describe.

@@ -2,13 +2,11 @@
 //! presets and provider profiles take effect at once, and every other
 //! change is announced as needing a restart.
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
-use netherbrain_core::conversation::ConversationService;
+use netherbrain_core::conversation::providers::ProviderSettings;
 
 use crate::config::Settings;
-use crate::local::{build_catalog, import_presets};
+use crate::local::import_presets;
 
 /// What a reload changed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -23,14 +21,16 @@ pub(crate) struct Reloaded {
 
 /// Applies `new` over `current`: presets are imported when they changed
 /// (each must name a profile of `new`), a changed set of provider profiles
-/// replaces the service's catalog (runs going on keep theirs), and the
+/// replaces the service's catalog (with the profiles stored from
+/// Settings; runs going on keep theirs), and the
 /// names of other changed settings are returned. A preset naming an
 /// unknown profile is refused before anything changes.
 pub(crate) async fn apply(
     current: &mut Settings,
     new: Settings,
-    service: &ConversationService,
+    providers: &ProviderSettings,
 ) -> Result<Reloaded> {
+    let service = providers.service();
     let mut reloaded = Reloaded {
         need_restart: restart_needed(current, &new),
         ..Reloaded::default()
@@ -41,8 +41,11 @@ pub(crate) async fn apply(
     }
     // Profiles first, so a new preset never names a profile the catalog
     // does not have yet.
-    if new.providers != current.providers || new.default_max_tokens != current.default_max_tokens {
-        service.replace_catalog(Arc::new(build_catalog(&new)));
+    if new.providers != current.providers {
+        providers
+            .replace_config_profiles(new.providers.clone())
+            .await
+            .context("rebuilding the provider catalog")?;
         reloaded.providers = true;
     }
     if presets_changed {
@@ -53,7 +56,6 @@ pub(crate) async fn apply(
     }
     current.presets = new.presets;
     current.providers = new.providers;
-    current.default_max_tokens = new.default_max_tokens;
     Ok(reloaded)
 }
 
@@ -92,6 +94,10 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
         old.max_ws_subscriptions != new.max_ws_subscriptions,
     );
     check(
+        "default_max_tokens",
+        old.default_max_tokens != new.default_max_tokens,
+    );
+    check(
         "workspace_roots",
         old.workspace_roots != new.workspace_roots,
     );
@@ -105,7 +111,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
 pub(crate) async fn on_sighup(
     mut current: Settings,
     load: impl Fn() -> Result<Settings> + Send,
-    service: ConversationService,
+    providers: ProviderSettings,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -114,7 +120,7 @@ pub(crate) async fn on_sighup(
     };
     while hup.recv().await.is_some() {
         let outcome = match load() {
-            Ok(new) => apply(&mut current, new, &service).await,
+            Ok(new) => apply(&mut current, new, &providers).await,
             Err(e) => Err(e),
         };
         match outcome {
@@ -178,8 +184,14 @@ mod tests {
         let mut current = settings(dir.path(), "", "");
         let service = ConversationService::new(
             store.clone(),
-            Arc::new(crate::local::build_catalog(&current)),
+            Arc::new(crate::local::build_catalog(
+                &current.providers,
+                current.default_max_tokens,
+            )),
         );
+        let service = crate::local::provider_settings(&service, &current)
+            .await
+            .unwrap();
         let preset =
             "[[presets]]\nname = \"fresh\"\n[presets.config]\nprofile = \"local\"\nmodel = \"m\"\n";
         let new = settings(dir.path(), "port = 9555\n", preset);
@@ -193,7 +205,7 @@ mod tests {
         let new = settings(dir.path(), "", &format!("{preset}{more}"));
         let r = apply(&mut current, new, &service).await.unwrap();
         assert_eq!((r.presets, r.providers), (0, true), "{r:?}");
-        assert_eq!(service.catalog().profiles().len(), 2);
+        assert_eq!(service.service().catalog().profiles().len(), 2);
 
         // A preset naming an unknown profile changes nothing.
         let bad = settings(
@@ -204,6 +216,6 @@ mod tests {
         assert!(apply(&mut current, bad, &service).await.is_err());
         assert!(store.get_preset_by_name("bad").await.is_err());
         assert_eq!(current.presets, parse_presets(preset).unwrap());
-        assert_eq!(service.catalog().profiles().len(), 2);
+        assert_eq!(service.service().catalog().profiles().len(), 2);
     }
 }

@@ -477,3 +477,33 @@ async fn request_body_and_headers() -> anyhow::Result<()> {
 fn request_with_temperature() -> ModelRequest {
     request().with_settings(ModelSettings::default().with_temperature(0.5))
 }
+
+#[tokio::test]
+async fn lists_models_with_the_key_and_relays_no_error_body() -> anyhow::Result<()> {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("x-api-key", "sk-ant-test-secret"))
+        .and(header("anthropic-version", "2023-06-01"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"id": "claude-sonnet-4-5", "type": "model"}, {"id": "claude-haiku-4-5", "type": "model"}],
+            "has_more": false
+        })))
+        .mount(&server)
+        .await;
+    let models = provider(&server).list_models().await?;
+    assert_eq!(models, ["claude-sonnet-4-5", "claude-haiku-4-5"]);
+
+    let refusing = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_string("internal detail: /srv/secret/config.yaml"),
+        )
+        .mount(&refusing)
+        .await;
+    let err = provider(&refusing).list_models().await.unwrap_err();
+    assert!(matches!(err, ProviderError::Auth { .. }), "{err:?}");
+    assert!(!err.to_string().contains("secret"), "{err}");
+    Ok(())
+}

@@ -1198,3 +1198,220 @@ mod redaction_tests {
         assert!(!text.contains("hunter2") && !text.contains("old-") && !text.contains("new-"));
     }
 }
+
+// ---- provider profiles (Settings) ----
+
+/// The wire protocol of a provider profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKindView {
+    /// OpenAI Chat Completions and compatible servers (Ollama, vLLM, …).
+    Openai,
+    /// Anthropic Messages API.
+    Anthropic,
+}
+
+impl From<netherbrain_core::provider::ProviderKind> for ProviderKindView {
+    fn from(kind: netherbrain_core::provider::ProviderKind) -> Self {
+        match kind {
+            netherbrain_core::provider::ProviderKind::Anthropic => Self::Anthropic,
+            _ => Self::Openai,
+        }
+    }
+}
+
+impl From<ProviderKindView> for netherbrain_core::provider::ProviderKind {
+    fn from(kind: ProviderKindView) -> Self {
+        match kind {
+            ProviderKindView::Openai => Self::Openai,
+            ProviderKindView::Anthropic => Self::Anthropic,
+        }
+    }
+}
+
+/// Where a provider profile comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderSourceView {
+    /// The config file: read-only over the API.
+    Config,
+    /// Added from Settings, stored in the database.
+    Settings,
+}
+
+/// A provider profile as admins see it. The API key is never returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct ProviderView {
+    /// The name presets refer to (`profile`).
+    pub name: String,
+    /// `config` (read-only) or `settings`.
+    pub source: ProviderSourceView,
+    /// The wire protocol.
+    pub kind: ProviderKindView,
+    /// The API root; the kind's default when `null`.
+    pub base_url: Option<String>,
+    /// Models offered; the first is the default.
+    pub models: Vec<String>,
+    /// The model a new preset starts with.
+    pub default_model: Option<String>,
+    /// Names of extra headers (values are not shown).
+    pub header_names: Vec<String>,
+    /// Whether an API key is set.
+    pub has_api_key: bool,
+    /// Whether it can be changed here (`false` for config profiles).
+    pub editable: bool,
+    /// Why the profile is not usable now, if it is not.
+    pub problem: Option<String>,
+    /// When stored (`null` for config profiles).
+    pub created_at: Option<DateTime<Utc>>,
+    /// When last changed (`null` for config profiles).
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(feature = "server")]
+impl From<netherbrain_core::conversation::providers::ProviderEntry> for ProviderView {
+    fn from(p: netherbrain_core::conversation::providers::ProviderEntry) -> Self {
+        use netherbrain_core::conversation::providers::ProviderSource;
+        let source = match p.source {
+            ProviderSource::Config => ProviderSourceView::Config,
+            _ => ProviderSourceView::Settings,
+        };
+        Self {
+            name: p.name,
+            editable: source == ProviderSourceView::Settings,
+            source,
+            kind: p.kind.into(),
+            base_url: p.base_url,
+            models: p.models,
+            default_model: p.default_model,
+            header_names: p.header_names,
+            has_api_key: p.has_api_key,
+            problem: p.problem,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// `GET /api/providers/list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct ProviderList {
+    /// Config file profiles first, then Settings profiles, by name.
+    pub items: Vec<ProviderView>,
+}
+
+/// `POST /api/providers/create`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct CreateProviderRequest {
+    /// Unique name (also among config file profiles).
+    #[cfg_attr(
+        feature = "server",
+        schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]{1,64}$")
+    )]
+    pub name: String,
+    /// The wire protocol.
+    pub kind: ProviderKindView,
+    /// The API root (`http://` or `https://`); the kind's default when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            max_length = 2048,
+            pattern = r"^[hH][tT][tT][pP][sS]?://[^\s/?\u0000-\u001f\u007f-\u009f][^\s\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
+    pub base_url: Option<String>,
+    /// Models offered; the first is the default (for a new preset).
+    /// Repeated names are kept once.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "server",
+        schema(max_items = 256, value_type = Vec<ModelName>)
+    )]
+    pub models: Vec<String>,
+    /// The API key (encrypted at rest, never returned); empty or absent
+    /// for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(max_length = 2048, pattern = r"^[!-~]*$"))]
+    pub api_key: Option<String>,
+}
+
+/// `POST /api/providers/{name}/update`: absent fields are kept.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct UpdateProviderRequest {
+    /// A new wire protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ProviderKindView>,
+    /// A new API root; `null` returns to the kind's default.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(
+        feature = "server",
+        schema(value_type = Option<String>, max_length = 2048, pattern = r"^[hH][tT][tT][pP][sS]?://[^\s/?\u0000-\u001f\u007f-\u009f][^\s\u0000-\u001f\u007f-\u009f]*$")
+    )]
+    pub base_url: Option<Option<String>>,
+    /// New models (replacing the list); the first is the default.
+    /// Repeated names are kept once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        schema(max_items = 256, value_type = Option<Vec<ModelName>>)
+    )]
+    pub models: Option<Vec<String>>,
+    /// Absent keeps the stored key, `""` removes it, anything else
+    /// replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(max_length = 2048, pattern = r"^[!-~]*$"))]
+    pub api_key: Option<String>,
+}
+
+/// The schema of a model name a provider profile offers: 1–128
+/// characters, no control characters, no leading or trailing space.
+#[cfg(feature = "server")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ModelName;
+
+#[cfg(feature = "server")]
+impl utoipa::PartialSchema for ModelName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("A model name: 1-128 characters, no control characters, no leading or trailing space"))
+            .min_length(Some(1))
+            .max_length(Some(128))
+            .pattern(Some(
+                r"^[^\s\u0000-\u001f\u007f-\u009f]([^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f])?$",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "server")]
+impl ToSchema for ModelName {}
+
+/// `POST /api/providers/{name}/test`: what the endpoint's models list
+/// gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct ProviderTestResult {
+    /// Whether the endpoint answered with a models list.
+    pub ok: bool,
+    /// The model ids it offers (empty when `ok` is `false`).
+    pub models: Vec<String>,
+    /// Why it could not be asked (a one-line reason), when `ok` is `false`.
+    pub error: Option<String>,
+}
+
+redacted_debug!(CreateProviderRequest { name, kind, base_url, models ; api_key });
+redacted_debug!(UpdateProviderRequest { kind, base_url, models ; api_key });

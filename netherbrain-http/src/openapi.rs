@@ -34,7 +34,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 
 use crate::routes::{
-    auth, conversations, discovery, gateway, health, keys, meta, presets, sessions, users,
+    auth, conversations, discovery, gateway, health, keys, meta, presets, providers, sessions, users,
     workspaces,
 };
 
@@ -74,6 +74,11 @@ use crate::routes::{
         presets::delete,
         presets::import,
         presets::export,
+        providers::list,
+        providers::create,
+        providers::update,
+        providers::delete,
+        providers::test,
         workspaces::create,
         workspaces::list,
         workspaces::get_workspace,
@@ -117,6 +122,7 @@ use crate::routes::{
         (name = "users", description = "User administration (admins)"),
         (name = "keys", description = "API keys"),
         (name = "presets", description = "Agent configurations"),
+        (name = "providers", description = "Provider profiles managed from Settings (admins); config file profiles are read-only"),
         (name = "workspaces", description = "Workspaces and project directories"),
         (name = "conversations", description = "Conversations, runs and their event streams (SSE). \
             The WebSocket `GET /api/ws` (bearer header or `?token=`) multiplexes conversations: \

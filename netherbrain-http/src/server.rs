@@ -16,7 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_auth;
 use crate::routes::{
-    auth, conversations, discovery, gateway, health, keys, meta, openai, presets, sessions,
+    auth, conversations, discovery, gateway, health, keys, meta, openai, presets, providers, sessions,
     users, workspaces,
 };
 use crate::state::AppState;
@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::routes())
         .merge(keys::routes())
         .merge(presets::routes())
+        .merge(providers::routes())
         .merge(workspaces::routes())
         .merge(conversations::routes())
         .merge(sessions::routes())

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::conversation::ConversationService;
+use netherbrain_core::conversation::providers::ProviderSettings;
 use netherbrain_core::runtime::Runtime;
 use netherbrain_core::store::StateStore;
 
@@ -23,6 +24,7 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     service: ConversationService,
+    providers: Option<ProviderSettings>,
     config: ServerConfig,
     metrics: Metrics,
     login_limiter: LoginLimiter,
@@ -44,6 +46,7 @@ impl AppState {
             runtime: None,
             catalog: Arc::new(AgentCatalog::new()),
             service: None,
+            providers: None,
             config: ServerConfig::default(),
             metrics: None,
         }
@@ -53,6 +56,13 @@ impl AppState {
     #[must_use]
     pub fn service(&self) -> &ConversationService {
         &self.inner.service
+    }
+
+    /// The provider-profile use-cases of Settings, when the embedder set
+    /// them up ([`AppStateBuilder::providers`]).
+    #[must_use]
+    pub fn providers(&self) -> Option<&ProviderSettings> {
+        self.inner.providers.as_ref()
     }
 
     /// The store.
@@ -118,6 +128,7 @@ pub struct AppStateBuilder {
     runtime: Option<Runtime>,
     catalog: Arc<AgentCatalog>,
     service: Option<ConversationService>,
+    providers: Option<ProviderSettings>,
     config: ServerConfig,
     metrics: Option<Metrics>,
 }
@@ -147,6 +158,14 @@ impl AppStateBuilder {
     /// catalog given here.
     pub fn service(mut self, service: ConversationService) -> Self {
         self.service = Some(service);
+        self
+    }
+
+    /// Enables `/api/providers/*` over these settings; they must rebuild
+    /// the catalog of the service given with [`service`](Self::service).
+    /// Without them those routes answer `503`.
+    pub fn providers(mut self, providers: ProviderSettings) -> Self {
+        self.providers = Some(providers);
         self
     }
 
@@ -185,6 +204,7 @@ impl AppStateBuilder {
         AppState {
             inner: Arc::new(Inner {
                 service,
+                providers: self.providers,
                 config: self.config,
                 metrics,
                 login_limiter,

@@ -28,7 +28,9 @@ mod gateway;
 pub mod migrate;
 mod portable;
 mod postgres;
+mod providers;
 mod rows;
+pub mod secret;
 mod sqlite;
 
 use std::sync::Arc;

@@ -23,6 +23,7 @@ pub(crate) trait RowGet {
     fn json(&self, col: &str) -> StoreResult<Value>;
     fn flag(&self, col: &str) -> StoreResult<bool>;
     fn int(&self, col: &str) -> StoreResult<i64>;
+    fn opt_bytes(&self, col: &str) -> StoreResult<Option<Vec<u8>>>;
     /// A stored JSON document decoded straight into `T`.
     fn opt_doc<T: DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>>;
     fn doc<T: DeserializeOwned>(&self, col: &str) -> StoreResult<T> {
@@ -63,6 +64,9 @@ impl RowGet for sqlx::sqlite::SqliteRow {
     fn int(&self, col: &str) -> StoreResult<i64> {
         self.try_get(col).map_err(db_err)
     }
+    fn opt_bytes(&self, col: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.try_get(col).map_err(db_err)
+    }
     fn opt_doc<T: DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>> {
         let text: Option<&str> = self.try_get(col).map_err(db_err)?;
         text.map(|t| {
@@ -101,6 +105,9 @@ impl RowGet for sqlx::postgres::PgRow {
         self.try_get(col).map_err(db_err)
     }
     fn int(&self, col: &str) -> StoreResult<i64> {
+        self.try_get(col).map_err(db_err)
+    }
+    fn opt_bytes(&self, col: &str) -> StoreResult<Option<Vec<u8>>> {
         self.try_get(col).map_err(db_err)
     }
     fn opt_doc<T: DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>> {

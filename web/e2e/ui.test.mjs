@@ -421,3 +421,51 @@ test("desktop: a shell call waits for approval; Approve runs it, Deny refuses it
   assert.deepEqual(problems, [], "no CSP violations or page errors");
   await context.close();
 });
+
+test("desktop: an admin adds a provider in Settings, tests it and deletes it", async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const problems = watchConsole(page);
+  await page.goto(base + "/");
+  await page.getByRole("button", { name: "Token" }).click();
+  await page.getByLabel("Token").fill(adminToken);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await composer(page).waitFor({ timeout: PATIENCE });
+  await page.goto(base + "/settings/providers");
+  await page.getByRole("heading", { name: "Provider profiles" }).waitFor({ timeout: PATIENCE });
+
+  // the config file's profile is listed read-only
+  const configured = page.getByRole("listitem", { name: "Provider fake" });
+  await configured.getByText("config file, read-only").waitFor({ timeout: PATIENCE });
+  assert.equal(await configured.getByRole("button", { name: "Edit fake" }).count(), 0, "config profiles cannot be edited");
+
+  await page.getByRole("button", { name: "Add provider" }).click();
+  const form = page.getByRole("form", { name: "New provider" });
+  await form.getByLabel("Kind").selectOption("openai");
+  await form.getByLabel("Name").fill("from-ui");
+  await form.getByLabel("Base URL").fill(provider.baseUrl);
+  await form.getByLabel("API key").fill("sk-ui-secret-5d4c");
+  assert.equal(await form.getByLabel("API key").getAttribute("type"), "password");
+  await form.getByLabel("Models").fill(provider.model);
+  await axe(page, "desktop provider form");
+  await form.getByRole("button", { name: "Save provider" }).click();
+
+  const added = page.getByRole("listitem", { name: "Provider from-ui" });
+  await added.getByText("API key set").waitFor({ timeout: PATIENCE });
+  await added.getByRole("button", { name: "Test from-ui" }).click();
+  await page.getByRole("status", { name: "Test result for from-ui" }).getByText(`Reachable. Models: ${provider.model}`).waitFor({ timeout: PATIENCE });
+  await axe(page, "desktop providers");
+  await shot(page, "desktop-providers");
+  const listed = await api("/api/providers/list");
+  assert.ok(!JSON.stringify(listed).includes("sk-ui-secret"), "the API never returns the key");
+  assert.deepEqual(listed.items.map((p) => [p.name, p.source]), [["fake", "config"], ["from-ui", "settings"]]);
+  const models = await api("/api/models");
+  assert.ok(models.items.some((m) => m.name === "from-ui"), "runs can use it at once");
+
+  page.once("dialog", (d) => void d.accept());
+  await added.getByRole("button", { name: "Delete from-ui" }).click();
+  await added.waitFor({ state: "detached", timeout: PATIENCE });
+  assert.deepEqual((await api("/api/providers/list")).items.map((p) => p.name), ["fake"]);
+  assert.deepEqual(problems, [], "no CSP violations or page errors");
+  await context.close();
+});

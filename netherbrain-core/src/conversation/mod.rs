@@ -58,6 +58,7 @@ mod error;
 mod follow;
 mod fork;
 mod presets;
+pub mod providers;
 mod quota;
 mod send;
 mod summarize;

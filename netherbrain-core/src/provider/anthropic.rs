@@ -268,6 +268,29 @@ impl Provider for AnthropicProvider {
         self.transport
             .stream("anthropic", built, MessagesDecoder::default)
     }
+
+    fn list_models(
+        &self,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<String>, ProviderError>> {
+        let secret: Vec<(&str, &str)> = self
+            .config
+            .api_key
+            .as_deref()
+            .map(|key| ("x-api-key", key))
+            .into_iter()
+            .collect();
+        let headers = http::build_headers(
+            &[
+                ("anthropic-version", API_VERSION),
+                ("accept", "application/json"),
+            ],
+            &secret,
+            &self.config.headers,
+        );
+        let url = format!("{}/v1/models", self.config.base_url.trim_end_matches('/'));
+        let transport = self.transport.clone();
+        Box::pin(async move { transport.list_models(url, headers?).await })
+    }
 }
 
 // ---------------------------------------------------------------------------

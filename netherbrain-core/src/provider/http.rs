@@ -292,6 +292,63 @@ impl Transport {
         Self { client, options }
     }
 
+    /// Lists the model ids at `url` (`GET`, JSON `{"data": [{"id": …}]}`,
+    /// the shape OpenAI-compatible servers and Anthropic share), within
+    /// the first-byte timeout. An upstream error body is not relayed: the
+    /// error names the status only.
+    pub(crate) async fn list_models(
+        &self,
+        url: String,
+        headers: reqwest::header::HeaderMap,
+    ) -> Result<Vec<String>, ProviderError> {
+        let client = self
+            .client
+            .clone()
+            .map_err(|message| ProviderError::Transient { message })?;
+        let url = reqwest::Url::parse(&url).map_err(|e| ProviderError::InvalidRequest {
+            message: format!("invalid URL: {e}"),
+        })?;
+        let timeout = self.options.first_byte_timeout;
+        let send = client.get(url).headers(headers).send();
+        let response = tokio::time::timeout(timeout, send)
+            .await
+            .map_err(|_| ProviderError::Transient {
+                message: "timed out waiting for the models list".to_owned(),
+            })?
+            .map_err(|e| ProviderError::Transient {
+                message: format!("request failed: {}", describe_error(e)),
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let code = status.as_u16();
+            return Err(match code {
+                401 | 403 => ProviderError::Auth {
+                    message: format!("the endpoint refused the credentials (HTTP {code})"),
+                },
+                404 => ProviderError::InvalidRequest {
+                    message: "the endpoint has no models list here (HTTP 404); check the base URL"
+                        .to_owned(),
+                },
+                429 => ProviderError::RateLimited {
+                    retry_after: None,
+                    message: format!("the endpoint is rate limiting (HTTP {code})"),
+                },
+                _ => ProviderError::Transient {
+                    message: format!("the endpoint answered HTTP {code}"),
+                },
+            });
+        }
+        let body = tokio::time::timeout(timeout, response.bytes())
+            .await
+            .map_err(|_| ProviderError::Transient {
+                message: "timed out reading the models list".to_owned(),
+            })?
+            .map_err(|e| ProviderError::Transient {
+                message: format!("reading the models list failed: {}", describe_error(e)),
+            })?;
+        model_ids(&body)
+    }
+
     /// Sends `request` (retrying as configured) and decodes the SSE body
     /// with decoders made by `new_decoder`, one per attempt.
     pub(crate) fn stream<D: SseDecoder>(
@@ -377,6 +434,23 @@ fn describe_error(error: reqwest::Error) -> String {
 
 fn single_error(error: ProviderError) -> ProviderStream {
     futures::stream::once(async move { Err(error) }).boxed()
+}
+
+/// The model ids of a models-list body: `{"data": [{"id": "…"}, …]}`.
+pub(crate) fn model_ids(body: &[u8]) -> Result<Vec<String>, ProviderError> {
+    let not_a_list = || ProviderError::Decode {
+        message: "the endpoint's answer is not a models list".to_owned(),
+    };
+    let value: Value = serde_json::from_slice(body).map_err(|_| not_a_list())?;
+    let items = value
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(not_a_list)?;
+    Ok(items
+        .iter()
+        .filter_map(|item| item.get("id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Builds the header map shared by adapters: `extra` headers override the

@@ -76,6 +76,29 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// Starts one model call. The stream ends after a
     /// [`ProviderEvent::Finish`] or an error; dropping it cancels the call.
     fn stream(&self, request: ModelRequest) -> ProviderStream;
+
+    /// The ids of the models the endpoint offers (`GET …/models`), to check
+    /// a profile's URL and key. The default answers that the provider
+    /// cannot list its models.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use netherbrain_core::provider::Provider;
+    /// use netherbrain_core::testing::{ScriptedProvider, ScriptedResponse};
+    /// let scripted = ScriptedProvider::new([ScriptedResponse::text("hi")]);
+    /// assert!(scripted.list_models().await.is_err());
+    /// # }
+    /// ```
+    fn list_models(
+        &self,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<String>, ProviderError>> {
+        Box::pin(async {
+            Err(ProviderError::InvalidRequest {
+                message: "this provider cannot list its models".to_owned(),
+            })
+        })
+    }
 }
 
 /// Convenience methods for every [`Provider`].

@@ -366,6 +366,29 @@ impl Provider for OpenAiProvider {
         .flatten()
         .boxed()
     }
+
+    fn list_models(
+        &self,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<String>, ProviderError>> {
+        let auth = self
+            .config
+            .api_key
+            .as_ref()
+            .map(|key| format!("Bearer {key}"));
+        let secret: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|value| ("authorization", value))
+            .into_iter()
+            .collect();
+        let headers = http::build_headers(
+            &[("accept", "application/json")],
+            &secret,
+            &self.config.headers,
+        );
+        let url = format!("{}/models", self.config.base_url.trim_end_matches('/'));
+        let transport = self.transport.clone();
+        Box::pin(async move { transport.list_models(url, headers?).await })
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -17,7 +17,8 @@ use super::{
     User, UserPatch, UserStore, Workspace, WorkspacePatch,
 };
 use super::{
-    ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, PairingRequest,
+    ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, NewStoredProvider,
+    PairingRequest, ProviderPatch, ProviderStore, StoredProvider,
 };
 use crate::event::EventEnvelope;
 use crate::ids::{
@@ -68,6 +69,7 @@ struct Tables {
     chat_bindings: BTreeMap<(String, String), ChatBinding>,
     identities: BTreeMap<(String, String), GatewayIdentity>,
     pairings: BTreeMap<String, PairingRequest>,
+    providers: BTreeMap<String, StoredProvider>,
 }
 
 #[derive(Debug)]
@@ -1013,5 +1015,70 @@ impl GatewayStore for MemoryStore {
         t.identities
             .insert((request.channel, request.sender_id), identity.clone());
         Ok(identity)
+    }
+}
+
+#[async_trait]
+impl ProviderStore for MemoryStore {
+    async fn create_provider(&self, provider: NewStoredProvider) -> StoreResult<StoredProvider> {
+        validate::new_provider(&provider)?;
+        let mut t = self.lock();
+        if t.providers.contains_key(&provider.name) {
+            return Err(StoreError::Conflict(format!(
+                "provider `{}` exists",
+                provider.name
+            )));
+        }
+        let now = t.now();
+        let row = StoredProvider {
+            name: provider.name,
+            kind: provider.kind,
+            base_url: provider.base_url,
+            models: provider.models,
+            default_model: provider.default_model,
+            headers: provider.headers,
+            api_key: provider.api_key,
+            created_at: now,
+            updated_at: now,
+        };
+        t.providers.insert(row.name.clone(), row.clone());
+        Ok(row)
+    }
+
+    async fn get_provider(&self, name: &str) -> StoreResult<StoredProvider> {
+        self.lock()
+            .providers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::not_found("provider", name))
+    }
+
+    async fn list_providers(&self) -> StoreResult<Vec<StoredProvider>> {
+        Ok(self.lock().providers.values().cloned().collect())
+    }
+
+    async fn update_provider(
+        &self,
+        name: &str,
+        patch: ProviderPatch,
+    ) -> StoreResult<StoredProvider> {
+        let mut t = self.lock();
+        let mut updated = t
+            .providers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::not_found("provider", name))?;
+        patch.apply(&mut updated)?;
+        updated.updated_at = t.now();
+        t.providers.insert(updated.name.clone(), updated.clone());
+        Ok(updated)
+    }
+
+    async fn delete_provider(&self, name: &str) -> StoreResult<()> {
+        self.lock()
+            .providers
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("provider", name))
     }
 }

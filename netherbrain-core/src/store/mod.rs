@@ -9,10 +9,11 @@
 //! | [`SessionStore`] | sessions (runs) and their log: messages, events, history |
 //! | [`MailboxStore`] | results background runs leave for a conversation |
 //! | [`GatewayStore`] | the chat gateway's bindings, pairings and delivery marks |
+//! | [`ProviderStore`] | provider profiles added from Settings (API keys sealed) |
 //! | [`StoreHealth`] | `ping` |
 //!
 //! [`StateStore`] is their union, implemented for every type that
-//! implements all seven, so callers keep one handle, `Arc<dyn StateStore>`;
+//! implements all eight, so callers keep one handle, `Arc<dyn StateStore>`;
 //! `use netherbrain_core::store::prelude::*` brings the methods into scope.
 //! [`StoreParts`] composes a store from one implementation per concern, so
 //! a wrapper that changes one concern implements only that trait.
@@ -78,6 +79,7 @@ mod error;
 mod gateway;
 mod memory;
 mod parts;
+mod providers;
 mod records;
 pub mod validate;
 
@@ -92,6 +94,9 @@ pub use gateway::{
 };
 pub use memory::MemoryStore;
 pub use parts::StoreParts;
+pub use providers::{
+    NewStoredProvider, ProviderPatch, ProviderStore, SealedSecret, StoredProvider,
+};
 
 pub use records::*;
 
@@ -436,6 +441,7 @@ pub trait StateStore:
     + SessionStore
     + MailboxStore
     + GatewayStore
+    + ProviderStore
 {
 }
 
@@ -447,6 +453,7 @@ impl<T> StateStore for T where
         + SessionStore
         + MailboxStore
         + GatewayStore
+        + ProviderStore
 {
 }
 
@@ -465,8 +472,8 @@ impl<T> StateStore for T where
 /// ```
 pub mod prelude {
     pub use super::{
-        CatalogStore, ConversationStore, GatewayStore, MailboxStore, SessionStore, StateStore,
-        StoreHealth, UserStore,
+        CatalogStore, ConversationStore, GatewayStore, MailboxStore, ProviderStore, SessionStore,
+        StateStore, StoreHealth, UserStore,
     };
 }
 

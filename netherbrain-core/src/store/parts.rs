@@ -18,7 +18,8 @@ use crate::message::Message;
 use chrono::{DateTime, Utc};
 
 use super::{
-    ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, PairingRequest,
+    ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, NewStoredProvider,
+    PairingRequest, ProviderPatch, ProviderStore, StoredProvider,
 };
 
 /// A store composed of one part per concern, each an `Arc<dyn …>` of that
@@ -62,6 +63,7 @@ pub struct StoreParts {
     sessions: Arc<dyn SessionStore>,
     mailbox: Arc<dyn MailboxStore>,
     gateway: Arc<dyn GatewayStore>,
+    providers: Arc<dyn ProviderStore>,
     health: Arc<dyn StoreHealth>,
 }
 
@@ -83,6 +85,7 @@ impl StoreParts {
             sessions: store.clone(),
             mailbox: store.clone(),
             gateway: store.clone(),
+            providers: store.clone(),
             health: store,
         }
     }
@@ -189,6 +192,21 @@ impl StoreParts {
     #[must_use]
     pub fn with_gateway(mut self, gateway: Arc<dyn GatewayStore>) -> Self {
         self.gateway = gateway;
+        self
+    }
+
+    /// Replaces the stored provider profiles.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let providers = Arc::new(MemoryStore::new());
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new())).with_providers(providers);
+    /// # let _ = parts;
+    /// ```
+    #[must_use]
+    pub fn with_providers(mut self, providers: Arc<dyn ProviderStore>) -> Self {
+        self.providers = providers;
         self
     }
 }
@@ -430,5 +448,28 @@ impl GatewayStore for StoreParts {
         now: DateTime<Utc>,
     ) -> StoreResult<GatewayIdentity> {
         self.gateway.approve_pairing(code, user_id, now).await
+    }
+}
+
+#[async_trait]
+impl ProviderStore for StoreParts {
+    async fn create_provider(&self, provider: NewStoredProvider) -> StoreResult<StoredProvider> {
+        self.providers.create_provider(provider).await
+    }
+    async fn get_provider(&self, name: &str) -> StoreResult<StoredProvider> {
+        self.providers.get_provider(name).await
+    }
+    async fn list_providers(&self) -> StoreResult<Vec<StoredProvider>> {
+        self.providers.list_providers().await
+    }
+    async fn update_provider(
+        &self,
+        name: &str,
+        patch: ProviderPatch,
+    ) -> StoreResult<StoredProvider> {
+        self.providers.update_provider(name, patch).await
+    }
+    async fn delete_provider(&self, name: &str) -> StoreResult<()> {
+        self.providers.delete_provider(name).await
     }
 }

@@ -19,6 +19,8 @@
 //! | `search_conversations` | [`search_query`] | `limit` [`page_size`]; query non-blank, ≤ [`MAX_QUERY_LEN`] characters after trimming |
 //! | `finish_session` | [`session_finish`] | the status is terminal |
 //! | `append` | [`session_append`], then [`event_order`] | every event is the session's, its `seq` ≤ [`MAX_EVENT_SEQ`]; then (a conflict) above the stored ones |
+//! | `create_provider` | [`new_provider`] | [`provider_name`]; [`provider_fields`] |
+//! | `update_provider` | [`provider_fields`] of the merged result (in [`ProviderPatch::apply`](super::ProviderPatch::apply)) | as `create_provider` |
 //!
 //! Text never holds NUL characters (Postgres cannot store them), so no
 //! backend accepts them.
@@ -730,5 +732,168 @@ pub fn new_pairing(pairing: &super::NewPairing) -> StoreResult<()> {
         "display_name",
         pairing.display_name.as_deref(),
         MAX_NAME_LEN,
+    )
+}
+
+/// Longest provider profile name.
+pub const MAX_PROVIDER_NAME_LEN: usize = 64;
+/// Longest provider base URL.
+pub const MAX_URL_LEN: usize = 2048;
+/// Most models a stored provider profile lists.
+pub const MAX_PROVIDER_MODELS: usize = 256;
+/// Most extra headers of a stored provider profile.
+pub const MAX_PROVIDER_HEADERS: usize = 32;
+/// Largest sealed API key (ciphertext and tag), in bytes.
+pub const MAX_SEALED_LEN: usize = 4096;
+
+/// A provider profile name: 1–[`MAX_PROVIDER_NAME_LEN`] letters, digits,
+/// `-`, `_` or `.`.
+///
+/// ```
+/// use netherbrain_core::store::validate;
+/// assert!(validate::provider_name("ollama-2").is_ok());
+/// assert!(validate::provider_name("has space").is_err());
+/// assert!(validate::provider_name("").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`].
+pub fn provider_name(value: &str) -> StoreResult<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if value.is_empty() || value.len() > MAX_PROVIDER_NAME_LEN || !value.chars().all(ok_char) {
+        return Err(StoreError::Invalid(format!(
+            "provider name must be 1-{MAX_PROVIDER_NAME_LEN} characters of letters, digits, '-', '_', '.'"
+        )));
+    }
+    Ok(())
+}
+
+/// The fields of a stored provider profile: an `http(s)://` base URL of at
+/// most [`MAX_URL_LEN`] characters without spaces or control characters;
+/// at most [`MAX_PROVIDER_MODELS`] distinct, non-empty model names (each a
+/// [`name`]); a default model among them; at most
+/// [`MAX_PROVIDER_HEADERS`] headers with token names and visible ASCII
+/// values; a sealed key with a 12- or 24-byte nonce and a ciphertext of
+/// 16–[`MAX_SEALED_LEN`] bytes.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use netherbrain_core::store::validate;
+/// let models = vec!["m".to_owned()];
+/// let none = BTreeMap::new();
+/// assert!(validate::provider_fields(Some("http://127.0.0.1:11434/v1"), &models, Some("m"), &none, None).is_ok());
+/// assert!(validate::provider_fields(Some("ftp://x"), &models, None, &none, None).is_err());
+/// assert!(validate::provider_fields(None, &models, Some("other"), &none, None).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the field.
+pub fn provider_fields(
+    base_url: Option<&str>,
+    models: &[String],
+    default_model: Option<&str>,
+    headers: &std::collections::BTreeMap<String, String>,
+    api_key: Option<&super::SealedSecret>,
+) -> StoreResult<()> {
+    if let Some(url) = base_url {
+        let lower = url.to_ascii_lowercase();
+        let scheme_ok = lower.starts_with("http://") || lower.starts_with("https://");
+        let host_ok = url.split_once("://").is_some_and(|(_, rest)| {
+            !rest.is_empty() && !rest.starts_with('/') && !rest.starts_with('?')
+        });
+        if !scheme_ok
+            || !host_ok
+            || url.len() > MAX_URL_LEN
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(StoreError::Invalid(format!(
+                "base_url must be an http:// or https:// URL of at most {MAX_URL_LEN} characters"
+            )));
+        }
+    }
+    if models.len() > MAX_PROVIDER_MODELS {
+        return Err(StoreError::Invalid(format!(
+            "at most {MAX_PROVIDER_MODELS} models"
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for model in models {
+        name("model", model)?;
+        if model.trim() != model {
+            return Err(StoreError::Invalid(
+                "model names must not start or end with spaces".into(),
+            ));
+        }
+        if !seen.insert(model.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "model `{model}` is listed twice"
+            )));
+        }
+    }
+    if let Some(default) = default_model
+        && !models.iter().any(|m| m == default)
+    {
+        return Err(StoreError::Invalid(
+            "default_model must be one of the models".into(),
+        ));
+    }
+    if headers.len() > MAX_PROVIDER_HEADERS {
+        return Err(StoreError::Invalid(format!(
+            "at most {MAX_PROVIDER_HEADERS} headers"
+        )));
+    }
+    for (header, value) in headers {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if header.is_empty() || header.len() > MAX_NAME_LEN || !header.chars().all(token) {
+            return Err(StoreError::Invalid(format!(
+                "header name `{}` is not a valid HTTP header name",
+                header.escape_debug()
+            )));
+        }
+        if value.len() > MAX_TEXT_LEN
+            || !value
+                .chars()
+                .all(|c| c == ' ' || c == '\t' || c.is_ascii_graphic())
+        {
+            return Err(StoreError::Invalid(format!(
+                "the value of header `{header}` must be visible ASCII"
+            )));
+        }
+    }
+    if let Some(sealed) = api_key
+        && (!matches!(sealed.nonce.len(), 12 | 24)
+            || sealed.ciphertext.len() < 16
+            || sealed.ciphertext.len() > MAX_SEALED_LEN)
+    {
+        return Err(StoreError::Invalid(
+            "the sealed API key is malformed".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A provider profile to store: [`provider_name`], then
+/// [`provider_fields`].
+///
+/// ```
+/// use netherbrain_core::provider::ProviderKind;
+/// use netherbrain_core::store::{NewStoredProvider, validate};
+/// assert!(validate::new_provider(&NewStoredProvider::new("ok", ProviderKind::Openai)).is_ok());
+/// assert!(validate::new_provider(&NewStoredProvider::new("not ok", ProviderKind::Openai)).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming the field.
+pub fn new_provider(provider: &super::NewStoredProvider) -> StoreResult<()> {
+    provider_name(&provider.name)?;
+    provider_fields(
+        provider.base_url.as_deref(),
+        &provider.models,
+        provider.default_model.as_deref(),
+        &provider.headers,
+        provider.api_key.as_ref(),
     )
 }

@@ -11,6 +11,7 @@ pub(crate) mod keys;
 pub(crate) mod meta;
 pub(crate) mod openai;
 pub(crate) mod presets;
+pub(crate) mod providers;
 pub(crate) mod sessions;
 pub(crate) mod users;
 pub(crate) mod workspaces;

@@ -95,10 +95,46 @@ async fn start_full(
     server
 }
 
+/// A server with `/api/providers/*` on: `config_profiles` as the config
+/// file's, API keys sealed by the key file in `data_dir`, the catalog
+/// built from profiles alone.
+pub async fn start_providers(
+    store: Arc<dyn StateStore>,
+    config_profiles: Vec<netherbrain_core::provider::ProviderProfile>,
+    data_dir: &std::path::Path,
+) -> TestServer {
+    use netherbrain_core::conversation::providers::ProviderSettings;
+    let service = ConversationService::builder(store.clone()).build();
+    let providers = ProviderSettings::new(
+        service.clone(),
+        config_profiles,
+        Arc::new(|profiles: &[netherbrain_core::provider::ProviderProfile]| {
+            let usable: Vec<_> = profiles
+                .iter()
+                .filter(|p| p.build().is_ok())
+                .cloned()
+                .collect();
+            AgentCatalog::from_profiles(&usable).expect("usable profiles build")
+        }),
+    )
+    .with_cipher(Arc::new(netherbrain_store::secret::KeyFile::new(data_dir)));
+    providers.rebuild().await.expect("rebuild");
+    start_service_with(store, config(), service, Some(providers)).await
+}
+
 async fn start_service(
     store: Arc<dyn StateStore>,
     config: ServerConfig,
     service: ConversationService,
+) -> TestServer {
+    start_service_with(store, config, service, None).await
+}
+
+async fn start_service_with(
+    store: Arc<dyn StateStore>,
+    config: ServerConfig,
+    service: ConversationService,
+    providers: Option<netherbrain_core::conversation::providers::ProviderSettings>,
 ) -> TestServer {
     let flaky = None;
     let token = config.auth_token.clone();
@@ -106,10 +142,13 @@ async fn start_service(
         .await
         .expect("bootstrap");
     let admin_token = generated.or(token).expect("an admin token");
-    let state = AppState::builder(store.clone())
+    let mut builder = AppState::builder(store.clone())
         .config(config)
-        .service(service)
-        .build();
+        .service(service);
+    if let Some(providers) = providers {
+        builder = builder.providers(providers);
+    }
+    let state = builder.build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

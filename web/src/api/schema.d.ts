@@ -567,6 +567,107 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/providers/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adds a provider profile; runs can use it at once. With no other
+         *     provider and no preset, a `default` preset is created for it.
+         */
+        post: operations["create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/providers/list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists provider profiles: the config file's (read-only), then those
+         *     added from Settings.
+         */
+        get: operations["list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/providers/{name}/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deletes a Settings profile; `409` for a config file profile or while
+         *     presets use it.
+         */
+        post: operations["delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/providers/{name}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Asks the profile's endpoint for its models list (`GET …/models`)
+         *     through the provider adapter; a failing endpoint is `ok: false` with a
+         *     one-line reason (the upstream body is not relayed).
+         */
+        post: operations["test"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/providers/{name}/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Changes a Settings profile. `api_key`: absent keeps it, `""` removes
+         *     it. Config file profiles are read-only (`409`).
+         */
+        post: operations["update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}": {
         parameters: {
             query?: never;
@@ -1320,6 +1421,28 @@ export interface components {
             /** @description Unique name. */
             name: string;
         };
+        /** @description `POST /api/providers/create`. */
+        CreateProviderRequest: {
+            /**
+             * @description The API key (encrypted at rest, never returned); empty or absent
+             *     for none.
+             */
+            api_key?: string | null;
+            /**
+             * @description The API root (`http://` or `https://`); the kind's default when
+             *     absent.
+             */
+            base_url?: string | null;
+            /** @description The wire protocol. */
+            kind: components["schemas"]["ProviderKindView"];
+            /**
+             * @description Models offered; the first is the default (for a new preset).
+             *     Repeated names are kept once.
+             */
+            models?: components["schemas"]["ModelName"][];
+            /** @description Unique name (also among config file profiles). */
+            name: string;
+        };
         /** @description `POST /api/users/create`. */
         CreateUserRequest: {
             /** @description Name to show (at most 128 characters). */
@@ -1550,6 +1673,8 @@ export interface components {
             /** @description Profiles by name. */
             items: components["schemas"]["ModelProfileView"][];
         };
+        /** @description A model name: 1-128 characters, no control characters, no leading or trailing space */
+        ModelName: string;
         /** @description A provider profile. */
         ModelProfileView: {
             /** @description `openai`, `anthropic`, or `null` for a custom provider. */
@@ -1696,6 +1821,66 @@ export interface components {
         };
         /** @description An absolute path of at most 1024 characters without a `..` component */
         ProjectDir: string;
+        /**
+         * @description The wire protocol of a provider profile.
+         * @enum {string}
+         */
+        ProviderKindView: "openai" | "anthropic";
+        /** @description `GET /api/providers/list`. */
+        ProviderList: {
+            /** @description Config file profiles first, then Settings profiles, by name. */
+            items: components["schemas"]["ProviderView"][];
+        };
+        /**
+         * @description Where a provider profile comes from.
+         * @enum {string}
+         */
+        ProviderSourceView: "config" | "settings";
+        /**
+         * @description `POST /api/providers/{name}/test`: what the endpoint's models list
+         *     gave.
+         */
+        ProviderTestResult: {
+            /** @description Why it could not be asked (a one-line reason), when `ok` is `false`. */
+            error?: string | null;
+            /** @description The model ids it offers (empty when `ok` is `false`). */
+            models: string[];
+            /** @description Whether the endpoint answered with a models list. */
+            ok: boolean;
+        };
+        /** @description A provider profile as admins see it. The API key is never returned. */
+        ProviderView: {
+            /** @description The API root; the kind's default when `null`. */
+            base_url?: string | null;
+            /**
+             * Format: date-time
+             * @description When stored (`null` for config profiles).
+             */
+            created_at?: string | null;
+            /** @description The model a new preset starts with. */
+            default_model?: string | null;
+            /** @description Whether it can be changed here (`false` for config profiles). */
+            editable: boolean;
+            /** @description Whether an API key is set. */
+            has_api_key: boolean;
+            /** @description Names of extra headers (values are not shown). */
+            header_names: string[];
+            /** @description The wire protocol. */
+            kind: components["schemas"]["ProviderKindView"];
+            /** @description Models offered; the first is the default. */
+            models: string[];
+            /** @description The name presets refer to (`profile`). */
+            name: string;
+            /** @description Why the profile is not usable now, if it is not. */
+            problem?: string | null;
+            /** @description `config` (read-only) or `settings`. */
+            source: components["schemas"]["ProviderSourceView"];
+            /**
+             * Format: date-time
+             * @description When last changed (`null` for config profiles).
+             */
+            updated_at?: string | null;
+        };
         /** @description How hard a reasoning model should think. */
         ReasoningEffort: "low" | "medium" | "high";
         /** @description `POST /api/users/{id}/reset-password`. */
@@ -1987,6 +2172,22 @@ export interface components {
             description?: string | null;
             /** @description New name. */
             name?: string | null;
+        };
+        /** @description `POST /api/providers/{name}/update`: absent fields are kept. */
+        UpdateProviderRequest: {
+            /**
+             * @description Absent keeps the stored key, `""` removes it, anything else
+             *     replaces it.
+             */
+            api_key?: string | null;
+            /** @description A new API root; `null` returns to the kind's default. */
+            base_url?: string | null;
+            kind?: null | components["schemas"]["ProviderKindView"];
+            /**
+             * @description New models (replacing the list); the first is the default.
+             *     Repeated names are kept once.
+             */
+            models?: components["schemas"]["ModelName"][] | null;
         };
         /** @description `POST /api/users/{id}/update`. Absent fields stay as they are. */
         UpdateUserRequest: {
@@ -3531,6 +3732,296 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+        };
+    };
+    create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateProviderRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The name is taken (also by a config file profile) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Invalid profile */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Provider settings are off, or API keys cannot be stored */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Profiles */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Provider settings are off on this server */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Profile name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such Settings profile */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A config file profile, or presets use it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Provider settings are off on this server */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    test: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Profile name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What the endpoint answered */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderTestResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such profile */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Provider settings are off on this server */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Profile name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateProviderRequest"];
+            };
+        };
+        responses: {
+            /** @description Changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such Settings profile */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A config file profile (read-only) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Invalid profile */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Provider settings are off, or API keys cannot be stored */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_session: {

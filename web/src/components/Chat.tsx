@@ -493,7 +493,7 @@ export function Chat({
           {!conversationId && turns.length === 0 && (
             <div className="mt-16 text-center">
               <h2 className="text-2xl font-semibold">What can I help with?</h2>
-              {presets.length === 0 && <p className="mt-2 text-sm">No preset is set up yet. <a className="underline" href="/settings/presets" onClick={(e) => { e.preventDefault(); navigate("/settings/presets"); }}>Add a provider and a preset</a> to start chatting.</p>}
+              {presets.length === 0 && <p className="mt-2 text-sm">No preset is set up yet. <a className="underline" href="/settings/providers" onClick={(e) => { e.preventDefault(); navigate("/settings/providers"); }}>Add a provider</a> (the first one gets a <code>default</code> preset) or <a className="underline" href="/settings/presets" onClick={(e) => { e.preventDefault(); navigate("/settings/presets"); }}>a preset</a> to start chatting.</p>}
             </div>
           )}
           {inherited && (

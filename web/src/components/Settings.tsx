@@ -8,6 +8,9 @@ import type {
   PresetConfig,
   PresetList,
   PresetView,
+  ProviderList,
+  ProviderTestResult,
+  ProviderView,
   UserList,
   UserView,
   WorkspaceList,
@@ -50,7 +53,7 @@ export function Settings({ tab, user, onCatalogChanged }: { tab: string; user: U
         </nav>
         {current.id === "keys" && <Keys />}
         {current.id === "presets" && <Presets isAdmin={isAdmin} onChanged={onCatalogChanged} />}
-        {current.id === "providers" && <Providers />}
+        {current.id === "providers" && <Providers isAdmin={isAdmin} onChanged={onCatalogChanged} />}
         {current.id === "workspaces" && <Workspaces isAdmin={isAdmin} onChanged={onCatalogChanged} />}
         {current.id === "users" && isAdmin && <Users me={user} />}
       </div>
@@ -138,7 +141,7 @@ function Presets({ isAdmin, onChanged }: { isAdmin: boolean; onChanged: () => vo
     <section aria-labelledby="presets-title" className="space-y-4">
       <h2 id="presets-title" className="text-lg font-semibold">Presets</h2>
       <ErrorText error={error} />
-      {models.length === 0 && <p className="text-sm">No provider is configured. Add a <code>[[providers]]</code> entry to the config file (see <a className="underline" href="/settings/providers" onClick={(e) => { e.preventDefault(); navigate("/settings/providers"); }}>Providers</a>), then create a preset.</p>}
+      {models.length === 0 && <p className="text-sm">No provider is configured. {isAdmin ? "Add one" : "An admin adds one"} under <a className="underline" href="/settings/providers" onClick={(e) => { e.preventDefault(); navigate("/settings/providers"); }}>Providers</a>, then create a preset.</p>}
       <ul className="space-y-1">
         {presets.map((p) => (
           <li key={p.id} className="flex items-center gap-2 rounded border border-zinc-200 px-3 py-2 text-sm dark:border-zinc-700">
@@ -237,16 +240,21 @@ function PresetForm({ preset, models, onDone }: { preset: PresetView | null; mod
   );
 }
 
-function Providers() {
+function Providers({ isAdmin, onChanged }: { isAdmin: boolean; onChanged: () => void }) {
+  return isAdmin ? <ManagedProviders onChanged={onChanged} /> : <CatalogProviders />;
+}
+
+/** What a non-admin sees: the profiles presets can use. */
+function CatalogProviders() {
   const [models, setModels] = useState<ModelList["items"]>([]);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => void api.get<ModelList>("/api/models").then((m) => setModels(m.items), setError), []);
   return (
     <section aria-labelledby="providers-title" className="space-y-3">
       <h2 id="providers-title" className="text-lg font-semibold">Provider profiles</h2>
-      <p className="text-sm">These profiles come from the config file (<code>[[providers]]</code>) and are read-only here.</p>
+      <p className="text-sm">Admins manage these profiles.</p>
       <ErrorText error={error} />
-      {models.length === 0 && <p role="status" className="text-sm">No provider is configured yet: add one to the config file and restart <code>netherbrain agent</code>.</p>}
+      {models.length === 0 && <p role="status" className="text-sm">No provider is configured yet: ask an admin to add one.</p>}
       <ul className="space-y-1">
         {models.map((m) => (
           <li key={m.name} className="rounded border border-zinc-200 px-3 py-2 text-sm dark:border-zinc-700">
@@ -256,6 +264,166 @@ function Providers() {
         ))}
       </ul>
     </section>
+  );
+}
+
+type TestState = { running: true } | { running: false; result: ProviderTestResult } | { running: false; error: unknown };
+
+/** Admins: config file profiles (read-only) and Settings profiles (add, edit, test, delete). */
+function ManagedProviders({ onChanged }: { onChanged: () => void }) {
+  const [items, setItems] = useState<ProviderView[]>([]);
+  const [loaded, setLoaded] = useState(false);
+  const [editing, setEditing] = useState<ProviderView | "new" | null>(null);
+  const [tests, setTests] = useState<Record<string, TestState>>({});
+  const [error, setError] = useState<unknown>(null);
+  const load = useCallback(async () => {
+    try {
+      const list = await api.get<ProviderList>("/api/providers/list");
+      setItems(list.items);
+      setLoaded(true);
+    } catch (e) {
+      setError(e);
+    }
+  }, []);
+  useEffect(() => void load(), [load]);
+  const test = async (p: ProviderView) => {
+    setTests((t) => ({ ...t, [p.name]: { running: true } }));
+    try {
+      const result = await api.post<ProviderTestResult>(`/api/providers/${encodeURIComponent(p.name)}/test`, {});
+      setTests((t) => ({ ...t, [p.name]: { running: false, result } }));
+    } catch (err) {
+      setTests((t) => ({ ...t, [p.name]: { running: false, error: err } }));
+    }
+  };
+  const remove = async (p: ProviderView) => {
+    if (!window.confirm(`Delete the provider profile "${p.name}"? Presets can no longer use it.`)) return;
+    setError(null);
+    try {
+      await api.post(`/api/providers/${encodeURIComponent(p.name)}/delete`, {});
+      void load();
+      onChanged();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section aria-labelledby="providers-title" className="space-y-3">
+      <h2 id="providers-title" className="text-lg font-semibold">Provider profiles</h2>
+      <p className="text-sm">Profiles from the config file (<code>[[providers]]</code>) are read-only here. Profiles added here are stored in the database; their API key is encrypted and never shown again.</p>
+      <ErrorText error={error} />
+      {loaded && items.length === 0 && !editing && (
+        <div role="status" className="rounded-md border border-amber-400 bg-amber-50 p-3 text-sm text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-100">
+          <p className="font-medium">No provider is configured yet.</p>
+          <p>Add one to start chatting: an OpenAI-compatible server (OpenAI, OpenRouter, Ollama, vLLM, …) or Anthropic.</p>
+        </div>
+      )}
+      <ul className="space-y-2" aria-label="Provider profiles">
+        {items.map((p) => {
+          const t = tests[p.name];
+          return (
+            <li key={`${p.source}:${p.name}`} className="space-y-1 rounded border border-zinc-200 px-3 py-2 text-sm dark:border-zinc-700" aria-label={`Provider ${p.name}`}>
+              <div className="flex flex-wrap items-center gap-2">
+                <span className="font-medium">{p.name}</span>
+                <span className="text-zinc-600 dark:text-zinc-400">({p.kind})</span>
+                <span className="rounded bg-zinc-100 px-1.5 text-xs dark:bg-zinc-800">{p.source === "config" ? "config file, read-only" : "Settings"}</span>
+                {p.has_api_key && <span className="text-xs">API key set</span>}
+                <span className="ml-auto flex gap-2">
+                  <button type="button" className={secondary} onClick={() => void test(p)} aria-label={`Test ${p.name}`} disabled={t?.running === true}>{t?.running ? "Testing…" : "Test"}</button>
+                  {p.editable && <button type="button" className={secondary} onClick={() => setEditing(p)} aria-label={`Edit ${p.name}`}>Edit</button>}
+                  {p.editable && <button type="button" className={danger} onClick={() => void remove(p)} aria-label={`Delete ${p.name}`}>Delete</button>}
+                </span>
+              </div>
+              <div className="text-xs">Base URL: {p.base_url ?? "the default"} · Models: {p.models.join(", ") || "—"}</div>
+              {p.problem && <p className="text-xs text-red-700 dark:text-red-300">Not usable: {p.problem}</p>}
+              {t && !t.running && (
+                <div role="status" aria-label={`Test result for ${p.name}`} className="text-xs">
+                  {"result" in t && t.result.ok && <span className="text-green-800 dark:text-green-300">Reachable. Models: {t.result.models.join(", ") || "none listed"}</span>}
+                  {"result" in t && !t.result.ok && <span className="text-red-700 dark:text-red-300">Test failed: {t.result.error}</span>}
+                  {"error" in t && <ErrorText error={t.error} />}
+                </div>
+              )}
+            </li>
+          );
+        })}
+      </ul>
+      {!editing && <button type="button" className={primary} onClick={() => setEditing("new")}>Add provider</button>}
+      {editing && (
+        <ProviderForm
+          provider={editing === "new" ? null : editing}
+          onDone={(changed) => {
+            setEditing(null);
+            if (changed) {
+              void load();
+              onChanged();
+            }
+          }}
+        />
+      )}
+    </section>
+  );
+}
+
+function ProviderForm({ provider, onDone }: { provider: ProviderView | null; onDone: (changed: boolean) => void }) {
+  const [name, setName] = useState(provider?.name ?? "");
+  const [kind, setKind] = useState<ProviderView["kind"]>(provider?.kind ?? "openai");
+  const [baseUrl, setBaseUrl] = useState(provider?.base_url ?? "");
+  const [apiKey, setApiKey] = useState("");
+  const [clearKey, setClearKey] = useState(false);
+  const [models, setModels] = useState((provider?.models ?? []).join(", "));
+  const [error, setError] = useState<unknown>(null);
+  const save = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    const list = models.split(",").map((m) => m.trim()).filter(Boolean);
+    try {
+      if (provider) {
+        const body: Record<string, unknown> = { kind, base_url: baseUrl.trim() || null, models: list };
+        if (clearKey) body.api_key = "";
+        else if (apiKey) body.api_key = apiKey;
+        await api.post(`/api/providers/${encodeURIComponent(provider.name)}/update`, body);
+      } else {
+        const body: Record<string, unknown> = { name: name.trim(), kind, models: list };
+        if (baseUrl.trim()) body.base_url = baseUrl.trim();
+        if (apiKey) body.api_key = apiKey;
+        await api.post("/api/providers/create", body);
+      }
+      onDone(true);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form onSubmit={save} className="space-y-3 rounded-lg border border-zinc-300 p-4 dark:border-zinc-600" aria-label={provider ? `Edit provider ${provider.name}` : "New provider"}>
+      <Field label="Kind">
+        <select className={input} value={kind} onChange={(e) => setKind(e.target.value as ProviderView["kind"])}>
+          <option value="openai">OpenAI-compatible</option>
+          <option value="anthropic">Anthropic</option>
+        </select>
+      </Field>
+      <Field label="Name" hint="Letters, digits, '-', '_' and '.'; presets refer to it.">
+        <input className={input} value={name} onChange={(e) => setName(e.target.value)} required disabled={provider !== null} pattern="[A-Za-z0-9._\-]{1,64}" />
+      </Field>
+      <Field label="Base URL" hint={kind === "openai" ? "e.g. http://127.0.0.1:11434/v1 for Ollama; empty for api.openai.com." : "Empty for api.anthropic.com."}>
+        <input className={input} type="url" value={baseUrl} onChange={(e) => setBaseUrl(e.target.value)} />
+      </Field>
+      <Field label="API key" hint={provider?.has_api_key ? "Leave empty to keep the stored key." : "Stored encrypted; never shown again."}>
+        <input className={input} type="password" autoComplete="off" value={apiKey} onChange={(e) => setApiKey(e.target.value)} disabled={clearKey} />
+      </Field>
+      {provider?.has_api_key && (
+        <label className="flex items-center gap-2 text-sm">
+          <input type="checkbox" checked={clearKey} onChange={(e) => setClearKey(e.target.checked)} />
+          Remove the stored API key
+        </label>
+      )}
+      <Field label="Models" hint="Comma-separated; the first is the default for new presets.">
+        <input className={input} value={models} onChange={(e) => setModels(e.target.value)} />
+      </Field>
+      <ErrorText error={error} />
+      <div className="flex gap-2">
+        <button type="submit" className={primary}>Save provider</button>
+        <button type="button" className={secondary} onClick={() => onDone(false)}>Cancel</button>
+      </div>
+    </form>
   );
 }
 
