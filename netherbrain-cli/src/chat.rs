@@ -60,12 +60,14 @@ pub(crate) async fn run(settings: &Settings, args: ChatArgs) -> Result<ExitCode>
 async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     let store = open_prepared(settings).await?;
     let user = admin_user(store.as_ref()).await?;
-    let catalog = std::sync::Arc::new(build_catalog(&settings.providers));
+    let delegate = netherbrain_tools::delegate::Delegate::new();
+    let catalog = std::sync::Arc::new(build_catalog(&settings.providers, &delegate));
     let service = ConversationService::builder(store.clone())
         .runtime(crate::local::runtime(store.clone(), settings))
         .catalog(catalog)
         .workspace_roots(crate::local::workspace_roots(settings)?)
         .build();
+    delegate.bind(&service);
 
     let requested = match &args.preset {
         Some(name) => Some(preset_by_name(store.as_ref(), name).await?),

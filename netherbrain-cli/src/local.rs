@@ -104,8 +104,13 @@ fn not_found(e: StoreError, message: &str) -> anyhow::Error {
 }
 
 /// Builds the agent catalog, skipping (with a warning) profiles that
-/// cannot be built, e.g. because their API key variable is not set.
-pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
+/// cannot be built, e.g. because their API key variable is not set. The
+/// `delegate` tool set is the service's: bind it once the service is built
+/// (or pass [`Delegate::bound`](netherbrain_tools::delegate::Delegate::bound)).
+pub(crate) fn build_catalog(
+    profiles: &[ProviderProfile],
+    delegate: &netherbrain_tools::delegate::Delegate,
+) -> AgentCatalog {
     let usable: Vec<ProviderProfile> = profiles
         .iter()
         .filter(|p| match p.build() {
@@ -125,6 +130,7 @@ pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
     netherbrain_tools::builtin()
         .into_iter()
         .fold(catalog, AgentCatalog::with_toolset)
+        .with_toolset(Arc::new(delegate.clone()))
         .with_mcp(Arc::new(netherbrain_tools::mcp::Mcp::new()))
 }
 

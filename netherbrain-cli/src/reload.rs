@@ -42,7 +42,8 @@ pub(crate) async fn apply(
     // Profiles first, so a new preset never names a profile the catalog
     // does not have yet.
     if new.providers != current.providers {
-        service.replace_catalog(Arc::new(build_catalog(&new.providers)));
+        let delegate = netherbrain_tools::delegate::Delegate::bound(service);
+        service.replace_catalog(Arc::new(build_catalog(&new.providers, &delegate)));
         reloaded.providers = true;
     }
     if presets_changed {
@@ -177,7 +178,10 @@ mod tests {
         let mut current = settings(dir.path(), "", "");
         let service = ConversationService::new(
             store.clone(),
-            Arc::new(crate::local::build_catalog(&current.providers)),
+            Arc::new(crate::local::build_catalog(
+                &current.providers,
+                &netherbrain_tools::delegate::Delegate::new(),
+            )),
         );
         let preset =
             "[[presets]]\nname = \"fresh\"\n[presets.config]\nprofile = \"local\"\nmodel = \"m\"\n";
