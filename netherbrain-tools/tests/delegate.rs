@@ -349,7 +349,9 @@ async fn delegation_deeper_than_the_limit_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("nested at most 2 level"), "{err}");
     // a preset may lower it: the child may not either with max_depth = 1
-    let tight = context_in(&f, child.id, json!({"max_depth": 1})).await;
+    let tight = child_ctx
+        .clone()
+        .with_options(Arc::new([("delegate".to_owned(), json!({"max_depth": 1}))].into()));
     let err = tools.call("delegate", args.clone(), tight, PATIENCE).await.unwrap_err();
     assert!(err.to_string().contains("nested at most 1 level"), "{err}");
     // the child may with the default
