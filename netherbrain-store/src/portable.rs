@@ -566,7 +566,11 @@ where
                     .delegated_from
                     .map(|o| Uuid::from(o.conversation_id)),
             )
-            .bind(conversation.delegated_from.map(|o| Uuid::from(o.session_id)));
+            .bind(
+                conversation
+                    .delegated_from
+                    .map(|o| Uuid::from(o.session_id)),
+            );
         match query.fetch_one(&mut *self.0).await.map_err(classify) {
             Ok(row) => rows::conversation(&row).map(Ok),
             Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(

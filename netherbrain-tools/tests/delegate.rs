@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use netherbrain_core::provider::{Provider, ProviderStream};
-use tokio::sync::Semaphore;
 use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::auth::Principal;
 use netherbrain_core::conversation::{ConversationService, SendMessage};
+use netherbrain_core::provider::{Provider, ProviderStream};
 use netherbrain_core::store::prelude::*;
 use netherbrain_core::store::{
     DelegatedFrom, MemoryStore, NewConversation, NewPreset, NewSession, NewUser, UserRole,
@@ -23,6 +22,7 @@ use netherbrain_core::{
 };
 use netherbrain_tools::delegate::Delegate;
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 /// Generous: the machine may be loaded.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -96,8 +96,7 @@ async fn fixture(lead_options: Value) -> Fixture {
         .with_provider("lead", lead.clone(), vec!["m".into()])
         .with_provider("helper", helper.clone(), vec!["m".into()])
         .with_toolset(Arc::new(delegate.clone()));
-    let mut lead_config =
-        PresetConfig::new("lead", "m").with_toolsets(vec!["delegate".into()]);
+    let mut lead_config = PresetConfig::new("lead", "m").with_toolsets(vec!["delegate".into()]);
     if !lead_options.is_null() {
         lead_config = lead_config.with_tool_options("delegate", lead_options);
     }
@@ -210,7 +209,10 @@ async fn the_foreground_answer_is_the_result_and_the_child_is_linked() {
         serde_json::from_value(started[0]["child_conversation_id"].clone()).unwrap();
     let child = f.service.conversation(&f.who, child_id).await.unwrap();
     assert_eq!(child.owner, f.who.user_id());
-    assert_eq!(child.delegated_from, Some(DelegatedFrom::new(parent, session)));
+    assert_eq!(
+        child.delegated_from,
+        Some(DelegatedFrom::new(parent, session))
+    );
     let child_session = f.store.latest_session(child_id).await.unwrap().unwrap();
     assert_eq!(child_session.input[0].text(), "What is 6 x 7?");
     // the parent model read the answer
@@ -226,7 +228,8 @@ async fn a_background_result_continues_the_parent_conversation() {
         json!({"preset": "helper", "task": "Dig", "background": true}),
     ));
     f.lead.push(ScriptedResponse::text("Started it."));
-    f.lead.push(ScriptedResponse::text("The helper found gold."));
+    f.lead
+        .push(ScriptedResponse::text("The helper found gold."));
     f.helper.push(ScriptedResponse::text("gold"));
     // the child answers only once the parent's first run is over
     f.helper_gate.forget_permits(OPEN);
@@ -257,7 +260,10 @@ async fn a_background_result_continues_the_parent_conversation() {
     let input = second.input[0].text();
     assert!(input.contains("[subagent result]"), "{input}");
     assert!(input.contains("gold"), "{input}");
-    assert_eq!(second.final_message.as_deref(), Some("The helper found gold."));
+    assert_eq!(
+        second.final_message.as_deref(),
+        Some("The helper found gold.")
+    );
     let events: Vec<_> = f
         .service
         .events(&f.who, second.id, 0)
@@ -268,8 +274,13 @@ async fn a_background_result_continues_the_parent_conversation() {
     assert!(matches!(events[0].event, AgentEvent::RunStarted { .. }));
     let completed = custom_values(&events, "subagent_completed");
     assert_eq!(completed.len(), 1, "{events:#?}");
-    assert_eq!(completed[0]["child_conversation_id"], started[0]["child_conversation_id"]);
-    assert!(matches!(&events[1].event, AgentEvent::Custom { name, .. } if name == "subagent_completed"));
+    assert_eq!(
+        completed[0]["child_conversation_id"],
+        started[0]["child_conversation_id"]
+    );
+    assert!(
+        matches!(&events[1].event, AgentEvent::Custom { name, .. } if name == "subagent_completed")
+    );
     // delivered: nothing left in the parent's mailbox, none in the child's
     assert!(f.store.take_mailbox(parent).await.unwrap().is_empty());
     let child: ConversationId =
@@ -292,12 +303,22 @@ async fn unknown_presets_and_empty_tasks_are_error_results() {
     let results = tool_results(&events);
     assert_eq!(results.len(), 2, "{events:#?}");
     assert_eq!(results[0].0, "Error");
-    assert!(results[0].1.contains("unknown preset `nobody`"), "{}", results[0].1);
+    assert!(
+        results[0].1.contains("unknown preset `nobody`"),
+        "{}",
+        results[0].1
+    );
     assert_eq!(results[1].0, "Error");
-    assert!(results[1].1.contains("must not be empty"), "{}", results[1].1);
+    assert!(
+        results[1].1.contains("must not be empty"),
+        "{}",
+        results[1].1
+    );
     let all = f
         .store
-        .list_conversations(netherbrain_core::store::ConversationQuery::for_owner(f.who.user_id()))
+        .list_conversations(netherbrain_core::store::ConversationQuery::for_owner(
+            f.who.user_id(),
+        ))
         .await
         .unwrap();
     assert_eq!(all.items.len(), 1, "no child was created");
@@ -322,7 +343,11 @@ async fn delegation_deeper_than_the_limit_is_refused() {
     let args = json!({"preset": "helper", "task": "go deeper"});
     // root -> child -> grandchild, made as the tool would
     let owner = f.who.user_id();
-    let root = f.store.create_conversation(NewConversation::new(owner)).await.unwrap();
+    let root = f
+        .store
+        .create_conversation(NewConversation::new(owner))
+        .await
+        .unwrap();
     let root_ctx = context_in(&f, root.id, Value::Null).await;
     let child = f
         .store
@@ -349,14 +374,20 @@ async fn delegation_deeper_than_the_limit_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("nested at most 2 level"), "{err}");
     // a preset may lower it: the child may not either with max_depth = 1
-    let tight = child_ctx
-        .clone()
-        .with_options(Arc::new([("delegate".to_owned(), json!({"max_depth": 1}))].into()));
-    let err = tools.call("delegate", args.clone(), tight, PATIENCE).await.unwrap_err();
+    let tight = child_ctx.clone().with_options(Arc::new(
+        [("delegate".to_owned(), json!({"max_depth": 1}))].into(),
+    ));
+    let err = tools
+        .call("delegate", args.clone(), tight, PATIENCE)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("nested at most 1 level"), "{err}");
     // the child may with the default
     f.helper.push(ScriptedResponse::text("done deeper"));
-    let out = tools.call("delegate", args, child_ctx, PATIENCE).await.unwrap();
+    let out = tools
+        .call("delegate", args, child_ctx, PATIENCE)
+        .await
+        .unwrap();
     assert_eq!(out.content, "done deeper");
 }
 
@@ -374,9 +405,15 @@ async fn a_run_has_at_most_max_children_subagents_going() {
     f.helper
         .push(ScriptedResponse::builder().text("thinking").hang().build());
     let bg = json!({"preset": "helper", "task": "slow", "background": true});
-    let first = tools.call("delegate", bg.clone(), ctx.clone(), PATIENCE).await.unwrap();
+    let first = tools
+        .call("delegate", bg.clone(), ctx.clone(), PATIENCE)
+        .await
+        .unwrap();
     let first: Value = serde_json::from_str(&first.content).unwrap();
-    let err = tools.call("delegate", bg, ctx.clone(), PATIENCE).await.unwrap_err();
+    let err = tools
+        .call("delegate", bg, ctx.clone(), PATIENCE)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("already has 1 subagent"), "{err}");
     // once the first child is over, there is room again
     let child: SessionId = serde_json::from_value(first["child_session_id"].clone()).unwrap();
@@ -386,7 +423,10 @@ async fn a_run_has_at_most_max_children_subagents_going() {
     let fg = json!({"preset": "helper", "task": "quick"});
     let out = tokio::time::timeout(PATIENCE, async {
         loop {
-            match tools.call("delegate", fg.clone(), ctx.clone(), PATIENCE).await {
+            match tools
+                .call("delegate", fg.clone(), ctx.clone(), PATIENCE)
+                .await
+            {
                 Ok(out) => return out,
                 // the slot comes back just after the child's end is seen
                 Err(e) if e.to_string().contains("already has") => {
@@ -404,7 +444,10 @@ async fn a_run_has_at_most_max_children_subagents_going() {
 #[tokio::test(flavor = "multi_thread")]
 async fn interrupting_the_parent_interrupts_a_foreground_child() {
     let f = fixture(Value::Null).await;
-    f.lead.push(delegate_call("c1", json!({"preset": "helper", "task": "forever"})));
+    f.lead.push(delegate_call(
+        "c1",
+        json!({"preset": "helper", "task": "forever"}),
+    ));
     f.helper
         .push(ScriptedResponse::builder().text("working").hang().build());
     let sent = f
@@ -416,7 +459,11 @@ async fn interrupting_the_parent_interrupts_a_foreground_child() {
         .await
         .unwrap();
     let parent = sent.handle().clone();
-    let mut stream = f.service.events(&f.who, parent.session_id, 0).await.unwrap();
+    let mut stream = f
+        .service
+        .events(&f.who, parent.session_id, 0)
+        .await
+        .unwrap();
     let child: SessionId = tokio::time::timeout(PATIENCE, async {
         while let Some(e) = stream.next().await {
             if let AgentEvent::Custom { name, value } = &e.event

@@ -341,7 +341,10 @@ impl ConversationService {
             Err(e) => return Err(e.into()),
         };
         self.catalog().check(&preset.config)?;
-        let slot = self.inner.children.acquire(ctx.session_id, limits.max_children)?;
+        let slot = self
+            .inner
+            .children
+            .acquire(ctx.session_id, limits.max_children)?;
 
         let workspace_id = match parent.workspace_id {
             Some(ws) if self.check_attach(&who, ws).await.is_ok() => Some(ws),
@@ -448,7 +451,12 @@ impl ConversationService {
             if depth > max {
                 break;
             }
-            origin = match self.inner.store.get_conversation(from.conversation_id).await {
+            origin = match self
+                .inner
+                .store
+                .get_conversation(from.conversation_id)
+                .await
+            {
                 Ok(c) => c.delegated_from,
                 Err(StoreError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),

@@ -40,12 +40,12 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use netherbrain_core::SessionStatus;
 use netherbrain_core::conversation::{
     ConversationService, DelegateLimits, Delegated, Delegation, WeakConversationService,
 };
 use netherbrain_core::provider::ToolDefinition;
 use netherbrain_core::schemars::{self, JsonSchema};
-use netherbrain_core::SessionStatus;
 use netherbrain_core::tool::{DynTool, ToolContext, ToolError, ToolOutput, ToolRegistry, ToolSet};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -207,8 +207,8 @@ impl DynTool for DelegateTool {
     }
 
     async fn call_json(&self, args: Value, ctx: ToolContext) -> Result<ToolOutput, ToolError> {
-        let args: DelegateArgs = serde_json::from_value(args)
-            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+        let args: DelegateArgs =
+            serde_json::from_value(args).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
         let service = self
             .service
             .get()

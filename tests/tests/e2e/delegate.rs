@@ -32,7 +32,9 @@ fn custom<'a>(events: &'a [sse::Sse], name: &str) -> Result<&'a Value> {
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> Result<&'a str> {
-    v[key].as_str().with_context(|| format!("no `{key}` in {v}"))
+    v[key]
+        .as_str()
+        .with_context(|| format!("no `{key}` in {v}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -84,7 +86,12 @@ async fn a_foreground_subagent_answers_and_cannot_nest_past_the_limit() -> Resul
     let run = admin
         .run_streamed(json!({"preset_id": lead, "input": "Ask the helper"}))
         .await?;
-    assert_eq!(run.status().as_deref(), Some("committed"), "{:#?}", run.events);
+    assert_eq!(
+        run.status().as_deref(),
+        Some("committed"),
+        "{:#?}",
+        run.events
+    );
     assert_eq!(run.text(), "The helper says helper-answer-42.");
     insta::assert_json_snapshot!("foreground_parent_stream", wire(&run.events));
 
@@ -210,7 +217,12 @@ async fn a_background_subagent_result_continues_the_parent_conversation() -> Res
             "input": "Start the slow check in the background",
         }))
         .await?;
-    assert_eq!(first.status().as_deref(), Some("committed"), "{:#?}", first.events);
+    assert_eq!(
+        first.status().as_deref(),
+        Some("committed"),
+        "{:#?}",
+        first.events
+    );
     assert_eq!(first.text(), "A helper is on it.");
     let started = custom(&first.events, "subagent_started")?.clone();
     assert_eq!(started["background"], true);
@@ -219,9 +231,13 @@ async fn a_background_subagent_result_continues_the_parent_conversation() -> Res
         .iter()
         .find(|e| e.event == "TOOL_CALL_RESULT")
         .context("no tool result")?;
-    let returned: Value = serde_json::from_str(tool_result.data["content"].as_str().unwrap_or("{}"))?;
+    let returned: Value =
+        serde_json::from_str(tool_result.data["content"].as_str().unwrap_or("{}"))?;
     assert_eq!(returned["status"], "started");
-    assert_eq!(returned["child_conversation_id"], started["child_conversation_id"]);
+    assert_eq!(
+        returned["child_conversation_id"],
+        started["child_conversation_id"]
+    );
 
     // The parent run is over; let the subagent finish.
     std::fs::write(project.join("release"), "go")?;
@@ -247,11 +263,17 @@ async fn a_background_subagent_result_continues_the_parent_conversation() -> Res
         second["session"]["final_message"],
         "Parent got FACT-99 from the helper."
     );
-    assert_eq!(second["session"]["parent_session_id"], json!(first.session_id));
+    assert_eq!(
+        second["session"]["parent_session_id"],
+        json!(first.session_id)
+    );
     let second_id = str_of(&second["session"], "id")?;
     let events = admin.session_events(second_id, 0).await?;
     let completed = custom(&events, "subagent_completed")?;
-    assert_eq!(completed["child_conversation_id"], started["child_conversation_id"]);
+    assert_eq!(
+        completed["child_conversation_id"],
+        started["child_conversation_id"]
+    );
     assert_eq!(completed["status"], "committed");
     assert_eq!(completed["summary"], "Helper found FACT-99");
     insta::assert_json_snapshot!(

@@ -12,8 +12,8 @@ use crate::ids::{ConversationId, PresetId, UserId, WorkspaceId};
 use crate::message::Message;
 use crate::session::SessionStatus;
 use crate::store::{
-    ConversationCursor, ConversationPatch, ConversationQuery, ConversationStatus, DelegatedFrom, ForkOrigin,
-    NewConversation, SessionAppend, SessionFinish, StateStore, StoreError, validate,
+    ConversationCursor, ConversationPatch, ConversationQuery, ConversationStatus, DelegatedFrom,
+    ForkOrigin, NewConversation, SessionAppend, SessionFinish, StateStore, StoreError, validate,
 };
 
 /// A conversation keeps the id, owner, workspace, title, preset and
