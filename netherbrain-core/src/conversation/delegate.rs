@@ -22,7 +22,7 @@ use crate::agent::RunOverrides;
 use crate::auth::Principal;
 use crate::event::{AgentEvent, SubagentCompleted, SubagentStarted};
 use crate::ids::{ConversationId, SessionId};
-use crate::message::Message;
+use crate::message::{Message, Role};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::session::SessionStatus;
 use crate::store::{
@@ -493,9 +493,20 @@ impl ConversationService {
         }
     }
 
+    /// Whether a steered session took `text`: a run that was just ending
+    /// may not have, which shows once it is over.
+    async fn steer_taken(&self, session_id: SessionId, text: &str) -> Result<bool, ServiceError> {
+        self.inner.runtime.wait(session_id).await?;
+        let messages = self.inner.store.session_messages(session_id).await?;
+        Ok(messages
+            .iter()
+            .any(|m| m.role == Role::User && m.text() == text))
+    }
+
     /// Takes a conversation's undelivered mailbox and hands it to the
-    /// conversation: as steering of its running session, else as the input
-    /// of a new run (started as `who`).
+    /// conversation: as steering of its running session (waiting for that
+    /// run to end to see it was taken), else as the input of a new run
+    /// (started as `who`).
     async fn deliver_mailbox(
         &self,
         who: &Principal,
@@ -514,7 +525,15 @@ impl ConversationService {
                 text.clone(),
                 notices.clone(),
             ) {
-                Ok(_) => return Ok(()),
+                Ok(session_id) => match self.steer_taken(session_id, &text).await {
+                    Ok(true) => return Ok(()),
+                    // the run was just ending: deliver again
+                    Ok(false) => continue,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                },
                 Err(RuntimeError::NoActiveSession(_)) => {}
                 Err(e) => {
                     failure = Some(e.into());
