@@ -292,9 +292,11 @@ impl ConversationService {
     /// through `ctx`.
     ///
     /// In the foreground this waits for the child's end; cancelling `ctx`
-    /// interrupts the child. In the background it returns at once and the
-    /// result reaches the parent conversation when the child ends (see the
-    /// [module docs](self)).
+    /// interrupts the child. In the background it returns at once; when the
+    /// child ends its result is posted to the parent conversation's
+    /// mailbox, then steered into the parent's running session or, when
+    /// the parent is idle, made the input of a new parent run — both with a
+    /// `subagent_completed` event.
     ///
     /// # Errors
     ///
