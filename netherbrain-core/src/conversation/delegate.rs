@@ -95,6 +95,11 @@ pub struct Delegation {
 
 impl Delegation {
     /// A foreground task.
+    ///
+    /// ```
+    /// let d = netherbrain_core::conversation::Delegation::new("helper", "Sum 2 and 2");
+    /// assert!(!d.background);
+    /// ```
     #[must_use]
     pub fn new(preset: impl Into<String>, task: impl Into<String>) -> Self {
         Self {
@@ -170,6 +175,18 @@ impl SubagentResult {
 }
 
 /// What [`delegate`](ConversationService::delegate) did.
+///
+/// ```
+/// use netherbrain_core::conversation::Delegated;
+/// fn describe(d: &Delegated) -> String {
+///     match d {
+///         Delegated::Finished(result) => format!("answered: {:?}", result.answer),
+///         Delegated::Started { child_conversation_id, .. } => format!("working in {child_conversation_id}"),
+///         _ => "?".into(),
+///     }
+/// }
+/// # let _ = describe;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Delegated {
@@ -279,6 +296,13 @@ impl WeakConversationService {
 
 impl ConversationService {
     /// A handle that does not keep the service alive.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # let store = Arc::new(netherbrain_core::store::MemoryStore::new());
+    /// let service = netherbrain_core::conversation::ConversationService::builder(store).build();
+    /// assert!(service.downgrade().upgrade().is_some());
+    /// ```
     #[must_use]
     pub fn downgrade(&self) -> WeakConversationService {
         WeakConversationService(Arc::downgrade(&self.inner))
