@@ -125,9 +125,11 @@ impl Server {
             let _ = write!(out, "{}", admin_token_notice(token));
             let _ = out.flush();
         }
+        let delegate = netherbrain_tools::delegate::Delegate::new();
         let catalog = Arc::new(build_catalog(
             &settings.providers,
             settings.default_max_tokens,
+            &delegate,
         ));
         let metrics = Metrics::install_global().unwrap_or_else(|e| {
             tracing::warn!("metrics: {e}; using a private recorder");
@@ -147,6 +149,7 @@ impl Server {
             .workspace_roots(crate::local::workspace_roots(settings)?)
             .max_runs_per_user(Some(settings.max_runs_per_user))
             .build();
+        delegate.bind(&service);
         let providers = crate::local::provider_settings(&service, settings).await?;
         if service.catalog().profiles().is_empty() {
             tracing::warn!(

@@ -60,15 +60,18 @@ pub(crate) async fn run(settings: &Settings, args: ChatArgs) -> Result<ExitCode>
 async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     let store = open_prepared(settings).await?;
     let user = admin_user(store.as_ref()).await?;
+    let delegate = netherbrain_tools::delegate::Delegate::new();
     let catalog = std::sync::Arc::new(build_catalog(
         &settings.providers,
         settings.default_max_tokens,
+        &delegate,
     ));
     let service = ConversationService::builder(store.clone())
         .runtime(crate::local::runtime(store.clone(), settings))
         .catalog(catalog)
         .workspace_roots(crate::local::workspace_roots(settings)?)
         .build();
+    delegate.bind(&service);
     // Profiles added from Settings too.
     crate::local::provider_settings(&service, settings).await?;
 

@@ -119,10 +119,13 @@ fn not_found(e: StoreError, message: &str) -> anyhow::Error {
 /// Builds the agent catalog of provider `profiles` (skipping, with a
 /// warning, profiles that cannot be built, e.g. because their API key
 /// variable is not set), the built-in tool sets, MCP and the default output
-/// cap (`default_max_tokens`).
+/// cap (`default_max_tokens`). The `delegate` tool set is the service's:
+/// bind it once the service is built (or pass
+/// [`Delegate::bound`](netherbrain_tools::delegate::Delegate::bound)).
 pub(crate) fn build_catalog(
     profiles: &[ProviderProfile],
     default_max_tokens: Option<u32>,
+    delegate: &netherbrain_tools::delegate::Delegate,
 ) -> AgentCatalog {
     let usable: Vec<ProviderProfile> = profiles
         .iter()
@@ -143,6 +146,7 @@ pub(crate) fn build_catalog(
     netherbrain_tools::builtin()
         .into_iter()
         .fold(catalog, AgentCatalog::with_toolset)
+        .with_toolset(Arc::new(delegate.clone()))
         .with_mcp(Arc::new(netherbrain_tools::mcp::Mcp::new()))
         .with_default_max_tokens(default_max_tokens)
 }
@@ -156,10 +160,13 @@ pub(crate) async fn provider_settings(
     settings: &Settings,
 ) -> Result<ProviderSettings> {
     let default_max_tokens = settings.default_max_tokens;
+    let delegate = netherbrain_tools::delegate::Delegate::bound(service);
     let providers = ProviderSettings::new(
         service.clone(),
         settings.providers.clone(),
-        Arc::new(move |profiles: &[ProviderProfile]| build_catalog(profiles, default_max_tokens)),
+        Arc::new(move |profiles: &[ProviderProfile]| {
+            build_catalog(profiles, default_max_tokens, &delegate)
+        }),
     )
     .with_cipher(Arc::new(netherbrain_store::secret::KeyFile::new(
         &settings.data_dir,

@@ -187,6 +187,7 @@ mod tests {
             Arc::new(crate::local::build_catalog(
                 &current.providers,
                 current.default_max_tokens,
+                &netherbrain_tools::delegate::Delegate::new(),
             )),
         );
         let service = crate::local::provider_settings(&service, &current)

@@ -24,6 +24,145 @@ pub mod custom {
     pub const USAGE_SNAPSHOT: &str = "usage_snapshot";
     /// Older history was compacted (value: strategy and counts).
     pub const COMPACTION: &str = "compaction";
+    /// The `delegate` tool started a subagent (value:
+    /// [`SubagentStarted`](super::SubagentStarted)).
+    pub const SUBAGENT_STARTED: &str = "subagent_started";
+    /// A subagent finished (value:
+    /// [`SubagentCompleted`](super::SubagentCompleted)); for a background
+    /// subagent this is in the parent run its result reached.
+    pub const SUBAGENT_COMPLETED: &str = "subagent_completed";
+}
+
+/// The value of a `subagent_started` [`AgentEvent::Custom`] event: a
+/// subagent (a run of another preset in a new child conversation) began.
+///
+/// ```
+/// use netherbrain_core::{AgentEvent, ConversationId, SessionId, SubagentStarted};
+/// let started = SubagentStarted::new(ConversationId::new(), SessionId::new(), "researcher", false);
+/// let event = started.event();
+/// assert!(matches!(&event, AgentEvent::Custom { name, .. } if name == "subagent_started"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct SubagentStarted {
+    /// The child conversation (owned by the same user).
+    pub child_conversation_id: ConversationId,
+    /// The child's session.
+    pub child_session_id: SessionId,
+    /// The preset the child runs.
+    pub preset: String,
+    /// Whether the parent goes on without waiting (the result reaches the
+    /// parent conversation later).
+    pub background: bool,
+}
+
+impl SubagentStarted {
+    /// The payload.
+    ///
+    /// ```
+    /// # use netherbrain_core::{ConversationId, SessionId, SubagentStarted};
+    /// let s = SubagentStarted::new(ConversationId::new(), SessionId::new(), "helper", true);
+    /// assert!(s.background);
+    /// ```
+    #[must_use]
+    pub fn new(
+        child_conversation_id: ConversationId,
+        child_session_id: SessionId,
+        preset: impl Into<String>,
+        background: bool,
+    ) -> Self {
+        Self {
+            child_conversation_id,
+            child_session_id,
+            preset: preset.into(),
+            background,
+        }
+    }
+
+    /// The `CUSTOM` event carrying it.
+    ///
+    /// ```
+    /// # use netherbrain_core::{ConversationId, SessionId, SubagentStarted};
+    /// let e = SubagentStarted::new(ConversationId::new(), SessionId::new(), "helper", true).event();
+    /// assert_eq!(e.type_name(), "CUSTOM");
+    /// ```
+    #[must_use]
+    pub fn event(&self) -> AgentEvent {
+        AgentEvent::Custom {
+            name: custom::SUBAGENT_STARTED.to_owned(),
+            value: serde_json::to_value(self).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// The value of a `subagent_completed` [`AgentEvent::Custom`] event: a
+/// subagent's run ended.
+///
+/// ```
+/// use netherbrain_core::{ConversationId, SessionId, SessionStatus, SubagentCompleted};
+/// let done = SubagentCompleted::new(ConversationId::new(), SessionId::new(), SessionStatus::Committed, "42");
+/// assert_eq!(done.summary, "42");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct SubagentCompleted {
+    /// The child conversation.
+    pub child_conversation_id: ConversationId,
+    /// The child's session.
+    pub child_session_id: SessionId,
+    /// How the child's run ended.
+    pub status: SessionStatus,
+    /// The start of the child's final answer (or why it has none), at most
+    /// [`SubagentCompleted::SUMMARY_CHARS`] characters.
+    pub summary: String,
+}
+
+impl SubagentCompleted {
+    /// The longest [`summary`](Self::summary), in characters.
+    pub const SUMMARY_CHARS: usize = 500;
+
+    /// The payload; `result` is cut to [`SUMMARY_CHARS`](Self::SUMMARY_CHARS).
+    ///
+    /// ```
+    /// # use netherbrain_core::{ConversationId, SessionId, SessionStatus, SubagentCompleted};
+    /// let long = "x".repeat(2000);
+    /// let done = SubagentCompleted::new(ConversationId::new(), SessionId::new(), SessionStatus::Committed, &long);
+    /// assert!(done.summary.chars().count() <= SubagentCompleted::SUMMARY_CHARS);
+    /// ```
+    #[must_use]
+    pub fn new(
+        child_conversation_id: ConversationId,
+        child_session_id: SessionId,
+        status: SessionStatus,
+        result: &str,
+    ) -> Self {
+        let mut summary: String = result.chars().take(Self::SUMMARY_CHARS).collect();
+        if summary.len() < result.len() {
+            summary.pop();
+            summary.push('…');
+        }
+        Self {
+            child_conversation_id,
+            child_session_id,
+            status,
+            summary,
+        }
+    }
+
+    /// The `CUSTOM` event carrying it.
+    ///
+    /// ```
+    /// # use netherbrain_core::{ConversationId, SessionId, SessionStatus, SubagentCompleted};
+    /// let e = SubagentCompleted::new(ConversationId::new(), SessionId::new(), SessionStatus::Failed, "").event();
+    /// assert_eq!(e.type_name(), "CUSTOM");
+    /// ```
+    #[must_use]
+    pub fn event(&self) -> AgentEvent {
+        AgentEvent::Custom {
+            name: custom::SUBAGENT_COMPLETED.to_owned(),
+            value: serde_json::to_value(self).unwrap_or(Value::Null),
+        }
+    }
 }
 
 /// How a run ended, carried by [`AgentEvent::RunFinished`].

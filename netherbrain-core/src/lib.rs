@@ -45,7 +45,7 @@ pub mod tool;
 mod usage;
 pub mod workspace;
 
-pub use event::{AgentEvent, EventEnvelope, RunResult, custom};
+pub use event::{AgentEvent, EventEnvelope, RunResult, SubagentCompleted, SubagentStarted, custom};
 pub use ids::{
     ApiKeyId, ConversationId, EventSeq, MailboxId, ParseIdError, PresetId, SessionId, UserId,
     WorkspaceId,

@@ -592,6 +592,21 @@ pub struct ConversationView {
     /// the server when forking; read-only).
     #[serde(default)]
     pub forked_from: Option<ForkOriginView>,
+    /// For a subagent's conversation (started by the `delegate` tool): the
+    /// parent conversation and the run that delegated it (set by the
+    /// server; read-only).
+    #[serde(default)]
+    pub delegated_from: Option<DelegatedFromView>,
+}
+
+/// The run that started a subagent's conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct DelegatedFromView {
+    /// The parent conversation.
+    pub conversation_id: Uuid,
+    /// The parent session whose tool call started the subagent.
+    pub session_id: Uuid,
 }
 
 /// Where a fork branched from.
@@ -619,6 +634,10 @@ impl From<Conversation> for ConversationView {
             updated_at: c.updated_at,
             last_activity_at: c.last_activity_at,
             forked_from: c.forked_from.map(|o| ForkOriginView {
+                conversation_id: o.conversation_id.into(),
+                session_id: o.session_id.into(),
+            }),
+            delegated_from: c.delegated_from.map(|o| DelegatedFromView {
                 conversation_id: o.conversation_id.into(),
                 session_id: o.session_id.into(),
             }),

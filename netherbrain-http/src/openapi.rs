@@ -229,7 +229,14 @@ wire_types! {
     }
     // What the event streams carry (`AgentEvent` through `ServerSentEvent`;
     // `EventEnvelope` is the stored form the typed client yields).
-    published { netherbrain_core::AgentEvent, netherbrain_core::EventEnvelope }
+    // The values of the `subagent_started` / `subagent_completed` CUSTOM
+    // events.
+    published {
+        netherbrain_core::AgentEvent,
+        netherbrain_core::EventEnvelope,
+        netherbrain_core::SubagentStarted,
+        netherbrain_core::SubagentCompleted,
+    }
 }
 
 /// Gives every unconstrained string of a schemars schema (no `pattern`,

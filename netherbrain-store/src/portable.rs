@@ -542,8 +542,8 @@ where
     ) -> StoreResult<Result<Conversation, String>> {
         let at = DB::time(now());
         let sql = format!(
-            "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at, forked_from_conversation_id, forked_from_session_id) \
-             VALUES ($1, $2, $3, $4, NULL, $5, $6{j}, 'active', $7, $7, $7, $8, $9) RETURNING {CONVERSATION_COLS}",
+            "INSERT INTO conversations (id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at, forked_from_conversation_id, forked_from_session_id, delegated_from_conversation_id, delegated_from_session_id) \
+             VALUES ($1, $2, $3, $4, NULL, $5, $6{j}, 'active', $7, $7, $7, $8, $9, $10, $11) RETURNING {CONVERSATION_COLS}",
             j = DB::AS_JSONB
         );
         let id = conversation.id;
@@ -560,7 +560,17 @@ where
                     .forked_from
                     .map(|o| Uuid::from(o.conversation_id)),
             )
-            .bind(conversation.forked_from.map(|o| Uuid::from(o.session_id)));
+            .bind(conversation.forked_from.map(|o| Uuid::from(o.session_id)))
+            .bind(
+                conversation
+                    .delegated_from
+                    .map(|o| Uuid::from(o.conversation_id)),
+            )
+            .bind(
+                conversation
+                    .delegated_from
+                    .map(|o| Uuid::from(o.session_id)),
+            );
         match query.fetch_one(&mut *self.0).await.map_err(classify) {
             Ok(row) => rows::conversation(&row).map(Ok),
             Err(DbFailure::Unique(_)) => Err(StoreError::Conflict(format!(

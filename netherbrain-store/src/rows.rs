@@ -212,6 +212,15 @@ pub(crate) fn conversation<R: RowGet>(r: &R) -> StoreResult<Conversation> {
             serde_json::json!({"conversation_id": conversation_id, "session_id": session_id}),
         )?;
     }
+    if let (Some(conversation_id), Some(session_id)) = (
+        r.opt_uuid("delegated_from_conversation_id")?,
+        r.opt_uuid("delegated_from_session_id")?,
+    ) {
+        f.set(
+            "delegated_from",
+            serde_json::json!({"conversation_id": conversation_id, "session_id": session_id}),
+        )?;
+    }
     record("conversation", f.0)
 }
 
@@ -259,7 +268,7 @@ pub(crate) const API_KEY_COLS: &str =
 pub(crate) const PRESET_COLS: &str = "id, name, description, config, created_at, updated_at";
 pub(crate) const WORKSPACE_COLS: &str =
     "id, name, project_dirs, metadata, created_at, updated_at, owner_id";
-pub(crate) const CONVERSATION_COLS: &str = "id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at, forked_from_conversation_id, forked_from_session_id";
+pub(crate) const CONVERSATION_COLS: &str = "id, owner_id, workspace_id, title, summary, default_preset_id, metadata, status, created_at, updated_at, last_activity_at, forked_from_conversation_id, forked_from_session_id, delegated_from_conversation_id, delegated_from_session_id";
 pub(crate) const SESSION_COLS: &str = "id, conversation_id, parent_session_id, status, preset_id, input, final_message, deferred_tool_calls, usage, error, created_at, updated_at, finished_at, lease_owner, lease_expires_at";
 pub(crate) const MAILBOX_COLS: &str =
     "id, conversation_id, source_session_id, content, created_at, delivered_at";

@@ -10,6 +10,7 @@
 //! | `shell` | `shell_run` | ask |
 //! | `web` | `web_fetch` | auto |
 //! | `ask_user` | `ask_user` (answered by the user) | — |
+//! | `delegate` | `delegate` (a subagent: another preset in a child conversation) | auto |
 //!
 //! MCP servers a preset declares (`mcp_servers`) become tools
 //! `mcp_<server>_<tool>` through [`mcp::Mcp`], registered with
@@ -22,6 +23,10 @@
 //! lead outside are refused at the moment of opening, including a symlink
 //! swapped in after any earlier check.
 //!
+//! [`builtin`] gives the sets that need nothing else; the `delegate` set
+//! needs the conversation service ([`delegate::Delegate::bind`]), so the
+//! binary adds it itself.
+//!
 //! ```
 //! let sets = netherbrain_tools::builtin();
 //! let names: Vec<&str> = sets.iter().map(|s| s.name()).collect();
@@ -30,6 +35,7 @@
 
 pub mod ask_user;
 mod confine;
+pub mod delegate;
 pub mod filesystem;
 pub mod mcp;
 pub mod shell;

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::event::AgentEvent;
 use crate::ids::{ConversationId, SessionId};
 use crate::message::{Message, Role, ToolCall};
 use crate::session::SessionStatus;
@@ -45,6 +46,9 @@ pub struct RunRequest {
     pub resume: Vec<ToolDecision>,
     /// Directories file and shell tools may touch.
     pub project_dirs: Vec<PathBuf>,
+    /// Events streamed right after `RUN_STARTED`, saying why the run began
+    /// (a background subagent's `subagent_completed`, say).
+    pub notices: Vec<AgentEvent>,
 }
 
 impl RunRequest {
@@ -64,7 +68,22 @@ impl RunRequest {
             input: Vec::new(),
             resume: Vec::new(),
             project_dirs: Vec::new(),
+            notices: Vec::new(),
         }
+    }
+
+    /// Sets the events streamed right after `RUN_STARTED`.
+    ///
+    /// ```
+    /// # use netherbrain_core::{AgentEvent, ConversationId, SessionId, agent::RunRequest};
+    /// let r = RunRequest::new(ConversationId::new(), SessionId::new())
+    ///     .with_notices(vec![AgentEvent::TextMessageEnd { message_id: "m".into() }]);
+    /// assert_eq!(r.notices.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn with_notices(mut self, notices: Vec<AgentEvent>) -> Self {
+        self.notices = notices;
+        self
     }
 
     /// Sets the history.
@@ -247,7 +266,14 @@ impl ToolDecision {
 /// assert!(queue.is_empty());
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct SteeringQueue(Arc<Mutex<VecDeque<String>>>);
+pub struct SteeringQueue(Arc<Mutex<VecDeque<Steer>>>);
+
+/// One queued steering text, with the events streamed before it.
+#[derive(Debug, Clone)]
+pub(crate) struct Steer {
+    pub(crate) text: String,
+    pub(crate) notices: Vec<AgentEvent>,
+}
 
 impl SteeringQueue {
     /// A new, empty queue.
@@ -268,10 +294,35 @@ impl SteeringQueue {
     /// assert_eq!(q.len(), 1);
     /// ```
     pub fn push(&self, text: impl Into<String>) {
+        self.push_with_notices(text, Vec::new());
+    }
+
+    /// Queues text with events to stream just before it is injected (a
+    /// background subagent's `subagent_completed` before its result).
+    ///
+    /// ```
+    /// # use netherbrain_core::AgentEvent;
+    /// let q = netherbrain_core::agent::SteeringQueue::new();
+    /// q.push_with_notices("result", vec![AgentEvent::TextMessageEnd { message_id: "m".into() }]);
+    /// assert_eq!(q.drain(), vec!["result".to_string()]);
+    /// ```
+    pub fn push_with_notices(&self, text: impl Into<String>, notices: Vec<AgentEvent>) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push_back(text.into());
+            .push_back(Steer {
+                text: text.into(),
+                notices,
+            });
+    }
+
+    /// Takes everything queued with its notices, oldest first.
+    pub(crate) fn drain_steers(&self) -> Vec<Steer> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .collect()
     }
 
     /// Takes everything queued, oldest first.
@@ -284,11 +335,7 @@ impl SteeringQueue {
     /// ```
     #[must_use]
     pub fn drain(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-            .collect()
+        self.drain_steers().into_iter().map(|s| s.text).collect()
     }
 
     /// Whether nothing is queued.

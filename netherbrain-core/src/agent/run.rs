@@ -27,10 +27,13 @@ use crate::provider::{
     ResponseAccumulator, ToolDefinition,
 };
 use crate::session::SessionStatus;
-use crate::tool::{ToolContext, ToolError};
+use crate::tool::{ToolContext, ToolError, ToolEvents};
 use crate::usage::{Usage, UsageByModel};
 
 /// Content of the result of a call the run did not finish.
+/// Events tool calls may have waiting for the stream at once.
+const TOOL_EVENTS: usize = 64;
+
 const CANCELLED: &str = "the tool call was cancelled because the run was interrupted";
 
 /// Instructions for the compaction call.
@@ -202,8 +205,12 @@ impl<'a> Runner<'a> {
             history,
             input,
             resume,
+            notices,
             ..
         } = request;
+        for notice in notices {
+            self.emit(notice).await?;
+        }
         let pending = if resume.is_empty() {
             Vec::new()
         } else {
@@ -288,11 +295,18 @@ impl<'a> Runner<'a> {
 
     /// Injects queued steering text; returns whether there was any.
     async fn steer(&mut self) -> Step<bool> {
-        let texts = self.control.steering.drain();
-        if texts.is_empty() {
+        let steers = self.control.steering.drain_steers();
+        if steers.is_empty() {
             return Ok(false);
         }
-        tracing::debug!(count = texts.len(), "steering received");
+        tracing::debug!(count = steers.len(), "steering received");
+        let mut texts = Vec::with_capacity(steers.len());
+        for steer in steers {
+            for notice in steer.notices {
+                self.emit(notice).await?;
+            }
+            texts.push(steer.text);
+        }
         let messages = texts.iter().map(Message::user).collect();
         self.persist(messages).await?;
         for text in texts {
@@ -635,7 +649,7 @@ impl<'a> Runner<'a> {
             }
         }
         let (slots, calls): (Vec<usize>, Vec<ToolCall>) = to_run.into_iter().unzip();
-        for (slot, result) in slots.into_iter().zip(self.tool_exec().execute(calls).await) {
+        for (slot, result) in slots.into_iter().zip(self.execute_tools(calls).await?) {
             results[slot] = Some(result);
         }
         if self.is_cancelled() {
@@ -654,14 +668,38 @@ impl<'a> Runner<'a> {
         Ok(deferred)
     }
 
-    fn tool_exec(&self) -> ToolExec<'_> {
-        ToolExec {
+    /// Executes calls (see [`ToolExec::execute`]), streaming the events the
+    /// tools send ([`ToolContext::emit`]) while they run.
+    async fn execute_tools(&mut self, calls: Vec<ToolCall>) -> Step<Vec<ToolResult>> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (events, mut rx) = ToolEvents::channel(TOOL_EVENTS);
+        let exec = ToolExec {
             agent: self.agent,
             session_id: self.session_id,
             conversation_id: self.conversation_id,
             project_dirs: &self.project_dirs,
             cancel: &self.control.cancel,
+            events,
+        };
+        let sink = &mut *self.sink;
+        let results = {
+            let run = exec.execute(calls);
+            futures::pin_mut!(run);
+            loop {
+                tokio::select! {
+                    results = &mut run => break results,
+                    Some(event) = rx.recv() => sink.event(event).await.map_err(Halt::Sink)?,
+                }
+            }
+        };
+        drop(exec);
+        rx.close();
+        while let Ok(event) = rx.try_recv() {
+            sink.event(event).await.map_err(Halt::Sink)?;
         }
+        Ok(results)
     }
 
     /// Emits one `TOOL_CALL_RESULT` per result and persists them as one
@@ -734,7 +772,7 @@ impl<'a> Runner<'a> {
             }
         }
         let (slots, calls): (Vec<usize>, Vec<ToolCall>) = to_run.into_iter().unzip();
-        for (slot, result) in slots.into_iter().zip(self.tool_exec().execute(calls).await) {
+        for (slot, result) in slots.into_iter().zip(self.execute_tools(calls).await?) {
             results[slot] = Some(result);
         }
         self.publish_results(results.into_iter().flatten().collect())
@@ -965,6 +1003,7 @@ struct ToolExec<'a> {
     conversation_id: ConversationId,
     project_dirs: &'a [PathBuf],
     cancel: &'a CancellationToken,
+    events: ToolEvents,
 }
 
 impl ToolExec<'_> {
@@ -989,7 +1028,8 @@ impl ToolExec<'_> {
             .with_cancel(self.cancel.child_token())
             .with_call_id(call.id.clone())
             .with_project_dirs(self.project_dirs.to_vec())
-            .with_options(self.agent.tool_options.clone());
+            .with_options(self.agent.tool_options.clone())
+            .with_events(self.events.clone());
         let call_fut = self.agent.tools.call(
             &call.name,
             call.arguments,

@@ -160,6 +160,7 @@ impl ConversationService {
                 resume: Vec::new(),
                 session_id: None,
                 overrides: crate::agent::RunOverrides::default(),
+                notices: Vec::new(),
             })
             .await?;
         Ok(Forked {

@@ -18,6 +18,7 @@
 //! | every run's events, live and replayed | [`follow`](ConversationService::follow), [`events`](ConversationService::events) |
 //! | conversations themselves | [`create`](ConversationService::create), [`update`](ConversationService::update), [`list`](ConversationService::list), [`search`](ConversationService::search), [`detail`](ConversationService::detail) |
 //! | presets from a TOML document | [`import_presets`](ConversationService::import_presets) |
+//! | a subagent for a tool call (the `delegate` tool) | [`delegate`](ConversationService::delegate) |
 //!
 //! API keys are managed by [`crate::auth`].
 //!
@@ -54,6 +55,7 @@
 //! # });
 //! ```
 
+mod delegate;
 mod error;
 mod follow;
 mod fork;
@@ -68,6 +70,9 @@ mod workspaces;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
+pub use self::delegate::{
+    DelegateLimits, Delegated, Delegation, SubagentResult, WeakConversationService,
+};
 pub use self::error::ServiceError;
 pub use self::follow::{ConversationFeed, FeedNotice, FollowFrom, LOCAL_RECHECK, LocalFeed};
 pub use self::fork::{ForkRequest, Forked};
@@ -103,6 +108,8 @@ struct Inner {
     feed: Arc<dyn ConversationFeed>,
     workspace_roots: WorkspaceRoots,
     quota: quota::RunQuota,
+    /// Subagents going per parent run.
+    children: delegate::Children,
 }
 
 impl fmt::Debug for ConversationService {
@@ -201,6 +208,7 @@ impl ServiceBuilder {
                 feed,
                 workspace_roots: self.workspace_roots,
                 quota: quota::RunQuota::new(self.max_runs_per_user),
+                children: delegate::Children::default(),
             }),
         }
     }
@@ -383,6 +391,7 @@ impl ConversationService {
     ) -> Result<Conversation, ServiceError> {
         new.owner = who.user_id();
         new.forked_from = None;
+        new.delegated_from = None;
         if let Some(ws) = new.workspace_id {
             self.check_attach(who, ws).await?;
         }

@@ -8,7 +8,7 @@ use futures::stream::BoxStream;
 use super::{ConversationService, ServiceError};
 use crate::agent::{RunOverrides, ToolDecision};
 use crate::auth::Principal;
-use crate::event::EventEnvelope;
+use crate::event::{AgentEvent, EventEnvelope};
 use crate::ids::{ConversationId, EventSeq, PresetId, SessionId};
 use crate::message::Message;
 use crate::runtime::{PreparedHistory, RunHandle, RuntimeError, StartRun};
@@ -64,6 +64,9 @@ pub struct SendMessage {
     pub overrides: RunOverrides,
     /// The preset record, when the caller has read it already.
     preset: Option<Preset>,
+    /// Events streamed right after the run's `RUN_STARTED` (set by the
+    /// service itself, e.g. when a subagent's result starts the run).
+    pub(super) notices: Vec<AgentEvent>,
 }
 
 impl SendMessage {
@@ -80,6 +83,7 @@ impl SendMessage {
             session_id: None,
             overrides: RunOverrides::default(),
             preset: None,
+            notices: Vec::new(),
         }
     }
 
@@ -234,6 +238,8 @@ pub(super) struct Launch<'a> {
     pub(super) resume: Vec<ToolDecision>,
     pub(super) session_id: Option<SessionId>,
     pub(super) overrides: RunOverrides,
+    /// Events streamed right after `RUN_STARTED`.
+    pub(super) notices: Vec<AgentEvent>,
 }
 
 impl ConversationService {
@@ -283,6 +289,7 @@ impl ConversationService {
                 resume: Vec::new(),
                 session_id: message.session_id,
                 overrides: message.overrides,
+                notices: message.notices,
             })
             .await?;
         Ok(Sent::Started(handle))
@@ -353,6 +360,7 @@ impl ConversationService {
             resume: Vec::new(),
             session_id: message.session_id,
             overrides: message.overrides,
+            notices: message.notices,
         })
         .await
     }
@@ -426,7 +434,8 @@ impl ConversationService {
             .with_preset(Some(preset.id))
             .with_resume(launch.resume)
             .with_project_dirs(project_dirs)
-            .with_prepared(PreparedHistory::new(launch.parent, history));
+            .with_prepared(PreparedHistory::new(launch.parent, history))
+            .with_notices(launch.notices);
         if let Some(permit) = permit {
             start = start.with_permit(permit);
         }
@@ -467,6 +476,7 @@ impl ConversationService {
             resume: decisions,
             session_id: None,
             overrides: RunOverrides::default(),
+            notices: Vec::new(),
         })
         .await
     }

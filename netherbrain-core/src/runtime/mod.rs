@@ -164,6 +164,8 @@ pub struct StartRun {
     pub prepared: Option<PreparedHistory>,
     /// Held by the run until it ends (a quota slot of its owner).
     pub permit: Option<RunPermit>,
+    /// Events streamed right after `RUN_STARTED` ([`RunRequest::notices`]).
+    pub notices: Vec<AgentEvent>,
 }
 
 /// Something a run holds until it ends — a slot of a quota, released when
@@ -231,7 +233,15 @@ impl StartRun {
             session_id: None,
             prepared: None,
             permit: None,
+            notices: Vec::new(),
         }
+    }
+
+    /// Streams these events right after `RUN_STARTED` (why the run began).
+    #[must_use]
+    pub fn with_notices(mut self, notices: Vec<AgentEvent>) -> Self {
+        self.notices = notices;
+        self
     }
 
     /// Uses a parent and history the caller has read already; the runtime
@@ -630,7 +640,8 @@ impl Runtime {
             .with_history(history)
             .with_input(start.input)
             .with_resume(start.resume)
-            .with_project_dirs(start.project_dirs);
+            .with_project_dirs(start.project_dirs)
+            .with_notices(std::mem::take(&mut start.notices));
         let runtime = self.clone();
         let span = tracing::info_span!("run", %session_id, %conversation_id);
         let permit = start.permit.take();
@@ -841,6 +852,25 @@ impl Runtime {
         let text = non_empty(text.into())?;
         let active = self.active_in(conversation_id)?;
         steer_queue(&active.control.steering, text);
+        Ok(active.session_id)
+    }
+
+    /// Steers a conversation's running session with text and events to
+    /// stream just before it (see [`SteeringQueue::push_with_notices`]);
+    /// returns the session's id.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::NoActiveSession`] or empty text.
+    pub fn steer_conversation_with_notices(
+        &self,
+        conversation_id: ConversationId,
+        text: impl Into<String>,
+        notices: Vec<AgentEvent>,
+    ) -> Result<SessionId, RuntimeError> {
+        let text = non_empty(text.into())?;
+        let active = self.active_in(conversation_id)?;
+        active.control.steering.push_with_notices(text, notices);
         Ok(active.session_id)
     }
 

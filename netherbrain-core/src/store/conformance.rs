@@ -148,6 +148,7 @@ macro_rules! store_conformance_tests {
             conversation_invalid_update_changes_nothing,
             conversation_status,
             conversation_fork_origin_is_kept,
+            conversation_delegated_from_is_kept,
             conversation_reserved_metadata_is_rejected,
             list_orders_by_last_activity,
             list_pages_with_cursor,

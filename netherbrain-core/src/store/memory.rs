@@ -486,6 +486,7 @@ impl ConversationStore for MemoryStore {
             updated_at: now,
             last_activity_at: now,
             forked_from: conversation.forked_from,
+            delegated_from: conversation.delegated_from,
         };
         t.conversations.insert(row.id, row.clone());
         Ok(row)

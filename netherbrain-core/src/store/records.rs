@@ -542,6 +542,39 @@ pub struct Conversation {
     /// from request data, and never changed afterwards.
     #[serde(default)]
     pub forked_from: Option<ForkOrigin>,
+    /// The run that delegated this conversation to a subagent (the
+    /// `delegate` tool); set by the server when it creates the child, never
+    /// from request data, and never changed afterwards.
+    #[serde(default)]
+    pub delegated_from: Option<DelegatedFrom>,
+}
+
+/// The parent run a subagent's conversation was started by.
+///
+/// ```
+/// use netherbrain_core::store::DelegatedFrom;
+/// use netherbrain_core::{ConversationId, SessionId};
+/// let origin = DelegatedFrom::new(ConversationId::new(), SessionId::new());
+/// # let _ = origin;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DelegatedFrom {
+    /// The parent conversation.
+    pub conversation_id: ConversationId,
+    /// The parent session (the run whose tool call started the child).
+    pub session_id: SessionId,
+}
+
+impl DelegatedFrom {
+    /// An origin.
+    #[must_use]
+    pub fn new(conversation_id: ConversationId, session_id: SessionId) -> Self {
+        Self {
+            conversation_id,
+            session_id,
+        }
+    }
 }
 
 /// The session a forked conversation branched from. Its first run continues
@@ -591,6 +624,8 @@ pub struct NewConversation {
     pub metadata: Metadata,
     /// Fork origin (server-owned; see [`Conversation::forked_from`]).
     pub forked_from: Option<ForkOrigin>,
+    /// Delegating run (server-owned; see [`Conversation::delegated_from`]).
+    pub delegated_from: Option<DelegatedFrom>,
 }
 
 impl NewConversation {
@@ -605,7 +640,24 @@ impl NewConversation {
             default_preset: None,
             metadata: Metadata::new(),
             forked_from: None,
+            delegated_from: None,
         }
+    }
+
+    /// Records the delegating run. Only the server sets this, when the
+    /// `delegate` tool starts a subagent.
+    ///
+    /// ```
+    /// use netherbrain_core::store::{DelegatedFrom, NewConversation};
+    /// use netherbrain_core::{ConversationId, SessionId, UserId};
+    /// let origin = DelegatedFrom::new(ConversationId::new(), SessionId::new());
+    /// let new = NewConversation::new(UserId::new()).with_delegated_from(origin);
+    /// assert_eq!(new.delegated_from, Some(origin));
+    /// ```
+    #[must_use]
+    pub fn with_delegated_from(mut self, origin: DelegatedFrom) -> Self {
+        self.delegated_from = Some(origin);
+        self
     }
 
     /// Records the fork origin. Only the server sets this, when it forks.

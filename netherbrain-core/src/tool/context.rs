@@ -8,7 +8,55 @@ use serde_json::Value;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::event::AgentEvent;
 use crate::ids::{ConversationId, SessionId};
+
+/// Where a tool sends events for its run's stream (such as the `delegate`
+/// tool's `subagent_started`). The agent loop streams them while the call
+/// runs; once the call's round is over the channel is closed and
+/// [`emit`](Self::emit) returns `false`.
+///
+/// ```
+/// use netherbrain_core::AgentEvent;
+/// use netherbrain_core::tool::ToolEvents;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (events, mut rx) = ToolEvents::channel(4);
+/// assert!(events.emit(AgentEvent::TextMessageEnd { message_id: "m".into() }).await);
+/// assert!(rx.recv().await.is_some());
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct ToolEvents(tokio::sync::mpsc::Sender<AgentEvent>);
+
+impl ToolEvents {
+    /// A sender and the receiver the loop drains; at most `capacity`
+    /// events wait at once.
+    ///
+    /// ```
+    /// let (events, rx) = netherbrain_core::tool::ToolEvents::channel(1);
+    /// # let _ = (events, rx);
+    /// ```
+    #[must_use]
+    pub fn channel(capacity: usize) -> (Self, tokio::sync::mpsc::Receiver<AgentEvent>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+        (Self(tx), rx)
+    }
+
+    /// Sends an event to the run's stream; `false` once the run no longer
+    /// takes events from this call.
+    ///
+    /// ```
+    /// # use netherbrain_core::{AgentEvent, tool::ToolEvents};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let (events, rx) = ToolEvents::channel(1);
+    /// drop(rx);
+    /// assert!(!events.emit(AgentEvent::TextMessageEnd { message_id: "m".into() }).await);
+    /// # });
+    /// ```
+    pub async fn emit(&self, event: AgentEvent) -> bool {
+        self.0.send(event).await.is_ok()
+    }
+}
 
 /// Context of one tool call: cancellation, which session and conversation
 /// the call belongs to, and the workspace's project directories (the only
@@ -35,6 +83,9 @@ pub struct ToolContext {
     /// The preset's tool-set options, by set name
     /// ([`PresetConfig::tool_options`](crate::PresetConfig::tool_options)).
     pub options: Arc<BTreeMap<String, Value>>,
+    /// Where the call may send events for the run's stream (`None` outside
+    /// a run's loop).
+    pub events: Option<ToolEvents>,
 }
 
 impl ToolContext {
@@ -109,6 +160,36 @@ impl ToolContext {
                     "the preset's `{set}` options are invalid: {e}"
                 ))
             }),
+        }
+    }
+
+    /// Sets where the call's events go.
+    ///
+    /// ```
+    /// let (events, _rx) = netherbrain_core::tool::ToolEvents::channel(1);
+    /// let ctx = netherbrain_core::tool::ToolContext::default().with_events(events);
+    /// assert!(ctx.events.is_some());
+    /// ```
+    #[must_use]
+    pub fn with_events(mut self, events: ToolEvents) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Sends an event to the run's stream, if the call has one; whether it
+    /// was taken.
+    ///
+    /// ```
+    /// # use netherbrain_core::{AgentEvent, tool::ToolContext};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let ctx = ToolContext::default();
+    /// assert!(!ctx.emit(AgentEvent::TextMessageEnd { message_id: "m".into() }).await);
+    /// # });
+    /// ```
+    pub async fn emit(&self, event: AgentEvent) -> bool {
+        match &self.events {
+            Some(events) => events.emit(event).await,
+            None => false,
         }
     }
 

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use context::ToolContext;
+pub use context::{ToolContext, ToolEvents};
 pub use mcp::{McpConnector, McpServerConfig, valid_mcp_server_name};
 pub use registry::{RegistryError, ToolRegistry};
 

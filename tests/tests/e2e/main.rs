@@ -4,6 +4,7 @@
 
 mod cli_chat;
 mod compaction;
+mod delegate;
 mod faults;
 mod gateway;
 mod mcp;

@@ -1343,6 +1343,7 @@ export interface components {
              * @description Preset used when a run names none.
              */
             default_preset?: string | null;
+            delegated_from?: null | components["schemas"]["DelegatedFromView"];
             forked_from?: null | components["schemas"]["ForkOriginView"];
             /**
              * Format: uuid
@@ -1477,6 +1478,19 @@ export interface components {
             key: components["schemas"]["ApiKeyView"];
             /** @description The bearer token. */
             secret: string;
+        };
+        /** @description The run that started a subagent's conversation. */
+        DelegatedFromView: {
+            /**
+             * Format: uuid
+             * @description The parent conversation.
+             */
+            conversation_id: string;
+            /**
+             * Format: uuid
+             * @description The parent session whose tool call started the subagent.
+             */
+            session_id: string;
         };
         /** @description The body of every error response. */
         ErrorBody: {
@@ -2073,6 +2087,40 @@ export interface components {
              *     not blank.
              */
             text: string;
+        };
+        /**
+         * @description The value of a `subagent_completed` `AgentEvent::Custom` event: a
+         *     subagent's run ended.
+         */
+        SubagentCompleted: {
+            /** @description The child conversation. */
+            child_conversation_id: components["schemas"]["ConversationId"];
+            /** @description The child's session. */
+            child_session_id: components["schemas"]["SessionId"];
+            /** @description How the child's run ended. */
+            status: components["schemas"]["SessionStatus"];
+            /**
+             * @description The start of the child's final answer (or why it has none), at most
+             *     `SubagentCompleted::SUMMARY_CHARS` characters.
+             */
+            summary: string;
+        };
+        /**
+         * @description The value of a `subagent_started` `AgentEvent::Custom` event: a
+         *     subagent (a run of another preset in a new child conversation) began.
+         */
+        SubagentStarted: {
+            /**
+             * @description Whether the parent goes on without waiting (the result reaches the
+             *     parent conversation later).
+             */
+            background: boolean;
+            /** @description The child conversation (owned by the same user). */
+            child_conversation_id: components["schemas"]["ConversationId"];
+            /** @description The child's session. */
+            child_session_id: components["schemas"]["SessionId"];
+            /** @description The preset the child runs. */
+            preset: string;
         };
         /** @description A tool call requested by the model. */
         ToolCall: {

@@ -98,6 +98,20 @@ describe("applyEvent", () => {
     expect(failed).toMatchObject({ status: "failed", error: "rate limited", finished: true });
   });
 
+  it("passes over subagent events, keeping the tool call they belong to", () => {
+    const child = { child_conversation_id: "c-child", child_session_id: "s-child" };
+    const run = applyAll(emptyRun(S), [
+      { seq: 1, event: { type: "TOOL_CALL_START", toolCallId: "c1", toolCallName: "delegate" } },
+      { seq: 2, event: { type: "CUSTOM", name: "subagent_started", value: { ...child, preset: "helper", background: false } } },
+      { seq: 3, event: { type: "CUSTOM", name: "subagent_completed", value: { ...child, status: "committed", summary: "42" } } },
+      { seq: 4, event: { type: "TOOL_CALL_RESULT", messageId: "t1", toolCallId: "c1", content: "42", role: "tool" } },
+    ]);
+    expect(run.lastSeq).toBe(4);
+    expect(run.status).toBe("running");
+    expect(run.blocks).toHaveLength(1);
+    expect(run.blocks[0]).toMatchObject({ kind: "tool", name: "delegate", result: "42", status: "complete" });
+  });
+
   it("collects reasoning separately from text", () => {
     const run = applyAll(emptyRun(S), [
       { seq: 1, event: { type: "REASONING_START", messageId: "r1" } },

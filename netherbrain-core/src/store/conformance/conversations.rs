@@ -12,8 +12,8 @@ use crate::ids::{ConversationId, PresetId, UserId, WorkspaceId};
 use crate::message::Message;
 use crate::session::SessionStatus;
 use crate::store::{
-    ConversationCursor, ConversationPatch, ConversationQuery, ConversationStatus, ForkOrigin,
-    NewConversation, SessionAppend, SessionFinish, StateStore, StoreError, validate,
+    ConversationCursor, ConversationPatch, ConversationQuery, ConversationStatus, DelegatedFrom,
+    ForkOrigin, NewConversation, SessionAppend, SessionFinish, StateStore, StoreError, validate,
 };
 
 /// A conversation keeps the id, owner, workspace, title, preset and
@@ -853,6 +853,47 @@ pub async fn conversation_fork_origin_is_kept(store: &dyn StateStore) {
             .items
             .iter()
             .any(|c| c.id == fork.id && c.forked_from == Some(origin)),
+        "listings carry the origin"
+    );
+}
+
+/// A subagent's delegating run is stored as given at creation, read back
+/// with the conversation (and in listings), untouched by patches; without
+/// one it is `None`.
+pub async fn conversation_delegated_from_is_kept(store: &dyn StateStore) {
+    let user = new_user(store, "owner").await;
+    let parent = new_conversation(store, user.id, "parent").await;
+    let session = start_session(store, parent.id, "hi").await;
+    let origin = DelegatedFrom::new(parent.id, session.id);
+    let child = ok(
+        store
+            .create_conversation(NewConversation::new(user.id).with_delegated_from(origin))
+            .await,
+        "create_conversation(delegated)",
+    );
+    assert_eq!(child.delegated_from, Some(origin), "create must return it");
+    assert_eq!(child.forked_from, None, "a child is no fork");
+    let read = ok(store.get_conversation(child.id).await, "get_conversation");
+    assert_eq!(read, child, "the origin must be stored");
+    let mut patch = ConversationPatch::default();
+    patch.title = Some(Some("renamed".into()));
+    let patched = ok(
+        store.update_conversation(child.id, patch).await,
+        "update_conversation",
+    );
+    assert_eq!(patched.delegated_from, Some(origin), "patches keep it");
+    assert_eq!(parent.delegated_from, None, "a plain conversation has none");
+    let listed = ok(
+        store
+            .list_conversations(ConversationQuery::for_owner(user.id))
+            .await,
+        "list_conversations",
+    );
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|c| c.id == child.id && c.delegated_from == Some(origin)),
         "listings carry the origin"
     );
 }
