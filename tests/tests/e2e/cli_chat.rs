@@ -249,8 +249,31 @@ impl Tmux {
         // capture-pane trims the prompt's trailing space.
         self.wait_for(name, |p| p.lines().any(|l| l.trim_end() == ">"))
             .await?;
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         self.send(name, keys)
+    }
+
+    /// Ends the chat with Ctrl-D at its prompt and waits for it to exit.
+    /// A key typed while the editor is still taking the terminal can be
+    /// lost, so Ctrl-D is sent again (at an empty prompt it can only end
+    /// the chat) until the window reports the exit.
+    async fn end_at_prompt(&self, name: &str) -> Result<()> {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        self.type_at_prompt(name, &["C-d"]).await?;
+        loop {
+            let pane = self.tmux(&["capture-pane", "-p", "-t", name])?;
+            if pane.contains("Pane is dead") {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("the chat did not exit on Ctrl-D:\n{pane}");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let pane = self.tmux(&["capture-pane", "-p", "-t", name])?;
+            if !pane.contains("Pane is dead") {
+                self.send(name, &["C-d"])?;
+            }
+        }
     }
 
     fn send(&self, name: &str, keys: &[&str]) -> Result<()> {
@@ -307,8 +330,7 @@ async fn the_terminal_chat_renders_markdown_and_keeps_history() -> Result<()> {
         })
         .await?;
     assert!(!pane.contains("**"), "Markdown rendered: {pane}");
-    tmux.type_at_prompt("one", &["C-d"]).await?;
-    tmux.wait_for("one", |p| p.contains("Pane is dead")).await?;
+    tmux.end_at_prompt("one").await?;
 
     // A new session: Up brings back the line typed in the last one.
     tmux.start("two", &chat)?;
