@@ -47,7 +47,7 @@ pub mod workspace;
 
 pub use event::{AgentEvent, EventEnvelope, RunResult, custom};
 pub use ids::{
-    ApiKeyId, ConversationId, EventSeq, MailboxId, ParseIdError, PresetId, SessionId, UserId,
+    ApiKeyId, ConversationId, EventSeq, MailboxId, MemoryId, ParseIdError, PresetId, SessionId, UserId,
     WorkspaceId,
 };
 pub use message::{

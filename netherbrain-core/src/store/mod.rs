@@ -9,10 +9,11 @@
 //! | [`SessionStore`] | sessions (runs) and their log: messages, events, history |
 //! | [`MailboxStore`] | results background runs leave for a conversation |
 //! | [`GatewayStore`] | the chat gateway's bindings, pairings and delivery marks |
+//! | [`MemoryRecords`] | users' long-term memories |
 //! | [`StoreHealth`] | `ping` |
 //!
 //! [`StateStore`] is their union, implemented for every type that
-//! implements all seven, so callers keep one handle, `Arc<dyn StateStore>`;
+//! implements all eight, so callers keep one handle, `Arc<dyn StateStore>`;
 //! `use netherbrain_core::store::prelude::*` brings the methods into scope.
 //! [`StoreParts`] composes a store from one implementation per concern, so
 //! a wrapper that changes one concern implements only that trait.
@@ -76,6 +77,7 @@ pub mod conformance;
 mod cursor;
 mod error;
 mod gateway;
+mod memories;
 mod memory;
 mod parts;
 mod records;
@@ -89,6 +91,10 @@ pub use cursor::ConversationCursor;
 pub use error::{StoreError, StoreResult};
 pub use gateway::{
     ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, PairingRequest,
+};
+pub use memories::{
+    MemoryPatch, MemoryQuery, MemoryRecord, MemoryRecords, NewMemory, check_memory_room, cosine,
+    memory_full_message, rank_memories,
 };
 pub use memory::MemoryStore;
 pub use parts::StoreParts;
@@ -436,6 +442,7 @@ pub trait StateStore:
     + SessionStore
     + MailboxStore
     + GatewayStore
+    + MemoryRecords
 {
 }
 
@@ -447,6 +454,7 @@ impl<T> StateStore for T where
         + SessionStore
         + MailboxStore
         + GatewayStore
+        + MemoryRecords
 {
 }
 
@@ -465,8 +473,8 @@ impl<T> StateStore for T where
 /// ```
 pub mod prelude {
     pub use super::{
-        CatalogStore, ConversationStore, GatewayStore, MailboxStore, SessionStore, StateStore,
-        StoreHealth, UserStore,
+        CatalogStore, ConversationStore, GatewayStore, MailboxStore, MemoryRecords, SessionStore,
+        StateStore, StoreHealth, UserStore,
     };
 }
 

@@ -20,6 +20,8 @@ use chrono::{DateTime, Utc};
 use super::{
     ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, PairingRequest,
 };
+use super::{MemoryPatch, MemoryQuery, MemoryRecord, MemoryRecords, NewMemory};
+use crate::ids::MemoryId;
 
 /// A store composed of one part per concern, each an `Arc<dyn …>` of that
 /// concern's trait; every call is delegated to its part.
@@ -62,6 +64,7 @@ pub struct StoreParts {
     sessions: Arc<dyn SessionStore>,
     mailbox: Arc<dyn MailboxStore>,
     gateway: Arc<dyn GatewayStore>,
+    memories: Arc<dyn MemoryRecords>,
     health: Arc<dyn StoreHealth>,
 }
 
@@ -83,6 +86,7 @@ impl StoreParts {
             sessions: store.clone(),
             mailbox: store.clone(),
             gateway: store.clone(),
+            memories: store.clone(),
             health: store,
         }
     }
@@ -189,6 +193,21 @@ impl StoreParts {
     #[must_use]
     pub fn with_gateway(mut self, gateway: Arc<dyn GatewayStore>) -> Self {
         self.gateway = gateway;
+        self
+    }
+
+    /// Replaces the users' long-term memories.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let memories = Arc::new(MemoryStore::new());
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new())).with_memories(memories);
+    /// # let _ = parts;
+    /// ```
+    #[must_use]
+    pub fn with_memories(mut self, memories: Arc<dyn MemoryRecords>) -> Self {
+        self.memories = memories;
         self
     }
 }
@@ -430,5 +449,34 @@ impl GatewayStore for StoreParts {
         now: DateTime<Utc>,
     ) -> StoreResult<GatewayIdentity> {
         self.gateway.approve_pairing(code, user_id, now).await
+    }
+}
+
+#[async_trait]
+impl MemoryRecords for StoreParts {
+    async fn create_memory(
+        &self,
+        memory: NewMemory,
+        max_per_user: u32,
+    ) -> StoreResult<MemoryRecord> {
+        self.memories.create_memory(memory, max_per_user).await
+    }
+    async fn get_memory(&self, id: MemoryId) -> StoreResult<MemoryRecord> {
+        self.memories.get_memory(id).await
+    }
+    async fn list_memories(&self, user_id: UserId) -> StoreResult<Vec<MemoryRecord>> {
+        self.memories.list_memories(user_id).await
+    }
+    async fn count_memories(&self, user_id: UserId) -> StoreResult<u64> {
+        self.memories.count_memories(user_id).await
+    }
+    async fn update_memory(&self, id: MemoryId, patch: MemoryPatch) -> StoreResult<MemoryRecord> {
+        self.memories.update_memory(id, patch).await
+    }
+    async fn delete_memory(&self, id: MemoryId) -> StoreResult<()> {
+        self.memories.delete_memory(id).await
+    }
+    async fn search_memories(&self, query: MemoryQuery) -> StoreResult<Vec<MemoryRecord>> {
+        self.memories.search_memories(query).await
     }
 }
