@@ -24,6 +24,9 @@ pub mod custom {
     pub const USAGE_SNAPSHOT: &str = "usage_snapshot";
     /// Older history was compacted (value: strategy and counts).
     pub const COMPACTION: &str = "compaction";
+    /// The user's long-term memories were added to the system prompt
+    /// (value: [`MemoriesRecalled`](crate::memory::MemoriesRecalled), `{"ids": […], "count": n}`).
+    pub const MEMORIES_RECALLED: &str = "memories_recalled";
 }
 
 /// How a run ended, carried by [`AgentEvent::RunFinished`].

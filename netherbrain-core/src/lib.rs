@@ -33,6 +33,7 @@ mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;
+pub mod memory;
 mod message;
 mod preset;
 pub mod provider;
@@ -53,7 +54,7 @@ pub use ids::{
 pub use message::{
     ContentPart, ImageSource, Message, Role, ToolCall, ToolResult, ToolResultStatus,
 };
-pub use preset::{ApprovalPolicy, PresetConfig, ToolPolicy};
+pub use preset::{ApprovalPolicy, MemorySettings, PresetConfig, ToolPolicy};
 pub use provider::{FinishReason, ProviderError};
 pub use session::{ParseStatusError, SessionStatus};
 pub use usage::{Usage, UsageByModel};

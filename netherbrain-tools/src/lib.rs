@@ -10,6 +10,7 @@
 //! | `shell` | `shell_run` | ask |
 //! | `web` | `web_fetch` | auto |
 //! | `ask_user` | `ask_user` (answered by the user) | — |
+//! | `memory` | `memory_remember`, `memory_recall`, `memory_forget` (the run's user's long-term memories; registered by the binary with the server's [`Memories`](netherbrain_core::memory::Memories), not part of [`builtin`]) | auto |
 //!
 //! MCP servers a preset declares (`mcp_servers`) become tools
 //! `mcp_<server>_<tool>` through [`mcp::Mcp`], registered with
@@ -32,6 +33,7 @@ pub mod ask_user;
 mod confine;
 pub mod filesystem;
 pub mod mcp;
+pub mod memory;
 pub mod shell;
 pub mod web;
 

@@ -45,6 +45,10 @@ pub struct RunRequest {
     pub resume: Vec<ToolDecision>,
     /// Directories file and shell tools may touch.
     pub project_dirs: Vec<PathBuf>,
+    /// The user's memories recalled for this run: added to the system
+    /// prompt, and named by a `memories_recalled` event after
+    /// `RUN_STARTED`.
+    pub memories: Option<crate::memory::Recalled>,
 }
 
 impl RunRequest {
@@ -64,7 +68,21 @@ impl RunRequest {
             input: Vec::new(),
             resume: Vec::new(),
             project_dirs: Vec::new(),
+            memories: None,
         }
+    }
+
+    /// Sets the recalled memories.
+    ///
+    /// ```
+    /// # use netherbrain_core::{ConversationId, SessionId, agent::RunRequest};
+    /// let r = RunRequest::new(ConversationId::new(), SessionId::new()).with_memories(None);
+    /// assert!(r.memories.is_none());
+    /// ```
+    #[must_use]
+    pub fn with_memories(mut self, memories: Option<crate::memory::Recalled>) -> Self {
+        self.memories = memories;
+        self
     }
 
     /// Sets the history.

@@ -164,6 +164,8 @@ pub struct StartRun {
     pub prepared: Option<PreparedHistory>,
     /// Held by the run until it ends (a quota slot of its owner).
     pub permit: Option<RunPermit>,
+    /// The user's memories recalled for the run's system prompt.
+    pub memories: Option<crate::memory::Recalled>,
 }
 
 /// Something a run holds until it ends — a slot of a quota, released when
@@ -231,7 +233,15 @@ impl StartRun {
             session_id: None,
             prepared: None,
             permit: None,
+            memories: None,
         }
+    }
+
+    /// Adds recalled memories to the run's system prompt.
+    #[must_use]
+    pub fn with_memories(mut self, memories: Option<crate::memory::Recalled>) -> Self {
+        self.memories = memories;
+        self
     }
 
     /// Uses a parent and history the caller has read already; the runtime
@@ -630,7 +640,8 @@ impl Runtime {
             .with_history(history)
             .with_input(start.input)
             .with_resume(start.resume)
-            .with_project_dirs(start.project_dirs);
+            .with_project_dirs(start.project_dirs)
+            .with_memories(start.memories.take());
         let runtime = self.clone();
         let span = tracing::info_span!("run", %session_id, %conversation_id);
         let permit = start.permit.take();

@@ -78,6 +78,7 @@ mod catalog;
 mod concurrency;
 mod conversations;
 mod gateway;
+mod memories;
 mod sessions;
 mod users;
 mod validation;
@@ -86,6 +87,7 @@ pub use catalog::*;
 pub use concurrency::*;
 pub use conversations::*;
 pub use gateway::*;
+pub use memories::*;
 pub use sessions::*;
 pub use users::*;
 pub use validation::*;
@@ -186,6 +188,10 @@ macro_rules! store_conformance_tests {
             gateway_bind_chat_and_delivery_mark,
             gateway_pairing_approve_and_expiry,
             gateway_rejects_bad_input,
+            memory_create_get_list_update_delete,
+            memory_full_is_a_conflict,
+            memory_search_ranks_and_isolates,
+            memory_rejects_bad_input,
         );
         $crate::store_conformance_tests!(@arc $make;
             concurrent_create_session_single_winner,
