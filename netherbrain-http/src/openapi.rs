@@ -34,8 +34,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 
 use crate::routes::{
-    auth, conversations, discovery, gateway, health, keys, meta, presets, sessions, users,
-    workspaces,
+    auth, conversations, discovery, gateway, health, keys, memories, meta, presets, sessions,
+    users, workspaces,
 };
 
 /// The part of the API description utoipa derives from the handlers and
@@ -67,6 +67,11 @@ use crate::routes::{
         keys::create,
         keys::list,
         keys::revoke,
+        memories::list,
+        memories::export,
+        memories::create,
+        memories::update,
+        memories::delete,
         presets::create,
         presets::list,
         presets::get_preset,
@@ -116,6 +121,7 @@ use crate::routes::{
         (name = "auth", description = "Login, tokens, password"),
         (name = "users", description = "User administration (admins)"),
         (name = "keys", description = "API keys"),
+        (name = "memories", description = "The caller's long-term memories: listed, edited, deleted, exported"),
         (name = "presets", description = "Agent configurations"),
         (name = "workspaces", description = "Workspaces and project directories"),
         (name = "conversations", description = "Conversations, runs and their event streams (SSE). \
@@ -223,7 +229,12 @@ wire_types! {
     }
     // What the event streams carry (`AgentEvent` through `ServerSentEvent`;
     // `EventEnvelope` is the stored form the typed client yields).
-    published { netherbrain_core::AgentEvent, netherbrain_core::EventEnvelope }
+    // and the value of the `memories_recalled` custom event.
+    published {
+        netherbrain_core::AgentEvent,
+        netherbrain_core::EventEnvelope,
+        netherbrain_core::memory::MemoriesRecalled,
+    }
 }
 
 /// Gives every unconstrained string of a schemars schema (no `pattern`,
