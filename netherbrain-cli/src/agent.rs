@@ -121,7 +121,8 @@ impl Server {
             let _ = write!(out, "{}", admin_token_notice(token));
             let _ = out.flush();
         }
-        let catalog = Arc::new(build_catalog(&settings.providers));
+        let memories = crate::local::memories(store.clone(), settings);
+        let catalog = Arc::new(build_catalog(&settings.providers, &memories));
         if catalog.profiles().is_empty() {
             tracing::warn!(
                 "no provider profiles are usable: runs will fail until one is configured (see docs/configuration.md)"
@@ -144,6 +145,7 @@ impl Server {
             .catalog(catalog)
             .workspace_roots(crate::local::workspace_roots(settings)?)
             .max_runs_per_user(Some(settings.max_runs_per_user))
+            .memories(memories)
             .build();
         let gateway_cancel = netherbrain_core::channel::CancellationToken::new();
         let gateway = crate::gateway::spawn_in_process(settings, &service, gateway_cancel.clone())

@@ -60,8 +60,10 @@ pub(crate) async fn run(settings: &Settings, args: ChatArgs) -> Result<ExitCode>
 async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     let store = open_prepared(settings).await?;
     let user = admin_user(store.as_ref()).await?;
-    let catalog = std::sync::Arc::new(build_catalog(&settings.providers));
+    let memories = crate::local::memories(store.clone(), settings);
+    let catalog = std::sync::Arc::new(build_catalog(&settings.providers, &memories));
     let service = ConversationService::builder(store.clone())
+        .memories(memories)
         .runtime(crate::local::runtime(store.clone(), settings))
         .catalog(catalog)
         .workspace_roots(crate::local::workspace_roots(settings)?)

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, anyhow};
 use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::auth::{BOOTSTRAP_ADMIN_USERNAME, bootstrap_admin, operator_admin};
 use netherbrain_core::conversation::{ConversationService, ImportAction, ImportedPreset};
+use netherbrain_core::memory::{Memories, MemoryConfig};
 use netherbrain_core::provider::ProviderProfile;
 use netherbrain_core::runtime::{Runtime, RuntimeConfig};
 use netherbrain_core::store::{StateStore, StoreError, User};
@@ -105,7 +106,7 @@ fn not_found(e: StoreError, message: &str) -> anyhow::Error {
 
 /// Builds the agent catalog, skipping (with a warning) profiles that
 /// cannot be built, e.g. because their API key variable is not set.
-pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
+pub(crate) fn build_catalog(profiles: &[ProviderProfile], memories: &Memories) -> AgentCatalog {
     let usable: Vec<ProviderProfile> = profiles
         .iter()
         .filter(|p| match p.build() {
@@ -125,7 +126,41 @@ pub(crate) fn build_catalog(profiles: &[ProviderProfile]) -> AgentCatalog {
     netherbrain_tools::builtin()
         .into_iter()
         .fold(catalog, AgentCatalog::with_toolset)
+        .with_toolset(Arc::new(netherbrain_tools::memory::MemoryTools::new(
+            memories.clone(),
+        )))
         .with_mcp(Arc::new(netherbrain_tools::mcp::Mcp::new()))
+}
+
+/// The users' long-term memories the settings describe: limits, and the
+/// embeddings of `memory.embeddings_profile` (else of the first profile
+/// with an `embeddings_model`); a profile that cannot be built leaves
+/// recall to full-text search, with a warning.
+pub(crate) fn memories(store: Arc<dyn StateStore>, settings: &Settings) -> Memories {
+    let m = &settings.memory;
+    let defaults = MemoryConfig::default();
+    let mut config = MemoryConfig::default().with_limits(
+        m.max_per_user.unwrap_or(defaults.max_per_user),
+        m.max_chars.unwrap_or(defaults.max_chars),
+    );
+    if let Some(similarity) = m.min_similarity {
+        config = config.with_min_similarity(similarity);
+    }
+    let profile = match &m.embeddings_profile {
+        Some(name) => settings.providers.iter().find(|p| &p.name == name),
+        None => settings
+            .providers
+            .iter()
+            .find(|p| p.embeddings_model.is_some()),
+    };
+    let embedder = profile.and_then(|p| match p.build_embedder() {
+        Ok(embedder) => embedder,
+        Err(e) => {
+            tracing::warn!("memory embeddings of profile `{}` unavailable: {e}", p.name);
+            None
+        }
+    });
+    Memories::new(store, config).with_embedder(embedder)
 }
 
 /// The session runtime the settings describe.

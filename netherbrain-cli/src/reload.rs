@@ -42,7 +42,7 @@ pub(crate) async fn apply(
     // Profiles first, so a new preset never names a profile the catalog
     // does not have yet.
     if new.providers != current.providers {
-        service.replace_catalog(Arc::new(build_catalog(&new.providers)));
+        service.replace_catalog(Arc::new(build_catalog(&new.providers, service.memories())));
         reloaded.providers = true;
     }
     if presets_changed {
@@ -177,7 +177,13 @@ mod tests {
         let mut current = settings(dir.path(), "", "");
         let service = ConversationService::new(
             store.clone(),
-            Arc::new(crate::local::build_catalog(&current.providers)),
+            Arc::new(crate::local::build_catalog(
+                &current.providers,
+                &netherbrain_core::memory::Memories::new(
+                    store.clone(),
+                    netherbrain_core::memory::MemoryConfig::default(),
+                ),
+            )),
         );
         let preset =
             "[[presets]]\nname = \"fresh\"\n[presets.config]\nprofile = \"local\"\nmodel = \"m\"\n";
