@@ -7,6 +7,7 @@ mod compaction;
 mod faults;
 mod gateway;
 mod mcp;
+mod memory;
 mod reliability;
 mod reload;
 mod resume;
