@@ -48,8 +48,8 @@ pub mod workspace;
 
 pub use event::{AgentEvent, EventEnvelope, RunResult, custom};
 pub use ids::{
-    ApiKeyId, ConversationId, EventSeq, MailboxId, MemoryId, ParseIdError, PresetId, SessionId, UserId,
-    WorkspaceId,
+    ApiKeyId, ConversationId, EventSeq, MailboxId, MemoryId, ParseIdError, PresetId, SessionId,
+    UserId, WorkspaceId,
 };
 pub use message::{
     ContentPart, ImageSource, Message, Role, ToolCall, ToolResult, ToolResultStatus,

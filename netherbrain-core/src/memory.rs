@@ -289,9 +289,7 @@ impl Memories {
     fn check_content(&self, content: &str) -> Result<String, ServiceError> {
         let content = content.trim();
         if content.is_empty() {
-            return Err(ServiceError::Invalid(
-                "a memory must not be empty".into(),
-            ));
+            return Err(ServiceError::Invalid("a memory must not be empty".into()));
         }
         let chars = content.chars().count();
         if chars > self.config.max_chars {

@@ -66,7 +66,13 @@ async fn embeddings_rank_by_meaning_where_words_do_not_match() {
 
     // No word of the query is in any memory: full-text finds nothing …
     let query = "favourite beverage?";
-    assert!(plain.recall(ada.id, None, query, 5).await.unwrap().is_empty());
+    assert!(
+        plain
+            .recall(ada.id, None, query, 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // … the embeddings find the drink, and only it (the garden is far).
     let found = embedded.recall(ada.id, None, query, 5).await.unwrap();
     assert_eq!(
@@ -99,8 +105,8 @@ async fn a_failing_embeddings_endpoint_falls_back_to_full_text() {
         .create_user(NewUser::new("ada", UserRole::User))
         .await
         .unwrap();
-    let memories =
-        Memories::new(store.clone(), MemoryConfig::default()).with_embedder(Some(embedder(&server)));
+    let memories = Memories::new(store.clone(), MemoryConfig::default())
+        .with_embedder(Some(embedder(&server)));
     let tea = memories
         .remember(ada.id, None, "Drinks jasmine tea", None, None)
         .await
@@ -127,11 +133,23 @@ async fn limits_are_clear_and_injection_keeps_to_its_budget() {
         "{long:?}"
     );
     memories
-        .remember(ada.id, None, "tea in the morning with a slice of lemon", None, None)
+        .remember(
+            ada.id,
+            None,
+            "tea in the morning with a slice of lemon",
+            None,
+            None,
+        )
         .await
         .unwrap();
     memories
-        .remember(ada.id, None, "tea with honey, never any sugar at all", None, None)
+        .remember(
+            ada.id,
+            None,
+            "tea with honey, never any sugar at all",
+            None,
+            None,
+        )
         .await
         .unwrap();
     let full = memories
@@ -152,12 +170,19 @@ async fn limits_are_clear_and_injection_keeps_to_its_budget() {
         .await
         .unwrap();
     assert_eq!(both.memories.len(), 2);
-    assert!(both.prompt.contains("- tea with honey, never any sugar at all\n- tea in the morning with a slice of lemon"));
+    assert!(both.prompt.contains(
+        "- tea with honey, never any sugar at all\n- tea in the morning with a slice of lemon"
+    ));
     assert_eq!(both.event().count, 2);
     // top_k 1: only the best; the smallest budget (16 tokens, ~64
     // characters) holds one of these lines, not two.
     let one = memories
-        .for_prompt(ada.id, None, "tea?", MemorySettings::injected().with_top_k(1))
+        .for_prompt(
+            ada.id,
+            None,
+            "tea?",
+            MemorySettings::injected().with_top_k(1),
+        )
         .await
         .unwrap();
     assert_eq!(one.memories.len(), 1);

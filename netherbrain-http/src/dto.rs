@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use netherbrain_core::agent::ToolDecision;
 use netherbrain_core::store::{
-    ApiKey, Conversation, GatewayIdentity, MemoryRecord, Metadata, Preset, Session, User, UserRole, Workspace,
+    ApiKey, Conversation, GatewayIdentity, MemoryRecord, Metadata, Preset, Session, User, UserRole,
+    Workspace,
 };
 use netherbrain_core::{Message, PresetConfig, ToolCall, UsageByModel};
 use serde::{Deserialize, Deserializer, Serialize};

@@ -22,9 +22,13 @@ async fn memories_are_their_users_and_the_limits_are_clear() {
     };
     let get = |token: &str, path: &str| s.http.get(s.url(path)).bearer_auth(token).send();
 
-    let resp = post(&ada_token, "/api/memories/create", json!({"content": "likes tea"}))
-        .await
-        .unwrap();
+    let resp = post(
+        &ada_token,
+        "/api/memories/create",
+        json!({"content": "likes tea"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 200);
     let tea: Value = resp.json().await.unwrap();
     assert_eq!(tea["content"], "likes tea");
@@ -34,9 +38,13 @@ async fn memories_are_their_users_and_the_limits_are_clear() {
     let id = tea["id"].as_str().unwrap().to_owned();
 
     // over-long and blank: 422
-    let long = post(&ada_token, "/api/memories/create", json!({"content": "x".repeat(41)}))
-        .await
-        .unwrap();
+    let long = post(
+        &ada_token,
+        "/api/memories/create",
+        json!({"content": "x".repeat(41)}),
+    )
+    .await
+    .unwrap();
     let body = assert_error(long, 422, "invalid").await;
     assert!(
         body["error"]["message"]
@@ -45,18 +53,30 @@ async fn memories_are_their_users_and_the_limits_are_clear() {
             .contains("at most 40 characters"),
         "{body}"
     );
-    let blank = post(&ada_token, "/api/memories/create", json!({"content": "   "}))
-        .await
-        .unwrap();
+    let blank = post(
+        &ada_token,
+        "/api/memories/create",
+        json!({"content": "   "}),
+    )
+    .await
+    .unwrap();
     assert_error(blank, 422, "invalid").await;
 
     // full: 409 with a clear message
-    post(&ada_token, "/api/memories/create", json!({"content": "lives in Lisbon"}))
-        .await
-        .unwrap();
-    let full = post(&ada_token, "/api/memories/create", json!({"content": "one more"}))
-        .await
-        .unwrap();
+    post(
+        &ada_token,
+        "/api/memories/create",
+        json!({"content": "lives in Lisbon"}),
+    )
+    .await
+    .unwrap();
+    let full = post(
+        &ada_token,
+        "/api/memories/create",
+        json!({"content": "one more"}),
+    )
+    .await
+    .unwrap();
     let body = assert_error(full, 409, "conflict").await;
     assert!(
         body["error"]["message"]
@@ -83,18 +103,28 @@ async fn memories_are_their_users_and_the_limits_are_clear() {
             .unwrap();
         assert_error(resp, 404, "not_found").await;
     }
-    let peek = get(&bob_token, &format!("/api/memories/list?user_id={}", ada.id))
-        .await
-        .unwrap();
+    let peek = get(
+        &bob_token,
+        &format!("/api/memories/list?user_id={}", ada.id),
+    )
+    .await
+    .unwrap();
     assert_error(peek, 403, "forbidden").await;
-    let export = get(&bob_token, &format!("/api/memories/export?user_id={}", ada.id))
-        .await
-        .unwrap();
+    let export = get(
+        &bob_token,
+        &format!("/api/memories/export?user_id={}", ada.id),
+    )
+    .await
+    .unwrap();
     assert_error(export, 403, "forbidden").await;
     // bob's own memory is not ada's
-    post(&bob_token, "/api/memories/create", json!({"content": "likes coffee"}))
-        .await
-        .unwrap();
+    post(
+        &bob_token,
+        "/api/memories/create",
+        json!({"content": "likes coffee"}),
+    )
+    .await
+    .unwrap();
 
     // ada's list: newest first, only hers
     let listed: Value = get(&ada_token, "/api/memories/list")
@@ -139,13 +169,20 @@ async fn memories_are_their_users_and_the_limits_are_clear() {
         .json()
         .await
         .unwrap();
-    assert_eq!(admin_own["items"], json!([]), "the admin's own, not everyone's");
-    let export: Value = get(&s.admin_token, &format!("/api/memories/export?user_id={}", bob.id))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(
+        admin_own["items"],
+        json!([]),
+        "the admin's own, not everyone's"
+    );
+    let export: Value = get(
+        &s.admin_token,
+        &format!("/api/memories/export?user_id={}", bob.id),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(export["user_id"], json!(bob.id));
     assert_eq!(export["memories"][0]["content"], "likes coffee");
     assert_eq!(export["memories"].as_array().unwrap().len(), 1);

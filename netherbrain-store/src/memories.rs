@@ -6,8 +6,8 @@
 //! backend returns the same order.
 
 use netherbrain_core::store::{
-    MemoryPatch, MemoryQuery, MemoryRecord, NewMemory, StoreError, StoreResult,
-    check_memory_room, rank_memories, validate,
+    MemoryPatch, MemoryQuery, MemoryRecord, NewMemory, StoreError, StoreResult, check_memory_room,
+    rank_memories, validate,
 };
 use netherbrain_core::{MemoryId, UserId};
 use sqlx::{Encode, Executor, IntoArguments, Pool, Type};
@@ -35,7 +35,10 @@ fn memory<R: RowGet>(r: &R) -> StoreResult<MemoryRecord> {
         .set("user_id", r.uuid("user_id")?)?
         .set("workspace_id", r.opt_uuid("workspace_id")?)?
         .set("content", r.text("content")?)?
-        .set("source_conversation_id", r.opt_uuid("source_conversation_id")?)?
+        .set(
+            "source_conversation_id",
+            r.opt_uuid("source_conversation_id")?,
+        )?
         .set("source_session_id", r.opt_uuid("source_session_id")?)?
         .set("embedding", embedding)?
         .set("created_at", r.ts("created_at")?)?
@@ -288,7 +291,9 @@ macro_rules! memory_records_impl {
                 id: netherbrain_core::MemoryId,
             ) -> netherbrain_core::store::StoreResult<()> {
                 let mut $tx = self.begin().await?;
-                crate::portable::InTx::<$db>($conn).delete_memory(id).await?;
+                crate::portable::InTx::<$db>($conn)
+                    .delete_memory(id)
+                    .await?;
                 ($commit)($tx).await?;
                 Ok(())
             }

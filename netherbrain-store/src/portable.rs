@@ -87,8 +87,7 @@ impl Dialect for Postgres {
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const AS_JSONB: &'static str = "::jsonb";
     const AS_JSON: &'static str = "::json";
-    const MEMORY_MATCH: &'static str =
-        "to_tsvector('simple', content) @@ to_tsquery('simple', $3)";
+    const MEMORY_MATCH: &'static str = "to_tsvector('simple', content) @@ to_tsquery('simple', $3)";
     fn memory_terms(terms: &[String]) -> String {
         terms
             .iter()

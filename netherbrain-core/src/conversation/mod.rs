@@ -78,8 +78,8 @@ pub use self::turns::{DEFAULT_TURNS_LIMIT, MAX_TURNS_LIMIT, Turn, TurnPage, Turn
 
 use crate::agent::AgentCatalog;
 use crate::auth::Principal;
-use crate::memory::{Memories, MemoryConfig};
 use crate::ids::{ConversationId, SessionId};
+use crate::memory::{Memories, MemoryConfig};
 use crate::runtime::Runtime;
 use crate::store::{
     Conversation, ConversationPatch, ConversationQuery, NewConversation, Page, Session, StateStore,

@@ -1012,8 +1012,7 @@ impl crate::memory::Embedder for OpenAiEmbeddings {
                 message: format!("request failed: {}", e.without_url()),
             })?;
         let status = response.status();
-        let retry_after =
-            http::parse_retry_after(response.headers(), std::time::SystemTime::now());
+        let retry_after = http::parse_retry_after(response.headers(), std::time::SystemTime::now());
         let text = tokio::time::timeout(timeout, response.text())
             .await
             .map_err(|_| timed_out())?

@@ -249,9 +249,7 @@ impl ProviderProfile {
     /// # #[cfg(feature = "openai")]
     /// assert!(p.with_embeddings_model("nomic-embed-text").build_embedder().unwrap().is_some());
     /// ```
-    pub fn build_embedder(
-        &self,
-    ) -> Result<Option<Arc<dyn crate::memory::Embedder>>, ProfileError> {
+    pub fn build_embedder(&self) -> Result<Option<Arc<dyn crate::memory::Embedder>>, ProfileError> {
         let Some(model) = &self.embeddings_model else {
             return Ok(None);
         };

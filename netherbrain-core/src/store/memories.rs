@@ -371,8 +371,11 @@ pub trait MemoryRecords: Send + Sync + std::fmt::Debug {
     /// [`StoreError::Conflict`](super::StoreError::Conflict) saying the
     /// memory is full (checked atomically with the insert). The user (and
     /// the workspace, if any) must exist.
-    async fn create_memory(&self, memory: NewMemory, max_per_user: u32)
-    -> StoreResult<MemoryRecord>;
+    async fn create_memory(
+        &self,
+        memory: NewMemory,
+        max_per_user: u32,
+    ) -> StoreResult<MemoryRecord>;
     /// Gets a memory.
     async fn get_memory(&self, id: MemoryId) -> StoreResult<MemoryRecord>;
     /// A user's memories, newest first.

@@ -20,8 +20,8 @@ use super::{
     ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, PairingRequest,
 };
 use super::{MemoryPatch, MemoryQuery, MemoryRecord, MemoryRecords, NewMemory};
-use crate::ids::MemoryId;
 use crate::event::EventEnvelope;
+use crate::ids::MemoryId;
 use crate::ids::{
     ApiKeyId, ConversationId, EventSeq, MailboxId, PresetId, SessionId, UserId, WorkspaceId,
 };

@@ -754,7 +754,9 @@ pub fn new_pairing(pairing: &super::NewPairing) -> StoreResult<()> {
 /// [`StoreError::Invalid`].
 pub fn memory_content(content: &str) -> StoreResult<()> {
     if content.trim().is_empty() {
-        return Err(StoreError::Invalid("memory content must not be empty".into()));
+        return Err(StoreError::Invalid(
+            "memory content must not be empty".into(),
+        ));
     }
     text("memory content", Some(content), MAX_MEMORY_LEN)
 }

@@ -77,7 +77,10 @@ pub async fn start_roots(roots: Vec<std::path::PathBuf>) -> TestServer {
 pub async fn start_memories(memory: netherbrain_core::memory::MemoryConfig) -> TestServer {
     let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     let service = ConversationService::builder(store.clone())
-        .memories(netherbrain_core::memory::Memories::new(store.clone(), memory))
+        .memories(netherbrain_core::memory::Memories::new(
+            store.clone(),
+            memory,
+        ))
         .build();
     start_service(store, config(), service).await
 }

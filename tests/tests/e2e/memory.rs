@@ -78,14 +78,22 @@ async fn a_remembered_fact_is_recalled_in_a_later_conversation() -> Result<()> {
         "the tool result names the memory: {results:?}"
     );
     // nothing was remembered before this run: no recall event
-    assert!(!first.events.iter().any(|e| e.data["name"] == "memories_recalled"));
+    assert!(
+        !first
+            .events
+            .iter()
+            .any(|e| e.data["name"] == "memories_recalled")
+    );
 
     let listed = admin.get("/api/memories/list").await?;
     let items = listed["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 1, "{listed}");
     let memory = &items[0];
     assert_eq!(memory["content"], REMEMBERED);
-    assert_eq!(memory["source_conversation_id"], json!(first.conversation_id));
+    assert_eq!(
+        memory["source_conversation_id"],
+        json!(first.conversation_id)
+    );
     assert_eq!(memory["source_session_id"], json!(first.session_id));
     let memory_id = memory["id"].as_str().unwrap_or_default().to_owned();
 
@@ -154,7 +162,12 @@ async fn a_remembered_fact_is_recalled_in_a_later_conversation() -> Result<()> {
             "input": "Which tea should I make?",
         }))
         .await?;
-    assert!(!bobs.events.iter().any(|e| e.data["name"] == "memories_recalled"));
+    assert!(
+        !bobs
+            .events
+            .iter()
+            .any(|e| e.data["name"] == "memories_recalled")
+    );
 
     // The owner edits, exports and deletes it.
     let edited = admin

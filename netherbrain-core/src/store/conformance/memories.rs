@@ -114,17 +114,23 @@ pub async fn memory_full_is_a_conflict(store: &dyn StateStore) {
         "second",
     );
     expect_conflict(
-        store.create_memory(NewMemory::new(ada.id, "three"), 2).await,
+        store
+            .create_memory(NewMemory::new(ada.id, "three"), 2)
+            .await,
         "a full memory",
     );
     assert_eq!(ok(store.count_memories(ada.id).await, "count"), 2);
     ok(
-        store.create_memory(NewMemory::new(bob.id, "bob's"), 2).await,
+        store
+            .create_memory(NewMemory::new(bob.id, "bob's"), 2)
+            .await,
         "another user has room",
     );
     ok(store.delete_memory(one.id).await, "delete");
     ok(
-        store.create_memory(NewMemory::new(ada.id, "three"), 2).await,
+        store
+            .create_memory(NewMemory::new(ada.id, "three"), 2)
+            .await,
         "room again",
     );
     expect_not_found(
@@ -153,7 +159,10 @@ pub async fn memory_search_ranks_and_isolates(store: &dyn StateStore) {
     let work = new_workspace(store, "work").await;
     let tea = ok(
         store
-            .create_memory(NewMemory::new(ada.id, "Ada drinks green tea every morning"), 50)
+            .create_memory(
+                NewMemory::new(ada.id, "Ada drinks green tea every morning"),
+                50,
+            )
             .await,
         "tea",
     );
@@ -188,7 +197,9 @@ pub async fn memory_search_ranks_and_isolates(store: &dyn StateStore) {
         "unrelated",
     );
 
-    let ids = |found: Vec<crate::store::MemoryRecord>| found.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    let ids = |found: Vec<crate::store::MemoryRecord>| {
+        found.into_iter().map(|m| m.id).collect::<Vec<_>>()
+    };
     let found = ok(
         store
             .search_memories(MemoryQuery::new(ada.id, "What TEA, green?", 10))
@@ -249,12 +260,11 @@ pub async fn memory_search_ranks_and_isolates(store: &dyn StateStore) {
 /// queries are invalid and change nothing.
 pub async fn memory_rejects_bad_input(store: &dyn StateStore) {
     let ada = new_user(store, "ada").await;
-    for (content, what) in [
-        ("   ", "blank"),
-        ("a\0b", "NUL"),
-    ] {
+    for (content, what) in [("   ", "blank"), ("a\0b", "NUL")] {
         expect_invalid(
-            store.create_memory(NewMemory::new(ada.id, content), 10).await,
+            store
+                .create_memory(NewMemory::new(ada.id, content), 10)
+                .await,
             what,
         );
     }
@@ -274,26 +284,38 @@ pub async fn memory_rejects_bad_input(store: &dyn StateStore) {
     );
     expect_invalid(
         store
-            .create_memory(NewMemory::new(ada.id, "empty").with_embedding(Some(vec![])), 10)
+            .create_memory(
+                NewMemory::new(ada.id, "empty").with_embedding(Some(vec![])),
+                10,
+            )
             .await,
         "an empty embedding",
     );
     assert_eq!(ok(store.count_memories(ada.id).await, "count"), 0);
     let kept = ok(
-        store.create_memory(NewMemory::new(ada.id, "kept"), 10).await,
+        store
+            .create_memory(NewMemory::new(ada.id, "kept"), 10)
+            .await,
         "create",
     );
     expect_invalid(
         store.update_memory(kept.id, MemoryPatch::content("")).await,
         "blank update",
     );
-    assert_eq!(ok(store.get_memory(kept.id).await, "unchanged").content, "kept");
+    assert_eq!(
+        ok(store.get_memory(kept.id).await, "unchanged").content,
+        "kept"
+    );
     expect_invalid(
-        store.search_memories(MemoryQuery::new(ada.id, " ", 10)).await,
+        store
+            .search_memories(MemoryQuery::new(ada.id, " ", 10))
+            .await,
         "blank query",
     );
     expect_invalid(
-        store.search_memories(MemoryQuery::new(ada.id, "kept", 0)).await,
+        store
+            .search_memories(MemoryQuery::new(ada.id, "kept", 0))
+            .await,
         "zero limit",
     );
 }
