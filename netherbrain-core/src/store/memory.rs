@@ -1070,7 +1070,7 @@ impl MemoryRecords for MemoryStore {
             .filter(|m| m.user_id == user_id)
             .cloned()
             .collect();
-        list.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        list.sort_by_key(|m| Reverse((m.created_at, m.id)));
         Ok(list)
     }
 
