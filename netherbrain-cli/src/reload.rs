@@ -86,6 +86,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
         "max_runs_per_user",
         old.max_runs_per_user != new.max_runs_per_user,
     );
+    check("memory", old.memory != new.memory);
     check(
         "max_ws_subscriptions",
         old.max_ws_subscriptions != new.max_ws_subscriptions,
