@@ -126,10 +126,12 @@ impl Server {
             let _ = out.flush();
         }
         let delegate = netherbrain_tools::delegate::Delegate::new();
+        let memories = crate::local::memories(store.clone(), settings);
         let catalog = Arc::new(build_catalog(
             &settings.providers,
             settings.default_max_tokens,
             &delegate,
+            &memories,
         ));
         let metrics = Metrics::install_global().unwrap_or_else(|e| {
             tracing::warn!("metrics: {e}; using a private recorder");
@@ -148,6 +150,7 @@ impl Server {
             .catalog(catalog)
             .workspace_roots(crate::local::workspace_roots(settings)?)
             .max_runs_per_user(Some(settings.max_runs_per_user))
+            .memories(memories)
             .build();
         delegate.bind(&service);
         let providers = crate::local::provider_settings(&service, settings).await?;

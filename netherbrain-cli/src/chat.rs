@@ -61,12 +61,15 @@ async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     let store = open_prepared(settings).await?;
     let user = admin_user(store.as_ref()).await?;
     let delegate = netherbrain_tools::delegate::Delegate::new();
+    let memories = crate::local::memories(store.clone(), settings);
     let catalog = std::sync::Arc::new(build_catalog(
         &settings.providers,
         settings.default_max_tokens,
         &delegate,
+        &memories,
     ));
     let service = ConversationService::builder(store.clone())
+        .memories(memories)
         .runtime(crate::local::runtime(store.clone(), settings))
         .catalog(catalog)
         .workspace_roots(crate::local::workspace_roots(settings)?)

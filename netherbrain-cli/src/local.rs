@@ -8,6 +8,7 @@ use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::auth::{BOOTSTRAP_ADMIN_USERNAME, bootstrap_admin, operator_admin};
 use netherbrain_core::conversation::providers::ProviderSettings;
 use netherbrain_core::conversation::{ConversationService, ImportAction, ImportedPreset};
+use netherbrain_core::memory::{Memories, MemoryConfig};
 use netherbrain_core::provider::ProviderProfile;
 use netherbrain_core::runtime::{Runtime, RuntimeConfig};
 use netherbrain_core::store::prelude::*;
@@ -121,11 +122,13 @@ fn not_found(e: StoreError, message: &str) -> anyhow::Error {
 /// variable is not set), the built-in tool sets, MCP and the default output
 /// cap (`default_max_tokens`). The `delegate` tool set is the service's:
 /// bind it once the service is built (or pass
-/// [`Delegate::bound`](netherbrain_tools::delegate::Delegate::bound)).
+/// [`Delegate::bound`](netherbrain_tools::delegate::Delegate::bound)); the
+/// `memory` tool set works on `memories`.
 pub(crate) fn build_catalog(
     profiles: &[ProviderProfile],
     default_max_tokens: Option<u32>,
     delegate: &netherbrain_tools::delegate::Delegate,
+    memories: &Memories,
 ) -> AgentCatalog {
     let usable: Vec<ProviderProfile> = profiles
         .iter()
@@ -147,6 +150,9 @@ pub(crate) fn build_catalog(
         .into_iter()
         .fold(catalog, AgentCatalog::with_toolset)
         .with_toolset(Arc::new(delegate.clone()))
+        .with_toolset(Arc::new(netherbrain_tools::memory::MemoryTools::new(
+            memories.clone(),
+        )))
         .with_mcp(Arc::new(netherbrain_tools::mcp::Mcp::new()))
         .with_default_max_tokens(default_max_tokens)
 }
@@ -161,11 +167,12 @@ pub(crate) async fn provider_settings(
 ) -> Result<ProviderSettings> {
     let default_max_tokens = settings.default_max_tokens;
     let delegate = netherbrain_tools::delegate::Delegate::bound(service);
+    let memories = service.memories().clone();
     let providers = ProviderSettings::new(
         service.clone(),
         settings.providers.clone(),
         Arc::new(move |profiles: &[ProviderProfile]| {
-            build_catalog(profiles, default_max_tokens, &delegate)
+            build_catalog(profiles, default_max_tokens, &delegate, &memories)
         }),
     )
     .with_cipher(Arc::new(netherbrain_store::secret::KeyFile::new(
@@ -176,6 +183,37 @@ pub(crate) async fn provider_settings(
         .await
         .map_err(|e| anyhow!("loading the stored provider profiles: {e}"))?;
     Ok(providers)
+}
+
+/// The users' long-term memories the settings describe: limits, and the
+/// embeddings of `memory.embeddings_profile` (else of the first profile
+/// with an `embeddings_model`); a profile that cannot be built leaves
+/// recall to full-text search, with a warning.
+pub(crate) fn memories(store: Arc<dyn StateStore>, settings: &Settings) -> Memories {
+    let m = &settings.memory;
+    let defaults = MemoryConfig::default();
+    let mut config = MemoryConfig::default().with_limits(
+        m.max_per_user.unwrap_or(defaults.max_per_user),
+        m.max_chars.unwrap_or(defaults.max_chars),
+    );
+    if let Some(similarity) = m.min_similarity {
+        config = config.with_min_similarity(similarity);
+    }
+    let profile = match &m.embeddings_profile {
+        Some(name) => settings.providers.iter().find(|p| &p.name == name),
+        None => settings
+            .providers
+            .iter()
+            .find(|p| p.embeddings_model.is_some()),
+    };
+    let embedder = profile.and_then(|p| match p.build_embedder() {
+        Ok(embedder) => embedder,
+        Err(e) => {
+            tracing::warn!("memory embeddings of profile `{}` unavailable: {e}", p.name);
+            None
+        }
+    });
+    Memories::new(store, config).with_embedder(embedder)
 }
 
 /// The session runtime the settings describe.

@@ -89,6 +89,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
         "max_runs_per_user",
         old.max_runs_per_user != new.max_runs_per_user,
     );
+    check("memory", old.memory != new.memory);
     check(
         "max_ws_subscriptions",
         old.max_ws_subscriptions != new.max_ws_subscriptions,
@@ -188,6 +189,10 @@ mod tests {
                 &current.providers,
                 current.default_max_tokens,
                 &netherbrain_tools::delegate::Delegate::new(),
+                &netherbrain_core::memory::Memories::new(
+                    store.clone(),
+                    netherbrain_core::memory::MemoryConfig::default(),
+                ),
             )),
         );
         let service = crate::local::provider_settings(&service, &current)

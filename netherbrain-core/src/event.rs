@@ -31,6 +31,9 @@ pub mod custom {
     /// [`SubagentCompleted`](super::SubagentCompleted)); for a background
     /// subagent this is in the parent run its result reached.
     pub const SUBAGENT_COMPLETED: &str = "subagent_completed";
+    /// The user's long-term memories were added to the system prompt
+    /// (value: [`MemoriesRecalled`](crate::memory::MemoriesRecalled), `{"ids": […], "count": n}`).
+    pub const MEMORIES_RECALLED: &str = "memories_recalled";
 }
 
 /// The value of a `subagent_started` [`AgentEvent::Custom`] event: a

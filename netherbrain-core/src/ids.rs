@@ -164,6 +164,17 @@ define_id!(
     "mailbox"
 );
 
+define_id!(
+    /// Identifies a long-term memory of a user.
+    ///
+    /// ```
+    /// let id = netherbrain_core::MemoryId::new();
+    /// assert_eq!(id, id.to_string().parse().unwrap());
+    /// ```
+    MemoryId,
+    "memory"
+);
+
 /// Sequence number of an event within its session; the first event is `1`.
 ///
 /// Event ids increase by one per event, so a client that reconnects with the

@@ -33,6 +33,7 @@ mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;
+pub mod memory;
 mod message;
 mod preset;
 pub mod provider;
@@ -47,13 +48,13 @@ pub mod workspace;
 
 pub use event::{AgentEvent, EventEnvelope, RunResult, SubagentCompleted, SubagentStarted, custom};
 pub use ids::{
-    ApiKeyId, ConversationId, EventSeq, MailboxId, ParseIdError, PresetId, SessionId, UserId,
-    WorkspaceId,
+    ApiKeyId, ConversationId, EventSeq, MailboxId, MemoryId, ParseIdError, PresetId, SessionId,
+    UserId, WorkspaceId,
 };
 pub use message::{
     ContentPart, ImageSource, Message, Role, ToolCall, ToolResult, ToolResultStatus,
 };
-pub use preset::{ApprovalPolicy, PresetConfig, ToolPolicy};
+pub use preset::{ApprovalPolicy, MemorySettings, PresetConfig, ToolPolicy};
 pub use provider::{FinishReason, ProviderError};
 pub use session::{ParseStatusError, SessionStatus};
 pub use usage::{Usage, UsageByModel};

@@ -151,6 +151,104 @@ pub struct PresetConfig {
     /// Run limits.
     #[serde(default)]
     pub limits: AgentLimits,
+    /// Whether the user's relevant long-term memories are added to the
+    /// system prompt of each run.
+    #[serde(default, skip_serializing_if = "MemorySettings::is_default")]
+    pub memory: MemorySettings,
+}
+
+/// A preset's use of the user's long-term memories: with `inject`, each
+/// run recalls the `top_k` memories most relevant to its input (within
+/// `token_budget`, estimated at ~4 characters per token), adds them to the
+/// system prompt and emits a `memories_recalled` event naming them.
+///
+/// ```
+/// use netherbrain_core::MemorySettings;
+/// let m: MemorySettings = serde_json::from_str(r#"{"inject": true}"#).unwrap();
+/// assert!(m.inject);
+/// assert_eq!(m.top_k, 5);
+/// assert_eq!(m.token_budget, 500);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MemorySettings {
+    /// Add relevant memories to the system prompt.
+    pub inject: bool,
+    /// Most memories added (1–50).
+    #[schemars(range(min = 1, max = 50))]
+    pub top_k: u32,
+    /// Most tokens the added memories may take (16–8000).
+    #[schemars(range(min = 16, max = 8000))]
+    pub token_budget: u32,
+}
+
+impl Default for MemorySettings {
+    fn default() -> Self {
+        Self {
+            inject: false,
+            top_k: 5,
+            token_budget: 500,
+        }
+    }
+}
+
+impl MemorySettings {
+    /// Injection on, with the default `top_k` and `token_budget`.
+    ///
+    /// ```
+    /// assert!(netherbrain_core::MemorySettings::injected().inject);
+    /// ```
+    #[must_use]
+    pub fn injected() -> Self {
+        Self {
+            inject: true,
+            ..Self::default()
+        }
+    }
+
+    /// Sets `top_k`, clamped to 1–50.
+    ///
+    /// ```
+    /// use netherbrain_core::MemorySettings;
+    /// assert_eq!(MemorySettings::injected().with_top_k(99).top_k, 50);
+    /// ```
+    #[must_use]
+    pub fn with_top_k(mut self, top_k: u32) -> Self {
+        self.top_k = top_k.clamp(1, 50);
+        self
+    }
+
+    /// Sets `token_budget`, clamped to 16–8000.
+    ///
+    /// ```
+    /// use netherbrain_core::MemorySettings;
+    /// assert_eq!(MemorySettings::injected().with_token_budget(1).token_budget, 16);
+    /// ```
+    #[must_use]
+    pub fn with_token_budget(mut self, token_budget: u32) -> Self {
+        self.token_budget = token_budget.clamp(16, 8000);
+        self
+    }
+
+    /// `top_k` and `token_budget` within their ranges (a preset file may
+    /// hold anything).
+    ///
+    /// ```
+    /// use netherbrain_core::MemorySettings;
+    /// let mut m = MemorySettings::injected();
+    /// m.top_k = 0;
+    /// assert_eq!(m.clamped().top_k, 1);
+    /// ```
+    #[must_use]
+    pub fn clamped(self) -> Self {
+        self.with_top_k(self.top_k)
+            .with_token_budget(self.token_budget)
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl PresetConfig {
@@ -168,6 +266,7 @@ impl PresetConfig {
             tool_options: BTreeMap::new(),
             mcp_servers: BTreeMap::new(),
             limits: AgentLimits::default(),
+            memory: MemorySettings::default(),
         }
     }
 
@@ -235,6 +334,19 @@ impl PresetConfig {
     #[must_use]
     pub fn with_limits(mut self, limits: AgentLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Sets the use of long-term memories.
+    ///
+    /// ```
+    /// use netherbrain_core::{MemorySettings, PresetConfig};
+    /// let cfg = PresetConfig::new("p", "m").with_memory(MemorySettings::injected());
+    /// assert!(cfg.memory.inject);
+    /// ```
+    #[must_use]
+    pub fn with_memory(mut self, memory: MemorySettings) -> Self {
+        self.memory = memory;
         self
     }
 

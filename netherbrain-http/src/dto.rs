@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use netherbrain_core::agent::ToolDecision;
 use netherbrain_core::store::{
-    ApiKey, Conversation, GatewayIdentity, Metadata, Preset, Session, User, UserRole, Workspace,
+    ApiKey, Conversation, GatewayIdentity, MemoryRecord, Metadata, Preset, Session, User, UserRole,
+    Workspace,
 };
 use netherbrain_core::{Message, PresetConfig, ToolCall, UsageByModel};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -325,6 +326,90 @@ pub struct KeyOwnerQuery {
 pub struct ApiKeyList {
     /// Keys, newest first.
     pub items: Vec<ApiKeyView>,
+}
+
+// ---- memories ----
+
+/// A long-term memory as the API shows it (its embedding, if any, is not
+/// shown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct MemoryView {
+    /// Id.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// The workspace it is limited to; none: every run of the user.
+    pub workspace_id: Option<Uuid>,
+    /// What is remembered.
+    pub content: String,
+    /// The conversation it was remembered in, if any.
+    pub source_conversation_id: Option<Uuid>,
+    /// The session (run) it was remembered in, if any.
+    pub source_session_id: Option<Uuid>,
+    /// Whether it has an embedding (recall by similarity).
+    pub has_embedding: bool,
+    /// When it was remembered.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<MemoryRecord> for MemoryView {
+    fn from(m: MemoryRecord) -> Self {
+        Self {
+            id: m.id.into(),
+            user_id: m.user_id.into(),
+            workspace_id: m.workspace_id.map(Into::into),
+            content: m.content,
+            source_conversation_id: m.source_conversation_id.map(Into::into),
+            source_session_id: m.source_session_id.map(Into::into),
+            has_embedding: m.embedding.is_some(),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// Whose memories (admins only: another user's; default the caller's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
+pub struct MemoryOwnerQuery {
+    /// Another user's memories (admins only; default: the caller's).
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
+}
+
+/// A list of memories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct MemoryList {
+    /// Memories, newest first.
+    pub items: Vec<MemoryView>,
+}
+
+/// Every memory of a user, as a JSON document to keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct MemoryExport {
+    /// Whose memories.
+    pub user_id: Uuid,
+    /// When the export was made.
+    pub exported_at: DateTime<Utc>,
+    /// Memories, newest first.
+    pub memories: Vec<MemoryView>,
+}
+
+/// `POST /api/memories/create` and `POST /api/memories/{id}/update`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MemoryContentRequest {
+    /// What to remember (not blank; at most the server's limit, 2000
+    /// characters by default).
+    #[cfg_attr(feature = "server", schema(min_length = 1, max_length = 16384))]
+    pub content: String,
 }
 
 // ---- presets ----

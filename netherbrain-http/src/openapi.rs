@@ -34,8 +34,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 
 use crate::routes::{
-    auth, conversations, discovery, gateway, health, keys, meta, presets, providers, sessions, users,
-    workspaces,
+    auth, conversations, discovery, gateway, health, keys, memories, meta, presets, providers,
+    sessions, users, workspaces,
 };
 
 /// The part of the API description utoipa derives from the handlers and
@@ -67,6 +67,11 @@ use crate::routes::{
         keys::create,
         keys::list,
         keys::revoke,
+        memories::list,
+        memories::export,
+        memories::create,
+        memories::update,
+        memories::delete,
         presets::create,
         presets::list,
         presets::get_preset,
@@ -121,6 +126,7 @@ use crate::routes::{
         (name = "auth", description = "Login, tokens, password"),
         (name = "users", description = "User administration (admins)"),
         (name = "keys", description = "API keys"),
+        (name = "memories", description = "The caller's long-term memories: listed, edited, deleted, exported"),
         (name = "presets", description = "Agent configurations"),
         (name = "providers", description = "Provider profiles managed from Settings (admins); config file profiles are read-only"),
         (name = "workspaces", description = "Workspaces and project directories"),
@@ -229,13 +235,14 @@ wire_types! {
     }
     // What the event streams carry (`AgentEvent` through `ServerSentEvent`;
     // `EventEnvelope` is the stored form the typed client yields).
-    // The values of the `subagent_started` / `subagent_completed` CUSTOM
-    // events.
+    // The values of the `subagent_started`, `subagent_completed` and
+    // `memories_recalled` CUSTOM events.
     published {
         netherbrain_core::AgentEvent,
         netherbrain_core::EventEnvelope,
         netherbrain_core::SubagentStarted,
         netherbrain_core::SubagentCompleted,
+        netherbrain_core::memory::MemoriesRecalled,
     }
 }
 

@@ -16,8 +16,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_auth;
 use crate::routes::{
-    auth, conversations, discovery, gateway, health, keys, meta, openai, presets, providers, sessions,
-    users, workspaces,
+    auth, conversations, discovery, gateway, health, keys, memories, meta, openai, presets,
+    providers, sessions, users, workspaces,
 };
 use crate::state::AppState;
 
@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(users::routes())
         .merge(keys::routes())
+        .merge(memories::routes())
         .merge(presets::routes())
         .merge(providers::routes())
         .merge(workspaces::routes())

@@ -357,6 +357,11 @@ fn full_preset() -> PresetConfig {
                 .with_compaction(CompactionStrategy::Truncate)
                 .with_max_provider_retries(1),
         )
+        .with_memory(
+            netherbrain_core::MemorySettings::injected()
+                .with_top_k(3)
+                .with_token_budget(300),
+        )
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub mod blob;
 mod common;
 mod config;
 mod gateway;
+mod memories;
 pub mod migrate;
 mod portable;
 mod postgres;

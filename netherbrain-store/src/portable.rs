@@ -47,6 +47,12 @@ pub(crate) trait Dialect: Database {
     const AS_JSONB: &'static str;
     /// Appended to a parameter that fills a `json` column.
     const AS_JSON: &'static str;
+    /// The full-text condition on a `memories` row, with the words bound
+    /// as `$3` ([`memory_terms`](Self::memory_terms)): any word may match.
+    const MEMORY_MATCH: &'static str;
+    /// The words of a memory search as `$3` of [`MEMORY_MATCH`](Self::MEMORY_MATCH)
+    /// (letters and digits only, so always valid query syntax).
+    fn memory_terms(terms: &[String]) -> String;
     /// How a timestamp column is bound.
     type Time: for<'q> Encode<'q, Self> + Type<Self> + Send + Sync + 'static;
     /// A time as bound to this dialect's timestamp columns.
@@ -60,6 +66,15 @@ impl Dialect for Sqlite {
     const FOR_UPDATE: &'static str = "";
     const AS_JSONB: &'static str = "";
     const AS_JSON: &'static str = "";
+    const MEMORY_MATCH: &'static str =
+        "pk IN (SELECT rowid FROM memory_fts WHERE memory_fts MATCH $3)";
+    fn memory_terms(terms: &[String]) -> String {
+        terms
+            .iter()
+            .map(|t| format!("\"{t}\"*"))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    }
     // Microseconds since the epoch, in an INTEGER column.
     type Time = i64;
     fn time(at: DateTime<Utc>) -> i64 {
@@ -72,6 +87,14 @@ impl Dialect for Postgres {
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const AS_JSONB: &'static str = "::jsonb";
     const AS_JSON: &'static str = "::json";
+    const MEMORY_MATCH: &'static str = "to_tsvector('simple', content) @@ to_tsquery('simple', $3)";
+    fn memory_terms(terms: &[String]) -> String {
+        terms
+            .iter()
+            .map(|t| format!("{t}:*"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
     type Time = DateTime<Utc>;
     fn time(at: DateTime<Utc>) -> DateTime<Utc> {
         at

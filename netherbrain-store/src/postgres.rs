@@ -812,3 +812,5 @@ async fn commit_tx(tx: Tx) -> StoreResult<()> {
 
 crate::gateway::gateway_store_impl!(PostgresStore, Postgres, |tx| &mut *tx, commit_tx);
 crate::providers::provider_store_impl!(PostgresStore, Postgres, |tx| &mut *tx, commit_tx);
+
+crate::memories::memory_records_impl!(PostgresStore, Postgres, |tx| &mut *tx, commit_tx);

@@ -986,3 +986,5 @@ impl MailboxStore for SqliteStore {
 }
 crate::gateway::gateway_store_impl!(SqliteStore, Sqlite, |tx| &mut **tx, WriteTx::commit);
 crate::providers::provider_store_impl!(SqliteStore, Sqlite, |tx| &mut **tx, WriteTx::commit);
+
+crate::memories::memory_records_impl!(SqliteStore, Sqlite, |tx| &mut **tx, WriteTx::commit);

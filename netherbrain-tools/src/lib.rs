@@ -11,6 +11,7 @@
 //! | `web` | `web_fetch` | auto |
 //! | `ask_user` | `ask_user` (answered by the user) | — |
 //! | `delegate` | `delegate` (a subagent: another preset in a child conversation) | auto |
+//! | `memory` | `memory_remember`, `memory_recall`, `memory_forget` (the run's user's long-term memories; registered by the binary with the server's [`Memories`](netherbrain_core::memory::Memories), not part of [`builtin`]) | auto |
 //!
 //! MCP servers a preset declares (`mcp_servers`) become tools
 //! `mcp_<server>_<tool>` through [`mcp::Mcp`], registered with
@@ -38,6 +39,7 @@ mod confine;
 pub mod delegate;
 pub mod filesystem;
 pub mod mcp;
+pub mod memory;
 pub mod shell;
 pub mod web;
 

@@ -414,6 +414,7 @@ pub(super) fn resolve(
         }
     };
 
+    let memory = check_memory(file.memory.unwrap_or_default(), &providers)?;
     Ok(Settings {
         config_file,
         host,
@@ -435,8 +436,38 @@ pub(super) fn resolve(
         presets: file.presets,
         workspace_roots,
         gateway: crate::gateway::GatewaySettings::resolve(file.gateway, env)?,
+        memory,
         sources,
     })
+}
+
+/// The `[memory]` section, checked: limits of at least 1, a named
+/// embeddings profile that exists and has an `embeddings_model`.
+fn check_memory(
+    memory: super::MemoryFile,
+    providers: &[netherbrain_core::provider::ProviderProfile],
+) -> Result<super::MemoryFile> {
+    if memory.max_per_user == Some(0) || memory.max_chars == Some(0) {
+        bail!("memory.max_per_user and memory.max_chars must be at least 1");
+    }
+    if let Some(chars) = memory.max_chars
+        && chars > netherbrain_core::store::validate::MAX_MEMORY_LEN
+    {
+        bail!(
+            "memory.max_chars must be at most {}",
+            netherbrain_core::store::validate::MAX_MEMORY_LEN
+        );
+    }
+    if let Some(name) = &memory.embeddings_profile {
+        match providers.iter().find(|p| &p.name == name) {
+            None => bail!("memory.embeddings_profile names no provider profile `{name}`"),
+            Some(p) if p.embeddings_model.is_none() => {
+                bail!("memory.embeddings_profile `{name}` has no embeddings_model")
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(memory)
 }
 
 /// Trusted proxy addresses: IPs (`10.0.0.2`) or networks (`10.0.0.0/24`).

@@ -131,6 +131,22 @@ pub(crate) struct FileConfig {
     #[serde(default)]
     presets: Vec<PresetDoc>,
     gateway: Option<crate::gateway::GatewayFile>,
+    memory: Option<MemoryFile>,
+}
+
+/// The `[memory]` section: long-term memory limits and embeddings.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemoryFile {
+    /// Most memories per user (default 1000).
+    pub(crate) max_per_user: Option<u32>,
+    /// Most characters of one memory (default 2000).
+    pub(crate) max_chars: Option<usize>,
+    /// The provider profile whose `embeddings_model` embeds memories
+    /// (default: the first profile that has one; none: full-text only).
+    pub(crate) embeddings_profile: Option<String>,
+    /// Least cosine similarity of a recall by embedding (default 0.5).
+    pub(crate) min_similarity: Option<f32>,
 }
 
 /// Values given on the command line.
@@ -266,6 +282,8 @@ pub(crate) struct Settings {
     pub(crate) workspace_roots: Vec<PathBuf>,
     /// The chat gateway's channels and settings.
     pub(crate) gateway: crate::gateway::GatewaySettings,
+    /// Long-term memory.
+    pub(crate) memory: MemoryFile,
     /// Where each setting came from, by TOML key.
     pub(crate) sources: BTreeMap<&'static str, Source>,
 }

@@ -49,6 +49,10 @@ pub struct RunRequest {
     /// Events streamed right after `RUN_STARTED`, saying why the run began
     /// (a background subagent's `subagent_completed`, say).
     pub notices: Vec<AgentEvent>,
+    /// The user's memories recalled for this run: added to the system
+    /// prompt, and named by a `memories_recalled` event after
+    /// `RUN_STARTED`.
+    pub memories: Option<crate::memory::Recalled>,
 }
 
 impl RunRequest {
@@ -69,6 +73,7 @@ impl RunRequest {
             resume: Vec::new(),
             project_dirs: Vec::new(),
             notices: Vec::new(),
+            memories: None,
         }
     }
 
@@ -83,6 +88,19 @@ impl RunRequest {
     #[must_use]
     pub fn with_notices(mut self, notices: Vec<AgentEvent>) -> Self {
         self.notices = notices;
+        self
+    }
+
+    /// Sets the recalled memories.
+    ///
+    /// ```
+    /// # use netherbrain_core::{ConversationId, SessionId, agent::RunRequest};
+    /// let r = RunRequest::new(ConversationId::new(), SessionId::new()).with_memories(None);
+    /// assert!(r.memories.is_none());
+    /// ```
+    #[must_use]
+    pub fn with_memories(mut self, memories: Option<crate::memory::Recalled>) -> Self {
+        self.memories = memories;
         self
     }
 

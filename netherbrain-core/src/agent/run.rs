@@ -108,6 +108,8 @@ pub(super) struct Runner<'a> {
     /// Why the last model call ended, when it was not a normal stop or
     /// tool calls ([`RunResult::finish_reason`]).
     finish_reason: Option<FinishReason>,
+    /// The preset's system prompt with the recalled memories.
+    system_prompt: Option<String>,
 }
 
 impl<'a> Runner<'a> {
@@ -137,6 +139,7 @@ impl<'a> Runner<'a> {
                 .map(|t| tokio::time::Instant::now() + t),
             model_calls: 0,
             finish_reason: None,
+            system_prompt: agent.system_prompt.clone(),
         }
     }
 
@@ -206,10 +209,22 @@ impl<'a> Runner<'a> {
             input,
             resume,
             notices,
+            memories,
             ..
         } = request;
         for notice in notices {
             self.emit(notice).await?;
+        }
+        if let Some(recalled) = memories {
+            self.system_prompt = Some(match self.system_prompt.take() {
+                Some(system) => format!("{system}\n\n{}", recalled.prompt),
+                None => recalled.prompt.clone(),
+            });
+            self.emit(AgentEvent::Custom {
+                name: crate::memory::MEMORIES_RECALLED.to_owned(),
+                value: serde_json::to_value(recalled.event()).unwrap_or_default(),
+            })
+            .await?;
         }
         let pending = if resume.is_empty() {
             Vec::new()
@@ -334,7 +349,7 @@ impl<'a> Runner<'a> {
             .with_tools(self.tool_defs.clone())
             .with_settings(self.agent.settings.clone())
             .with_tool_choice(tool_choice);
-        if let Some(system) = &self.agent.system_prompt {
+        if let Some(system) = &self.system_prompt {
             request = request.with_system(system.clone());
         }
         request

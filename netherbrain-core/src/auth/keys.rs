@@ -94,7 +94,7 @@ impl fmt::Debug for IssuedKey {
 
 /// The user a key request is about: the principal, or (admins only)
 /// another existing user.
-async fn target_user(
+pub(crate) async fn target_user(
     store: &dyn StateStore,
     who: &Principal,
     requested: Option<UserId>,

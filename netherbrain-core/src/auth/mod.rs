@@ -26,7 +26,7 @@
 //! # });
 //! ```
 
-mod keys;
+pub(crate) mod keys;
 pub mod token;
 
 use chrono::Utc;

@@ -19,6 +19,7 @@
 //! | conversations themselves | [`create`](ConversationService::create), [`update`](ConversationService::update), [`list`](ConversationService::list), [`search`](ConversationService::search), [`detail`](ConversationService::detail) |
 //! | presets from a TOML document | [`import_presets`](ConversationService::import_presets) |
 //! | a subagent for a tool call (the `delegate` tool) | [`delegate`](ConversationService::delegate) |
+//! | the user's long-term memories | [`list_memories`](ConversationService::list_memories), [`create_memory`](ConversationService::create_memory), [`update_memory`](ConversationService::update_memory), [`delete_memory`](ConversationService::delete_memory) |
 //!
 //! API keys are managed by [`crate::auth`].
 //!
@@ -59,6 +60,7 @@ mod delegate;
 mod error;
 mod follow;
 mod fork;
+mod memories;
 mod presets;
 pub mod providers;
 mod quota;
@@ -83,6 +85,7 @@ pub use self::turns::{DEFAULT_TURNS_LIMIT, MAX_TURNS_LIMIT, Turn, TurnPage, Turn
 use crate::agent::AgentCatalog;
 use crate::auth::Principal;
 use crate::ids::{ConversationId, SessionId};
+use crate::memory::{Memories, MemoryConfig};
 use crate::runtime::Runtime;
 use crate::store::{
     Conversation, ConversationPatch, ConversationQuery, NewConversation, Page, Session, StateStore,
@@ -110,6 +113,7 @@ struct Inner {
     quota: quota::RunQuota,
     /// Subagents going per parent run.
     children: delegate::Children,
+    memories: Memories,
 }
 
 impl fmt::Debug for ConversationService {
@@ -147,6 +151,7 @@ pub struct ServiceBuilder {
     feed: Option<Arc<dyn ConversationFeed>>,
     workspace_roots: WorkspaceRoots,
     max_runs_per_user: Option<usize>,
+    memories: Option<Memories>,
 }
 
 impl ServiceBuilder {
@@ -192,6 +197,24 @@ impl ServiceBuilder {
         self
     }
 
+    /// The users' long-term memories (their limits and embeddings; it must
+    /// use the same store); by default [`MemoryConfig::default`] without
+    /// embeddings.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use netherbrain_core::conversation::ConversationService;
+    /// use netherbrain_core::memory::{Memories, MemoryConfig};
+    /// let store = Arc::new(netherbrain_core::store::MemoryStore::new());
+    /// let memories = Memories::new(store.clone(), MemoryConfig::default().with_limits(10, 200));
+    /// let service = ConversationService::builder(store).memories(memories).build();
+    /// assert_eq!(service.memories().config().max_per_user, 10);
+    /// ```
+    pub fn memories(mut self, memories: Memories) -> Self {
+        self.memories = Some(memories);
+        self
+    }
+
     /// Builds the service and connects the feed to the runtime, so every run
     /// the runtime starts is announced.
     pub fn build(self) -> ConversationService {
@@ -199,6 +222,9 @@ impl ServiceBuilder {
             .runtime
             .unwrap_or_else(|| Runtime::new(self.store.clone()));
         let feed = self.feed.unwrap_or_else(|| Arc::new(LocalFeed::new()));
+        let memories = self
+            .memories
+            .unwrap_or_else(|| Memories::new(self.store.clone(), MemoryConfig::default()));
         runtime.observe(Arc::new(follow::FeedObserver::new(feed.clone())));
         ConversationService {
             inner: Arc::new(Inner {
@@ -209,6 +235,7 @@ impl ServiceBuilder {
                 workspace_roots: self.workspace_roots,
                 quota: quota::RunQuota::new(self.max_runs_per_user),
                 children: delegate::Children::default(),
+                memories,
             }),
         }
     }
@@ -249,6 +276,7 @@ impl ConversationService {
             feed: None,
             workspace_roots: WorkspaceRoots::default(),
             max_runs_per_user: None,
+            memories: None,
         }
     }
 

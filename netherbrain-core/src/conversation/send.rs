@@ -430,7 +430,28 @@ impl ConversationService {
             Some(parent) => store.session_history(parent.id).await?,
             None => Vec::new(),
         };
+        let recalled = if preset.config.memory.inject {
+            let text = launch
+                .input
+                .iter()
+                .filter(|m| m.role == crate::message::Role::User)
+                .map(Message::text)
+                .collect::<Vec<_>>()
+                .join("\n");
+            self.inner
+                .memories
+                .for_prompt(
+                    conversation.owner,
+                    conversation.workspace_id,
+                    &text,
+                    preset.config.memory,
+                )
+                .await
+        } else {
+            None
+        };
         let mut start = StartRun::new(conversation.id, Arc::new(agent), launch.input)
+            .with_memories(recalled)
             .with_preset(Some(preset.id))
             .with_resume(launch.resume)
             .with_project_dirs(project_dirs)

@@ -966,3 +966,110 @@ mod tests {
         );
     }
 }
+
+/// The embeddings endpoint of an OpenAI-compatible server
+/// (`POST {base_url}/embeddings`), as a memory
+/// [`Embedder`](crate::memory::Embedder).
+///
+/// ```
+/// use netherbrain_core::provider::openai::{OpenAiConfig, OpenAiEmbeddings};
+/// let e = OpenAiEmbeddings::new(OpenAiConfig::default().with_api_key("sk-secret"), "text-embedding-3-small");
+/// assert!(!format!("{e:?}").contains("sk-secret"));
+/// ```
+#[derive(Debug)]
+pub struct OpenAiEmbeddings {
+    config: OpenAiConfig,
+    model: String,
+    client: Result<reqwest::Client, String>,
+}
+
+impl OpenAiEmbeddings {
+    /// Embeddings of `model` from the server `config` describes.
+    #[must_use]
+    pub fn new(config: OpenAiConfig, model: impl Into<String>) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.http.connect_timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"));
+        Self {
+            config,
+            model: model.into(),
+            client,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::memory::Embedder for OpenAiEmbeddings {
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ProviderError> {
+        let client = self
+            .client
+            .clone()
+            .map_err(|message| ProviderError::Transient { message })?;
+        let auth = self
+            .config
+            .api_key
+            .as_ref()
+            .map(|key| format!("Bearer {key}"));
+        let secret: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|value| ("authorization", value))
+            .into_iter()
+            .collect();
+        let headers = http::build_headers(
+            &[("accept", "application/json")],
+            &secret,
+            &self.config.headers,
+        )?;
+        let url = format!("{}/embeddings", self.config.base_url.trim_end_matches('/'));
+        let body = serde_json::json!({ "model": self.model, "input": texts });
+        let request = http::post_json(&url, headers, &body)?;
+        let timeout = self.config.http.first_byte_timeout;
+        let timed_out = || ProviderError::Transient {
+            message: "timed out waiting for the embeddings".to_owned(),
+        };
+        let response = tokio::time::timeout(timeout, client.execute(request))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| ProviderError::Transient {
+                message: format!("request failed: {}", e.without_url()),
+            })?;
+        let status = response.status();
+        let retry_after = http::parse_retry_after(response.headers(), std::time::SystemTime::now());
+        let text = tokio::time::timeout(timeout, response.text())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| ProviderError::Transient {
+                message: format!("reading the response: {}", e.without_url()),
+            })?;
+        if !status.is_success() {
+            return Err(http::classify_status(status.as_u16(), retry_after, &text));
+        }
+        #[derive(serde::Deserialize)]
+        struct Item {
+            index: usize,
+            embedding: Vec<f32>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            data: Vec<Item>,
+        }
+        let answer: Answer = serde_json::from_str(&text).map_err(|e| ProviderError::Decode {
+            message: format!("unexpected embeddings answer: {e}"),
+        })?;
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
+        for item in answer.data {
+            if let Some(slot) = vectors.get_mut(item.index) {
+                *slot = Some(item.embedding);
+            }
+        }
+        vectors
+            .into_iter()
+            .map(|v| {
+                v.ok_or_else(|| ProviderError::Decode {
+                    message: "the embeddings answer misses a text".to_owned(),
+                })
+            })
+            .collect()
+    }
+}

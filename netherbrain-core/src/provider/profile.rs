@@ -118,6 +118,11 @@ pub struct ProviderProfile {
     /// streams (for servers that cannot stream with tools); default `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
+    /// The embeddings model of this profile (OpenAI-compatible kinds:
+    /// `POST {base_url}/embeddings`), for long-term memory recall by
+    /// similarity; none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings_model: Option<String>,
 }
 
 impl fmt::Debug for ProviderProfile {
@@ -131,6 +136,7 @@ impl fmt::Debug for ProviderProfile {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("models", &self.models)
             .field("stream", &self.stream)
+            .field("embeddings_model", &self.embeddings_model)
             .finish()
     }
 }
@@ -154,6 +160,7 @@ impl ProviderProfile {
             headers: BTreeMap::new(),
             models: Vec::new(),
             stream: None,
+            embeddings_model: None,
         }
     }
 
@@ -212,6 +219,80 @@ impl ProviderProfile {
             },
             None => Ok(None),
         }
+    }
+
+    /// Sets the embeddings model.
+    ///
+    /// ```
+    /// use netherbrain_core::provider::{ProviderKind, ProviderProfile};
+    /// let p = ProviderProfile::new("openai", ProviderKind::Openai).with_embeddings_model("text-embedding-3-small");
+    /// assert_eq!(p.embeddings_model.as_deref(), Some("text-embedding-3-small"));
+    /// ```
+    #[must_use]
+    pub fn with_embeddings_model(mut self, model: impl Into<String>) -> Self {
+        self.embeddings_model = Some(model.into());
+        self
+    }
+
+    /// The profile's embeddings endpoint, when it names an
+    /// `embeddings_model`.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build); [`ProfileError::Invalid`] for a kind
+    /// without embeddings (Anthropic).
+    ///
+    /// ```
+    /// use netherbrain_core::provider::{ProviderKind, ProviderProfile};
+    /// let p = ProviderProfile::new("local", ProviderKind::Openai).with_base_url("http://127.0.0.1:9/v1");
+    /// assert!(p.build_embedder().unwrap().is_none());
+    /// # #[cfg(feature = "openai")]
+    /// assert!(p.with_embeddings_model("nomic-embed-text").build_embedder().unwrap().is_some());
+    /// ```
+    pub fn build_embedder(&self) -> Result<Option<Arc<dyn crate::memory::Embedder>>, ProfileError> {
+        let Some(model) = &self.embeddings_model else {
+            return Ok(None);
+        };
+        let api_key = self.resolve_api_key()?;
+        match self.kind {
+            ProviderKind::Openai => self.build_openai_embeddings(api_key, model).map(Some),
+            ProviderKind::Anthropic => Err(ProfileError::Invalid {
+                profile: self.name.clone(),
+                message: "Anthropic profiles have no embeddings endpoint".into(),
+            }),
+        }
+    }
+
+    #[cfg(feature = "openai")]
+    fn build_openai_embeddings(
+        &self,
+        api_key: Option<String>,
+        model: &str,
+    ) -> Result<Arc<dyn crate::memory::Embedder>, ProfileError> {
+        use super::openai::{OpenAiConfig, OpenAiEmbeddings};
+        let mut config = OpenAiConfig::default();
+        if let Some(url) = &self.base_url {
+            config = config.with_base_url(url.clone());
+        }
+        if let Some(key) = api_key {
+            config = config.with_api_key(key);
+        }
+        for (name, value) in &self.headers {
+            config = config.with_header(name.clone(), value.clone());
+        }
+        Ok(Arc::new(OpenAiEmbeddings::new(config, model)))
+    }
+
+    #[cfg(not(feature = "openai"))]
+    fn build_openai_embeddings(
+        &self,
+        _api_key: Option<String>,
+        _model: &str,
+    ) -> Result<Arc<dyn crate::memory::Embedder>, ProfileError> {
+        Err(ProfileError::Unsupported {
+            profile: self.name.clone(),
+            kind: "openai",
+        })
     }
 
     /// Builds the provider.

@@ -166,6 +166,8 @@ pub struct StartRun {
     pub permit: Option<RunPermit>,
     /// Events streamed right after `RUN_STARTED` ([`RunRequest::notices`]).
     pub notices: Vec<AgentEvent>,
+    /// The user's memories recalled for the run's system prompt.
+    pub memories: Option<crate::memory::Recalled>,
 }
 
 /// Something a run holds until it ends — a slot of a quota, released when
@@ -234,6 +236,7 @@ impl StartRun {
             prepared: None,
             permit: None,
             notices: Vec::new(),
+            memories: None,
         }
     }
 
@@ -241,6 +244,13 @@ impl StartRun {
     #[must_use]
     pub fn with_notices(mut self, notices: Vec<AgentEvent>) -> Self {
         self.notices = notices;
+        self
+    }
+
+    /// Adds recalled memories to the run's system prompt.
+    #[must_use]
+    pub fn with_memories(mut self, memories: Option<crate::memory::Recalled>) -> Self {
+        self.memories = memories;
         self
     }
 
@@ -641,7 +651,8 @@ impl Runtime {
             .with_input(start.input)
             .with_resume(start.resume)
             .with_project_dirs(start.project_dirs)
-            .with_notices(std::mem::take(&mut start.notices));
+            .with_notices(std::mem::take(&mut start.notices))
+            .with_memories(start.memories.take());
         let runtime = self.clone();
         let span = tracing::info_span!("run", %session_id, %conversation_id);
         let permit = start.permit.take();

@@ -78,6 +78,7 @@ mod catalog;
 mod concurrency;
 mod conversations;
 mod gateway;
+mod memories;
 mod providers;
 mod sessions;
 mod users;
@@ -87,6 +88,7 @@ pub use catalog::*;
 pub use concurrency::*;
 pub use conversations::*;
 pub use gateway::*;
+pub use memories::*;
 pub use providers::*;
 pub use sessions::*;
 pub use users::*;
@@ -191,6 +193,10 @@ macro_rules! store_conformance_tests {
             gateway_rejects_bad_input,
             provider_crud,
             provider_rejects_bad_input,
+            memory_create_get_list_update_delete,
+            memory_full_is_a_conflict,
+            memory_search_ranks_and_isolates,
+            memory_rejects_bad_input,
         );
         $crate::store_conformance_tests!(@arc $make;
             concurrent_create_session_single_winner,

@@ -20,7 +20,9 @@ use super::{
     ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, NewStoredProvider,
     PairingRequest, ProviderPatch, ProviderStore, StoredProvider,
 };
+use super::{MemoryPatch, MemoryQuery, MemoryRecord, MemoryRecords, NewMemory};
 use crate::event::EventEnvelope;
+use crate::ids::MemoryId;
 use crate::ids::{
     ApiKeyId, ConversationId, EventSeq, MailboxId, PresetId, SessionId, UserId, WorkspaceId,
 };
@@ -70,6 +72,7 @@ struct Tables {
     identities: BTreeMap<(String, String), GatewayIdentity>,
     pairings: BTreeMap<String, PairingRequest>,
     providers: BTreeMap<String, StoredProvider>,
+    memories: BTreeMap<MemoryId, MemoryRecord>,
 }
 
 #[derive(Debug)]
@@ -1081,5 +1084,103 @@ impl ProviderStore for MemoryStore {
             .remove(name)
             .map(|_| ())
             .ok_or_else(|| StoreError::not_found("provider", name))
+    }
+}
+
+#[async_trait]
+impl MemoryRecords for MemoryStore {
+    async fn create_memory(
+        &self,
+        memory: NewMemory,
+        max_per_user: u32,
+    ) -> StoreResult<MemoryRecord> {
+        validate::new_memory(&memory)?;
+        let mut t = self.lock();
+        t.user(memory.user_id)?;
+        if let Some(workspace) = memory.workspace_id {
+            t.workspace(workspace)?;
+        }
+        let count = t
+            .memories
+            .values()
+            .filter(|m| m.user_id == memory.user_id)
+            .count();
+        super::check_memory_room(u64::try_from(count).unwrap_or(u64::MAX), max_per_user)?;
+        let now = t.now();
+        let row = MemoryRecord {
+            id: MemoryId::new(),
+            user_id: memory.user_id,
+            workspace_id: memory.workspace_id,
+            content: memory.content,
+            source_conversation_id: memory.source_conversation_id,
+            source_session_id: memory.source_session_id,
+            embedding: memory.embedding,
+            created_at: now,
+            updated_at: now,
+        };
+        t.memories.insert(row.id, row.clone());
+        Ok(row)
+    }
+
+    async fn get_memory(&self, id: MemoryId) -> StoreResult<MemoryRecord> {
+        self.lock()
+            .memories
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| StoreError::not_found("memory", id))
+    }
+
+    async fn list_memories(&self, user_id: UserId) -> StoreResult<Vec<MemoryRecord>> {
+        let t = self.lock();
+        let mut list: Vec<MemoryRecord> = t
+            .memories
+            .values()
+            .filter(|m| m.user_id == user_id)
+            .cloned()
+            .collect();
+        list.sort_by_key(|m| Reverse((m.created_at, m.id)));
+        Ok(list)
+    }
+
+    async fn count_memories(&self, user_id: UserId) -> StoreResult<u64> {
+        let t = self.lock();
+        let n = t.memories.values().filter(|m| m.user_id == user_id).count();
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    async fn update_memory(&self, id: MemoryId, patch: MemoryPatch) -> StoreResult<MemoryRecord> {
+        validate::memory_patch(&patch)?;
+        let mut t = self.lock();
+        let now = t.now();
+        let row = t
+            .memories
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::not_found("memory", id))?;
+        patch.apply(row, now);
+        Ok(row.clone())
+    }
+
+    async fn delete_memory(&self, id: MemoryId) -> StoreResult<()> {
+        self.lock()
+            .memories
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("memory", id))
+    }
+
+    async fn search_memories(&self, query: MemoryQuery) -> StoreResult<Vec<MemoryRecord>> {
+        let terms = validate::memory_query(&query)?;
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let candidates: Vec<MemoryRecord> = {
+            let t = self.lock();
+            t.memories
+                .values()
+                .filter(|m| m.user_id == query.user_id && m.in_scope(query.workspace_id))
+                .cloned()
+                .collect()
+        };
+        Ok(super::rank_memories(&terms, candidates, query.limit))
     }
 }

@@ -10,6 +10,7 @@
 //! | [`MailboxStore`] | results background runs leave for a conversation |
 //! | [`GatewayStore`] | the chat gateway's bindings, pairings and delivery marks |
 //! | [`ProviderStore`] | provider profiles added from Settings (API keys sealed) |
+//! | [`MemoryRecords`] | users' long-term memories |
 //! | [`StoreHealth`] | `ping` |
 //!
 //! [`StateStore`] is their union, implemented for every type that
@@ -77,6 +78,7 @@ pub mod conformance;
 mod cursor;
 mod error;
 mod gateway;
+mod memories;
 mod memory;
 mod parts;
 mod providers;
@@ -91,6 +93,10 @@ pub use cursor::ConversationCursor;
 pub use error::{StoreError, StoreResult};
 pub use gateway::{
     ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, PairingRequest,
+};
+pub use memories::{
+    MemoryPatch, MemoryQuery, MemoryRecord, MemoryRecords, NewMemory, check_memory_room, cosine,
+    memory_full_message, rank_memories,
 };
 pub use memory::MemoryStore;
 pub use parts::StoreParts;
@@ -442,6 +448,7 @@ pub trait StateStore:
     + MailboxStore
     + GatewayStore
     + ProviderStore
+    + MemoryRecords
 {
 }
 
@@ -454,6 +461,7 @@ impl<T> StateStore for T where
         + MailboxStore
         + GatewayStore
         + ProviderStore
+        + MemoryRecords
 {
 }
 
@@ -472,8 +480,8 @@ impl<T> StateStore for T where
 /// ```
 pub mod prelude {
     pub use super::{
-        CatalogStore, ConversationStore, GatewayStore, MailboxStore, ProviderStore, SessionStore,
-        StateStore, StoreHealth, UserStore,
+        CatalogStore, ConversationStore, GatewayStore, MailboxStore, MemoryRecords, ProviderStore,
+        SessionStore, StateStore, StoreHealth, UserStore,
     };
 }
 

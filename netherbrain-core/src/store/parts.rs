@@ -21,6 +21,8 @@ use super::{
     ChatBinding, GatewayIdentity, GatewayStore, NewChatBinding, NewPairing, NewStoredProvider,
     PairingRequest, ProviderPatch, ProviderStore, StoredProvider,
 };
+use super::{MemoryPatch, MemoryQuery, MemoryRecord, MemoryRecords, NewMemory};
+use crate::ids::MemoryId;
 
 /// A store composed of one part per concern, each an `Arc<dyn …>` of that
 /// concern's trait; every call is delegated to its part.
@@ -64,6 +66,7 @@ pub struct StoreParts {
     mailbox: Arc<dyn MailboxStore>,
     gateway: Arc<dyn GatewayStore>,
     providers: Arc<dyn ProviderStore>,
+    memories: Arc<dyn MemoryRecords>,
     health: Arc<dyn StoreHealth>,
 }
 
@@ -86,6 +89,7 @@ impl StoreParts {
             mailbox: store.clone(),
             gateway: store.clone(),
             providers: store.clone(),
+            memories: store.clone(),
             health: store,
         }
     }
@@ -207,6 +211,21 @@ impl StoreParts {
     #[must_use]
     pub fn with_providers(mut self, providers: Arc<dyn ProviderStore>) -> Self {
         self.providers = providers;
+        self
+    }
+
+    /// Replaces the users' long-term memories.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let memories = Arc::new(MemoryStore::new());
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new())).with_memories(memories);
+    /// # let _ = parts;
+    /// ```
+    #[must_use]
+    pub fn with_memories(mut self, memories: Arc<dyn MemoryRecords>) -> Self {
+        self.memories = memories;
         self
     }
 }
@@ -471,5 +490,34 @@ impl ProviderStore for StoreParts {
     }
     async fn delete_provider(&self, name: &str) -> StoreResult<()> {
         self.providers.delete_provider(name).await
+    }
+}
+
+#[async_trait]
+impl MemoryRecords for StoreParts {
+    async fn create_memory(
+        &self,
+        memory: NewMemory,
+        max_per_user: u32,
+    ) -> StoreResult<MemoryRecord> {
+        self.memories.create_memory(memory, max_per_user).await
+    }
+    async fn get_memory(&self, id: MemoryId) -> StoreResult<MemoryRecord> {
+        self.memories.get_memory(id).await
+    }
+    async fn list_memories(&self, user_id: UserId) -> StoreResult<Vec<MemoryRecord>> {
+        self.memories.list_memories(user_id).await
+    }
+    async fn count_memories(&self, user_id: UserId) -> StoreResult<u64> {
+        self.memories.count_memories(user_id).await
+    }
+    async fn update_memory(&self, id: MemoryId, patch: MemoryPatch) -> StoreResult<MemoryRecord> {
+        self.memories.update_memory(id, patch).await
+    }
+    async fn delete_memory(&self, id: MemoryId) -> StoreResult<()> {
+        self.memories.delete_memory(id).await
+    }
+    async fn search_memories(&self, query: MemoryQuery) -> StoreResult<Vec<MemoryRecord>> {
+        self.memories.search_memories(query).await
     }
 }

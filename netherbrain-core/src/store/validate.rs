@@ -18,6 +18,9 @@
 //! | `list_conversations` | [`conversation_query`] | `limit` [`page_size`]; `cursor` [`ConversationCursor::decode`] |
 //! | `search_conversations` | [`search_query`] | `limit` [`page_size`]; query non-blank, ≤ [`MAX_QUERY_LEN`] characters after trimming |
 //! | `finish_session` | [`session_finish`] | the status is terminal |
+//! | `create_memory` | [`new_memory`] | `content` [`memory_content`]; [`embedding`] |
+//! | `update_memory` | [`memory_patch`] | as `create_memory`, for the fields set |
+//! | `search_memories` | [`memory_query`] | as `search_conversations` |
 //! | `append` | [`session_append`], then [`event_order`] | every event is the session's, its `seq` ≤ [`MAX_EVENT_SEQ`]; then (a conflict) above the stored ones |
 //! | `create_provider` | [`new_provider`] | [`provider_name`]; [`provider_fields`] |
 //! | `update_provider` | [`provider_fields`] of the merged result (in [`ProviderPatch::apply`](super::ProviderPatch::apply)) | as `create_provider` |
@@ -55,6 +58,10 @@ pub const MAX_EVENT_SEQ: EventSeq = i64::MAX as EventSeq;
 /// Most sessions a parent chain may hold before
 /// [`session_history`](super::SessionStore::session_history) gives up.
 pub const MAX_SESSION_CHAIN: usize = 100_000;
+/// Longest memory any store keeps (services set a lower limit).
+pub const MAX_MEMORY_LEN: usize = MAX_TEXT_LEN;
+/// Most dimensions of a stored embedding.
+pub const MAX_EMBEDDING_DIMS: usize = 8192;
 /// Most words of a search query that are used.
 pub const MAX_SEARCH_TERMS: usize = 16;
 
@@ -896,4 +903,109 @@ pub fn new_provider(provider: &super::NewStoredProvider) -> StoreResult<()> {
         &provider.headers,
         provider.api_key.as_ref(),
     )
+}
+
+/// A memory's text: not blank, at most [`MAX_MEMORY_LEN`] characters, no
+/// NUL.
+///
+/// ```
+/// use netherbrain_core::store::validate;
+/// assert!(validate::memory_content("likes tea").is_ok());
+/// assert!(validate::memory_content("  ").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`].
+pub fn memory_content(content: &str) -> StoreResult<()> {
+    if content.trim().is_empty() {
+        return Err(StoreError::Invalid(
+            "memory content must not be empty".into(),
+        ));
+    }
+    text("memory content", Some(content), MAX_MEMORY_LEN)
+}
+
+/// An embedding: 1 to [`MAX_EMBEDDING_DIMS`] finite numbers.
+///
+/// ```
+/// use netherbrain_core::store::validate;
+/// assert!(validate::embedding(&[0.1, 0.2]).is_ok());
+/// assert!(validate::embedding(&[]).is_err());
+/// assert!(validate::embedding(&[f32::NAN]).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`].
+pub fn embedding(values: &[f32]) -> StoreResult<()> {
+    if values.is_empty() || values.len() > MAX_EMBEDDING_DIMS {
+        return Err(StoreError::Invalid(format!(
+            "an embedding must have 1 to {MAX_EMBEDDING_DIMS} dimensions"
+        )));
+    }
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(StoreError::Invalid(
+            "an embedding must hold finite numbers".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a [`NewMemory`](super::NewMemory).
+///
+/// ```
+/// use netherbrain_core::store::{validate, NewMemory};
+/// use netherbrain_core::UserId;
+/// assert!(validate::new_memory(&NewMemory::new(UserId::new(), "tea")).is_ok());
+/// assert!(validate::new_memory(&NewMemory::new(UserId::new(), "a\0b")).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`].
+pub fn new_memory(memory: &super::NewMemory) -> StoreResult<()> {
+    memory_content(&memory.content)?;
+    if let Some(e) = &memory.embedding {
+        embedding(e)?;
+    }
+    Ok(())
+}
+
+/// Checks a [`MemoryPatch`](super::MemoryPatch).
+///
+/// ```
+/// use netherbrain_core::store::{validate, MemoryPatch};
+/// assert!(validate::memory_patch(&MemoryPatch::content("tea")).is_ok());
+/// assert!(validate::memory_patch(&MemoryPatch::content("")).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`].
+pub fn memory_patch(patch: &super::MemoryPatch) -> StoreResult<()> {
+    if let Some(content) = &patch.content {
+        memory_content(content)?;
+    }
+    if let Some(Some(e)) = &patch.embedding {
+        embedding(e)?;
+    }
+    Ok(())
+}
+
+/// Checks a [`MemoryQuery`](super::MemoryQuery) and returns its words, as
+/// [`search_query`] does.
+///
+/// ```
+/// use netherbrain_core::store::{validate, MemoryQuery};
+/// use netherbrain_core::UserId;
+/// assert_eq!(validate::memory_query(&MemoryQuery::new(UserId::new(), "Green tea?", 5)).unwrap(), ["green", "tea"]);
+/// assert!(validate::memory_query(&MemoryQuery::new(UserId::new(), " ", 5)).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`].
+pub fn memory_query(query: &super::MemoryQuery) -> StoreResult<Vec<String>> {
+    search_query(&query.text, query.limit)
 }

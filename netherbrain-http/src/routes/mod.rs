@@ -8,6 +8,7 @@ pub(crate) mod discovery;
 pub(crate) mod gateway;
 pub(crate) mod health;
 pub(crate) mod keys;
+pub(crate) mod memories;
 pub(crate) mod meta;
 pub(crate) mod openai;
 pub(crate) mod presets;

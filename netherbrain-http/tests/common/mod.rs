@@ -73,6 +73,18 @@ pub async fn start_roots(roots: Vec<std::path::PathBuf>) -> TestServer {
     start_service(store, config(), service).await
 }
 
+/// A server whose memories have these limits.
+pub async fn start_memories(memory: netherbrain_core::memory::MemoryConfig) -> TestServer {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let service = ConversationService::builder(store.clone())
+        .memories(netherbrain_core::memory::Memories::new(
+            store.clone(),
+            memory,
+        ))
+        .build();
+    start_service(store, config(), service).await
+}
+
 async fn start_store(
     store: Arc<dyn StateStore>,
     flaky: Option<Arc<flaky::FlakyStore>>,

@@ -8,6 +8,7 @@ mod delegate;
 mod faults;
 mod gateway;
 mod mcp;
+mod memory;
 mod providers;
 mod reliability;
 mod reload;

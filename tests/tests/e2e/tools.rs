@@ -51,7 +51,14 @@ async fn view_runs_shell_waits_for_approval_and_the_answer_uses_both() -> Result
     let toolsets = admin.get("/api/toolsets").await?;
     assert_eq!(
         toolsets["items"],
-        json!(["ask_user", "delegate", "filesystem", "shell", "web"])
+        json!([
+            "ask_user",
+            "delegate",
+            "filesystem",
+            "memory",
+            "shell",
+            "web"
+        ])
     );
     let data_dir = agent.data_dir().canonicalize()?;
     let project = data_dir.join("workspaces/demo");

@@ -407,6 +407,91 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/memories/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Records a memory. */
+        post: operations["create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memories/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Exports every memory as one JSON document. */
+        get: operations["export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memories/list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists memories, newest first. */
+        get: operations["list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memories/{id}/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deletes a memory. */
+        post: operations["delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memories/{id}/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Changes a memory's content. */
+        post: operations["update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/models": {
         parameters: {
             query?: never;
@@ -1667,6 +1752,122 @@ export interface components {
             timeout_secs?: number | null;
             url: string;
         };
+        /**
+         * @description The value of the `MEMORIES_RECALLED` event: which memories were
+         *     added to the run's system prompt.
+         */
+        MemoriesRecalled: {
+            /**
+             * Format: uint
+             * @description How many.
+             */
+            count: number;
+            /** @description The memories, most relevant first. */
+            ids: components["schemas"]["MemoryId"][];
+        };
+        /** @description `POST /api/memories/create` and `POST /api/memories/{id}/update`. */
+        MemoryContentRequest: {
+            /**
+             * @description What to remember (not blank; at most the server's limit, 2000
+             *     characters by default).
+             */
+            content: string;
+        };
+        /** @description Every memory of a user, as a JSON document to keep. */
+        MemoryExport: {
+            /**
+             * Format: date-time
+             * @description When the export was made.
+             */
+            exported_at: string;
+            /** @description Memories, newest first. */
+            memories: components["schemas"]["MemoryView"][];
+            /**
+             * Format: uuid
+             * @description Whose memories.
+             */
+            user_id: string;
+        };
+        /**
+         * Format: uuid
+         * @description Identifies a long-term memory of a user.
+         */
+        MemoryId: string;
+        /** @description A list of memories. */
+        MemoryList: {
+            /** @description Memories, newest first. */
+            items: components["schemas"]["MemoryView"][];
+        };
+        /**
+         * @description A preset's use of the user's long-term memories: with `inject`, each
+         *     run recalls the `top_k` memories most relevant to its input (within
+         *     `token_budget`, estimated at ~4 characters per token), adds them to the
+         *     system prompt and emits a `memories_recalled` event naming them.
+         */
+        MemorySettings: {
+            /**
+             * @description Add relevant memories to the system prompt.
+             * @default false
+             */
+            inject?: boolean;
+            /**
+             * Format: uint32
+             * @description Most tokens the added memories may take (16–8000).
+             * @default 500
+             */
+            token_budget?: number;
+            /**
+             * Format: uint32
+             * @description Most memories added (1–50).
+             * @default 5
+             */
+            top_k?: number;
+        };
+        /**
+         * @description A long-term memory as the API shows it (its embedding, if any, is not
+         *     shown).
+         */
+        MemoryView: {
+            /** @description What is remembered. */
+            content: string;
+            /**
+             * Format: date-time
+             * @description When it was remembered.
+             */
+            created_at: string;
+            /** @description Whether it has an embedding (recall by similarity). */
+            has_embedding: boolean;
+            /**
+             * Format: uuid
+             * @description Id.
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The conversation it was remembered in, if any.
+             */
+            source_conversation_id?: string | null;
+            /**
+             * Format: uuid
+             * @description The session (run) it was remembered in, if any.
+             */
+            source_session_id?: string | null;
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+            /**
+             * Format: uuid
+             * @description Owner.
+             */
+            user_id: string;
+            /**
+             * Format: uuid
+             * @description The workspace it is limited to; none: every run of the user.
+             */
+            workspace_id?: string | null;
+        };
         /** @description A message in a conversation. */
         Message: {
             /** @description Its parts, in order. */
@@ -1770,6 +1971,11 @@ export interface components {
             mcp_servers?: {
                 [key: string]: components["schemas"]["McpServerConfig"];
             };
+            /**
+             * @description Whether the user's relevant long-term memories are added to the
+             *     system prompt of each run.
+             */
+            memory?: components["schemas"]["MemorySettings"];
             /** @description Model name as the provider knows it. */
             model: string;
             /** @description Name of the provider profile (from configuration). */
@@ -3443,6 +3649,264 @@ export interface operations {
             };
             /** @description Already revoked */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create: {
+        parameters: {
+            query?: {
+                /** @description Another user's memories (admins only; default: the caller's). */
+                user_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemoryContentRequest"];
+            };
+        };
+        responses: {
+            /** @description Remembered */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemoryView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No user `user_id` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The memory is full (the per-user limit) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Empty or over-long content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export: {
+        parameters: {
+            query?: {
+                /** @description Another user's memories (admins only; default: the caller's). */
+                user_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description All memories of the user */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemoryExport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No user `user_id` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: {
+                /** @description Another user's memories (admins only; default: the caller's). */
+                user_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Memories */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemoryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No user `user_id` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete: {
+        parameters: {
+            query?: {
+                /** @description Another user's memories (admins only; default: the caller's). */
+                user_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Memory id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such memory of this user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update: {
+        parameters: {
+            query?: {
+                /** @description Another user's memories (admins only; default: the caller's). */
+                user_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Memory id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemoryContentRequest"];
+            };
+        };
+        responses: {
+            /** @description Changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemoryView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such memory of this user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Empty or over-long content */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -530,6 +530,11 @@ export function Chat({
                 <Blocks blocks={run.deferred.map((c) => ({ kind: "tool", id: c.id, name: c.name, args: JSON.stringify(c.arguments), status: "awaiting_approval" }) as Block)} approval={approval} />
               )}
               {run.error && <p role="alert" className="text-sm text-red-700 dark:text-red-300">The run failed: {run.error}</p>}
+              {run.recalled > 0 && (
+                <p className="text-xs text-zinc-500 dark:text-zinc-400">
+                  Recalled {run.recalled} {run.recalled === 1 ? "memory" : "memories"}
+                </p>
+              )}
               {live && <p className="text-sm text-zinc-600 dark:text-zinc-400" role="status">Working…</p>}
               <UsageLine usage={run.usage} />
             </article>

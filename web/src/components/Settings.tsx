@@ -4,6 +4,8 @@ import type {
   ApiKeyList,
   ApiKeyView,
   CreatedApiKey,
+  MemoryList,
+  MemoryView,
   ModelList,
   PresetConfig,
   PresetList,
@@ -21,6 +23,7 @@ import { danger, ErrorText, Field, input, primary, secondary } from "./ui";
 
 const TABS = [
   { id: "keys", label: "API keys", admin: false },
+  { id: "memories", label: "Memories", admin: false },
   { id: "presets", label: "Presets", admin: false },
   { id: "providers", label: "Providers", admin: false },
   { id: "workspaces", label: "Workspaces", admin: false },
@@ -52,6 +55,7 @@ export function Settings({ tab, user, onCatalogChanged }: { tab: string; user: U
           ))}
         </nav>
         {current.id === "keys" && <Keys />}
+        {current.id === "memories" && <Memories />}
         {current.id === "presets" && <Presets isAdmin={isAdmin} onChanged={onCatalogChanged} />}
         {current.id === "providers" && <Providers isAdmin={isAdmin} onChanged={onCatalogChanged} />}
         {current.id === "workspaces" && <Workspaces isAdmin={isAdmin} onChanged={onCatalogChanged} />}
@@ -116,6 +120,55 @@ function Keys() {
           ))}
         </tbody>
       </table>
+    </section>
+  );
+}
+
+function Memories() {
+  const [items, setItems] = useState<MemoryView[]>([]);
+  const [content, setContent] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const load = useCallback(() => api.get<MemoryList>("/api/memories/list").then((l) => setItems(l.items), setError), []);
+  useEffect(() => void load(), [load]);
+  const create = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await api.post("/api/memories/create", { content });
+      setContent("");
+      void load();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const forget = async (m: MemoryView) => {
+    try {
+      await api.post(`/api/memories/${m.id}/delete`, {});
+      void load();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section aria-labelledby="memories-title" className="space-y-4">
+      <h2 id="memories-title" className="text-lg font-semibold">Memories</h2>
+      <p className="text-sm text-zinc-600 dark:text-zinc-400">
+        What agents with the <code>memory</code> tools remember about you. Only you see them.
+      </p>
+      <form onSubmit={create} className="flex items-end gap-2">
+        <div className="flex-1"><Field label="Remember"><input className={input} value={content} onChange={(e) => setContent(e.target.value)} required /></Field></div>
+        <button type="submit" className={primary}>Add</button>
+      </form>
+      <ErrorText error={error} />
+      <ul className="space-y-2 text-sm">
+        {items.map((m) => (
+          <li key={m.id} className="flex items-start gap-2 border-t border-zinc-200 pt-2 dark:border-zinc-700">
+            <span className="flex-1 whitespace-pre-wrap">{m.content}</span>
+            <time className="text-xs text-zinc-500" dateTime={m.created_at}>{new Date(m.created_at).toLocaleDateString()}</time>
+            <button type="button" className={danger} onClick={() => void forget(m)} aria-label={`Forget ${m.content}`}>Forget</button>
+          </li>
+        ))}
+      </ul>
     </section>
   );
 }

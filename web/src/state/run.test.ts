@@ -112,6 +112,18 @@ describe("applyEvent", () => {
     expect(run.blocks[0]).toMatchObject({ kind: "tool", name: "delegate", result: "42", status: "complete" });
   });
 
+  it("counts recalled memories and ignores other custom events", () => {
+    const run = applyAll(emptyRun(S), [
+      events[0],
+      { seq: 2, event: { type: "CUSTOM", name: "memories_recalled", value: { ids: [S], count: 1 } } },
+      { seq: 3, event: { type: "CUSTOM", name: "something_new", value: null } },
+      ...events.slice(1).map((e) => ({ ...e, seq: e.seq + 2 })),
+    ]);
+    expect(run.recalled).toBe(1);
+    expect(run.blocks).toEqual([{ kind: "text", id: "m1", text: "Hello", done: true }]);
+    expect(run.lastSeq).toBe(8);
+  });
+
   it("collects reasoning separately from text", () => {
     const run = applyAll(emptyRun(S), [
       { seq: 1, event: { type: "REASONING_START", messageId: "r1" } },

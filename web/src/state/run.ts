@@ -21,10 +21,12 @@ export interface RunView {
   deferred: ToolCall[];
   /** Whether the stream delivered the terminal event. */
   finished: boolean;
+  /** How many of the user's memories were added to the run's system prompt. */
+  recalled: number;
 }
 
 export function emptyRun(sessionId: string): RunView {
-  return { sessionId, lastSeq: 0, status: "running", blocks: [], usage: {}, deferred: [], finished: false };
+  return { sessionId, lastSeq: 0, status: "running", blocks: [], usage: {}, deferred: [], finished: false, recalled: 0 };
 }
 
 function toolStatus(s: ToolResultStatus | undefined): ToolStatus {
@@ -135,6 +137,10 @@ export function applyEvent(run: RunView, seq: number, event: AgentEvent): RunVie
     case "CUSTOM":
       if (event.name === "usage_snapshot" && event.value && typeof event.value === "object") {
         return { ...next, usage: event.value as UsageByModel };
+      }
+      if (event.name === "memories_recalled") {
+        const count = (event.value as { count?: unknown } | null)?.count;
+        return typeof count === "number" ? { ...next, recalled: count } : next;
       }
       if (event.name === "steering_received") {
         const text = (event.value as { text?: unknown } | null)?.text;
