@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{ConversationService, ServiceError};
 use crate::auth::Principal;
 use crate::preset::PresetConfig;
-use crate::store::{NewPreset, Preset, PresetPatch, validate};
+use crate::store::{NewPreset, Preset, PresetPatch, StoreError, validate};
 
 /// One preset in a TOML document:
 ///
@@ -194,22 +194,33 @@ impl ConversationService {
         let store = &self.inner.store;
         let mut imported = Vec::with_capacity(documents.len());
         for doc in documents {
+            let patch = PresetPatch {
+                description: Some(doc.description.clone()),
+                config: Some(doc.config.clone()),
+                ..PresetPatch::default()
+            };
             let (action, preset) = match store.get_preset_by_name(&doc.name).await {
-                Ok(existing) => {
-                    let patch = PresetPatch {
-                        description: Some(doc.description),
-                        config: Some(doc.config),
-                        ..PresetPatch::default()
-                    };
-                    (
-                        ImportAction::Updated,
-                        store.update_preset(existing.id, patch).await?,
-                    )
-                }
+                Ok(existing) => (
+                    ImportAction::Updated,
+                    store.update_preset(existing.id, patch).await?,
+                ),
                 Err(e) if e.is_not_found() => {
-                    let mut new = NewPreset::new(doc.name, doc.config);
+                    let mut new = NewPreset::new(doc.name.clone(), doc.config);
                     new.description = doc.description;
-                    (ImportAction::Created, store.create_preset(new).await?)
+                    match store.create_preset(new).await {
+                        Ok(preset) => (ImportAction::Created, preset),
+                        // Another process (a second `netherbrain` on the
+                        // same database) created it in the meantime: this
+                        // document replaces it, as for any existing preset.
+                        Err(StoreError::Conflict(_)) => {
+                            let existing = store.get_preset_by_name(&doc.name).await?;
+                            (
+                                ImportAction::Updated,
+                                store.update_preset(existing.id, patch).await?,
+                            )
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -222,6 +233,96 @@ impl ConversationService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+
+    use crate::agent::AgentCatalog;
+    use crate::ids::{PresetId, WorkspaceId};
+    use crate::store::prelude::*;
+    use crate::store::{
+        MemoryStore, NewUser, NewWorkspace, StoreParts, StoreResult, UserRole, Workspace,
+        WorkspacePatch,
+    };
+
+    /// A catalog whose first preset creation loses a race: another process
+    /// creates the same preset just before, so the insert conflicts.
+    #[derive(Debug)]
+    struct Racing(Arc<MemoryStore>, std::sync::atomic::AtomicBool);
+
+    #[async_trait]
+    impl CatalogStore for Racing {
+        async fn create_preset(&self, preset: NewPreset) -> StoreResult<Preset> {
+            if !self.1.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let other = NewPreset::new(preset.name.clone(), PresetConfig::new("other", "x"));
+                self.0.create_preset(other).await?;
+            }
+            self.0.create_preset(preset).await
+        }
+        async fn get_preset(&self, id: PresetId) -> StoreResult<Preset> {
+            self.0.get_preset(id).await
+        }
+        async fn get_preset_by_name(&self, name: &str) -> StoreResult<Preset> {
+            self.0.get_preset_by_name(name).await
+        }
+        async fn list_presets(&self) -> StoreResult<Vec<Preset>> {
+            self.0.list_presets().await
+        }
+        async fn update_preset(&self, id: PresetId, patch: PresetPatch) -> StoreResult<Preset> {
+            self.0.update_preset(id, patch).await
+        }
+        async fn delete_preset(&self, id: PresetId) -> StoreResult<()> {
+            self.0.delete_preset(id).await
+        }
+        async fn create_workspace(&self, workspace: NewWorkspace) -> StoreResult<Workspace> {
+            self.0.create_workspace(workspace).await
+        }
+        async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
+            self.0.get_workspace(id).await
+        }
+        async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
+            self.0.list_workspaces().await
+        }
+        async fn update_workspace(
+            &self,
+            id: WorkspaceId,
+            patch: WorkspacePatch,
+        ) -> StoreResult<Workspace> {
+            self.0.update_workspace(id, patch).await
+        }
+        async fn delete_workspace(&self, id: WorkspaceId) -> StoreResult<()> {
+            self.0.delete_workspace(id).await
+        }
+    }
+
+    /// Two processes importing the same new preset at once: the one whose
+    /// insert conflicts replaces the other's, instead of failing.
+    #[tokio::test]
+    async fn an_import_that_loses_the_create_race_updates_the_winner() {
+        let base = Arc::new(MemoryStore::new());
+        let racing = Arc::new(Racing(base.clone(), Default::default()));
+        let store = Arc::new(StoreParts::new(base.clone()).with_catalog(racing));
+        let admin = store
+            .create_user(NewUser::new("admin", UserRole::Admin))
+            .await
+            .unwrap();
+        let service = ConversationService::new(store, Arc::new(AgentCatalog::new()));
+        let doc = PresetDocument {
+            name: "shared".into(),
+            description: Some("mine".into()),
+            config: PresetConfig::new("local", "m"),
+        };
+        let imported = service
+            .import_presets(&Principal::of(&admin), vec![doc])
+            .await
+            .unwrap();
+        assert_eq!(imported[0].action, ImportAction::Updated);
+        let stored = base.get_preset_by_name("shared").await.unwrap();
+        assert_eq!(stored.config.profile, "local", "this document won");
+        assert_eq!(stored.description.as_deref(), Some("mine"));
+        assert_eq!(base.list_presets().await.unwrap().len(), 1);
+    }
 
     /// TOML has no null: a configuration holding one exports without it
     /// and reads back.
