@@ -153,17 +153,13 @@ pub(crate) async fn open_pool(url: &str) -> StoreResult<SqlitePool> {
 
 async fn open_pool_with(options: SqliteConnectOptions, in_memory: bool) -> StoreResult<SqlitePool> {
     let options = tune(options, in_memory);
-    if !in_memory {
-        if let Some(parent) = options.get_filename().parent() {
-            if !parent.as_os_str().is_empty() {
-                tokio::fs::create_dir_all(parent).await.map_err(|e| {
-                    StoreError::Unavailable(format!(
-                        "cannot create directory {}: {e}",
-                        parent.display()
-                    ))
-                })?;
-            }
-        }
+    if !in_memory
+        && let Some(parent) = options.get_filename().parent()
+        && !parent.as_os_str().is_empty()
+    {
+        tokio::fs::create_dir_all(parent).await.map_err(|e| {
+            StoreError::Unavailable(format!("cannot create directory {}: {e}", parent.display()))
+        })?;
     }
     let mut pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
     pool = if in_memory {

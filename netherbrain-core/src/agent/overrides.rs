@@ -124,12 +124,12 @@ impl RunOverrides {
     /// [`OverrideError::Invalid`] for a temperature outside 0..=2, a zero
     /// `max_tokens`, more than 4 or empty stop sequences.
     pub fn validate(&self) -> Result<(), OverrideError> {
-        if let Some(t) = self.temperature {
-            if !(0.0..=2.0).contains(&t) {
-                return Err(OverrideError::Invalid(
-                    "`temperature` must be between 0 and 2".into(),
-                ));
-            }
+        if let Some(t) = self.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err(OverrideError::Invalid(
+                "`temperature` must be between 0 and 2".into(),
+            ));
         }
         if self.max_tokens == Some(0) {
             return Err(OverrideError::Invalid(
@@ -190,12 +190,12 @@ impl Agent {
             }))?;
         }
         if let Some(choice) = &overrides.tool_choice {
-            if let ToolChoice::Function(name) = choice {
-                if self.tools.get(name).is_none() {
-                    return Err(OverrideError::Invalid(format!(
-                        "`tool_choice` names `{name}`, which is not a tool of this request"
-                    )));
-                }
+            if let ToolChoice::Function(name) = choice
+                && self.tools.get(name).is_none()
+            {
+                return Err(OverrideError::Invalid(format!(
+                    "`tool_choice` names `{name}`, which is not a tool of this request"
+                )));
             }
             self.tool_choice = Some(choice.clone());
         }

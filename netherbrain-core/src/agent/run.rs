@@ -184,12 +184,12 @@ impl<'a> Runner<'a> {
             }
         };
         outcome.error = error;
-        if let Err(e) = self.sink.event(terminal).await {
-            if outcome.error.is_none() {
-                tracing::warn!(parent: &span, error = %e, "sink failed on the final event");
-                outcome.status = SessionStatus::Failed;
-                outcome.error = Some(RunFailure::new("sink", e.to_string()));
-            }
+        if let Err(e) = self.sink.event(terminal).await
+            && outcome.error.is_none()
+        {
+            tracing::warn!(parent: &span, error = %e, "sink failed on the final event");
+            outcome.status = SessionStatus::Failed;
+            outcome.error = Some(RunFailure::new("sink", e.to_string()));
         }
         outcome.new_messages = self.new_messages;
         outcome.usage = self.usage;

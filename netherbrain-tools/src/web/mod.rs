@@ -170,14 +170,15 @@ impl Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if !guard.allow_private && !guard.host_allowed(&host, None) {
-                if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
-                    return Err(format!(
-                        "refused: `{host}` resolves to {}, a private, loopback or link-local address",
-                        bad.ip()
-                    )
-                    .into());
-                }
+            if !guard.allow_private
+                && !guard.host_allowed(&host, None)
+                && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip()))
+            {
+                return Err(format!(
+                    "refused: `{host}` resolves to {}, a private, loopback or link-local address",
+                    bad.ip()
+                )
+                .into());
             }
             let addrs: Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
