@@ -415,8 +415,17 @@ async fn a_run_has_at_most_max_children_subagents_going() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("already has 1 subagent"), "{err}");
-    // once the first child is over, there is room again
+    // once the first child is over, there is room again; it is
+    // interrupted once its model call is under way, so its scripted answer
+    // is not left for the next child
     let child: SessionId = serde_json::from_value(first["child_session_id"].clone()).unwrap();
+    tokio::time::timeout(PATIENCE, async {
+        while f.helper.requests().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
     f.service.runtime().interrupt(child).unwrap();
     f.service.runtime().wait(child).await.unwrap();
     f.helper.push(ScriptedResponse::text("quick"));
