@@ -6,6 +6,10 @@ refuse for reasons outside the schema are not counted as schema-valid:
 
 - `POST /api/keys/create`: `expires_at` must lie in the future (relative to
   the time of the request, which no schema can state).
+- `POST /api/memories/create` and `/api/memories/{id}/update`: `content` is
+  at most `[memory] max_chars` characters, a setting of the server (2000 by
+  default, as in this check); the schema states only the ceiling the
+  setting may reach.
 """
 
 from datetime import datetime, timezone
@@ -38,3 +42,33 @@ def key_expiry_in_the_future(context, body):
 @schemathesis.hook("filter_case").apply_to(path="/api/keys/create")
 def key_expiry_in_the_future_case(context, case):
     return _keeps_future_expiry(case.body)
+
+
+# The server's `[memory] max_chars` in this check (the default).
+MEMORY_MAX_CHARS = 2000
+
+
+def _fits_memory_limit(body) -> bool:
+    if isinstance(body, dict) and isinstance(body.get("content"), str):
+        return len(body["content"]) <= MEMORY_MAX_CHARS
+    return True
+
+
+@schemathesis.hook("filter_body").apply_to(path="/api/memories/create")
+def memory_within_limit(context, body):
+    return _fits_memory_limit(body)
+
+
+@schemathesis.hook("filter_case").apply_to(path="/api/memories/create")
+def memory_within_limit_case(context, case):
+    return _fits_memory_limit(case.body)
+
+
+@schemathesis.hook("filter_body").apply_to(path="/api/memories/{id}/update")
+def memory_update_within_limit(context, body):
+    return _fits_memory_limit(body)
+
+
+@schemathesis.hook("filter_case").apply_to(path="/api/memories/{id}/update")
+def memory_update_within_limit_case(context, case):
+    return _fits_memory_limit(case.body)
