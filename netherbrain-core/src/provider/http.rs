@@ -724,6 +724,39 @@ async fn connect(
 // Error classification
 // ---------------------------------------------------------------------------
 
+/// Sends one request and reads its whole body as text, each step within
+/// `timeout`; a non-success status becomes the classified error (see
+/// [`classify_status`]). `what` names the awaited answer in the timeout
+/// error ("the response", "the embeddings").
+pub(crate) async fn fetch_text(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    timeout: std::time::Duration,
+    what: &str,
+) -> Result<String, ProviderError> {
+    let timed_out = || ProviderError::Transient {
+        message: format!("timed out waiting for {what}"),
+    };
+    let response = tokio::time::timeout(timeout, client.execute(request))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| ProviderError::Transient {
+            message: format!("request failed: {}", e.without_url()),
+        })?;
+    let status = response.status();
+    let retry_after = parse_retry_after(response.headers(), std::time::SystemTime::now());
+    let body = tokio::time::timeout(timeout, response.text())
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| ProviderError::Transient {
+            message: format!("reading the response: {}", e.without_url()),
+        })?;
+    if !status.is_success() {
+        return Err(classify_status(status.as_u16(), retry_after, &body));
+    }
+    Ok(body)
+}
+
 /// Reads `retry-after-ms`, then `retry-after` (delta-seconds, possibly
 /// fractional, or an HTTP date relative to `now`).
 pub(crate) fn parse_retry_after(

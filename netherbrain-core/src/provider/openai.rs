@@ -287,26 +287,7 @@ async fn complete_once(
     request: reqwest::Request,
     timeout: std::time::Duration,
 ) -> Result<Vec<ProviderEvent>, ProviderError> {
-    let timed_out = || ProviderError::Transient {
-        message: "timed out waiting for the response".to_owned(),
-    };
-    let response = tokio::time::timeout(timeout, client.execute(request))
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|e| ProviderError::Transient {
-            message: format!("request failed: {}", e.without_url()),
-        })?;
-    let status = response.status();
-    let retry_after = http::parse_retry_after(response.headers(), std::time::SystemTime::now());
-    let body = tokio::time::timeout(timeout, response.text())
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|e| ProviderError::Transient {
-            message: format!("reading the response: {}", e.without_url()),
-        })?;
-    if !status.is_success() {
-        return Err(http::classify_status(status.as_u16(), retry_after, &body));
-    }
+    let body = http::fetch_text(client, request, timeout, "the response").await?;
     let value = http::parse_json(&body)?;
     if let Some(error) = http::error_from_value(&value) {
         return Err(error);
@@ -1025,26 +1006,7 @@ impl crate::memory::Embedder for OpenAiEmbeddings {
         let body = serde_json::json!({ "model": self.model, "input": texts });
         let request = http::post_json(&url, headers, &body)?;
         let timeout = self.config.http.first_byte_timeout;
-        let timed_out = || ProviderError::Transient {
-            message: "timed out waiting for the embeddings".to_owned(),
-        };
-        let response = tokio::time::timeout(timeout, client.execute(request))
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|e| ProviderError::Transient {
-                message: format!("request failed: {}", e.without_url()),
-            })?;
-        let status = response.status();
-        let retry_after = http::parse_retry_after(response.headers(), std::time::SystemTime::now());
-        let text = tokio::time::timeout(timeout, response.text())
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|e| ProviderError::Transient {
-                message: format!("reading the response: {}", e.without_url()),
-            })?;
-        if !status.is_success() {
-            return Err(http::classify_status(status.as_u16(), retry_after, &text));
-        }
+        let text = http::fetch_text(&client, request, timeout, "the embeddings").await?;
         #[derive(serde::Deserialize)]
         struct Item {
             index: usize,
