@@ -175,6 +175,17 @@ define_id!(
     "memory"
 );
 
+define_id!(
+    /// Identifies a scheduled task of a user.
+    ///
+    /// ```
+    /// let id = netherbrain_core::TaskId::new();
+    /// assert_eq!(id, id.to_string().parse().unwrap());
+    /// ```
+    TaskId,
+    "task"
+);
+
 /// Sequence number of an event within its session; the first event is `1`.
 ///
 /// Event ids increase by one per event, so a client that reconnects with the

@@ -33,6 +33,7 @@ mod providers;
 mod rows;
 pub mod secret;
 mod sqlite;
+mod tasks;
 
 use std::sync::Arc;
 

@@ -285,6 +285,34 @@ where
         self.by_id(&sql, "session", id, rows::session).await
     }
 
+    pub(crate) async fn session_usage(
+        &self,
+        query: netherbrain_core::store::UsageQuery,
+    ) -> StoreResult<Vec<netherbrain_core::store::SessionUsage>> {
+        let mut sql = String::from(
+            "SELECT s.id, s.preset_id, s.created_at, s.usage FROM sessions s \
+             JOIN conversations c ON c.id = s.conversation_id WHERE s.created_at >= $1",
+        );
+        let mut n = 1;
+        if query.owner.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND c.owner_id = ${n}"));
+        }
+        if query.preset_id.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND s.preset_id = ${n}"));
+        }
+        sql.push_str(" ORDER BY s.created_at, s.id");
+        let mut q = sqlx::query(&sql).bind(DB::time(query.since));
+        if let Some(owner) = query.owner {
+            q = q.bind(Uuid::from(owner));
+        }
+        if let Some(preset) = query.preset_id {
+            q = q.bind(Uuid::from(preset));
+        }
+        self.fetch_all(q, rows::session_usage).await
+    }
+
     pub(crate) async fn list_sessions(
         &self,
         conversation_id: ConversationId,

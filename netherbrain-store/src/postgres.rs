@@ -258,8 +258,9 @@ impl CatalogStore for PostgresStore {
                 "presets",
                 "preset",
                 id,
-                "SELECT 1 FROM conversations WHERE default_preset_id = $1 LIMIT 1",
-                || format!("preset {id} is the default preset of a conversation"),
+                "SELECT 1 FROM conversations WHERE default_preset_id = $1 \
+                 UNION ALL SELECT 1 FROM scheduled_tasks WHERE preset_id = $1 LIMIT 1",
+                || format!("preset {id} is the default preset of a conversation or used by a scheduled task"),
             )
             .await?;
         tx.commit().await.map_err(db_err)
@@ -761,6 +762,13 @@ impl SessionStore for PostgresStore {
         self.portable().list_events(session_id, after, limit).await
     }
 
+    async fn session_usage(
+        &self,
+        query: netherbrain_core::store::UsageQuery,
+    ) -> StoreResult<Vec<netherbrain_core::store::SessionUsage>> {
+        self.portable().session_usage(query).await
+    }
+
     async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
         self.portable().last_event_seq(session_id).await
     }
@@ -814,3 +822,4 @@ crate::gateway::gateway_store_impl!(PostgresStore, Postgres, |tx| &mut *tx, comm
 crate::providers::provider_store_impl!(PostgresStore, Postgres, |tx| &mut *tx, commit_tx);
 
 crate::memories::memory_records_impl!(PostgresStore, Postgres, |tx| &mut *tx, commit_tx);
+crate::tasks::task_store_impl!(PostgresStore, Postgres, |tx| &mut *tx, commit_tx);

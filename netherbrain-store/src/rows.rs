@@ -250,6 +250,17 @@ pub(crate) fn session<R: RowGet>(r: &R) -> StoreResult<Session> {
     record("session", f.0)
 }
 
+pub(crate) fn session_usage<R: RowGet>(
+    r: &R,
+) -> StoreResult<netherbrain_core::store::SessionUsage> {
+    let mut f = Fields::new();
+    f.set("session_id", r.uuid("id")?)?
+        .set("preset_id", r.opt_uuid("preset_id")?)?
+        .set("created_at", r.ts("created_at")?)?
+        .raw("usage", r.json("usage")?);
+    record("session usage", f.0)
+}
+
 pub(crate) fn mailbox<R: RowGet>(r: &R) -> StoreResult<MailboxEntry> {
     let mut f = Fields::new();
     f.set("id", r.uuid("id")?)?

@@ -465,8 +465,9 @@ impl CatalogStore for SqliteStore {
                 "presets",
                 "preset",
                 id,
-                "SELECT 1 FROM conversations WHERE default_preset_id = $1 LIMIT 1",
-                || format!("preset {id} is the default preset of a conversation"),
+                "SELECT 1 FROM conversations WHERE default_preset_id = $1 \
+                 UNION ALL SELECT 1 FROM scheduled_tasks WHERE preset_id = $1 LIMIT 1",
+                || format!("preset {id} is the default preset of a conversation or used by a scheduled task"),
             )
             .await?;
         tx.commit().await
@@ -925,6 +926,13 @@ impl SessionStore for SqliteStore {
         self.portable().list_events(session_id, after, limit).await
     }
 
+    async fn session_usage(
+        &self,
+        query: netherbrain_core::store::UsageQuery,
+    ) -> StoreResult<Vec<netherbrain_core::store::SessionUsage>> {
+        self.portable().session_usage(query).await
+    }
+
     async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
         self.portable().last_event_seq(session_id).await
     }
@@ -984,3 +992,4 @@ crate::gateway::gateway_store_impl!(SqliteStore, Sqlite, |tx| &mut **tx, WriteTx
 crate::providers::provider_store_impl!(SqliteStore, Sqlite, |tx| &mut **tx, WriteTx::commit);
 
 crate::memories::memory_records_impl!(SqliteStore, Sqlite, |tx| &mut **tx, WriteTx::commit);
+crate::tasks::task_store_impl!(SqliteStore, Sqlite, |tx| &mut **tx, WriteTx::commit);

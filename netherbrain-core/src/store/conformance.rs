@@ -81,6 +81,7 @@ mod gateway;
 mod memories;
 mod providers;
 mod sessions;
+mod tasks;
 mod users;
 mod validation;
 
@@ -91,6 +92,7 @@ pub use gateway::*;
 pub use memories::*;
 pub use providers::*;
 pub use sessions::*;
+pub use tasks::*;
 pub use users::*;
 pub use validation::*;
 
@@ -181,6 +183,7 @@ macro_rules! store_conformance_tests {
             recover_interrupts_running_sessions,
             leases_guard_running_sessions,
             mailbox_post_and_take,
+            session_usage_filters_by_time_owner_and_preset,
             user_password_hash_is_checked,
             nul_characters_are_rejected,
             workspace_invalid_input_is_rejected,
@@ -197,9 +200,14 @@ macro_rules! store_conformance_tests {
             memory_full_is_a_conflict,
             memory_search_ranks_and_isolates,
             memory_rejects_bad_input,
+            task_create_get_list_update_delete,
+            task_conflicts_and_references,
+            task_rejects_bad_input,
+            task_due_and_claim,
         );
         $crate::store_conformance_tests!(@arc $make;
             concurrent_create_session_single_winner,
+            concurrent_task_claim_single_winner,
         );
     };
     (@plain $make:expr; $($name:ident),* $(,)?) => {

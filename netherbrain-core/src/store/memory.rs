@@ -21,11 +21,12 @@ use super::{
     PairingRequest, ProviderPatch, ProviderStore, StoredProvider,
 };
 use super::{MemoryPatch, MemoryQuery, MemoryRecord, MemoryRecords, NewMemory};
+use super::{NewTask, ScheduledTask, TaskPatch, TaskRun, TaskStore};
 use crate::event::EventEnvelope;
-use crate::ids::MemoryId;
 use crate::ids::{
     ApiKeyId, ConversationId, EventSeq, MailboxId, PresetId, SessionId, UserId, WorkspaceId,
 };
+use crate::ids::{MemoryId, TaskId};
 use crate::message::Message;
 use crate::session::SessionStatus;
 
@@ -73,6 +74,7 @@ struct Tables {
     pairings: BTreeMap<String, PairingRequest>,
     providers: BTreeMap<String, StoredProvider>,
     memories: BTreeMap<MemoryId, MemoryRecord>,
+    tasks: BTreeMap<TaskId, ScheduledTask>,
 }
 
 #[derive(Debug)]
@@ -383,6 +385,11 @@ impl CatalogStore for MemoryStore {
         {
             return Err(StoreError::Conflict(
                 "preset is the default of a conversation".into(),
+            ));
+        }
+        if t.tasks.values().any(|task| task.preset_id == id) {
+            return Err(StoreError::Conflict(
+                "preset is used by a scheduled task".into(),
             ));
         }
         t.presets.remove(&id);
@@ -812,6 +819,35 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
+    async fn session_usage(
+        &self,
+        query: super::UsageQuery,
+    ) -> StoreResult<Vec<super::SessionUsage>> {
+        let t = self.lock();
+        let mut rows: Vec<super::SessionUsage> = t
+            .sessions
+            .values()
+            .map(|row| &row.session)
+            .filter(|s| s.created_at >= query.since)
+            .filter(|s| query.preset_id.is_none_or(|p| s.preset_id == Some(p)))
+            .filter(|s| {
+                query.owner.is_none_or(|owner| {
+                    t.conversations
+                        .get(&s.conversation_id)
+                        .is_some_and(|c| c.owner == owner)
+                })
+            })
+            .map(|s| super::SessionUsage {
+                session_id: s.id,
+                preset_id: s.preset_id,
+                created_at: s.created_at,
+                usage: s.usage.clone(),
+            })
+            .collect();
+        rows.sort_by_key(|u| (u.created_at, u.session_id));
+        Ok(rows)
+    }
+
     async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
         Ok(self
             .lock()
@@ -1182,5 +1218,171 @@ impl MemoryRecords for MemoryStore {
                 .collect()
         };
         Ok(super::rank_memories(&terms, candidates, query.limit))
+    }
+}
+
+/// `t` at the stores' precision (microseconds).
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+impl Tables {
+    fn task_name_taken(
+        &self,
+        owner: UserId,
+        name: &str,
+        except: Option<TaskId>,
+    ) -> StoreResult<()> {
+        if self
+            .tasks
+            .values()
+            .any(|t| t.owner == owner && t.name == name && Some(t.id) != except)
+        {
+            return Err(StoreError::Conflict(format!(
+                "a task named `{name}` exists"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TaskStore for MemoryStore {
+    async fn create_task(&self, task: NewTask, max_per_user: u32) -> StoreResult<ScheduledTask> {
+        validate::new_task(&task)?;
+        let mut t = self.lock();
+        t.user(task.owner)?;
+        t.preset(task.preset_id)?;
+        let count = t.tasks.values().filter(|x| x.owner == task.owner).count();
+        if u64::try_from(count).unwrap_or(u64::MAX) >= u64::from(max_per_user) {
+            return Err(StoreError::Conflict(super::tasks_full_message(
+                max_per_user,
+            )));
+        }
+        t.task_name_taken(task.owner, &task.name, None)?;
+        let now = t.now();
+        let row = ScheduledTask {
+            id: TaskId::new(),
+            owner: task.owner,
+            name: task.name,
+            schedule: task.schedule,
+            preset_id: task.preset_id,
+            prompt: task.prompt,
+            conversation_id: task.conversation_id,
+            catch_up: task.catch_up,
+            enabled: task.enabled,
+            next_run_at: micros(task.next_run_at),
+            last_run_at: None,
+            last_session_id: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        t.tasks.insert(row.id, row.clone());
+        Ok(row)
+    }
+
+    async fn get_task(&self, id: TaskId) -> StoreResult<ScheduledTask> {
+        self.lock()
+            .tasks
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| StoreError::not_found("task", id))
+    }
+
+    async fn list_tasks(&self, owner: UserId) -> StoreResult<Vec<ScheduledTask>> {
+        let t = self.lock();
+        let mut list: Vec<ScheduledTask> = t
+            .tasks
+            .values()
+            .filter(|x| x.owner == owner)
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        Ok(list)
+    }
+
+    async fn update_task(&self, id: TaskId, patch: TaskPatch) -> StoreResult<ScheduledTask> {
+        validate::task_patch(&patch)?;
+        let mut t = self.lock();
+        let owner = t
+            .tasks
+            .get(&id)
+            .ok_or_else(|| StoreError::not_found("task", id))?
+            .owner;
+        if let Some(preset) = patch.preset_id {
+            t.preset(preset)?;
+        }
+        if let Some(name) = &patch.name {
+            t.task_name_taken(owner, name, Some(id))?;
+        }
+        let now = t.now();
+        let row = t
+            .tasks
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::not_found("task", id))?;
+        patch.apply(row, now);
+        row.next_run_at = micros(row.next_run_at);
+        Ok(row.clone())
+    }
+
+    async fn delete_task(&self, id: TaskId) -> StoreResult<()> {
+        self.lock()
+            .tasks
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::not_found("task", id))
+    }
+
+    async fn due_tasks(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<ScheduledTask>> {
+        validate::page_size(limit)?;
+        let t = self.lock();
+        let mut due: Vec<ScheduledTask> = t
+            .tasks
+            .values()
+            .filter(|x| x.enabled && x.next_run_at <= now)
+            .cloned()
+            .collect();
+        due.sort_by_key(|x| (x.next_run_at, x.id));
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(due)
+    }
+
+    async fn claim_task(
+        &self,
+        id: TaskId,
+        slot: DateTime<Utc>,
+        next: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut t = self.lock();
+        let now = t.now();
+        let Some(row) = t.tasks.get_mut(&id) else {
+            return Ok(false);
+        };
+        if !row.enabled || row.next_run_at != micros(slot) {
+            return Ok(false);
+        }
+        row.next_run_at = micros(next);
+        row.updated_at = now;
+        Ok(true)
+    }
+
+    async fn record_task_run(&self, id: TaskId, run: TaskRun) -> StoreResult<ScheduledTask> {
+        if let Some(error) = &run.error {
+            validate::text("error", Some(error), validate::MAX_TEXT_LEN)?;
+        }
+        let mut t = self.lock();
+        let now = t.now();
+        let row = t
+            .tasks
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::not_found("task", id))?;
+        if run.session_id.is_some() {
+            row.last_run_at = Some(micros(run.at));
+            row.last_session_id = run.session_id;
+        }
+        row.last_error = run.error;
+        row.updated_at = now;
+        Ok(row.clone())
     }
 }

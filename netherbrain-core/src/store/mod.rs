@@ -11,10 +11,11 @@
 //! | [`GatewayStore`] | the chat gateway's bindings, pairings and delivery marks |
 //! | [`ProviderStore`] | provider profiles added from Settings (API keys sealed) |
 //! | [`MemoryRecords`] | users' long-term memories |
+//! | [`TaskStore`] | users' scheduled tasks and the claim of each slot |
 //! | [`StoreHealth`] | `ping` |
 //!
 //! [`StateStore`] is their union, implemented for every type that
-//! implements all eight, so callers keep one handle, `Arc<dyn StateStore>`;
+//! implements all ten, so callers keep one handle, `Arc<dyn StateStore>`;
 //! `use netherbrain_core::store::prelude::*` brings the methods into scope.
 //! [`StoreParts`] composes a store from one implementation per concern, so
 //! a wrapper that changes one concern implements only that trait.
@@ -83,6 +84,8 @@ mod memory;
 mod parts;
 mod providers;
 mod records;
+mod tasks;
+mod usage;
 pub mod validate;
 
 use std::fmt::Debug;
@@ -105,6 +108,8 @@ pub use providers::{
 };
 
 pub use records::*;
+pub use tasks::{NewTask, ScheduledTask, TaskPatch, TaskRun, TaskStore, tasks_full_message};
+pub use usage::{SessionUsage, UsageQuery};
 
 use chrono::{DateTime, Utc};
 
@@ -357,6 +362,9 @@ pub trait SessionStore: Send + Sync + Debug {
     ) -> StoreResult<Vec<EventEnvelope>>;
     /// The highest stored event sequence number of a session (0 if none).
     async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq>;
+    /// What the sessions the query selects spent, oldest first: token
+    /// budgets and the usage API add these up per day.
+    async fn session_usage(&self, query: UsageQuery) -> StoreResult<Vec<SessionUsage>>;
 
     /// The history a session sees: the messages of its ancestors (following
     /// `parent_session_id`, oldest first) followed by its own.
@@ -449,6 +457,7 @@ pub trait StateStore:
     + GatewayStore
     + ProviderStore
     + MemoryRecords
+    + TaskStore
 {
 }
 
@@ -462,6 +471,7 @@ impl<T> StateStore for T where
         + GatewayStore
         + ProviderStore
         + MemoryRecords
+        + TaskStore
 {
 }
 
@@ -481,7 +491,7 @@ impl<T> StateStore for T where
 pub mod prelude {
     pub use super::{
         CatalogStore, ConversationStore, GatewayStore, MailboxStore, MemoryRecords, ProviderStore,
-        SessionStore, StateStore, StoreHealth, UserStore,
+        SessionStore, StateStore, StoreHealth, TaskStore, UserStore,
     };
 }
 

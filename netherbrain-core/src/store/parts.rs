@@ -22,7 +22,8 @@ use super::{
     PairingRequest, ProviderPatch, ProviderStore, StoredProvider,
 };
 use super::{MemoryPatch, MemoryQuery, MemoryRecord, MemoryRecords, NewMemory};
-use crate::ids::MemoryId;
+use super::{NewTask, ScheduledTask, TaskPatch, TaskRun, TaskStore};
+use crate::ids::{MemoryId, TaskId};
 
 /// A store composed of one part per concern, each an `Arc<dyn …>` of that
 /// concern's trait; every call is delegated to its part.
@@ -67,6 +68,7 @@ pub struct StoreParts {
     gateway: Arc<dyn GatewayStore>,
     providers: Arc<dyn ProviderStore>,
     memories: Arc<dyn MemoryRecords>,
+    tasks: Arc<dyn TaskStore>,
     health: Arc<dyn StoreHealth>,
 }
 
@@ -90,6 +92,7 @@ impl StoreParts {
             gateway: store.clone(),
             providers: store.clone(),
             memories: store.clone(),
+            tasks: store.clone(),
             health: store,
         }
     }
@@ -226,6 +229,20 @@ impl StoreParts {
     #[must_use]
     pub fn with_memories(mut self, memories: Arc<dyn MemoryRecords>) -> Self {
         self.memories = memories;
+        self
+    }
+
+    /// Replaces the users' scheduled tasks.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::store::{MemoryStore, StoreParts};
+    /// let tasks = Arc::new(MemoryStore::new());
+    /// let parts = StoreParts::new(Arc::new(MemoryStore::new())).with_tasks(tasks);
+    /// # let _ = parts;
+    /// ```
+    pub fn with_tasks(mut self, tasks: Arc<dyn TaskStore>) -> Self {
+        self.tasks = tasks;
         self
     }
 }
@@ -406,6 +423,12 @@ impl SessionStore for StoreParts {
     async fn last_event_seq(&self, session_id: SessionId) -> StoreResult<EventSeq> {
         self.sessions.last_event_seq(session_id).await
     }
+    async fn session_usage(
+        &self,
+        query: super::UsageQuery,
+    ) -> StoreResult<Vec<super::SessionUsage>> {
+        self.sessions.session_usage(query).await
+    }
     // Delegated too, so the part's own (one-query) history is used.
     async fn session_history(&self, session_id: SessionId) -> StoreResult<Vec<Message>> {
         self.sessions.session_history(session_id).await
@@ -519,5 +542,38 @@ impl MemoryRecords for StoreParts {
     }
     async fn search_memories(&self, query: MemoryQuery) -> StoreResult<Vec<MemoryRecord>> {
         self.memories.search_memories(query).await
+    }
+}
+
+#[async_trait]
+impl TaskStore for StoreParts {
+    async fn create_task(&self, task: NewTask, max_per_user: u32) -> StoreResult<ScheduledTask> {
+        self.tasks.create_task(task, max_per_user).await
+    }
+    async fn get_task(&self, id: TaskId) -> StoreResult<ScheduledTask> {
+        self.tasks.get_task(id).await
+    }
+    async fn list_tasks(&self, owner: UserId) -> StoreResult<Vec<ScheduledTask>> {
+        self.tasks.list_tasks(owner).await
+    }
+    async fn update_task(&self, id: TaskId, patch: TaskPatch) -> StoreResult<ScheduledTask> {
+        self.tasks.update_task(id, patch).await
+    }
+    async fn delete_task(&self, id: TaskId) -> StoreResult<()> {
+        self.tasks.delete_task(id).await
+    }
+    async fn due_tasks(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<ScheduledTask>> {
+        self.tasks.due_tasks(now, limit).await
+    }
+    async fn claim_task(
+        &self,
+        id: TaskId,
+        slot: DateTime<Utc>,
+        next: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.tasks.claim_task(id, slot, next).await
+    }
+    async fn record_task_run(&self, id: TaskId, run: TaskRun) -> StoreResult<ScheduledTask> {
+        self.tasks.record_task_run(id, run).await
     }
 }

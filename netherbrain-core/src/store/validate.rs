@@ -1009,3 +1009,69 @@ pub fn memory_patch(patch: &super::MemoryPatch) -> StoreResult<()> {
 pub fn memory_query(query: &super::MemoryQuery) -> StoreResult<Vec<String>> {
     search_query(&query.text, query.limit)
 }
+
+/// Longest prompt of a scheduled task, in characters.
+pub const MAX_TASK_PROMPT_LEN: usize = MAX_TEXT_LEN;
+
+fn task_prompt(prompt: &str) -> StoreResult<()> {
+    if prompt.trim().is_empty() {
+        return Err(StoreError::Invalid("prompt must not be empty".into()));
+    }
+    text("prompt", Some(prompt), MAX_TASK_PROMPT_LEN)
+}
+
+fn task_schedule(schedule: &crate::tasks::TaskSchedule) -> StoreResult<()> {
+    schedule
+        .check()
+        .map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// Checks a [`NewTask`](super::NewTask): a name, a non-empty prompt of at
+/// most [`MAX_TASK_PROMPT_LEN`] characters and a valid schedule.
+///
+/// ```
+/// use chrono::Utc;
+/// use netherbrain_core::store::{validate, NewTask};
+/// use netherbrain_core::tasks::TaskSchedule;
+/// use netherbrain_core::{PresetId, UserId};
+/// let ok = NewTask::new(UserId::new(), "alerts", TaskSchedule::every(60), PresetId::new(), "hi", Utc::now());
+/// assert!(validate::new_task(&ok).is_ok());
+/// let bad = NewTask::new(UserId::new(), "alerts", TaskSchedule::cron("nope", "UTC"), PresetId::new(), "hi", Utc::now());
+/// assert!(validate::new_task(&bad).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`].
+pub fn new_task(task: &super::NewTask) -> StoreResult<()> {
+    name("name", &task.name)?;
+    task_prompt(&task.prompt)?;
+    task_schedule(&task.schedule)
+}
+
+/// Checks a [`TaskPatch`](super::TaskPatch) as [`new_task`] does for the
+/// fields it sets.
+///
+/// ```
+/// use netherbrain_core::store::{validate, TaskPatch};
+/// let mut blank = TaskPatch::default();
+/// blank.prompt = Some(" ".into());
+/// assert!(validate::task_patch(&blank).is_err());
+/// assert!(validate::task_patch(&TaskPatch::default()).is_ok());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`].
+pub fn task_patch(patch: &super::TaskPatch) -> StoreResult<()> {
+    if let Some(n) = &patch.name {
+        name("name", n)?;
+    }
+    if let Some(p) = &patch.prompt {
+        task_prompt(p)?;
+    }
+    if let Some(s) = &patch.schedule {
+        task_schedule(s)?;
+    }
+    Ok(())
+}

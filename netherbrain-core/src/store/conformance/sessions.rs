@@ -1043,3 +1043,87 @@ pub async fn leases_guard_running_sessions(store: &dyn StateStore) {
     );
     assert_eq!(finished.lease, None);
 }
+
+/// The usage of sessions created since a time, of one owner's
+/// conversations or one preset's runs, oldest first.
+pub async fn session_usage_filters_by_time_owner_and_preset(store: &dyn StateStore) {
+    let ada = new_user(store, "ada").await;
+    let bob = new_user(store, "bob").await;
+    let preset = new_preset(store, "assistant").await;
+    let spent = |input, output| {
+        let mut u = UsageByModel::default();
+        u.add(
+            "m",
+            Usage {
+                input_tokens: input,
+                output_tokens: output,
+                ..Usage::default()
+            },
+        );
+        u
+    };
+    let run = |owner, with_preset: bool, usage: UsageByModel| async move {
+        let c = new_conversation(store, owner, "c").await;
+        let new = NewSession::new(c.id, vec![Message::user("hi")])
+            .with_preset(with_preset.then_some(preset.id));
+        let s = ok(store.create_session(new).await, "create_session");
+        let mut finish = SessionFinish::new(SessionStatus::Committed);
+        finish.usage = usage;
+        ok(store.finish_session(s.id, finish).await, "finish_session");
+        s
+    };
+    let old = run(ada.id, true, spent(1, 1)).await;
+    tick().await;
+    let since =
+        ok(store.get_session(old.id).await, "get").created_at + chrono::TimeDelta::microseconds(1);
+    tick().await;
+    let first = run(ada.id, true, spent(10, 5)).await;
+    tick().await;
+    let second = run(ada.id, false, spent(3, 2)).await;
+    let bobs = run(bob.id, true, spent(7, 7)).await;
+
+    let all = ok(
+        store
+            .session_usage(crate::store::UsageQuery::since(since))
+            .await,
+        "all",
+    );
+    assert_eq!(
+        all.iter().map(|u| u.session_id).collect::<Vec<_>>(),
+        [first.id, second.id, bobs.id],
+        "sessions since the time, oldest first"
+    );
+    let adas = ok(
+        store
+            .session_usage(crate::store::UsageQuery::since(since).for_owner(ada.id))
+            .await,
+        "ada's",
+    );
+    assert_eq!(
+        adas.iter().map(|u| u.session_id).collect::<Vec<_>>(),
+        [first.id, second.id]
+    );
+    assert_eq!(adas[0].usage.total().total_tokens(), 15);
+    assert_eq!(adas[0].preset_id, Some(preset.id));
+    let presets = ok(
+        store
+            .session_usage(crate::store::UsageQuery::since(since).for_preset(preset.id))
+            .await,
+        "the preset's",
+    );
+    assert_eq!(
+        presets.iter().map(|u| u.session_id).collect::<Vec<_>>(),
+        [first.id, bobs.id]
+    );
+    let both = ok(
+        store
+            .session_usage(
+                crate::store::UsageQuery::since(since)
+                    .for_owner(bob.id)
+                    .for_preset(preset.id),
+            )
+            .await,
+        "bob's with the preset",
+    );
+    assert_eq!(both.len(), 1);
+}
