@@ -40,6 +40,7 @@ pub mod provider;
 pub mod runtime;
 mod session;
 pub mod store;
+pub mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tool;
@@ -49,7 +50,7 @@ pub mod workspace;
 pub use event::{AgentEvent, EventEnvelope, RunResult, SubagentCompleted, SubagentStarted, custom};
 pub use ids::{
     ApiKeyId, ConversationId, EventSeq, MailboxId, MemoryId, ParseIdError, PresetId, SessionId,
-    UserId, WorkspaceId,
+    TaskId, UserId, WorkspaceId,
 };
 pub use message::{
     ContentPart, ImageSource, Message, Role, ToolCall, ToolResult, ToolResultStatus,

@@ -155,6 +155,12 @@ pub struct PresetConfig {
     /// system prompt of each run.
     #[serde(default, skip_serializing_if = "MemorySettings::is_default")]
     pub memory: MemorySettings,
+    /// Most tokens (input plus output) all runs of this preset may spend
+    /// per day (UTC), across users; a run started once they are spent is
+    /// refused. `None`: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub daily_token_budget: Option<u64>,
 }
 
 /// A preset's use of the user's long-term memories: with `inject`, each
@@ -267,6 +273,7 @@ impl PresetConfig {
             mcp_servers: BTreeMap::new(),
             limits: AgentLimits::default(),
             memory: MemorySettings::default(),
+            daily_token_budget: None,
         }
     }
 
@@ -347,6 +354,20 @@ impl PresetConfig {
     #[must_use]
     pub fn with_memory(mut self, memory: MemorySettings) -> Self {
         self.memory = memory;
+        self
+    }
+
+    /// Caps the tokens all runs of the preset spend per day (`None` or
+    /// `Some(0)`: no cap).
+    ///
+    /// ```
+    /// use netherbrain_core::PresetConfig;
+    /// let cfg = PresetConfig::new("openai", "gpt-4o").with_daily_token_budget(Some(100_000));
+    /// assert_eq!(cfg.daily_token_budget, Some(100_000));
+    /// ```
+    #[must_use]
+    pub fn with_daily_token_budget(mut self, tokens: Option<u64>) -> Self {
+        self.daily_token_budget = tokens.filter(|t| *t > 0);
         self
     }
 

@@ -60,6 +60,22 @@ pub enum ServiceError {
         /// The limit.
         limit: usize,
     },
+    /// A daily token budget is spent (see
+    /// [`TokenBudgets`](super::TokenBudgets) and
+    /// [`PresetConfig::daily_token_budget`](crate::PresetConfig::daily_token_budget)).
+    #[error(
+        "the daily token budget {scope} is spent ({used} of {limit} tokens today); it renews at {resets_at}"
+    )]
+    BudgetExhausted {
+        /// Whose budget: `of user …` or `of preset …`.
+        scope: String,
+        /// The cap.
+        limit: u64,
+        /// Tokens spent today.
+        used: u64,
+        /// When the day's count starts again (midnight UTC).
+        resets_at: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl From<CatalogError> for ServiceError {

@@ -19,6 +19,8 @@
 //! | conversations themselves | [`create`](ConversationService::create), [`update`](ConversationService::update), [`list`](ConversationService::list), [`search`](ConversationService::search), [`detail`](ConversationService::detail) |
 //! | presets from a TOML document | [`import_presets`](ConversationService::import_presets) |
 //! | a subagent for a tool call (the `delegate` tool) | [`delegate`](ConversationService::delegate) |
+//! | tokens spent per day, and the daily budgets runs are checked against | [`daily_usage`](ConversationService::daily_usage) |
+//! | the user's scheduled tasks | [`list_tasks`](ConversationService::list_tasks), [`create_task`](ConversationService::create_task), [`update_task`](ConversationService::update_task), [`delete_task`](ConversationService::delete_task), [`run_task`](ConversationService::run_task) |
 //! | the user's long-term memories | [`list_memories`](ConversationService::list_memories), [`create_memory`](ConversationService::create_memory), [`update_memory`](ConversationService::update_memory), [`delete_memory`](ConversationService::delete_memory) |
 //!
 //! API keys are managed by [`crate::auth`].
@@ -56,6 +58,7 @@
 //! # });
 //! ```
 
+mod budget;
 mod delegate;
 mod error;
 mod follow;
@@ -66,12 +69,14 @@ pub mod providers;
 mod quota;
 mod send;
 mod summarize;
+mod tasks;
 mod turns;
 mod workspaces;
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
+pub use self::budget::{DayUsage, MAX_USAGE_DAYS, TokenBudgets, UsageReport};
 pub use self::delegate::{
     DelegateLimits, Delegated, Delegation, SubagentResult, WeakConversationService,
 };
@@ -91,6 +96,7 @@ use crate::store::{
     Conversation, ConversationPatch, ConversationQuery, NewConversation, Page, Session, StateStore,
     StoreError,
 };
+use crate::tasks::{TaskConfig, Tasks};
 use crate::usage::UsageByModel;
 use crate::workspace::WorkspaceRoots;
 
@@ -114,6 +120,8 @@ struct Inner {
     /// Subagents going per parent run.
     children: delegate::Children,
     memories: Memories,
+    tasks: Tasks,
+    budgets: TokenBudgets,
 }
 
 impl fmt::Debug for ConversationService {
@@ -152,6 +160,8 @@ pub struct ServiceBuilder {
     workspace_roots: WorkspaceRoots,
     max_runs_per_user: Option<usize>,
     memories: Option<Memories>,
+    tasks: Option<Tasks>,
+    budgets: TokenBudgets,
 }
 
 impl ServiceBuilder {
@@ -215,6 +225,38 @@ impl ServiceBuilder {
         self
     }
 
+    /// The users' scheduled tasks (their limits and clock; it must use the
+    /// same store); by default [`TaskConfig::default`] on the system clock.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use netherbrain_core::conversation::ConversationService;
+    /// use netherbrain_core::tasks::{TaskConfig, Tasks};
+    /// let store = Arc::new(netherbrain_core::store::MemoryStore::new());
+    /// let tasks = Tasks::new(store.clone(), TaskConfig::default().with_max_per_user(5));
+    /// let service = ConversationService::builder(store).tasks(tasks).build();
+    /// assert_eq!(service.tasks().config().max_per_user, 5);
+    /// ```
+    pub fn tasks(mut self, tasks: Tasks) -> Self {
+        self.tasks = Some(tasks);
+        self
+    }
+
+    /// The operator's daily token caps (default: none).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use netherbrain_core::conversation::{ConversationService, TokenBudgets};
+    /// let store = Arc::new(netherbrain_core::store::MemoryStore::new());
+    /// let budgets = TokenBudgets::default().with_user_daily_tokens(Some(100_000));
+    /// let service = ConversationService::builder(store).token_budgets(budgets).build();
+    /// assert_eq!(service.token_budgets().user_daily_tokens, Some(100_000));
+    /// ```
+    pub fn token_budgets(mut self, budgets: TokenBudgets) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
     /// Builds the service and connects the feed to the runtime, so every run
     /// the runtime starts is announced.
     pub fn build(self) -> ConversationService {
@@ -225,6 +267,9 @@ impl ServiceBuilder {
         let memories = self
             .memories
             .unwrap_or_else(|| Memories::new(self.store.clone(), MemoryConfig::default()));
+        let tasks = self
+            .tasks
+            .unwrap_or_else(|| Tasks::new(self.store.clone(), TaskConfig::default()));
         runtime.observe(Arc::new(follow::FeedObserver::new(feed.clone())));
         ConversationService {
             inner: Arc::new(Inner {
@@ -236,6 +281,8 @@ impl ServiceBuilder {
                 quota: quota::RunQuota::new(self.max_runs_per_user),
                 children: delegate::Children::default(),
                 memories,
+                tasks,
+                budgets: self.budgets,
             }),
         }
     }
@@ -277,6 +324,8 @@ impl ConversationService {
             workspace_roots: WorkspaceRoots::default(),
             max_runs_per_user: None,
             memories: None,
+            tasks: None,
+            budgets: TokenBudgets::default(),
         }
     }
 

@@ -342,6 +342,7 @@ impl ConversationService {
         // Refuse before creating anything, so a run that cannot start leaves
         // no empty conversation behind.
         self.catalog().check(&preset.config)?;
+        self.check_budget(who.user_id(), &preset).await?;
         message
             .overrides
             .validate()
@@ -414,6 +415,7 @@ impl ConversationService {
                 store.get_preset(preset_id).await?
             }
         };
+        self.check_budget(conversation.owner, &preset).await?;
         // Counted before any work; held by the run until it ends.
         let permit = self.inner.quota.acquire(conversation.owner)?;
         let catalog = self.catalog();
