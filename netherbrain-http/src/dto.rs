@@ -1519,3 +1519,344 @@ pub struct ProviderTestResult {
 
 redacted_debug!(CreateProviderRequest { name, kind, base_url, models ; api_key });
 redacted_debug!(UpdateProviderRequest { kind, base_url, models ; api_key });
+
+// ---- scheduled tasks ----
+
+/// When a task runs, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TaskScheduleView {
+    /// At the times a five-field cron expression (or `@hourly`, `@daily`,
+    /// `@weekly`, `@monthly`, `@yearly`) matches, in a time zone.
+    Cron {
+        /// The expression, e.g. `0 7 * * 1-5`.
+        #[cfg_attr(feature = "server", schema(min_length = 1, max_length = 256))]
+        expression: String,
+        /// An IANA time zone name (default `UTC`).
+        #[serde(default = "utc_zone")]
+        #[cfg_attr(feature = "server", schema(min_length = 1, max_length = 64))]
+        timezone: String,
+    },
+    /// Every so many seconds (at least the server's minimum interval, 60 s
+    /// by default).
+    Every {
+        /// The interval.
+        #[cfg_attr(feature = "server", schema(minimum = 1, maximum = 31_622_400))]
+        seconds: u64,
+    },
+}
+
+fn utc_zone() -> String {
+    "UTC".to_owned()
+}
+
+impl From<netherbrain_core::tasks::TaskSchedule> for TaskScheduleView {
+    fn from(s: netherbrain_core::tasks::TaskSchedule) -> Self {
+        use netherbrain_core::tasks::TaskSchedule;
+        match s {
+            TaskSchedule::Cron {
+                expression,
+                timezone,
+            } => Self::Cron {
+                expression,
+                timezone,
+            },
+            TaskSchedule::Every { seconds } => Self::Every { seconds },
+            // A schedule kind this version cannot show.
+            other => Self::Cron {
+                expression: other.to_string(),
+                timezone: utc_zone(),
+            },
+        }
+    }
+}
+
+impl From<TaskScheduleView> for netherbrain_core::tasks::TaskSchedule {
+    fn from(s: TaskScheduleView) -> Self {
+        match s {
+            TaskScheduleView::Cron {
+                expression,
+                timezone,
+            } => Self::cron(expression, timezone),
+            TaskScheduleView::Every { seconds } => Self::every(seconds),
+        }
+    }
+}
+
+/// A scheduled task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct TaskView {
+    /// Id.
+    pub id: Uuid,
+    /// The user it runs as.
+    pub user_id: Uuid,
+    /// Its name, unique per user.
+    pub name: String,
+    /// When it runs.
+    pub schedule: TaskScheduleView,
+    /// The preset each run uses.
+    pub preset_id: Uuid,
+    /// The message each run starts with.
+    pub prompt: String,
+    /// The conversation each run goes to; `null`: a new one each time.
+    pub conversation_id: Option<Uuid>,
+    /// Whether a slot missed while no server ran is run once at start.
+    pub catch_up: bool,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// Its next slot.
+    pub next_run_at: DateTime<Utc>,
+    /// When it last ran.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// The session its last run started.
+    pub last_session_id: Option<Uuid>,
+    /// Why its last slot did not run, if it did not.
+    pub last_error: Option<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<netherbrain_core::store::ScheduledTask> for TaskView {
+    fn from(t: netherbrain_core::store::ScheduledTask) -> Self {
+        Self {
+            id: t.id.into(),
+            user_id: t.owner.into(),
+            name: t.name,
+            schedule: t.schedule.into(),
+            preset_id: t.preset_id.into(),
+            prompt: t.prompt,
+            conversation_id: t.conversation_id.map(Into::into),
+            catch_up: t.catch_up,
+            enabled: t.enabled,
+            next_run_at: t.next_run_at,
+            last_run_at: t.last_run_at,
+            last_session_id: t.last_session_id.map(Into::into),
+            last_error: t.last_error,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+/// A list of tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct TaskList {
+    /// Tasks, by name.
+    pub items: Vec<TaskView>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// `POST /api/tasks/create`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskRequest {
+    /// Its name, unique per user.
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
+    pub name: String,
+    /// When it runs.
+    pub schedule: TaskScheduleView,
+    /// The preset each run uses.
+    pub preset_id: Uuid,
+    /// The message each run starts with.
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 16384,
+            pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        )
+    )]
+    pub prompt: String,
+    /// The caller's conversation each run goes to; absent: a new one each
+    /// time.
+    #[serde(default)]
+    pub conversation_id: Option<Uuid>,
+    /// Run a slot missed while no server ran once at start (default
+    /// `false`).
+    #[serde(default)]
+    pub catch_up: bool,
+    /// Whether it runs (default `true`).
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+/// `POST /api/tasks/{id}/update`. Absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTaskRequest {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
+    pub name: Option<String>,
+    /// New schedule; the next slot is computed from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<TaskScheduleView>,
+    /// New preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset_id: Option<Uuid>,
+    /// New prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "server",
+        schema(
+            min_length = 1,
+            max_length = 16384,
+            pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+        )
+    )]
+    pub prompt: Option<String>,
+    /// New target conversation; `null`: a new one each time.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "server", schema(value_type = Option<Uuid>))]
+    pub conversation_id: Option<Option<Uuid>>,
+    /// New catch-up setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<bool>,
+    /// Resumes (`true`) or pauses (`false`) it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// Whose tasks (admins only: another user's; default the caller's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
+pub struct TaskOwnerQuery {
+    /// Another user's tasks (admins only; default: the caller's).
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
+}
+
+/// `POST /api/tasks/{id}/run`: the run started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct TaskRunStarted {
+    /// The task.
+    pub task_id: Uuid,
+    /// The conversation the run is in.
+    pub conversation_id: Uuid,
+    /// The run's session (stream its events from
+    /// `/api/sessions/{id}/events`).
+    pub session_id: Uuid,
+}
+
+// ---- usage ----
+
+/// `GET /api/usage/daily`: whose and how many days.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", into_params(parameter_in = Query))]
+pub struct UsageQueryParams {
+    /// Another user's usage (admins only; default: the caller's).
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
+    /// How many days, today included (1–90, default 7).
+    #[serde(default)]
+    #[cfg_attr(feature = "server", param(minimum = 1, maximum = 90))]
+    pub days: Option<u32>,
+}
+
+/// Tokens of one preset on one day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct PresetUsageView {
+    /// The preset; `null` for runs whose preset was deleted.
+    pub preset_id: Option<Uuid>,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+}
+
+/// One day of usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct DayUsageView {
+    /// The day (UTC), `YYYY-MM-DD`.
+    pub date: String,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Input plus output: what budgets count.
+    pub total_tokens: u64,
+    /// Model requests.
+    pub requests: u64,
+    /// Per preset.
+    pub presets: Vec<PresetUsageView>,
+}
+
+/// A user's tokens per day and their daily budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(ToSchema))]
+pub struct UsageReportView {
+    /// Whose.
+    pub user_id: Uuid,
+    /// The days, oldest first.
+    pub days: Vec<DayUsageView>,
+    /// The per-user daily cap; `null`: none.
+    pub daily_token_budget: Option<u64>,
+    /// Tokens spent today.
+    pub used_today: u64,
+    /// When today's count ends (midnight UTC).
+    pub resets_at: DateTime<Utc>,
+}
+
+impl From<netherbrain_core::conversation::UsageReport> for UsageReportView {
+    fn from(r: netherbrain_core::conversation::UsageReport) -> Self {
+        Self {
+            user_id: r.user_id.into(),
+            days: r
+                .days
+                .into_iter()
+                .map(|d| DayUsageView {
+                    date: d.date.format("%Y-%m-%d").to_string(),
+                    input_tokens: d.total.input_tokens,
+                    output_tokens: d.total.output_tokens,
+                    total_tokens: d.total.total_tokens(),
+                    requests: d.total.requests,
+                    presets: d
+                        .by_preset
+                        .into_iter()
+                        .map(|(preset, u)| PresetUsageView {
+                            preset_id: preset.map(Into::into),
+                            input_tokens: u.input_tokens,
+                            output_tokens: u.output_tokens,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            daily_token_budget: r.user_daily_tokens,
+            used_today: r.used_today,
+            resets_at: r.resets_at,
+        }
+    }
+}

@@ -309,6 +309,11 @@ impl From<ServiceError> for ApiError {
                 "too_many_runs",
                 e.to_string(),
             ),
+            ServiceError::BudgetExhausted { .. } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "budget_exhausted",
+                e.to_string(),
+            ),
             ServiceError::Runtime(e) => e.into(),
             ServiceError::Store(e) => e.into(),
             ServiceError::Auth(e) => e.into(),

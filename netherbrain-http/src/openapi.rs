@@ -35,7 +35,7 @@ use utoipa::openapi::{Ref, RefOr};
 
 use crate::routes::{
     auth, conversations, discovery, gateway, health, keys, memories, meta, presets, providers,
-    sessions, users, workspaces,
+    sessions, tasks, usage, users, workspaces,
 };
 
 /// The part of the API description utoipa derives from the handlers and
@@ -72,6 +72,13 @@ use crate::routes::{
         memories::create,
         memories::update,
         memories::delete,
+        tasks::list,
+        tasks::create,
+        tasks::show,
+        tasks::update,
+        tasks::delete,
+        tasks::run,
+        usage::daily,
         presets::create,
         presets::list,
         presets::get_preset,
@@ -127,6 +134,8 @@ use crate::routes::{
         (name = "users", description = "User administration (admins)"),
         (name = "keys", description = "API keys"),
         (name = "memories", description = "The caller's long-term memories: listed, edited, deleted, exported"),
+        (name = "usage", description = "Tokens spent per day, per preset, and the daily token budget"),
+        (name = "tasks", description = "The caller's scheduled tasks: a preset and a prompt run on a cron schedule or an interval"),
         (name = "presets", description = "Agent configurations"),
         (name = "providers", description = "Provider profiles managed from Settings (admins); config file profiles are read-only"),
         (name = "workspaces", description = "Workspaces and project directories"),
@@ -788,9 +797,36 @@ impl Document {
         let mut wire = wire_schemas();
         wire.values_mut().for_each(clean_descriptions);
         wire.insert(SSE_EVENT.to_owned(), sse_event_schema());
-        Self {
-            api: ApiDoc::openapi(),
-            wire,
+        let api = ApiDoc::openapi();
+        for name in CLOSED_VARIANTS {
+            if let Some(mut schema) = api
+                .components
+                .as_ref()
+                .and_then(|c| c.schemas.get(*name))
+                .and_then(|s| serde_json::to_value(s).ok())
+            {
+                close_variants(&mut schema);
+                wire.insert((*name).to_owned(), schema);
+            }
+        }
+        Self { api, wire }
+    }
+}
+
+/// Tagged request enums whose variants refuse unknown fields
+/// (`#[serde(deny_unknown_fields)]`), which utoipa does not state for enum
+/// variants.
+const CLOSED_VARIANTS: &[&str] = &["TaskScheduleView"];
+
+/// Adds `additionalProperties: false` to every object variant of a `oneOf`.
+fn close_variants(schema: &mut Value) {
+    if let Some(Value::Array(variants)) = schema.get_mut("oneOf") {
+        for variant in variants {
+            if let Value::Object(map) = variant
+                && map.get("type") == Some(&Value::String("object".into()))
+            {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
         }
     }
 }

@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::require_auth;
 use crate::routes::{
     auth, conversations, discovery, gateway, health, keys, memories, meta, openai, presets,
-    providers, sessions, users, workspaces,
+    providers, sessions, tasks, usage, users, workspaces,
 };
 use crate::state::AppState;
 
@@ -67,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         .merge(users::routes())
         .merge(keys::routes())
         .merge(memories::routes())
+        .merge(tasks::routes())
+        .merge(usage::routes())
         .merge(presets::routes())
         .merge(providers::routes())
         .merge(workspaces::routes())

@@ -362,6 +362,7 @@ fn full_preset() -> PresetConfig {
                 .with_top_k(3)
                 .with_token_budget(300),
         )
+        .with_daily_token_budget(Some(250_000))
 }
 
 #[test]

@@ -143,6 +143,7 @@ pub(crate) async fn create(
         (status = 404, description = "Unknown conversation or preset", body = crate::dto::ErrorBody),
         (status = 409, description = "`conversation_busy`: a run is active (`active_session_id`)", body = crate::dto::ErrorBody),
         (status = 422, description = "Empty input, no preset, or a preset the catalog cannot build", body = crate::dto::ErrorBody),
+        (status = 429, description = "`too_many_runs`: the user has the most runs going at once; `budget_exhausted`: a daily token budget is spent", body = crate::dto::ErrorBody),
         (status = 503, description = "Shutting down", body = crate::dto::ErrorBody),
     )
 )]
@@ -310,6 +311,7 @@ pub(crate) async fn update(
         (status = 404, description = "No such conversation, session or preset", body = crate::dto::ErrorBody),
         (status = 409, description = "The session has not finished, failed, or waits for tool results (fork without `input`)", body = crate::dto::ErrorBody),
         (status = 422, description = "Bad input", body = crate::dto::ErrorBody),
+        (status = 429, description = "`too_many_runs`: the user has the most runs going at once; `budget_exhausted`: a daily token budget is spent", body = crate::dto::ErrorBody),
     )
 )]
 pub(crate) async fn fork(

@@ -14,5 +14,7 @@ pub(crate) mod openai;
 pub(crate) mod presets;
 pub(crate) mod providers;
 pub(crate) mod sessions;
+pub(crate) mod tasks;
+pub(crate) mod usage;
 pub(crate) mod users;
 pub(crate) mod workspaces;

@@ -182,6 +182,7 @@ pub(crate) async fn steer(
         (status = 404, description = "No such session", body = crate::dto::ErrorBody),
         (status = 409, description = "`conversation_busy`", body = crate::dto::ErrorBody),
         (status = 422, description = "Decisions do not match the pending calls", body = crate::dto::ErrorBody),
+        (status = 429, description = "`too_many_runs`: the user has the most runs going at once; `budget_exhausted`: a daily token budget is spent", body = crate::dto::ErrorBody),
     )
 )]
 pub(crate) async fn resume(

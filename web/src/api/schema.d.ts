@@ -862,6 +862,114 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Creates a scheduled task; its first run is the schedule's first slot
+         *     from now.
+         */
+        post: operations["create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists scheduled tasks, by name. */
+        get: operations["list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One scheduled task, with its next slot and what its last one did. */
+        get: operations["show"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{id}/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deletes a scheduled task. */
+        post: operations["delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Runs a scheduled task now, outside its schedule (its next slot stays). */
+        post: operations["run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{id}/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Changes a scheduled task. A new schedule, or resuming a paused task,
+         *     moves its next slot to the schedule's first from now.
+         */
+        post: operations["update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/toolsets": {
         parameters: {
             query?: never;
@@ -871,6 +979,23 @@ export interface paths {
         };
         /** Tool sets presets can enable. */
         get: operations["toolsets"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/usage/daily": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's tokens per day (UTC), per preset, with the daily budget. */
+        get: operations["daily"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1529,6 +1654,33 @@ export interface components {
             /** @description Unique name (also among config file profiles). */
             name: string;
         };
+        /** @description `POST /api/tasks/create`. */
+        CreateTaskRequest: {
+            /**
+             * @description Run a slot missed while no server ran once at start (default
+             *     `false`).
+             */
+            catch_up?: boolean;
+            /**
+             * Format: uuid
+             * @description The caller's conversation each run goes to; absent: a new one each
+             *     time.
+             */
+            conversation_id?: string | null;
+            /** @description Whether it runs (default `true`). */
+            enabled?: boolean;
+            /** @description Its name, unique per user. */
+            name: string;
+            /**
+             * Format: uuid
+             * @description The preset each run uses.
+             */
+            preset_id: string;
+            /** @description The message each run starts with. */
+            prompt: string;
+            /** @description When it runs. */
+            schedule: components["schemas"]["TaskScheduleView"];
+        };
         /** @description `POST /api/users/create`. */
         CreateUserRequest: {
             /** @description Name to show (at most 128 characters). */
@@ -1563,6 +1715,33 @@ export interface components {
             key: components["schemas"]["ApiKeyView"];
             /** @description The bearer token. */
             secret: string;
+        };
+        /** @description One day of usage. */
+        DayUsageView: {
+            /** @description The day (UTC), `YYYY-MM-DD`. */
+            date: string;
+            /**
+             * Format: int64
+             * @description Input tokens.
+             */
+            input_tokens: number;
+            /**
+             * Format: int64
+             * @description Output tokens.
+             */
+            output_tokens: number;
+            /** @description Per preset. */
+            presets: components["schemas"]["PresetUsageView"][];
+            /**
+             * Format: int64
+             * @description Model requests.
+             */
+            requests: number;
+            /**
+             * Format: int64
+             * @description Input plus output: what budgets count.
+             */
+            total_tokens: number;
         };
         /** @description The run that started a subagent's conversation. */
         DelegatedFromView: {
@@ -1951,6 +2130,13 @@ export interface components {
              */
             approval?: components["schemas"]["ApprovalPolicy"];
             /**
+             * Format: uint64
+             * @description Most tokens (input plus output) all runs of this preset may spend
+             *     per day (UTC), across users; a run started once they are spent is
+             *     refused. `None`: no cap.
+             */
+            daily_token_budget?: number | null;
+            /**
              * @description Run limits.
              * @default {
              *       "compaction": "summarize",
@@ -2011,6 +2197,24 @@ export interface components {
         PresetList: {
             /** @description Presets by name. */
             items: components["schemas"]["PresetView"][];
+        };
+        /** @description Tokens of one preset on one day. */
+        PresetUsageView: {
+            /**
+             * Format: int64
+             * @description Input tokens.
+             */
+            input_tokens: number;
+            /**
+             * Format: int64
+             * @description Output tokens.
+             */
+            output_tokens: number;
+            /**
+             * Format: uuid
+             * @description The preset; `null` for runs whose preset was deleted.
+             */
+            preset_id?: string | null;
         };
         /** @description A preset: a named agent configuration. */
         PresetView: {
@@ -2328,6 +2532,107 @@ export interface components {
             /** @description The preset the child runs. */
             preset: string;
         };
+        /** @description A list of tasks. */
+        TaskList: {
+            /** @description Tasks, by name. */
+            items: components["schemas"]["TaskView"][];
+        };
+        /** @description `POST /api/tasks/{id}/run`: the run started. */
+        TaskRunStarted: {
+            /**
+             * Format: uuid
+             * @description The conversation the run is in.
+             */
+            conversation_id: string;
+            /**
+             * Format: uuid
+             * @description The run's session (stream its events from
+             *     `/api/sessions/{id}/events`).
+             */
+            session_id: string;
+            /**
+             * Format: uuid
+             * @description The task.
+             */
+            task_id: string;
+        };
+        /** @description When a task runs, tagged by `kind`. */
+        TaskScheduleView: {
+            /** @description The expression, e.g. `0 7 * * 1-5`. */
+            expression: string;
+            /** @enum {string} */
+            kind: "cron";
+            /** @description An IANA time zone name (default `UTC`). */
+            timezone?: string;
+        } | {
+            /** @enum {string} */
+            kind: "every";
+            /**
+             * Format: int64
+             * @description The interval.
+             */
+            seconds: number;
+        };
+        /** @description A scheduled task. */
+        TaskView: {
+            /** @description Whether a slot missed while no server ran is run once at start. */
+            catch_up: boolean;
+            /**
+             * Format: uuid
+             * @description The conversation each run goes to; `null`: a new one each time.
+             */
+            conversation_id?: string | null;
+            /**
+             * Format: date-time
+             * @description Created.
+             */
+            created_at: string;
+            /** @description Whether it runs. */
+            enabled: boolean;
+            /**
+             * Format: uuid
+             * @description Id.
+             */
+            id: string;
+            /** @description Why its last slot did not run, if it did not. */
+            last_error?: string | null;
+            /**
+             * Format: date-time
+             * @description When it last ran.
+             */
+            last_run_at?: string | null;
+            /**
+             * Format: uuid
+             * @description The session its last run started.
+             */
+            last_session_id?: string | null;
+            /** @description Its name, unique per user. */
+            name: string;
+            /**
+             * Format: date-time
+             * @description Its next slot.
+             */
+            next_run_at: string;
+            /**
+             * Format: uuid
+             * @description The preset each run uses.
+             */
+            preset_id: string;
+            /** @description The message each run starts with. */
+            prompt: string;
+            /** @description When it runs. */
+            schedule: components["schemas"]["TaskScheduleView"];
+            /**
+             * Format: date-time
+             * @description Last changed.
+             */
+            updated_at: string;
+            /**
+             * Format: uuid
+             * @description The user it runs as.
+             */
+            user_id: string;
+        };
         /** @description A tool call requested by the model. */
         ToolCall: {
             /**
@@ -2443,6 +2748,28 @@ export interface components {
              */
             models?: components["schemas"]["ModelName"][] | null;
         };
+        /** @description `POST /api/tasks/{id}/update`. Absent fields stay as they are. */
+        UpdateTaskRequest: {
+            /** @description New catch-up setting. */
+            catch_up?: boolean | null;
+            /**
+             * Format: uuid
+             * @description New target conversation; `null`: a new one each time.
+             */
+            conversation_id?: string | null;
+            /** @description Resumes (`true`) or pauses (`false`) it. */
+            enabled?: boolean | null;
+            /** @description New name. */
+            name?: string | null;
+            /**
+             * Format: uuid
+             * @description New preset.
+             */
+            preset_id?: string | null;
+            /** @description New prompt. */
+            prompt?: string | null;
+            schedule?: null | components["schemas"]["TaskScheduleView"];
+        };
         /** @description `POST /api/users/{id}/update`. Absent fields stay as they are. */
         UpdateUserRequest: {
             /** @description New display name; `null` clears it. */
@@ -2504,6 +2831,31 @@ export interface components {
         /** @description Usage aggregated per model name, ordered by name for stable output. */
         UsageByModel: {
             [key: string]: components["schemas"]["Usage"];
+        };
+        /** @description A user's tokens per day and their daily budget. */
+        UsageReportView: {
+            /**
+             * Format: int64
+             * @description The per-user daily cap; `null`: none.
+             */
+            daily_token_budget?: number | null;
+            /** @description The days, oldest first. */
+            days: components["schemas"]["DayUsageView"][];
+            /**
+             * Format: date-time
+             * @description When today's count ends (midnight UTC).
+             */
+            resets_at: string;
+            /**
+             * Format: int64
+             * @description Tokens spent today.
+             */
+            used_today: number;
+            /**
+             * Format: uuid
+             * @description Whose.
+             */
+            user_id: string;
         };
         /** @description A list of users. */
         UserList: {
@@ -2976,6 +3328,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `too_many_runs`: the user has the most runs going at once; `budget_exhausted`: a daily token budget is spent */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Shutting down */
             503: {
                 headers: {
@@ -3169,6 +3530,15 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             /** @description Bad input */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `too_many_runs`: the user has the most runs going at once; `budget_exhausted`: a daily token budget is spent */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4728,6 +5098,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `too_many_runs`: the user has the most runs going at once; `budget_exhausted`: a daily token budget is spent */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     status: {
@@ -4822,6 +5201,349 @@ export interface operations {
             };
         };
     };
+    create: {
+        parameters: {
+            query?: {
+                /** @description Another user's tasks (admins only; default: the caller's). */
+                user_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateTaskRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such user, preset or conversation of the user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The name is taken, or the user has the most tasks allowed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description A cron expression that does not parse, an unknown time zone, an interval below the server's minimum */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: {
+                /** @description Another user's tasks (admins only; default: the caller's). */
+                user_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Tasks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No user `user_id` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    show: {
+        parameters: {
+            query?: {
+                /** @description Another user's tasks (admins only; default: the caller's). */
+                user_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such task of this user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete: {
+        parameters: {
+            query?: {
+                /** @description Another user's tasks (admins only; default: the caller's). */
+                user_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such task of this user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    run: {
+        parameters: {
+            query?: {
+                /** @description Another user's tasks (admins only; default: the caller's). */
+                user_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run started */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskRunStarted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such task of this user, or its conversation or preset is gone */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Its conversation is busy, or its preset's provider is not configured */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `too_many_runs`: the user has the most runs going at once; `budget_exhausted`: a daily token budget is spent */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update: {
+        parameters: {
+            query?: {
+                /** @description Another user's tasks (admins only; default: the caller's). */
+                user_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateTaskRequest"];
+            };
+        };
+        responses: {
+            /** @description Changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such task of this user, or no such preset or conversation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The name is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description A cron expression that does not parse, an unknown time zone, an interval below the server's minimum */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     toolsets: {
         parameters: {
             query?: never;
@@ -4841,6 +5563,60 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+        };
+    };
+    daily: {
+        parameters: {
+            query?: {
+                /** @description Another user's usage (admins only; default: the caller's). */
+                user_id?: string;
+                /** @description How many days, today included (1–90, default 7). */
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Usage per day, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReportView"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `user_id` of another user, caller not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No user `user_id` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `days` outside 1–90 */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     create: {
