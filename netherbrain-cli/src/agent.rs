@@ -1,16 +1,16 @@
 //! `netherbrain agent`: the server.
 
 use std::io::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use netherbrain_core::conversation::ConversationService;
 use netherbrain_http::{AppState, Metrics, ServerConfig};
 use tokio::sync::watch;
 
+use netherbrain_core::tasks::Scheduler;
+
 use crate::config::Settings;
-use crate::local::{admin_token_notice, build_catalog, open_store};
+use crate::local::{admin_token_notice, open_store};
 
 /// Extra time open connections (event streams) get after runs are drained,
 /// so clients receive the final events.
@@ -90,6 +90,11 @@ pub(crate) struct Server {
         tokio::task::JoinHandle<()>,
         netherbrain_core::channel::CancellationToken,
     )>,
+    /// The scheduler of due tasks, unless `[tasks] scheduler = false`.
+    scheduler: Option<(
+        tokio::task::JoinHandle<()>,
+        netherbrain_core::channel::CancellationToken,
+    )>,
 }
 
 impl Server {
@@ -125,14 +130,6 @@ impl Server {
             let _ = write!(out, "{}", admin_token_notice(token));
             let _ = out.flush();
         }
-        let delegate = netherbrain_tools::delegate::Delegate::new();
-        let memories = crate::local::memories(store.clone(), settings);
-        let catalog = Arc::new(build_catalog(
-            &settings.providers,
-            settings.default_max_tokens,
-            &delegate,
-            &memories,
-        ));
         let metrics = Metrics::install_global().unwrap_or_else(|e| {
             tracing::warn!("metrics: {e}; using a private recorder");
             Metrics::new()
@@ -145,20 +142,19 @@ impl Server {
             .with_trusted_proxies(settings.trusted_proxies.clone())
             .with_max_ws_subscriptions(settings.max_ws_subscriptions)
             .with_shutdown_timeout(settings.graceful_shutdown_timeout + STREAM_GRACE);
-        let service = ConversationService::builder(store.clone())
-            .runtime(runtime)
-            .catalog(catalog)
-            .workspace_roots(crate::local::workspace_roots(settings)?)
-            .max_runs_per_user(Some(settings.max_runs_per_user))
-            .memories(memories)
-            .build();
-        delegate.bind(&service);
-        let providers = crate::local::provider_settings(&service, settings).await?;
+        let (service, providers) = crate::local::service(store.clone(), settings, runtime).await?;
         if service.catalog().profiles().is_empty() {
             tracing::warn!(
                 "no provider profiles are usable: runs will fail until one is added in Settings or the config file (see docs/configuration.md)"
             );
         }
+        let scheduler_cancel = netherbrain_core::channel::CancellationToken::new();
+        let scheduler = settings
+            .tasks
+            .scheduler
+            .unwrap_or(true)
+            .then(|| Scheduler::new(service.clone()).spawn(scheduler_cancel.clone()))
+            .map(|task| (task, scheduler_cancel));
         let gateway_cancel = netherbrain_core::channel::CancellationToken::new();
         let gateway = crate::gateway::spawn_in_process(settings, &service, gateway_cancel.clone())
             .await
@@ -193,6 +189,7 @@ impl Server {
             listener,
             grace: settings.graceful_shutdown_timeout,
             gateway,
+            scheduler,
         })
     }
 
@@ -216,6 +213,7 @@ impl Server {
             listener,
             grace,
             gateway,
+            scheduler,
         } = self;
         let runtime = state.runtime().clone();
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
@@ -252,7 +250,7 @@ impl Server {
                 "runs drained"
             );
         }
-        if let Some((task, cancel)) = gateway {
+        for (task, cancel) in [gateway, scheduler].into_iter().flatten() {
             cancel.cancel();
             let _ = task.await;
         }

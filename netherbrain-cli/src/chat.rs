@@ -10,7 +10,7 @@ use futures::stream::BoxStream;
 use netherbrain_core::auth::Principal;
 use netherbrain_core::conversation::{ConversationService, RunTarget, SendMessage, ServiceError};
 use netherbrain_core::runtime::RuntimeError;
-use netherbrain_core::store::{ConversationPatch, NewConversation, Preset, StateStore};
+use netherbrain_core::store::{ConversationPatch, NewConversation};
 use netherbrain_core::{
     AgentEvent, ConversationId, EventEnvelope, Message, PresetId, SessionStatus,
 };
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::ChatArgs;
 use crate::config::Settings;
-use crate::local::{admin_user, build_catalog, open_prepared};
+use crate::local::{admin_user, only_preset, open_prepared, preset_by_name};
 
 /// Exit status of a one-shot chat whose run was interrupted (as for SIGINT).
 const EXIT_INTERRUPTED: u8 = 130;
@@ -60,23 +60,12 @@ pub(crate) async fn run(settings: &Settings, args: ChatArgs) -> Result<ExitCode>
 async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     let store = open_prepared(settings).await?;
     let user = admin_user(store.as_ref()).await?;
-    let delegate = netherbrain_tools::delegate::Delegate::new();
-    let memories = crate::local::memories(store.clone(), settings);
-    let catalog = std::sync::Arc::new(build_catalog(
-        &settings.providers,
-        settings.default_max_tokens,
-        &delegate,
-        &memories,
-    ));
-    let service = ConversationService::builder(store.clone())
-        .memories(memories)
-        .runtime(crate::local::runtime(store.clone(), settings))
-        .catalog(catalog)
-        .workspace_roots(crate::local::workspace_roots(settings)?)
-        .build();
-    delegate.bind(&service);
-    // Profiles added from Settings too.
-    crate::local::provider_settings(&service, settings).await?;
+    let (service, _) = crate::local::service(
+        store.clone(),
+        settings,
+        crate::local::runtime(store.clone(), settings),
+    )
+    .await?;
 
     let requested = match &args.preset {
         Some(name) => Some(preset_by_name(store.as_ref(), name).await?),
@@ -173,27 +162,6 @@ async fn remote(url: &str, args: &ChatArgs) -> Result<Chat> {
         backend: Backend::Remote { client, preset_id },
         conversation,
     })
-}
-
-async fn preset_by_name(store: &dyn StateStore, name: &str) -> Result<Preset> {
-    store.get_preset_by_name(name).await.map_err(|e| {
-        if e.is_not_found() {
-            anyhow!("no preset named `{name}` (see `netherbrain presets list`)")
-        } else {
-            e.into()
-        }
-    })
-}
-
-fn only_preset(mut presets: Vec<Preset>) -> Result<Preset> {
-    match presets.len() {
-        0 => bail!("there are no presets: import one with `netherbrain presets import FILE`"),
-        1 => Ok(presets.remove(0)),
-        _ => {
-            let names: Vec<_> = presets.iter().map(|p| p.name.as_str()).collect();
-            bail!("choose a preset with --preset NAME ({})", names.join(", "))
-        }
-    }
 }
 
 enum Backend {
@@ -482,7 +450,7 @@ fn stdin_lines() -> mpsc::Receiver<std::io::Result<String>> {
 /// `NO_COLOR` is set) Markdown is rendered line by line and a spinner on
 /// stderr shows the model is working; otherwise the text is written as it
 /// comes, unstyled, so it can be piped.
-struct Answer {
+pub(crate) struct Answer {
     stdout: std::io::Stdout,
     markdown: Option<crate::terminal::MarkdownLines>,
     spinner: Option<indicatif::ProgressBar>,
@@ -492,7 +460,7 @@ struct Answer {
 }
 
 impl Answer {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         use std::io::IsTerminal as _;
         let stdout = std::io::stdout();
         let styled = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -535,7 +503,7 @@ impl Answer {
         self.at_line_start = text.ends_with('\n');
     }
 
-    fn text(&mut self, delta: &str) {
+    pub(crate) fn text(&mut self, delta: &str) {
         match self.markdown.as_mut() {
             Some(markdown) => {
                 let lines = markdown.push(delta);
@@ -553,7 +521,7 @@ impl Answer {
         }
     }
 
-    fn tool(&mut self, name: &str) {
+    pub(crate) fn tool(&mut self, name: &str) {
         let name = crate::terminal::printable(name).into_owned();
         let line = format!("\n[tool: {name}]");
         match &self.spinner {
@@ -565,7 +533,7 @@ impl Answer {
         }
     }
 
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         let rest = self
             .markdown
             .as_mut()

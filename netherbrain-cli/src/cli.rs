@@ -104,6 +104,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage scheduled tasks in the local database (the running server
+    /// picks changes up within a second).
+    Tasks {
+        #[command(subcommand)]
+        command: TasksCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -225,6 +231,77 @@ pub(crate) enum KeysCommand {
 }
 
 /// `netherbrain config …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TasksCommand {
+    /// Schedule a prompt: on a cron expression (in a time zone) or every
+    /// interval, in a new conversation each time or in one conversation.
+    Add(TaskAddArgs),
+    /// List a user's tasks with their next and last runs.
+    List {
+        /// Whose tasks (username or id; default: the admin's).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+    },
+    /// Delete a task.
+    Remove {
+        /// The task's name or id.
+        #[arg(value_name = "TASK")]
+        task: String,
+        /// Whose task (username or id; default: the admin's).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+    },
+    /// Run a task now, here, and print its answer (its schedule stays).
+    RunNow {
+        /// The task's name or id.
+        #[arg(value_name = "TASK")]
+        task: String,
+        /// Whose task (username or id; default: the admin's).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TaskAddArgs {
+    /// A name, unique per user.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// A five-field cron expression (e.g. "0 7 * * 1-5") or @hourly,
+    /// @daily, @weekly, @monthly, @yearly.
+    #[arg(
+        long,
+        value_name = "EXPR",
+        conflicts_with = "every",
+        required_unless_present = "every"
+    )]
+    pub(crate) cron: Option<String>,
+    /// The cron expression's IANA time zone.
+    #[arg(long, value_name = "ZONE", default_value = "UTC", requires = "cron")]
+    pub(crate) timezone: String,
+    /// Run at this interval instead (e.g. 30m, 6h, 1d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) every: Option<chrono::Duration>,
+    /// The message each run starts with.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) prompt: String,
+    /// The preset each run uses (default: the only preset).
+    #[arg(short, long, value_name = "NAME")]
+    pub(crate) preset: Option<String>,
+    /// Send every run to this conversation (default: a new one each time).
+    #[arg(long, value_name = "ID")]
+    pub(crate) conversation: Option<uuid::Uuid>,
+    /// Run once at start a slot missed while no server was running.
+    #[arg(long)]
+    pub(crate) catch_up: bool,
+    /// Create it paused.
+    #[arg(long)]
+    pub(crate) paused: bool,
+    /// Whose task (username or id; default: the admin's).
+    #[arg(long, value_name = "USER")]
+    pub(crate) user: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {
     /// Print the effective configuration as TOML (secrets redacted), with

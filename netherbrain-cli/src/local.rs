@@ -3,16 +3,19 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::auth::{BOOTSTRAP_ADMIN_USERNAME, bootstrap_admin, operator_admin};
 use netherbrain_core::conversation::providers::ProviderSettings;
-use netherbrain_core::conversation::{ConversationService, ImportAction, ImportedPreset};
+use netherbrain_core::conversation::{
+    ConversationService, ImportAction, ImportedPreset, TokenBudgets,
+};
 use netherbrain_core::memory::{Memories, MemoryConfig};
 use netherbrain_core::provider::ProviderProfile;
 use netherbrain_core::runtime::{Runtime, RuntimeConfig};
 use netherbrain_core::store::prelude::*;
-use netherbrain_core::store::{StoreError, User};
+use netherbrain_core::store::{Preset, StoreError, User};
+use netherbrain_core::tasks::{TaskConfig, Tasks};
 
 use crate::config::Settings;
 
@@ -117,18 +120,44 @@ fn not_found(e: StoreError, message: &str) -> anyhow::Error {
     }
 }
 
+/// The tool sets that need the server's own parts: subagents (bound to
+/// the service once it is built), memories and scheduled tasks.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerTools {
+    pub(crate) delegate: netherbrain_tools::delegate::Delegate,
+    pub(crate) memories: Memories,
+    pub(crate) tasks: Tasks,
+}
+
+impl ServerTools {
+    /// The parts the settings describe, over `store`.
+    pub(crate) fn new(store: &Arc<dyn StateStore>, settings: &Settings) -> Self {
+        Self {
+            delegate: netherbrain_tools::delegate::Delegate::new(),
+            memories: memories(store.clone(), settings),
+            tasks: tasks(store.clone(), settings),
+        }
+    }
+
+    /// The parts `service` uses, with the delegate bound to it.
+    pub(crate) fn of(service: &ConversationService) -> Self {
+        Self {
+            delegate: netherbrain_tools::delegate::Delegate::bound(service),
+            memories: service.memories().clone(),
+            tasks: service.tasks().clone(),
+        }
+    }
+}
+
 /// Builds the agent catalog of provider `profiles` (skipping, with a
 /// warning, profiles that cannot be built, e.g. because their API key
-/// variable is not set), the built-in tool sets, MCP and the default output
-/// cap (`default_max_tokens`). The `delegate` tool set is the service's:
-/// bind it once the service is built (or pass
-/// [`Delegate::bound`](netherbrain_tools::delegate::Delegate::bound)); the
-/// `memory` tool set works on `memories`.
+/// variable is not set), the built-in tool sets, the server's tool sets
+/// (`delegate`, `memory`, `schedule`), MCP and the default output cap
+/// (`default_max_tokens`).
 pub(crate) fn build_catalog(
     profiles: &[ProviderProfile],
     default_max_tokens: Option<u32>,
-    delegate: &netherbrain_tools::delegate::Delegate,
-    memories: &Memories,
+    tools: &ServerTools,
 ) -> AgentCatalog {
     let usable: Vec<ProviderProfile> = profiles
         .iter()
@@ -149,12 +178,46 @@ pub(crate) fn build_catalog(
     netherbrain_tools::builtin()
         .into_iter()
         .fold(catalog, AgentCatalog::with_toolset)
-        .with_toolset(Arc::new(delegate.clone()))
+        .with_toolset(Arc::new(tools.delegate.clone()))
         .with_toolset(Arc::new(netherbrain_tools::memory::MemoryTools::new(
-            memories.clone(),
+            tools.memories.clone(),
+        )))
+        .with_toolset(Arc::new(netherbrain_tools::schedule::ScheduleTools::new(
+            tools.tasks.clone(),
         )))
         .with_mcp(Arc::new(netherbrain_tools::mcp::Mcp::new()))
         .with_default_max_tokens(default_max_tokens)
+}
+
+/// The conversation service the settings describe, over `store` and
+/// `runtime`: catalog, workspace roots, run quota, memories, tasks and
+/// budgets, with the `delegate` tool set bound to it and the provider
+/// profiles stored from Settings loaded.
+pub(crate) async fn service(
+    store: Arc<dyn StateStore>,
+    settings: &Settings,
+    runtime: Runtime,
+) -> Result<(ConversationService, ProviderSettings)> {
+    let tools = ServerTools::new(&store, settings);
+    let catalog = Arc::new(build_catalog(
+        &settings.providers,
+        settings.default_max_tokens,
+        &tools,
+    ));
+    let service = ConversationService::builder(store)
+        .runtime(runtime)
+        .catalog(catalog)
+        .workspace_roots(workspace_roots(settings)?)
+        .max_runs_per_user(Some(settings.max_runs_per_user))
+        .memories(tools.memories.clone())
+        .tasks(tools.tasks.clone())
+        .token_budgets(
+            TokenBudgets::default().with_user_daily_tokens(settings.budgets.user_daily_tokens),
+        )
+        .build();
+    tools.delegate.bind(&service);
+    let providers = provider_settings(&service, settings).await?;
+    Ok((service, providers))
 }
 
 /// The provider profiles of Settings over `service`: the config file's
@@ -166,13 +229,12 @@ pub(crate) async fn provider_settings(
     settings: &Settings,
 ) -> Result<ProviderSettings> {
     let default_max_tokens = settings.default_max_tokens;
-    let delegate = netherbrain_tools::delegate::Delegate::bound(service);
-    let memories = service.memories().clone();
+    let tools = ServerTools::of(service);
     let providers = ProviderSettings::new(
         service.clone(),
         settings.providers.clone(),
         Arc::new(move |profiles: &[ProviderProfile]| {
-            build_catalog(profiles, default_max_tokens, &delegate, &memories)
+            build_catalog(profiles, default_max_tokens, &tools)
         }),
     )
     .with_cipher(Arc::new(netherbrain_store::secret::KeyFile::new(
@@ -183,6 +245,25 @@ pub(crate) async fn provider_settings(
         .await
         .map_err(|e| anyhow!("loading the stored provider profiles: {e}"))?;
     Ok(providers)
+}
+
+/// The scheduled tasks the settings describe: limits and timing.
+pub(crate) fn tasks(store: Arc<dyn StateStore>, settings: &Settings) -> Tasks {
+    let t = &settings.tasks;
+    let defaults = TaskConfig::default();
+    let mut config = TaskConfig::default()
+        .with_max_per_user(t.max_per_user.unwrap_or(defaults.max_per_user))
+        .with_min_interval(
+            t.min_interval
+                .map_or(defaults.min_interval, std::time::Duration::from_secs),
+        );
+    if let Some(poll) = t.poll_interval {
+        config = config.with_poll_interval(std::time::Duration::from_secs_f64(poll));
+    }
+    if let Some(grace) = t.grace {
+        config = config.with_grace(std::time::Duration::from_secs(grace));
+    }
+    Tasks::new(store, config)
 }
 
 /// The users' long-term memories the settings describe: limits, and the
@@ -262,4 +343,27 @@ pub(crate) fn workspace_roots(
     }
     netherbrain_core::workspace::WorkspaceRoots::new(settings.workspace_roots.clone())
         .map_err(|e| anyhow!("workspace_roots: {e}"))
+}
+
+/// The preset named `name`, with a hint when there is none.
+pub(crate) async fn preset_by_name(store: &dyn StateStore, name: &str) -> Result<Preset> {
+    store.get_preset_by_name(name).await.map_err(|e| {
+        if e.is_not_found() {
+            anyhow!("no preset named `{name}` (see `netherbrain presets list`)")
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// The only preset, or an error asking to choose one.
+pub(crate) fn only_preset(mut presets: Vec<Preset>) -> Result<Preset> {
+    match presets.len() {
+        0 => bail!("there are no presets: import one with `netherbrain presets import FILE`"),
+        1 => Ok(presets.remove(0)),
+        _ => {
+            let names: Vec<_> = presets.iter().map(|p| p.name.as_str()).collect();
+            bail!("choose a preset with --preset NAME ({})", names.join(", "))
+        }
+    }
 }

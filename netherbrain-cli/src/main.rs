@@ -17,6 +17,7 @@ mod local;
 mod logging;
 mod presets;
 mod reload;
+mod tasks;
 mod terminal;
 
 use std::io::Write as _;
@@ -116,6 +117,7 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<ExitCode> {
         Command::Keys { command } => keys::run(&settings, command)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Tasks { command } => tasks::run(&settings, command).await,
         Command::Config {
             command: ConfigCommand::Show(_),
         } => {

@@ -90,6 +90,8 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
         old.max_runs_per_user != new.max_runs_per_user,
     );
     check("memory", old.memory != new.memory);
+    check("tasks", old.tasks != new.tasks);
+    check("budgets", old.budgets != new.budgets);
     check(
         "max_ws_subscriptions",
         old.max_ws_subscriptions != new.max_ws_subscriptions,
@@ -188,11 +190,7 @@ mod tests {
             Arc::new(crate::local::build_catalog(
                 &current.providers,
                 current.default_max_tokens,
-                &netherbrain_tools::delegate::Delegate::new(),
-                &netherbrain_core::memory::Memories::new(
-                    store.clone(),
-                    netherbrain_core::memory::MemoryConfig::default(),
-                ),
+                &crate::local::ServerTools::new(&store, &current),
             )),
         );
         let service = crate::local::provider_settings(&service, &current)

@@ -415,6 +415,11 @@ pub(super) fn resolve(
     };
 
     let memory = check_memory(file.memory.unwrap_or_default(), &providers)?;
+    let tasks = check_tasks(file.tasks.unwrap_or_default())?;
+    let budgets = file.budgets.unwrap_or_default();
+    if budgets.user_daily_tokens == Some(0) {
+        bail!("budgets.user_daily_tokens must be at least 1 (leave it out for no cap)");
+    }
     Ok(Settings {
         config_file,
         host,
@@ -437,8 +442,24 @@ pub(super) fn resolve(
         workspace_roots,
         gateway: crate::gateway::GatewaySettings::resolve(file.gateway, env)?,
         memory,
+        tasks,
+        budgets,
         sources,
     })
+}
+
+/// The `[tasks]` section, checked: limits of at least 1, a poll interval
+/// of 0.05 s to 60 s.
+fn check_tasks(tasks: super::TasksFile) -> Result<super::TasksFile> {
+    if tasks.max_per_user == Some(0) || tasks.min_interval == Some(0) {
+        bail!("tasks.max_per_user and tasks.min_interval must be at least 1");
+    }
+    if let Some(poll) = tasks.poll_interval
+        && !(0.05..=60.0).contains(&poll)
+    {
+        bail!("tasks.poll_interval must be between 0.05 and 60 seconds");
+    }
+    Ok(tasks)
 }
 
 /// The `[memory]` section, checked: limits of at least 1, a named

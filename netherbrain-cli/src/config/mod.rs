@@ -132,6 +132,34 @@ pub(crate) struct FileConfig {
     presets: Vec<PresetDoc>,
     gateway: Option<crate::gateway::GatewayFile>,
     memory: Option<MemoryFile>,
+    tasks: Option<TasksFile>,
+    budgets: Option<BudgetsFile>,
+}
+
+/// The `[tasks]` section: scheduled-task limits and timing.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TasksFile {
+    /// Whether this process runs due tasks (default `true`; every process
+    /// sharing a database may, each slot runs once).
+    pub(crate) scheduler: Option<bool>,
+    /// Most tasks per user (default 100).
+    pub(crate) max_per_user: Option<u32>,
+    /// Shortest interval of a task, in seconds (default 60).
+    pub(crate) min_interval: Option<u64>,
+    /// How often due tasks are looked for, in seconds (default 1).
+    pub(crate) poll_interval: Option<f64>,
+    /// How late a slot may run and still be on time, in seconds (default
+    /// 60); a later one was missed.
+    pub(crate) grace: Option<u64>,
+}
+
+/// The `[budgets]` section: daily token caps.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BudgetsFile {
+    /// Most tokens each user's runs may spend per day (UTC); none: no cap.
+    pub(crate) user_daily_tokens: Option<u64>,
 }
 
 /// The `[memory]` section: long-term memory limits and embeddings.
@@ -284,6 +312,10 @@ pub(crate) struct Settings {
     pub(crate) gateway: crate::gateway::GatewaySettings,
     /// Long-term memory.
     pub(crate) memory: MemoryFile,
+    /// Scheduled tasks.
+    pub(crate) tasks: TasksFile,
+    /// Daily token caps.
+    pub(crate) budgets: BudgetsFile,
     /// Where each setting came from, by TOML key.
     pub(crate) sources: BTreeMap<&'static str, Source>,
 }
