@@ -11,6 +11,8 @@
 //! | `web` | `web_fetch` | auto |
 //! | `ask_user` | `ask_user` (answered by the user) | — |
 //! | `delegate` | `delegate` (a subagent: another preset in a child conversation) | auto |
+//! | `schedule` | `schedule_list` | auto |
+//! | | `schedule_create`, `schedule_cancel` (the run's user's scheduled tasks, running the run's preset; registered by the binary with the server's [`Tasks`](netherbrain_core::tasks::Tasks), not part of [`builtin`]) | ask |
 //! | `memory` | `memory_remember`, `memory_recall`, `memory_forget` (the run's user's long-term memories; registered by the binary with the server's [`Memories`](netherbrain_core::memory::Memories), not part of [`builtin`]) | auto |
 //!
 //! MCP servers a preset declares (`mcp_servers`) become tools
@@ -40,6 +42,7 @@ pub mod delegate;
 pub mod filesystem;
 pub mod mcp;
 pub mod memory;
+pub mod schedule;
 pub mod shell;
 pub mod web;
 
