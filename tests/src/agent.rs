@@ -115,6 +115,7 @@ pub struct AgentOptions {
     env: Vec<(String, String)>,
     database_url: Option<String>,
     provider_url: Option<String>,
+    config: String,
 }
 
 impl AgentOptions {
@@ -130,6 +131,14 @@ impl AgentOptions {
     #[must_use]
     pub fn provider_url(mut self, url: &str) -> Self {
         self.provider_url = Some(url.to_owned());
+        self
+    }
+
+    /// Appends TOML to the config file (e.g. a `[tasks]` section).
+    #[must_use]
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config.push_str(toml);
+        self.config.push('\n');
         self
     }
 
@@ -212,6 +221,7 @@ impl Agent {
         for preset in presets {
             let _ = writeln!(config, "{}", preset.toml());
         }
+        config.push_str(&options.config);
         std::fs::write(home.path().join("config.toml"), config).context("writing config")?;
         Ok(Self {
             home,

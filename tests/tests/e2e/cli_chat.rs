@@ -256,24 +256,31 @@ impl Tmux {
     /// Ends the chat with Ctrl-D at its prompt and waits for it to exit.
     /// A key typed while the editor is still taking the terminal can be
     /// lost, so Ctrl-D is sent again (at an empty prompt it can only end
-    /// the chat) until the window reports the exit.
+    /// the chat) until tmux reports the pane's program gone. (tmux prints
+    /// "Pane is dead" only once it has reaped the program, which can lag
+    /// far behind under load; `#{pane_dead}` does not.)
     async fn end_at_prompt(&self, name: &str) -> Result<()> {
         let deadline = std::time::Instant::now() + PATIENCE;
         self.type_at_prompt(name, &["C-d"]).await?;
         loop {
-            let pane = self.tmux(&["capture-pane", "-p", "-t", name])?;
-            if pane.contains("Pane is dead") {
+            if self.dead(name)? {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {
+                let pane = self.tmux(&["capture-pane", "-p", "-t", name])?;
                 anyhow::bail!("the chat did not exit on Ctrl-D:\n{pane}");
             }
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            let pane = self.tmux(&["capture-pane", "-p", "-t", name])?;
-            if !pane.contains("Pane is dead") {
+            if !self.dead(name)? {
                 self.send(name, &["C-d"])?;
             }
         }
+    }
+
+    /// Whether the program in window `name` has exited.
+    fn dead(&self, name: &str) -> Result<bool> {
+        let out = self.tmux(&["display-message", "-p", "-t", name, "#{pane_dead}"])?;
+        Ok(out.trim() == "1")
     }
 
     fn send(&self, name: &str, keys: &[&str]) -> Result<()> {

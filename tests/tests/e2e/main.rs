@@ -15,5 +15,6 @@ mod reload;
 mod resume;
 mod security;
 mod serve;
+mod tasks;
 mod tools;
 mod websocket;

@@ -56,6 +56,7 @@ async fn view_runs_shell_waits_for_approval_and_the_answer_uses_both() -> Result
             "delegate",
             "filesystem",
             "memory",
+            "schedule",
             "shell",
             "web"
         ])
