@@ -18,6 +18,8 @@
 //! - [`conversation`] — the conversation service: the use-cases every
 //!   surface calls (send, resume, interrupt, steer, fork, turns, summarize,
 //!   follow), with ownership checked once.
+//! - [`cluster`] — replicas sharing one deployment: live events and
+//!   commands across processes.
 //! - [`auth`] — the acting [`auth::Principal`], API keys, bootstrap.
 //!
 //! With `default-features = false` the crate pulls no HTTP client.
@@ -27,6 +29,7 @@
 pub mod agent;
 pub mod auth;
 pub mod channel;
+pub mod cluster;
 pub mod conversation;
 mod event;
 #[cfg(any(test, feature = "fuzzing"))]

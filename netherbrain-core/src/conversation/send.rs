@@ -8,6 +8,7 @@ use futures::stream::BoxStream;
 use super::{ConversationService, ServiceError};
 use crate::agent::{RunOverrides, ToolDecision};
 use crate::auth::Principal;
+use crate::cluster::RunCommand;
 use crate::event::{AgentEvent, EventEnvelope};
 use crate::ids::{ConversationId, EventSeq, PresetId, SessionId};
 use crate::message::Message;
@@ -314,10 +315,23 @@ impl ConversationService {
         if text.trim().is_empty() {
             return Err(busy());
         }
-        // The run may be in another process, which this runtime cannot steer.
-        match self.inner.runtime.steer_conversation(conversation.id, text) {
+        match self
+            .inner
+            .runtime
+            .steer_conversation(conversation.id, text.clone())
+        {
             Ok(session_id) => Ok(Sent::Steered(RunHandle::new(session_id, conversation.id))),
-            Err(RuntimeError::NoActiveSession(_)) => Err(busy()),
+            // The run is in another process: the replica holding its lease
+            // is asked.
+            Err(RuntimeError::NoActiveSession(_)) => match self
+                .inner
+                .runtime
+                .command_elsewhere(active, RunCommand::Steer { text })
+                .await
+            {
+                Ok(()) => Ok(Sent::Steered(RunHandle::new(active.id, conversation.id))),
+                Err(_) => Err(busy()),
+            },
             Err(e) => Err(e.into()),
         }
     }
@@ -533,10 +547,14 @@ impl ConversationService {
                 }
             }
         };
-        // Not running here: a run whose process died is interrupted by
-        // recovering it; one running in another live process is out of reach.
+        // Not running here: the replica holding its lease is asked; a run
+        // whose process died is interrupted by recovering it.
         match session {
-            Some(session) if runtime.release_if_abandoned(&session).await? => Ok(session.id),
+            Some(session) if session.status.is_active() => runtime
+                .command_elsewhere(&session, RunCommand::Interrupt)
+                .await
+                .map(|()| session.id)
+                .map_err(Into::into),
             _ => Err(refused.into()),
         }
     }
@@ -554,6 +572,7 @@ impl ConversationService {
         text: impl Into<String>,
     ) -> Result<SessionId, ServiceError> {
         let text = text.into();
+        let steer_text = text.clone();
         let runtime = &self.inner.runtime;
         let (refused, session) = match target {
             RunTarget::Conversation(id) => {
@@ -571,13 +590,19 @@ impl ConversationService {
                 }
             }
         };
-        if let (RuntimeError::NotRunning(_) | RuntimeError::NoActiveSession(_), Some(session)) =
-            (&refused, &session)
-        {
-            // Releases an abandoned run, or names the process of a live one.
-            runtime.release_if_abandoned(session).await?;
+        match (&refused, session) {
+            (RuntimeError::NotRunning(_) | RuntimeError::NoActiveSession(_), Some(session))
+                if session.status.is_active() =>
+            {
+                // The replica holding its lease is asked (an abandoned run
+                // is released and the steer refused).
+                runtime
+                    .command_elsewhere(&session, RunCommand::Steer { text: steer_text })
+                    .await?;
+                Ok(session.id)
+            }
+            _ => Err(refused.into()),
         }
-        Err(refused.into())
     }
 
     /// A session's events after `after` (`0` for all): the live tail while

@@ -50,11 +50,12 @@ mod config;
 mod log;
 mod maintenance;
 mod observer;
+mod remote;
 mod sink;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use std::panic::AssertUnwindSafe;
@@ -72,6 +73,7 @@ use self::sink::{RunLog, SharedPending, StoreSink};
 use crate::agent::{
     Agent, RunControl, RunOutcome, RunRequest, SteeringQueue, ToolDecision, pending_tool_calls,
 };
+use crate::cluster::{Cluster, CommandHandler, CommandReply, RunCommand};
 use crate::event::{AgentEvent, EventEnvelope};
 use crate::ids::{ConversationId, EventSeq, PresetId, SessionId};
 use crate::message::Message;
@@ -369,6 +371,10 @@ struct Inner {
     observers: RwLock<Vec<Arc<dyn RunObserver>>>,
     /// Whether the maintenance task runs.
     maintained: std::sync::atomic::AtomicBool,
+    /// The replicas this runtime shares its runs with, once joined.
+    cluster: OnceLock<Arc<dyn Cluster>>,
+    /// A shutdown was announced: still running, no longer ready.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Inner {
@@ -411,6 +417,8 @@ impl Runtime {
                 running: watch::channel(0).0,
                 observers: RwLock::new(Vec::new()),
                 maintained: std::sync::atomic::AtomicBool::new(false),
+                cluster: OnceLock::new(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -419,6 +427,35 @@ impl Runtime {
     #[must_use]
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    /// Shares this runtime's runs with the other replicas of `cluster`:
+    /// its runs' events are published there, readers of sessions running
+    /// elsewhere follow them live, and commands for its sessions sent to
+    /// any replica reach it. Joins once; later calls are ignored.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use netherbrain_core::cluster::LocalCluster;
+    /// use netherbrain_core::runtime::Runtime;
+    /// use netherbrain_core::store::MemoryStore;
+    /// let runtime = Runtime::new(Arc::new(MemoryStore::new()));
+    /// runtime.join_cluster(Arc::new(LocalCluster::new()));
+    /// assert!(runtime.cluster().is_some());
+    /// ```
+    pub fn join_cluster(&self, cluster: Arc<dyn Cluster>) {
+        if self.inner.cluster.set(cluster.clone()).is_ok() {
+            cluster.serve_commands(
+                &self.inner.config.owner,
+                Arc::new(Commands(Arc::downgrade(&self.inner))),
+            );
+        }
+    }
+
+    /// The cluster joined with [`join_cluster`](Self::join_cluster).
+    #[must_use]
+    pub fn cluster(&self) -> Option<&Arc<dyn Cluster>> {
+        self.inner.cluster.get()
     }
 
     /// Starts the maintenance task (once): it writes events that waited
@@ -519,6 +556,34 @@ impl Runtime {
         Ok(recovered.contains(&session.id))
     }
 
+    /// Announces a coming shutdown: runs are still taken, but
+    /// [`is_ready`](Self::is_ready) turns false, so a load balancer moves
+    /// new work to other replicas before [`drain`](Self::drain) refuses it.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let runtime = netherbrain_core::runtime::Runtime::new(Arc::new(netherbrain_core::store::MemoryStore::new()));
+    /// assert!(runtime.is_ready());
+    /// runtime.announce_shutdown();
+    /// assert!(!runtime.is_ready() && !runtime.is_draining());
+    /// ```
+    pub fn announce_shutdown(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether this runtime should get new work: no shutdown announced and
+    /// no drain begun.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        !self
+            .inner
+            .stopping
+            .load(std::sync::atomic::Ordering::Acquire)
+            && !self.is_draining()
+    }
+
     /// Whether [`drain`](Self::drain) has begun.
     #[must_use]
     pub fn is_draining(&self) -> bool {
@@ -611,6 +676,7 @@ impl Runtime {
             session_id,
             live: Arc::new(LiveLog::new(config.live_events, config.live_bytes)),
             pending: SharedPending::default(),
+            cluster: self.inner.cluster.get().cloned(),
         };
         let active = Arc::new(ActiveRun {
             session_id,
@@ -680,6 +746,7 @@ impl Runtime {
         let store = self.inner.store.clone();
         let session_id = session.id;
         let log = run_log.live.clone();
+        let shown = run_log.clone();
         let mut sink = StoreSink::new(run_log);
         // A panicking tool or provider must not leave the conversation busy
         // forever: the panic is caught and the run fails.
@@ -720,7 +787,7 @@ impl Runtime {
             }
         };
         for envelope in terminal {
-            log.push(envelope);
+            shown.show(envelope);
         }
         {
             let mut registry = self.registry();
@@ -730,6 +797,9 @@ impl Runtime {
             }
         }
         log.close();
+        if let Some(cluster) = &shown.cluster {
+            cluster.run_ended(session_id);
+        }
         self.inner.running.send_modify(|n| *n = n.saturating_sub(1));
         let handle = RunHandle {
             session_id,
@@ -741,7 +811,10 @@ impl Runtime {
 
     /// Streams a session's events with sequence numbers above `after`
     /// (`0` for all): the live tail while it runs, ending when it ends; the
-    /// stored log when it has finished.
+    /// stored log when it has finished. A session running in another
+    /// process is followed until it ends too: through the
+    /// [cluster](Self::join_cluster) when there is one, else by reading the
+    /// store as it grows.
     ///
     /// # Errors
     ///
@@ -757,7 +830,19 @@ impl Runtime {
             .get(&session_id)
             .map(|a| a.log.live.clone());
         if live.is_none() {
-            self.inner.store.get_session(session_id).await?;
+            let session = self.inner.store.get_session(session_id).await?;
+            let leased_elsewhere = session
+                .lease
+                .as_ref()
+                .is_some_and(|l| !l.is_expired(chrono::Utc::now()));
+            if session.status.is_active() && leased_elsewhere && !self.is_running(session_id) {
+                return Ok(remote::subscribe(
+                    self.inner.store.clone(),
+                    self.inner.cluster.get().cloned(),
+                    session_id,
+                    after,
+                ));
+            }
         }
         // A run that finished between the lookup and now is still served
         // whole from its live log, which outlives the registry entry.
@@ -885,6 +970,66 @@ impl Runtime {
         Ok(active.session_id)
     }
 
+    /// Delivers `command` to a session the store says is active but that
+    /// does not run in this process: to the process holding its lease,
+    /// through the [cluster](Self::join_cluster). A session whose lease has
+    /// expired is recovered instead (which is what an interrupt asks).
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::NotRunning`] when the session has ended (or was
+    /// recovered and the command was a steer);
+    /// [`RuntimeError::RunningElsewhere`] when its process cannot be
+    /// reached (no cluster, or it does not answer);
+    /// [`RuntimeError::InvalidInput`] for blank steering text.
+    pub async fn command_elsewhere(
+        &self,
+        session: &Session,
+        command: RunCommand,
+    ) -> Result<(), RuntimeError> {
+        if let RunCommand::Steer { text } = &command {
+            non_empty(text.clone())?;
+        }
+        if self.is_running(session.id) {
+            return match Commands::apply(self, session.id, command) {
+                CommandReply::Done => Ok(()),
+                CommandReply::Refused => Err(RuntimeError::InvalidInput(
+                    "steering text must not be empty".into(),
+                )),
+                _ => Err(RuntimeError::NotRunning(session.id)),
+            };
+        }
+        if !session.status.is_active() {
+            return Err(RuntimeError::NotRunning(session.id));
+        }
+        let owner = session
+            .lease
+            .as_ref()
+            .filter(|l| !l.is_expired(chrono::Utc::now()))
+            .map(|l| l.owner.clone());
+        let Some(owner) = owner else {
+            let recovered = self.release_if_abandoned(session).await?;
+            return match command {
+                RunCommand::Interrupt if recovered => Ok(()),
+                _ => Err(RuntimeError::NotRunning(session.id)),
+            };
+        };
+        let Some(cluster) = self.inner.cluster.get() else {
+            return Err(RuntimeError::RunningElsewhere(session.id));
+        };
+        match cluster.send_command(&owner, session.id, command).await {
+            Ok(CommandReply::Done) => Ok(()),
+            Ok(CommandReply::Refused) => Err(RuntimeError::InvalidInput(
+                "steering text must not be empty".into(),
+            )),
+            Ok(_) => Err(RuntimeError::NotRunning(session.id)),
+            Err(err) => {
+                tracing::warn!(session_id = %session.id, %owner, error = %err, "could not reach the replica running a session");
+                Err(RuntimeError::RunningElsewhere(session.id))
+            }
+        }
+    }
+
     /// Refuses new runs, waits up to `timeout` for running ones to finish,
     /// then interrupts the rest and waits for them to commit.
     pub async fn drain(&self, timeout: Duration) -> DrainReport {
@@ -909,6 +1054,33 @@ impl Runtime {
         }
         report.finished = before.saturating_sub(report.interrupted.len());
         report
+    }
+}
+
+/// Carries out commands other replicas send to this runtime's sessions.
+struct Commands(std::sync::Weak<Inner>);
+
+impl Commands {
+    fn apply(runtime: &Runtime, session_id: SessionId, command: RunCommand) -> CommandReply {
+        let done = match command {
+            RunCommand::Interrupt => runtime.interrupt(session_id),
+            RunCommand::Steer { text } => runtime.steer(session_id, text),
+        };
+        match done {
+            Ok(()) => CommandReply::Done,
+            Err(RuntimeError::InvalidInput(_)) => CommandReply::Refused,
+            Err(_) => CommandReply::NotRunning,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CommandHandler for Commands {
+    async fn handle(&self, session_id: SessionId, command: RunCommand) -> CommandReply {
+        match self.0.upgrade() {
+            Some(inner) => Self::apply(&Runtime { inner }, session_id, command),
+            None => CommandReply::NotRunning,
+        }
     }
 }
 

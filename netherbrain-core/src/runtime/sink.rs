@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::log::LiveLog;
 use crate::agent::{RunSink, SinkError};
+use crate::cluster::Cluster;
 use crate::event::{AgentEvent, EventEnvelope};
 use crate::ids::{EventSeq, SessionId};
 use crate::message::{Message, Role};
@@ -34,9 +35,20 @@ pub(crate) struct RunLog {
     pub(crate) session_id: SessionId,
     pub(crate) live: Arc<LiveLog>,
     pub(crate) pending: SharedPending,
+    /// Where other replicas read the run's events, if it has joined one.
+    pub(crate) cluster: Option<Arc<dyn Cluster>>,
 }
 
 impl RunLog {
+    /// Shows an event to this process's subscribers and publishes it to
+    /// the other replicas.
+    pub(crate) fn show(&self, envelope: EventEnvelope) {
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(&envelope);
+        }
+        self.live.push(envelope);
+    }
+
     /// Writes `messages` and the pending events in one transaction (the
     /// caller holds the pending lock, so writes stay in order), then lets
     /// the live log drop what is now durable.
@@ -154,7 +166,7 @@ impl RunSink for StoreSink {
             self.terminal.push(envelope);
             return Ok(());
         }
-        self.log.live.push(envelope.clone());
+        self.log.show(envelope.clone());
         let mut pending = self.log.pending.lock().await;
         pending.since.get_or_insert_with(Instant::now);
         pending.events.push(envelope);
