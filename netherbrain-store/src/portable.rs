@@ -381,6 +381,16 @@ where
         self.fetch_all(query, |r| r.doc("message")).await
     }
 
+    pub(crate) async fn expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionId>> {
+        let query = sqlx::query(
+            "SELECT id FROM sessions WHERE status IN ('created', 'running') \
+             AND (lease_expires_at IS NULL OR lease_expires_at <= $1) ORDER BY created_at, id",
+        )
+        .bind(DB::time(now));
+        self.fetch_all(query, |r| Ok(SessionId::from_uuid(r.uuid("id")?)))
+            .await
+    }
+
     pub(crate) async fn list_events(
         &self,
         session_id: SessionId,

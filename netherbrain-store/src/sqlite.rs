@@ -899,6 +899,10 @@ impl SessionStore for SqliteStore {
         Ok(renewed)
     }
 
+    async fn expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionId>> {
+        self.portable().expired_sessions(now).await
+    }
+
     async fn recover_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionId>> {
         let mut tx = self.begin().await?;
         let recovered = InTx::<Sqlite>(&mut **tx).recover_sessions(now).await?;

@@ -749,6 +749,18 @@ impl SessionStore for MemoryStore {
         Ok(renewed)
     }
 
+    async fn expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionId>> {
+        let t = self.lock();
+        let mut expired: Vec<&Session> = t
+            .sessions
+            .values()
+            .map(|row| &row.session)
+            .filter(|s| s.status.is_active() && s.lease.as_ref().is_none_or(|l| l.is_expired(now)))
+            .collect();
+        expired.sort_by_key(|s| (s.created_at, s.id));
+        Ok(expired.into_iter().map(|s| s.id).collect())
+    }
+
     async fn recover_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionId>> {
         let mut t = self.lock();
         let at = t.now();

@@ -342,6 +342,11 @@ pub trait SessionStore: Send + Sync + Debug {
     /// event ([`recovered_event`]) after its last one, in one transaction.
     /// Returns their ids, oldest first. What they produced is kept.
     async fn recover_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionId>>;
+    /// The sessions [`recover_sessions`](Self::recover_sessions) would
+    /// recover at `now`, oldest first, without changing them: a replica
+    /// copies what the cluster still holds of their events into their logs
+    /// first.
+    async fn expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<Vec<SessionId>>;
 
     /// Appends messages and events to a running session in one
     /// transaction: all or nothing. A conflict if the session is not

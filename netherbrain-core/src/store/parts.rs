@@ -392,6 +392,12 @@ impl SessionStore for StoreParts {
     async fn finish_session(&self, id: SessionId, finish: SessionFinish) -> StoreResult<Session> {
         self.sessions.finish_session(id, finish).await
     }
+    async fn expired_sessions(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<SessionId>> {
+        self.sessions.expired_sessions(now).await
+    }
     async fn renew_leases(
         &self,
         owner: &str,

@@ -967,6 +967,10 @@ pub async fn leases_guard_running_sessions(store: &dyn StateStore) {
         "append",
     );
     assert!(
+        ok(store.expired_sessions(now).await, "expired_sessions").is_empty(),
+        "a live lease has not expired"
+    );
+    assert!(
         ok(store.recover_sessions(now).await, "recover_sessions").is_empty(),
         "a live lease is not recovered"
     );
@@ -999,7 +1003,20 @@ pub async fn leases_guard_running_sessions(store: &dyn StateStore) {
         .is_empty(),
         "a renewed lease is not recovered"
     );
-    // Expired: recovered, with a terminal event after the last one.
+    // Expired: listed without change, then recovered, with a terminal
+    // event after the last one.
+    assert_eq!(
+        ok(
+            store.expired_sessions(later + Duration::seconds(1)).await,
+            "expired_sessions"
+        ),
+        [session.id]
+    );
+    assert_eq!(
+        ok(store.get_session(session.id).await, "get_session").status,
+        SessionStatus::Running,
+        "listing expired sessions changes nothing"
+    );
     assert_eq!(
         ok(
             store.recover_sessions(later + Duration::seconds(1)).await,
