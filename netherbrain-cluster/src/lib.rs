@@ -128,7 +128,7 @@ impl RedisCluster {
     }
 
     /// The events Redis still holds for a session, after `after`.
-    async fn held(
+    async fn read_stream(
         &self,
         session: SessionId,
         after: EventSeq,
@@ -187,10 +187,18 @@ impl Cluster for RedisCluster {
         // Subscribe first, then read what the stream holds: an event
         // published in between comes twice and is skipped, never missed.
         let live = self.hub.follow(session_id).await?;
-        let held = self.held(session_id, after).await?;
+        let held = self.read_stream(session_id, after).await?;
         let last = held.last().map_or(after, |e| e.seq);
         let live = live.filter(move |e| std::future::ready(e.seq > last));
         Ok(futures::stream::iter(held).chain(live).boxed())
+    }
+
+    async fn held_events(
+        &self,
+        session_id: SessionId,
+        after: EventSeq,
+    ) -> Result<Vec<EventEnvelope>, ClusterError> {
+        self.read_stream(session_id, after).await
     }
 
     async fn send_command(

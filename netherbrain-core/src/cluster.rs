@@ -154,6 +154,20 @@ pub trait Cluster: Send + Sync + fmt::Debug {
         after: EventSeq,
     ) -> Result<BoxStream<'static, EventEnvelope>, ClusterError>;
 
+    /// The events of a session the cluster still holds with `seq > after`,
+    /// in order (none once it has let them go). A replica recovering a
+    /// session whose process died writes them to the session's log first,
+    /// so what readers were shown is kept.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::Unavailable`].
+    async fn held_events(
+        &self,
+        session_id: SessionId,
+        after: EventSeq,
+    ) -> Result<Vec<EventEnvelope>, ClusterError>;
+
     /// Delivers a command to the process named `owner` and waits for its
     /// reply.
     ///
@@ -272,6 +286,19 @@ impl Cluster for LocalCluster {
             }
         });
         Ok(futures::stream::iter(kept).chain(live).boxed())
+    }
+
+    async fn held_events(
+        &self,
+        session_id: SessionId,
+        after: EventSeq,
+    ) -> Result<Vec<EventEnvelope>, ClusterError> {
+        Ok(self
+            .lock()
+            .sessions
+            .get(&session_id)
+            .map(|(kept, _)| kept.iter().filter(|e| e.seq > after).cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn send_command(

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::Inner;
+use crate::cluster::Cluster;
+use crate::ids::SessionId;
+use crate::store::{SessionAppend, StateStore, StoreError};
 
 /// How often the task wakes at most.
 const MIN_TICK: Duration = Duration::from_millis(50);
@@ -72,9 +75,64 @@ async fn renew(inner: &Arc<Inner>, lease: Duration) {
     }
 }
 
+/// Recovers sessions whose lease expired (their process died): first
+/// writes what the cluster still holds of their events (shown to readers
+/// on other replicas, not yet written by the dead process) to their logs,
+/// then marks them interrupted with a terminal event after those.
+pub(super) async fn recover_abandoned(inner: &Inner) -> Result<Vec<SessionId>, StoreError> {
+    let now = Utc::now();
+    if let Some(cluster) = inner.cluster.get() {
+        salvage(inner.store.as_ref(), cluster.as_ref(), now).await;
+    }
+    inner.store.recover_sessions(now).await
+}
+
+async fn salvage(store: &dyn StateStore, cluster: &dyn Cluster, now: chrono::DateTime<Utc>) {
+    let Ok(expired) = store.expired_sessions(now).await else {
+        return;
+    };
+    for session_id in expired {
+        let Ok(last) = store.last_event_seq(session_id).await else {
+            continue;
+        };
+        let held = match cluster.held_events(session_id, last).await {
+            Ok(held) => held,
+            Err(err) => {
+                tracing::debug!(error = %err, "the cluster cannot say what a stopped replica published");
+                return;
+            }
+        };
+        let mut next = last + 1;
+        let events: Vec<_> = held
+            .into_iter()
+            .take_while(|e| {
+                let follows = e.seq == next && !e.event.is_terminal();
+                next += 1;
+                follows
+            })
+            .collect();
+        if events.is_empty() {
+            continue;
+        }
+        let count = events.len();
+        match store
+            .append(session_id, SessionAppend::new(Vec::new(), events))
+            .await
+        {
+            Ok(()) => tracing::info!(
+                %session_id,
+                count,
+                "kept the events a stopped replica had published but not written"
+            ),
+            // Another replica kept them first, or the owner came back.
+            Err(err) => tracing::debug!(%session_id, error = %err, "did not keep a stopped replica's events"),
+        }
+    }
+}
+
 /// Recovers sessions whose lease expired (their process died).
 async fn reap(inner: &Arc<Inner>) {
-    match inner.store.recover_sessions(Utc::now()).await {
+    match recover_abandoned(inner).await {
         Ok(recovered) if !recovered.is_empty() => {
             tracing::warn!(
                 count = recovered.len(),

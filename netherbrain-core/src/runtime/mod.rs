@@ -519,11 +519,7 @@ impl Runtime {
     ///
     /// The store failed.
     pub async fn recover_expired(&self) -> Result<Vec<SessionId>, RuntimeError> {
-        let recovered = self
-            .inner
-            .store
-            .recover_sessions(chrono::Utc::now())
-            .await?;
+        let recovered = maintenance::recover_abandoned(&self.inner).await?;
         if !recovered.is_empty() {
             tracing::info!(
                 count = recovered.len(),
