@@ -54,12 +54,24 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct HealthResponse {
-    /// `ok` or `degraded`.
+    /// `ok`; `degraded` when the store or Redis is unreachable; `draining`
+    /// once the server is shutting down.
     pub status: String,
+    /// Whether a load balancer should send this server new work: `false`
+    /// when the store is unreachable or the server is shutting down.
+    #[serde(default = "ready_by_default")]
+    pub ready: bool,
     /// `ok` or `unavailable`.
     pub store: String,
+    /// `ok` or `unavailable`; absent without Redis (a single process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
     /// Server version.
     pub version: String,
+}
+
+fn ready_by_default() -> bool {
+    true
 }
 
 // ---- users ----

@@ -340,7 +340,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness and store reachability. No auth. */
+        /**
+         * Liveness, readiness and the reachability of the store and Redis. No
+         *     auth.
+         * @description `503` while the store is unreachable or the server is shutting down
+         *     (not ready: a balancer moves new work elsewhere); an unreachable Redis
+         *     degrades to single-replica behaviour and still answers `200`.
+         */
         get: operations["health"];
         put?: never;
         post?: never;
@@ -1844,7 +1850,17 @@ export interface components {
         };
         /** @description `GET /api/health`. */
         HealthResponse: {
-            /** @description `ok` or `degraded`. */
+            /**
+             * @description Whether a load balancer should send this server new work: `false`
+             *     when the store is unreachable or the server is shutting down.
+             */
+            ready?: boolean;
+            /** @description `ok` or `unavailable`; absent without Redis (a single process). */
+            redis?: string | null;
+            /**
+             * @description `ok`; `degraded` when the store or Redis is unreachable; `draining`
+             *     once the server is shutting down.
+             */
             status: string;
             /** @description `ok` or `unavailable`. */
             store: string;
@@ -3873,7 +3889,7 @@ export interface operations {
                     "application/json": components["schemas"]["HealthResponse"];
                 };
             };
-            /** @description The store is unreachable */
+            /** @description The store is unreachable or the server is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
