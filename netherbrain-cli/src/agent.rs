@@ -85,6 +85,8 @@ pub(crate) struct Server {
     state: AppState,
     listener: tokio::net::TcpListener,
     grace: Duration,
+    /// Not-ready time before the drain (see `Settings::drain_delay`).
+    drain_delay: Duration,
     /// The in-process gateway, if channels are configured.
     gateway: Option<(
         tokio::task::JoinHandle<()>,
@@ -103,6 +105,9 @@ impl Server {
     pub(crate) async fn start(settings: &Settings, started: Instant) -> Result<Self> {
         let store = open_store(settings).await?;
         let runtime = crate::local::runtime(store.clone(), settings);
+        if let Some(url) = &settings.redis_url {
+            join_cluster(&runtime, url).await?;
+        }
         let recovered = runtime
             .recover()
             .await
@@ -188,6 +193,7 @@ impl Server {
             state,
             listener,
             grace: settings.graceful_shutdown_timeout,
+            drain_delay: settings.drain_delay,
             gateway,
             scheduler,
         })
@@ -212,6 +218,7 @@ impl Server {
             state,
             listener,
             grace,
+            drain_delay,
             gateway,
             scheduler,
         } = self;
@@ -223,6 +230,16 @@ impl Server {
                     // The sender is gone: never shut down from here.
                     std::future::pending::<()>().await;
                 }
+            }
+            // First not ready but still taking runs, so a load balancer
+            // moves new work to other replicas without failing a request.
+            runtime.announce_shutdown();
+            if !drain_delay.is_zero() {
+                tracing::info!(
+                    delay_s = drain_delay.as_secs(),
+                    "reporting not ready before draining"
+                );
+                tokio::time::sleep(drain_delay).await;
             }
             // The server keeps answering while runs drain: a new run gets
             // `503` with a JSON error, running ones get `grace` to finish
@@ -257,6 +274,25 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Multi-replica mode: shares the runtime's runs with the other replicas
+/// through Redis. A Redis that is down now is joined when it answers.
+async fn join_cluster(runtime: &netherbrain_core::runtime::Runtime, url: &str) -> Result<()> {
+    use netherbrain_cluster::{RedisCluster, RedisConfig};
+    let shown = crate::config::redact_url(url);
+    let cluster = RedisCluster::connect(url, RedisConfig::default())
+        .map_err(|e| anyhow!("redis_url {shown}: {e}"))?;
+    runtime.join_cluster(cluster.clone());
+    match cluster.ping_now().await {
+        Ok(()) => tracing::info!(redis = %shown, "multi-replica mode: Redis is reachable"),
+        Err(e) => tracing::warn!(
+            redis = %shown,
+            error = %e,
+            "multi-replica mode: Redis is unreachable; serving this replica's runs alone until it answers"
+        ),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -71,6 +71,8 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     check("port", old.port != new.port);
     check("data_dir", old.data_dir != new.data_dir);
     check("database_url", old.database_url != new.database_url);
+    check("redis_url", old.redis_url != new.redis_url);
+    check("drain_delay", old.drain_delay != new.drain_delay);
     check("auth_token", old.auth_token != new.auth_token);
     check("session_lease", old.session_lease != new.session_lease);
     check(

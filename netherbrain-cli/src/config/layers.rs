@@ -85,8 +85,10 @@ struct Scalars {
     bind: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    redis_url: Option<String>,
     auth_token: Option<String>,
     graceful_shutdown_timeout: Option<u64>,
+    drain_delay: Option<u64>,
     log: Option<String>,
     log_format: Option<LogFormat>,
     body_limit: Option<usize>,
@@ -116,6 +118,8 @@ const VARS: &[(&str, &str, Kind)] = &[
     ("bind", env::BIND, Kind::Text),
     ("data_dir", env::DATA_DIR, Kind::Text),
     ("database_url", env::DATABASE_URL, Kind::Text),
+    ("redis_url", env::REDIS_URL, Kind::Text),
+    ("drain_delay", env::DRAIN_DELAY, Kind::Scalar),
     ("auth_token", env::AUTH_TOKEN, Kind::Text),
     ("graceful_shutdown_timeout", env::GRACEFUL, Kind::Scalar),
     ("log", env::LOG, Kind::Text),
@@ -153,8 +157,10 @@ impl FileConfig {
             bind: self.bind.clone(),
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
             auth_token: self.auth_token.clone(),
             graceful_shutdown_timeout: self.graceful_shutdown_timeout,
+            drain_delay: self.drain_delay,
             log: self.log.clone(),
             log_format: self.log_format,
             body_limit: self.body_limit,
@@ -350,7 +356,18 @@ pub(super) fn resolve(
             format!("sqlite://{}", data_dir.join("netherbrain.db").display())
         }
     };
-    netherbrain_store::Backend::from_url(&database_url).map_err(|e| anyhow!("{e}"))?;
+    let backend =
+        netherbrain_store::Backend::from_url(&database_url).map_err(|e| anyhow!("{e}"))?;
+    let redis_url = merged.redis_url.filter(|u| !u.trim().is_empty());
+    if redis_url.is_some() && backend == netherbrain_store::Backend::Sqlite {
+        bail!(
+            "redis_url (NETHER_REDIS_URL) is for several replicas sharing one Postgres database; SQLite serves a single process: set database_url to a postgres:// URL or leave redis_url out"
+        );
+    }
+    // Several replicas: a balancer needs a moment to notice a stopping one.
+    let drain_delay = merged
+        .drain_delay
+        .unwrap_or(if redis_url.is_some() { 5 } else { 0 });
     let session_lease = merged.session_lease.unwrap_or(DEFAULT_SESSION_LEASE_SECS);
     if session_lease == 0 {
         bail!("session_lease must be at least 1 second");
@@ -426,8 +443,10 @@ pub(super) fn resolve(
         port,
         data_dir,
         database_url,
+        redis_url,
         auth_token,
         graceful_shutdown_timeout: Duration::from_secs(graceful),
+        drain_delay: Duration::from_secs(drain_delay),
         log,
         log_format,
         body_limit,

@@ -49,6 +49,8 @@ pub(crate) mod env {
     pub(crate) const BIND: &str = "NETHER_BIND";
     pub(crate) const DATA_DIR: &str = "NETHER_DATA_DIR";
     pub(crate) const DATABASE_URL: &str = "NETHER_DATABASE_URL";
+    pub(crate) const REDIS_URL: &str = "NETHER_REDIS_URL";
+    pub(crate) const DRAIN_DELAY: &str = "NETHER_DRAIN_DELAY";
     pub(crate) const AUTH_TOKEN: &str = "NETHER_AUTH_TOKEN";
     pub(crate) const GRACEFUL: &str = "NETHER_GRACEFUL_SHUTDOWN_TIMEOUT";
     pub(crate) const LOG: &str = "NETHER_LOG";
@@ -114,8 +116,10 @@ pub(crate) struct FileConfig {
     bind: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    redis_url: Option<String>,
     auth_token: Option<String>,
     graceful_shutdown_timeout: Option<u64>,
+    drain_delay: Option<u64>,
     log: Option<String>,
     log_format: Option<LogFormat>,
     body_limit: Option<usize>,
@@ -286,10 +290,17 @@ pub(crate) struct Settings {
     pub(crate) port: u16,
     pub(crate) data_dir: PathBuf,
     pub(crate) database_url: String,
+    /// Redis for several replicas on one Postgres database (multi-replica
+    /// mode); `None`: a single process.
+    pub(crate) redis_url: Option<String>,
     pub(crate) auth_token: Option<String>,
     /// How long a running session's lease lasts without renewal.
     pub(crate) session_lease: Duration,
     pub(crate) graceful_shutdown_timeout: Duration,
+    /// After a shutdown signal: how long the server reports not-ready
+    /// while still taking runs, so a load balancer moves new work away
+    /// before the drain begins.
+    pub(crate) drain_delay: Duration,
     pub(crate) log: String,
     pub(crate) log_format: LogFormat,
     pub(crate) body_limit: usize,
@@ -328,6 +339,7 @@ impl fmt::Debug for Settings {
             .field("port", &self.port)
             .field("data_dir", &self.data_dir)
             .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("auth_token", &self.auth_token.as_ref().map(|_| REDACTED))
             .field("session_lease", &self.session_lease)
             .field("body_limit", &self.body_limit)

@@ -109,6 +109,17 @@ pub(crate) fn render(settings: &Settings) -> String {
         Some(toml_str(&redact_url(&settings.database_url))),
     );
     line(
+        "redis_url",
+        settings
+            .redis_url
+            .as_deref()
+            .map(|u| toml_str(&redact_url(u))),
+    );
+    line(
+        "drain_delay",
+        Some(settings.drain_delay.as_secs().to_string()),
+    );
+    line(
         "auth_token",
         settings.auth_token.as_ref().map(|_| toml_str(REDACTED)),
     );
