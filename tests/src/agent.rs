@@ -116,6 +116,7 @@ pub struct AgentOptions {
     database_url: Option<String>,
     provider_url: Option<String>,
     config: String,
+    auth_token: Option<String>,
 }
 
 impl AgentOptions {
@@ -139,6 +140,14 @@ impl AgentOptions {
     pub fn config(mut self, toml: &str) -> Self {
         self.config.push_str(toml);
         self.config.push('\n');
+        self
+    }
+
+    /// Uses this operator token instead of a fresh one: replicas of one
+    /// deployment share it, so one client reaches them all.
+    #[must_use]
+    pub fn auth_token(mut self, token: &str) -> Self {
+        self.auth_token = Some(token.to_owned());
         self
     }
 
@@ -225,7 +234,10 @@ impl Agent {
         std::fs::write(home.path().join("config.toml"), config).context("writing config")?;
         Ok(Self {
             home,
-            token: format!("e2e-operator-{}", uuid::Uuid::new_v4().simple()),
+            token: options
+                .auth_token
+                .clone()
+                .unwrap_or_else(|| format!("e2e-operator-{}", uuid::Uuid::new_v4().simple())),
             port: 0,
             child: None,
             logs: Arc::default(),

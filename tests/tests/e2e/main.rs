@@ -12,6 +12,7 @@ mod memory;
 mod providers;
 mod reliability;
 mod reload;
+mod replicas;
 mod resume;
 mod security;
 mod serve;
