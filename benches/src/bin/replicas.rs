@@ -84,7 +84,9 @@ async fn serve_model(mut socket: TcpStream, deltas: usize, delay: Duration, hold
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let Ok(n) = socket.read(&mut chunk).await else { return };
+        let Ok(n) = socket.read(&mut chunk).await else {
+            return;
+        };
         if n == 0 {
             return;
         }
@@ -115,7 +117,11 @@ async fn serve_model(mut socket: TcpStream, deltas: usize, delay: Duration, hold
     for _ in 0..deltas {
         tokio::time::sleep(delay).await;
         let delta = serde_json::json!({"choices": [{"index": 0, "delta": {"content": format!("{:020};", now_nanos())}, "finish_reason": null}]});
-        if socket.write_all(send(delta.to_string()).as_bytes()).await.is_err() {
+        if socket
+            .write_all(send(delta.to_string()).as_bytes())
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -199,7 +205,10 @@ async fn start_replica(args: &Args, database: &str, model: &str) -> Result<Repli
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = http.get(format!("{}/api/health", replica.base)).send().await
+        if let Ok(r) = http
+            .get(format!("{}/api/health", replica.base))
+            .send()
+            .await
             && r.status().is_success()
         {
             return Ok(replica);
@@ -260,9 +269,8 @@ async fn attach(http: reqwest::Client, base: String, session: String) -> Result<
                 match value["type"].as_str() {
                     Some("TEXT_MESSAGE_CONTENT") => {
                         let delta = value["delta"].as_str().unwrap_or_default();
-                        if let Some(sent) = delta
-                            .strip_suffix(';')
-                            .and_then(|s| s.parse::<u128>().ok())
+                        if let Some(sent) =
+                            delta.strip_suffix(';').and_then(|s| s.parse::<u128>().ok())
                         {
                             let us = received.saturating_sub(sent) / 1_000;
                             latencies.push(u64::try_from(us).unwrap_or(u64::MAX));
@@ -281,11 +289,18 @@ async fn attach(http: reqwest::Client, base: String, session: String) -> Result<
     }
 }
 
+/// Per-event latencies (µs) of one run read on its replica and on another.
+type Latencies = (Vec<u64>, Vec<u64>);
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
 }
@@ -319,7 +334,10 @@ async fn run(args: Args) -> Result<(), String> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
-    let model = format!("http://{}/v1", listener.local_addr().map_err(|e| e.to_string())?);
+    let model = format!(
+        "http://{}/v1",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
     let (deltas, delay) = (args.deltas, Duration::from_millis(args.delay_ms));
     {
         let hold = hold.clone();
@@ -360,24 +378,23 @@ async fn run(args: Args) -> Result<(), String> {
         args.runs, args.concurrency, args.delay_ms
     );
     let started = Instant::now();
-    let results: Vec<Result<(Vec<u64>, Vec<u64>), String>> =
-        futures::stream::iter(0..args.runs)
-            .map(|i| {
-                let (http, bases, preset) = (http.clone(), bases.clone(), preset.clone());
-                async move {
-                    let owner = &bases[i % REPLICAS];
-                    let other = &bases[(i + 1) % REPLICAS];
-                    let session = start_run(&http, owner, &preset).await?;
-                    let (same, cross) = tokio::join!(
-                        attach(http.clone(), owner.clone(), session.clone()),
-                        attach(http.clone(), other.clone(), session)
-                    );
-                    Ok((same?, cross?))
-                }
-            })
-            .buffer_unordered(args.concurrency)
-            .collect()
-            .await;
+    let results: Vec<Result<Latencies, String>> = futures::stream::iter(0..args.runs)
+        .map(|i| {
+            let (http, bases, preset) = (http.clone(), bases.clone(), preset.clone());
+            async move {
+                let owner = &bases[i % REPLICAS];
+                let other = &bases[(i + 1) % REPLICAS];
+                let session = start_run(&http, owner, &preset).await?;
+                let (same, cross) = tokio::join!(
+                    attach(http.clone(), owner.clone(), session.clone()),
+                    attach(http.clone(), other.clone(), session)
+                );
+                Ok((same?, cross?))
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
     let elapsed = started.elapsed();
     let (mut same, mut cross, mut failed) = (Vec::new(), Vec::new(), 0usize);
     for result in results {
@@ -424,10 +441,14 @@ async fn run(args: Args) -> Result<(), String> {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let before = redis_used_memory(&args.redis).await?;
         hold.store(true, Ordering::Release);
-        println!("phase 2: {} live runs (each holding after {deltas} deltas)", args.live);
+        println!(
+            "phase 2: {} live runs (each holding after {deltas} deltas)",
+            args.live
+        );
         let started: Vec<Result<String, String>> = futures::stream::iter(0..args.live)
             .map(|i| {
-                let (http, base, preset) = (http.clone(), bases[i % REPLICAS].clone(), preset.clone());
+                let (http, base, preset) =
+                    (http.clone(), bases[i % REPLICAS].clone(), preset.clone());
                 async move { start_run(&http, &base, &preset).await }
             })
             .buffer_unordered(args.concurrency)
@@ -435,7 +456,10 @@ async fn run(args: Args) -> Result<(), String> {
             .await;
         let ok = started.iter().filter(|r| r.is_ok()).count();
         // Let every run stream its deltas.
-        tokio::time::sleep(delay * u32::try_from(deltas).unwrap_or(u32::MAX) + Duration::from_secs(3)).await;
+        tokio::time::sleep(
+            delay * u32::try_from(deltas).unwrap_or(u32::MAX) + Duration::from_secs(3),
+        )
+        .await;
         let during = redis_used_memory(&args.redis).await?;
         hold.store(false, Ordering::Release);
         let per_thousand = during.saturating_sub(before) as f64 / ok.max(1) as f64 * 1000.0;
@@ -459,7 +483,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("replicas: {e}");

@@ -467,6 +467,32 @@ mod tests {
     }
 
     #[test]
+    fn redis_needs_postgres_and_lengthens_the_drain_delay() {
+        let flags = Overrides::default();
+        let s = resolve(&flags, &Env::default(), FileConfig::default(), None).unwrap();
+        assert_eq!((s.redis_url, s.drain_delay), (None, Duration::ZERO));
+        let env = Env::from_pairs(&[(env::REDIS_URL, "redis://127.0.0.1:6379")]);
+        let err = resolve(&flags, &env, FileConfig::default(), None).unwrap_err();
+        assert!(
+            err.to_string().contains("SQLite serves a single process"),
+            "{err}"
+        );
+        let env = Env::from_pairs(&[
+            (env::REDIS_URL, "redis://127.0.0.1:6379"),
+            (env::DATABASE_URL, "postgres://nb@db/nb"),
+        ]);
+        let s = resolve(&flags, &env, FileConfig::default(), None).unwrap();
+        assert_eq!(s.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(s.drain_delay, Duration::from_secs(5));
+        let f = file(
+            "redis_url = \"redis://r:6379\"\ndrain_delay = 12\ndatabase_url = \"postgres://nb@db/nb\"\n",
+        );
+        let s = resolve(&flags, &Env::default(), f, None).unwrap();
+        assert_eq!(s.redis_url.as_deref(), Some("redis://r:6379"));
+        assert_eq!(s.drain_delay, Duration::from_secs(12));
+    }
+
+    #[test]
     fn providers_are_derived_from_conventional_variables() {
         let env = Env::from_pairs(&[
             (env::OPENAI_BASE_URL, "http://127.0.0.1:11434/v1"),

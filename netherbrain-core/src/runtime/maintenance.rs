@@ -125,7 +125,9 @@ async fn salvage(store: &dyn StateStore, cluster: &dyn Cluster, now: chrono::Dat
                 "kept the events a stopped replica had published but not written"
             ),
             // Another replica kept them first, or the owner came back.
-            Err(err) => tracing::debug!(%session_id, error = %err, "did not keep a stopped replica's events"),
+            Err(err) => {
+                tracing::debug!(%session_id, error = %err, "did not keep a stopped replica's events")
+            }
         }
     }
 }

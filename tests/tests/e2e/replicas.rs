@@ -69,11 +69,7 @@ where
     }
 }
 
-fn spawn_events(
-    api: &Api,
-    session: &str,
-    after: u64,
-) -> tokio::task::JoinHandle<Result<Vec<Sse>>> {
+fn spawn_events(api: &Api, session: &str, after: u64) -> tokio::task::JoinHandle<Result<Vec<Sse>>> {
     let api = api.clone();
     let session = session.to_owned();
     tokio::spawn(async move { api.session_events(&session, after).await })
@@ -135,10 +131,16 @@ async fn interrupt_and_steer_sent_to_another_replica_reach_the_run() -> Result<(
         .answer_when("STEER-XYZ", Reply::text(&["steered ", "answer"]))
         .await;
     provider
-        .answer_when("forever", Reply::text(&["never"]).after(Duration::from_secs(60)))
+        .answer_when(
+            "forever",
+            Reply::text(&["never"]).after(Duration::from_secs(60)),
+        )
         .await;
     provider
-        .answer_when("slow", Reply::text(&["first"]).after(Duration::from_secs(2)))
+        .answer_when(
+            "slow",
+            Reply::text(&["first"]).after(Duration::from_secs(2)),
+        )
         .await;
     let options = deployment(&[])?;
     let nodes = replicas(&provider, 3, &options).await?;
@@ -160,7 +162,9 @@ async fn interrupt_and_steer_sent_to_another_replica_reach_the_run() -> Result<(
     ensure!(steered["session_id"] == session.as_str(), "{steered}");
     let events = watched.await??;
     ensure!(
-        events.iter().any(|e| e.data.to_string().contains("STEER-XYZ")),
+        events
+            .iter()
+            .any(|e| e.data.to_string().contains("STEER-XYZ")),
         "the steering shows in the stream read through B: {events:?}"
     );
     ensure!(
@@ -180,14 +184,23 @@ async fn interrupt_and_steer_sent_to_another_replica_reach_the_run() -> Result<(
         .await?;
     let watched = spawn_events(&b, &session, 0);
     until("the model is asked", || async {
-        ensure!(provider.requests().await.iter().any(|r| r.mentions("forever")));
+        ensure!(
+            provider
+                .requests()
+                .await
+                .iter()
+                .any(|r| r.mentions("forever"))
+        );
         Ok(())
     })
     .await?;
     let interrupted = c
         .post(&format!("/api/sessions/{session}/interrupt"), &json!({}))
         .await?;
-    ensure!(interrupted["session_id"] == session.as_str(), "{interrupted}");
+    ensure!(
+        interrupted["session_id"] == session.as_str(),
+        "{interrupted}"
+    );
     let events = tokio::time::timeout(Duration::from_secs(10), watched)
         .await
         .context("the interrupted run's stream through B did not end")???;
@@ -211,11 +224,12 @@ async fn interrupt_and_steer_sent_to_another_replica_reach_the_run() -> Result<(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_killed_mid_run_is_recovered_by_a_survivor_within_the_lease() -> Result<()> {
     let provider = FakeProvider::start().await;
+    provider.answer_when("again", Reply::text(&["fine"])).await;
     provider
-        .answer_when("again", Reply::text(&["fine"]))
-        .await;
-    provider
-        .answer_when("forever", Reply::text(&["never"]).after(Duration::from_secs(60)))
+        .answer_when(
+            "forever",
+            Reply::text(&["never"]).after(Duration::from_secs(60)),
+        )
         .await;
     let options = deployment(&[])?;
     let mut nodes = replicas(&provider, 3, &options).await?;
@@ -277,7 +291,10 @@ struct Balancer {
 
 impl Balancer {
     fn set(&self, i: usize, url: String) {
-        let mut backends = self.backends.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut backends = self
+            .backends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if backends.len() <= i {
             backends.resize(i + 1, (String::new(), false));
         }
@@ -285,7 +302,10 @@ impl Balancer {
     }
 
     fn pick(&self) -> Option<String> {
-        let backends = self.backends.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let backends = self
+            .backends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let ready: Vec<&String> = backends.iter().filter(|b| b.1).map(|b| &b.0).collect();
         if ready.is_empty() {
             return None;
@@ -333,7 +353,10 @@ impl Balancer {
 async fn a_rolling_restart_under_traffic_fails_no_request() -> Result<()> {
     let provider = FakeProvider::start().await;
     provider
-        .answer_when("long", Reply::text(&["long ", "answer"]).after(Duration::from_secs(3)))
+        .answer_when(
+            "long",
+            Reply::text(&["long ", "answer"]).after(Duration::from_secs(3)),
+        )
         .await;
     provider.answer(Reply::text(&["quick"])).await;
     let options = deployment(&[
@@ -371,8 +394,12 @@ async fn a_rolling_restart_under_traffic_fails_no_request() -> Result<()> {
     let done = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..2 {
-        let (balancer, stop, failures, done) =
-            (balancer.clone(), stop.clone(), failures.clone(), done.clone());
+        let (balancer, stop, failures, done) = (
+            balancer.clone(),
+            stop.clone(),
+            failures.clone(),
+            done.clone(),
+        );
         let (token, preset) = (token.clone(), preset.clone());
         clients.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -424,7 +451,12 @@ async fn a_rolling_restart_under_traffic_fails_no_request() -> Result<()> {
     probe.abort();
     let failures = failures.lock().map(|f| f.clone()).unwrap_or_default();
     let done = done.load(Ordering::Relaxed);
-    ensure!(failures.is_empty(), "{} failed of {}: {failures:#?}", failures.len(), done + failures.len());
+    ensure!(
+        failures.is_empty(),
+        "{} failed of {}: {failures:#?}",
+        failures.len(),
+        done + failures.len()
+    );
     ensure!(done >= 10, "only {done} runs went through");
     let long = long_read.await??;
     ensure!(
@@ -443,7 +475,9 @@ struct PrivateRedis {
 
 impl PrivateRedis {
     fn start() -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let mut redis = Self { port, child: None };
         redis.resume()?;
         Ok(redis)
@@ -496,7 +530,10 @@ async fn a_redis_outage_degrades_to_the_database_and_recovers() -> Result<()> {
         )
         .await;
     provider
-        .answer_when("forever", Reply::text(&["never"]).after(Duration::from_secs(60)))
+        .answer_when(
+            "forever",
+            Reply::text(&["never"]).after(Duration::from_secs(60)),
+        )
         .await;
     let token = format!("e2e-deployment-{}", uuid::Uuid::new_v4().simple());
     let options = AgentOptions::default()
@@ -523,7 +560,10 @@ async fn a_redis_outage_degrades_to_the_database_and_recovers() -> Result<()> {
         .await?;
     let through_b = b.session_events(&session, 0).await?;
     let on_a = a.session_events(&session, 0).await?;
-    ensure!(lines(&through_b) == lines(&on_a), "B read the run from the database");
+    ensure!(
+        lines(&through_b) == lines(&on_a),
+        "B read the run from the database"
+    );
     ensure!(netherbrain_tests::sse::text(&through_b) == "late answer");
     // A command for A's run cannot reach it: a clear 409.
     let (_, forever) = a
@@ -540,7 +580,10 @@ async fn a_redis_outage_degrades_to_the_database_and_recovers() -> Result<()> {
     redis.resume()?;
     until("B reports Redis reachable", || async {
         let health = b.get("/api/health").await?;
-        ensure!(health["redis"] == "ok" && health["status"] == "ok", "{health}");
+        ensure!(
+            health["redis"] == "ok" && health["status"] == "ok",
+            "{health}"
+        );
         Ok(())
     })
     .await?;
@@ -549,7 +592,10 @@ async fn a_redis_outage_degrades_to_the_database_and_recovers() -> Result<()> {
             .await
     })
     .await?;
-    ensure!(interrupted["session_id"] == forever.as_str(), "{interrupted}");
+    ensure!(
+        interrupted["session_id"] == forever.as_str(),
+        "{interrupted}"
+    );
     until("the run on A is interrupted", || async {
         ensure!(status_of(&a, &forever).await? == "interrupted");
         Ok(())
