@@ -104,6 +104,11 @@ impl Server {
     /// presets, builds the catalog and binds.
     pub(crate) async fn start(settings: &Settings, started: Instant) -> Result<Self> {
         let store = open_store(settings).await?;
+        // Installed first, so the cluster's gauges are recorded from the start.
+        let metrics = Metrics::install_global().unwrap_or_else(|e| {
+            tracing::warn!("metrics: {e}; using a private recorder");
+            Metrics::new()
+        });
         let runtime = crate::local::runtime(store.clone(), settings);
         if let Some(url) = &settings.redis_url {
             join_cluster(&runtime, url).await?;
@@ -135,10 +140,6 @@ impl Server {
             let _ = write!(out, "{}", admin_token_notice(token));
             let _ = out.flush();
         }
-        let metrics = Metrics::install_global().unwrap_or_else(|e| {
-            tracing::warn!("metrics: {e}; using a private recorder");
-            Metrics::new()
-        });
         let config = ServerConfig::default()
             .with_bind(settings.bind())
             .with_auth_token(settings.auth_token.clone())

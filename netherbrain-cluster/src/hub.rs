@@ -14,6 +14,7 @@ use redis::aio::PubSubSink;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::feed::WireNotice;
 use crate::link::Link;
 
 /// Live events buffered per followed session before a slow reader lags
@@ -45,6 +46,9 @@ struct Wanted {
 /// See the [module docs](self).
 pub(crate) struct Hub {
     link: Arc<Link>,
+    /// This process's followers, and the name its own notices carry.
+    feed: Arc<netherbrain_core::conversation::LocalFeed>,
+    origin: String,
     /// The subscribing half of the current connection (`None` while down).
     /// Subscribing and unsubscribing hold this lock, so the two never race.
     sink: tokio::sync::Mutex<Option<PubSubSink>>,
@@ -60,9 +64,15 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    pub(crate) fn start(link: Arc<Link>) -> Arc<Self> {
+    pub(crate) fn start(
+        link: Arc<Link>,
+        feed: Arc<netherbrain_core::conversation::LocalFeed>,
+        origin: String,
+    ) -> Arc<Self> {
         let hub = Arc::new(Self {
             link,
+            feed,
+            origin,
             sink: tokio::sync::Mutex::new(None),
             wanted: Mutex::new(Wanted::default()),
         });
@@ -166,6 +176,18 @@ impl Hub {
     /// Routes one message of the connection.
     fn dispatch(self: &Arc<Self>, message: &redis::Msg) {
         let channel = message.get_channel_name();
+        if channel == self.link.keys.feed() {
+            use netherbrain_core::conversation::ConversationFeed as _;
+            match serde_json::from_slice::<WireNotice>(message.get_payload_bytes()) {
+                Ok(wire) => {
+                    if let Some(notice) = wire.from_elsewhere(&self.origin) {
+                        self.feed.publish(notice);
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "unreadable feed notice from Redis"),
+            }
+            return;
+        }
         if let Some(session) = self.link.keys.live_session(channel) {
             let tx = self.wanted().sessions.get(&session).cloned();
             if let Some(tx) = tx {
@@ -209,6 +231,7 @@ impl Hub {
             .keys()
             .map(|s| self.link.keys.live(*s))
             .chain(wanted.commands.as_ref().map(|(name, _)| name.clone()))
+            .chain(std::iter::once(self.link.keys.feed()))
             .collect()
     }
 }
@@ -259,12 +282,7 @@ async fn supervise(hub: Weak<Hub>) {
                 let (mut sink, stream) = pubsub.split();
                 let channels = strong.channels();
                 let mut guard = strong.sink.lock().await;
-                let resubscribed = if channels.is_empty() {
-                    Ok(())
-                } else {
-                    link.call("subscribing again", sink.subscribe(channels))
-                        .await
-                };
+                let resubscribed = link.call("subscribing", sink.subscribe(channels)).await;
                 if resubscribed.is_ok() {
                     *guard = Some(sink);
                     backoff = BACKOFF_MIN;

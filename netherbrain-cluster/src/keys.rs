@@ -34,6 +34,11 @@ impl Keys {
             .ok()
     }
 
+    /// The channel conversation-feed notices go out on.
+    pub(crate) fn feed(&self) -> String {
+        format!("{}:feed", self.prefix)
+    }
+
     /// The channel a process hears its commands on.
     pub(crate) fn commands(&self, owner: &str) -> String {
         format!("{}:commands:{owner}", self.prefix)

@@ -16,6 +16,10 @@
 //! - **Commands.** Each replica listens on `<prefix>:commands:<owner>`,
 //!   its lease owner name. A sender publishes the command there and waits
 //!   on `<prefix>:ack:<id>` (`BLPOP`) for the reply.
+//! - **The conversation feed.** [`RedisFeed`] (the cluster's
+//!   [`feed`](Cluster::feed), which the conversation service of a joined
+//!   runtime uses) publishes run notices on `<prefix>:feed`, so followers
+//!   on every replica hear of a run at once.
 //! - **Outages.** Publishing never blocks a run; what Redis misses, readers
 //!   read from the database. While Redis is down, [`is_up`](RedisCluster::is_up)
 //!   is false, the gauge `netherbrain_redis_up` is 0, readers of other
@@ -36,7 +40,10 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod config;
+mod feed;
 mod hub;
 mod keys;
 mod link;
@@ -53,6 +60,7 @@ use redis::streams::StreamRangeReply;
 use tokio::sync::mpsc;
 
 pub use self::config::RedisConfig;
+pub use self::feed::RedisFeed;
 
 use self::hub::Hub;
 use self::link::Link;
@@ -81,6 +89,7 @@ pub struct RedisCluster {
     link: Arc<Link>,
     hub: Arc<Hub>,
     queue: mpsc::Sender<Outgoing>,
+    feed: Arc<RedisFeed>,
 }
 
 impl RedisCluster {
@@ -104,8 +113,16 @@ impl RedisCluster {
             publisher::DROPPED,
             "events not published to Redis because its queue was full"
         );
-        let hub = Hub::start(link.clone());
-        Ok(Arc::new(Self { link, hub, queue }))
+        let origin = uuid::Uuid::new_v4().simple().to_string();
+        let local = Arc::new(netherbrain_core::conversation::LocalFeed::new());
+        let hub = Hub::start(link.clone(), local.clone(), origin.clone());
+        let feed = Arc::new(RedisFeed::new(local, queue.clone(), origin));
+        Ok(Arc::new(Self {
+            link,
+            hub,
+            queue,
+            feed,
+        }))
     }
 
     /// Whether the last Redis request succeeded.
@@ -260,5 +277,9 @@ impl Cluster for RedisCluster {
 
     async fn ping(&self) -> Result<(), ClusterError> {
         self.ping_now().await
+    }
+
+    fn feed(&self) -> Option<Arc<dyn netherbrain_core::conversation::ConversationFeed>> {
+        Some(self.feed.clone())
     }
 }

@@ -25,6 +25,8 @@ pub(crate) enum Outgoing {
     Event(EventEnvelope),
     /// The run ended: its stream may expire soon.
     Ended(SessionId),
+    /// A conversation-feed notice (JSON) for the other replicas.
+    Notice(String),
 }
 
 /// Writes queued items until every sender is gone.
@@ -72,6 +74,9 @@ fn pipeline(link: &Link, batch: &[Outgoing]) -> redis::Pipeline {
                     .arg(&json)
                     .ignore();
                 running.insert(envelope.session_id);
+            }
+            Outgoing::Notice(json) => {
+                pipe.cmd("PUBLISH").arg(keys.feed()).arg(json).ignore();
             }
             Outgoing::Ended(session) => {
                 running.remove(session);

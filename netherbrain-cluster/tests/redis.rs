@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use netherbrain_cluster::{RedisCluster, RedisConfig};
 use netherbrain_core::cluster::{Cluster, ClusterError, CommandHandler, CommandReply, RunCommand};
-use netherbrain_core::{AgentEvent, EventEnvelope, SessionId};
+use netherbrain_core::conversation::FeedNotice;
+use netherbrain_core::{AgentEvent, ConversationId, EventEnvelope, SessionId};
 
 fn url() -> String {
     std::env::var("NETHER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -225,5 +226,26 @@ async fn an_unreachable_redis_is_reported_and_never_blocks_publishing() -> Resul
         matches!(command, Err(ClusterError::Unavailable(_))),
         "{command:?}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_notices_reach_the_other_replicas_once() -> Result<()> {
+    let (a, b) = replicas(config()).await?;
+    let (feed_a, feed_b) = (a.feed().context("a feed")?, b.feed().context("a feed")?);
+    let conversation = ConversationId::new();
+    let mut on_a = feed_a.watch(conversation);
+    let mut on_b = feed_b.watch(conversation);
+    let notice = FeedNotice::RunStarted {
+        conversation_id: conversation,
+        session_id: SessionId::new(),
+    };
+    feed_a.publish(notice);
+    let heard = tokio::time::timeout(Duration::from_secs(5), on_b.next()).await?;
+    ensure!(heard == Some(notice), "{heard:?}");
+    ensure!(on_a.next().await == Some(notice));
+    // A's own notice does not come back to it through Redis.
+    let echo = tokio::time::timeout(Duration::from_millis(300), on_a.next()).await;
+    ensure!(echo.is_err(), "{echo:?}");
     Ok(())
 }

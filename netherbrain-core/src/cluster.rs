@@ -186,6 +186,15 @@ pub trait Cluster: Send + Sync + fmt::Debug {
     /// the cluster is dropped).
     fn serve_commands(&self, owner: &str, handler: Arc<dyn CommandHandler>);
 
+    /// A [conversation feed](crate::conversation::ConversationFeed) whose
+    /// notices also reach the followers on the other replicas, if the
+    /// cluster carries them; the conversation service of a runtime that
+    /// joined the cluster uses it. Default: none (followers find other
+    /// replicas' runs when they re-read the store).
+    fn feed(&self) -> Option<Arc<dyn crate::conversation::ConversationFeed>> {
+        None
+    }
+
     /// Checks that the engine behind the cluster answers.
     ///
     /// # Errors

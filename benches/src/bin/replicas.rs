@@ -50,6 +50,11 @@ fn parse_args() -> Result<Args, String> {
         live: 1000,
     };
     let mut it = std::env::args().skip(1);
+    let absolute = |bin: &str| {
+        std::fs::canonicalize(bin)
+            .map(|p| p.display().to_string())
+            .map_err(|e| format!("--bin {bin}: {e}"))
+    };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         let number = |v: String| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
@@ -65,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown flag {other}")),
         }
     }
+    args.bin = absolute(&args.bin)?;
     Ok(args)
 }
 

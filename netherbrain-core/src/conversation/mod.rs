@@ -258,12 +258,19 @@ impl ServiceBuilder {
     }
 
     /// Builds the service and connects the feed to the runtime, so every run
-    /// the runtime starts is announced.
+    /// the runtime starts is announced. Without [`feed`](Self::feed), the
+    /// runtime's [cluster](crate::cluster::Cluster::feed) feed, else a
+    /// [`LocalFeed`].
     pub fn build(self) -> ConversationService {
         let runtime = self
             .runtime
             .unwrap_or_else(|| Runtime::new(self.store.clone()));
-        let feed = self.feed.unwrap_or_else(|| Arc::new(LocalFeed::new()));
+        // A runtime in a cluster hears of the other replicas' runs through
+        // the cluster's feed, when it has one.
+        let feed = self
+            .feed
+            .or_else(|| runtime.cluster().and_then(|c| c.feed()))
+            .unwrap_or_else(|| Arc::new(LocalFeed::new()));
         let memories = self
             .memories
             .unwrap_or_else(|| Memories::new(self.store.clone(), MemoryConfig::default()));

@@ -23,8 +23,8 @@ const PAGE: u32 = 512;
 /// How often the store is read when nothing else says there is more.
 const POLL: Duration = Duration::from_millis(250);
 /// How long a live cluster stream may stay quiet before the session's
-/// status is checked in the store.
-const RECHECK: Duration = Duration::from_secs(1);
+/// status is checked in the store (its owner may have died).
+const RECHECK: Duration = Duration::from_secs(2);
 /// How long a session whose lease expired is waited for (some process
 /// recovers it, which writes its terminal event) before the reader ends.
 const ABANDONED_WAIT: Duration = Duration::from_secs(30);
@@ -196,8 +196,17 @@ impl Follower {
                         tokio::time::sleep(POLL).await;
                         break;
                     }
-                    // Quiet: check the store (the owner may have died).
-                    Err(_) => break,
+                    // Quiet: still running under a live lease? Then keep
+                    // waiting; else read the store (it may have ended).
+                    Err(_) => match self.store.get_session(self.session_id).await {
+                        Ok(session)
+                            if session.status.is_active()
+                                && session
+                                    .lease
+                                    .as_ref()
+                                    .is_some_and(|l| !l.is_expired(chrono::Utc::now())) => {}
+                        _ => break,
+                    },
                 }
             }
         }

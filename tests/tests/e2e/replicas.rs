@@ -554,6 +554,12 @@ async fn a_redis_outage_degrades_to_the_database_and_recovers() -> Result<()> {
         health["status"] == "degraded" && health["ready"] == true,
         "still serving: {health}"
     );
+    let metrics = b.get_request("/metrics").send().await?.text().await?;
+    ensure!(
+        metrics.contains("netherbrain_redis_up 0")
+            && metrics.contains("netherbrain_redis_errors_total"),
+        "the outage shows in the metrics"
+    );
     // A run on A is still read whole through B, from the database.
     let (_, session) = a
         .run_detached(json!({"preset_id": preset, "input": "slow question"}))
@@ -587,6 +593,11 @@ async fn a_redis_outage_degrades_to_the_database_and_recovers() -> Result<()> {
         Ok(())
     })
     .await?;
+    let metrics = b.get_request("/metrics").send().await?.text().await?;
+    ensure!(
+        metrics.contains("netherbrain_redis_up 1"),
+        "Redis is up again in the metrics"
+    );
     let interrupted = until("B's interrupt reaches A again", || async {
         b.post(&format!("/api/sessions/{forever}/interrupt"), &json!({}))
             .await
@@ -601,5 +612,48 @@ async fn a_redis_outage_degrades_to_the_database_and_recovers() -> Result<()> {
         Ok(())
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conversation_followed_on_one_replica_streams_runs_started_on_another() -> Result<()> {
+    let provider = FakeProvider::start().await;
+    provider
+        .answer_when("second", Reply::text(&["second ", "answer"]))
+        .await;
+    provider.answer(Reply::text(&["first"])).await;
+    let options = deployment(&[])?;
+    let nodes = replicas(&provider, 2, &options).await?;
+    let (a, b) = (nodes[0].admin(), nodes[1].admin());
+    let preset = a.preset_id("p").await?;
+    let first = a
+        .run_streamed(json!({"preset_id": preset, "input": "first"}))
+        .await?;
+    let mut ws = netherbrain_tests::ws::Ws::connect(&nodes[1].base_url(), b.token()).await?;
+    ws.exchange(
+        &json!({"type": "subscribe", "conversation_id": first.conversation_id}),
+        "subscribed",
+    )
+    .await?;
+    let second = a
+        .run_streamed(json!({"conversation_id": first.conversation_id, "input": "second"}))
+        .await?;
+    let frames = ws
+        .collect_until(|f| {
+            f["type"] == "event"
+                && f["event"]["type"] == "RUN_FINISHED"
+                && f["session_id"] == second.session_id.as_str()
+        })
+        .await?;
+    let text: String = frames
+        .iter()
+        .filter(|f| f["event"]["type"] == "TEXT_MESSAGE_CONTENT")
+        .filter_map(|f| f["event"]["delta"].as_str())
+        .collect();
+    ensure!(
+        text.ends_with("second answer"),
+        "B's socket streamed A's run: {frames:?}"
+    );
+    ws.close().await?;
     Ok(())
 }
