@@ -38,7 +38,7 @@ impl WireNotice {
     }
 
     /// The notice, unless this process published it.
-    pub(crate) fn from_elsewhere(self, origin: &str) -> Option<FeedNotice> {
+    pub(crate) fn into_notice_unless_from(self, origin: &str) -> Option<FeedNotice> {
         if self.origin == origin {
             return None;
         }

@@ -180,7 +180,7 @@ impl Hub {
             use netherbrain_core::conversation::ConversationFeed as _;
             match serde_json::from_slice::<WireNotice>(message.get_payload_bytes()) {
                 Ok(wire) => {
-                    if let Some(notice) = wire.from_elsewhere(&self.origin) {
+                    if let Some(notice) = wire.into_notice_unless_from(&self.origin) {
                         self.feed.publish(notice);
                     }
                 }
