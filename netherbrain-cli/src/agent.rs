@@ -109,10 +109,7 @@ impl Server {
             tracing::warn!("metrics: {e}; using a private recorder");
             Metrics::new()
         });
-        let runtime = crate::local::runtime(store.clone(), settings);
-        if let Some(url) = &settings.redis_url {
-            join_cluster(&runtime, url).await?;
-        }
+        let runtime = crate::local::runtime(store.clone(), settings).await?;
         let recovered = runtime
             .recover()
             .await
@@ -275,25 +272,6 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
-}
-
-/// Multi-replica mode: shares the runtime's runs with the other replicas
-/// through Redis. A Redis that is down now is joined when it answers.
-async fn join_cluster(runtime: &netherbrain_core::runtime::Runtime, url: &str) -> Result<()> {
-    use netherbrain_cluster::{RedisCluster, RedisConfig};
-    let shown = crate::config::redact_url(url);
-    let cluster = RedisCluster::connect(url, RedisConfig::default())
-        .map_err(|e| anyhow!("redis_url {shown}: {e}"))?;
-    runtime.join_cluster(cluster.clone());
-    match cluster.ping_now().await {
-        Ok(()) => tracing::info!(redis = %shown, "multi-replica mode: Redis is reachable"),
-        Err(e) => tracing::warn!(
-            redis = %shown,
-            error = %e,
-            "multi-replica mode: Redis is unreachable; serving this replica's runs alone until it answers"
-        ),
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ async fn local(settings: &Settings, args: &ChatArgs) -> Result<Chat> {
     let (service, _) = crate::local::service(
         store.clone(),
         settings,
-        crate::local::runtime(store.clone(), settings),
+        crate::local::runtime(store.clone(), settings).await?,
     )
     .await?;
 

@@ -297,12 +297,36 @@ pub(crate) fn memories(store: Arc<dyn StateStore>, settings: &Settings) -> Memor
     Memories::new(store, config).with_embedder(embedder)
 }
 
-/// The session runtime the settings describe.
-pub(crate) fn runtime(store: Arc<dyn StateStore>, settings: &Settings) -> Runtime {
-    Runtime::with_config(
+/// The session runtime the settings describe; with `redis_url` it joins
+/// the deployment's other replicas.
+pub(crate) async fn runtime(store: Arc<dyn StateStore>, settings: &Settings) -> Result<Runtime> {
+    let runtime = Runtime::with_config(
         store,
         RuntimeConfig::default().with_lease(settings.session_lease),
-    )
+    );
+    if let Some(url) = &settings.redis_url {
+        join_cluster(&runtime, url).await?;
+    }
+    Ok(runtime)
+}
+
+/// Multi-replica mode: shares the runtime's runs with the other replicas
+/// through Redis. A Redis that is down now is joined when it answers.
+async fn join_cluster(runtime: &Runtime, url: &str) -> Result<()> {
+    use netherbrain_cluster::{RedisCluster, RedisConfig};
+    let shown = crate::config::redact_url(url);
+    let cluster = RedisCluster::connect(url, RedisConfig::default())
+        .map_err(|e| anyhow!("redis_url {shown}: {e}"))?;
+    runtime.join_cluster(cluster.clone());
+    match cluster.ping_now().await {
+        Ok(()) => tracing::info!(redis = %shown, "multi-replica mode: Redis is reachable"),
+        Err(e) => tracing::warn!(
+            redis = %shown,
+            error = %e,
+            "multi-replica mode: Redis is unreachable; serving this replica's runs alone until it answers"
+        ),
+    }
+    Ok(())
 }
 
 /// Imports presets as the admin, through the conversation service.

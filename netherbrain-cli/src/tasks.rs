@@ -23,7 +23,7 @@ pub(crate) async fn run(settings: &Settings, command: TasksCommand) -> Result<Ex
     let (service, _) = crate::local::service(
         store.clone(),
         settings,
-        crate::local::runtime(store.clone(), settings),
+        crate::local::runtime(store.clone(), settings).await?,
     )
     .await?;
     match command {
