@@ -1,9 +1,10 @@
 //! The workspace's dependency rules (`docs/architecture.md`), read from
 //! `cargo metadata` and `cargo tree`:
 //!
-//! - the direction is `cli → http, gateway, store → core`: core depends on
-//!   no workspace crate, store and http only on core, the gateway on core
-//!   and at most http's client, and nothing depends on the cli;
+//! - the direction is `cli → http, gateway, store, tools, cluster → core`:
+//!   core depends on no workspace crate, store, http, tools and cluster only
+//!   on core, the gateway on core and at most http's client, and nothing
+//!   depends on the cli;
 //! - `netherbrain-http` with only its `client` feature resolves no server
 //!   stack (axum, utoipa, …), so a remote program can use the client;
 //! - the cli reaches the server through `netherbrain-http`, not through
@@ -24,6 +25,7 @@ const HTTP: &str = "netherbrain-http";
 const GATEWAY: &str = "netherbrain-gateway";
 const CLI: &str = "netherbrain-cli";
 const TOOLS: &str = "netherbrain-tools";
+const CLUSTER: &str = "netherbrain-cluster";
 
 /// Each library crate and the workspace crates it may depend on.
 const DIRECTION: &[(&str, &[&str])] = &[
@@ -32,7 +34,8 @@ const DIRECTION: &[(&str, &[&str])] = &[
     (HTTP, &[CORE]),
     (GATEWAY, &[CORE, HTTP]),
     (TOOLS, &[CORE]),
-    (CLI, &[CORE, STORE, HTTP, GATEWAY, TOOLS]),
+    (CLUSTER, &[CORE]),
+    (CLI, &[CORE, STORE, HTTP, GATEWAY, TOOLS, CLUSTER]),
 ];
 
 /// `publish = false` members (examples, benchmarks, these tests): they may
@@ -210,7 +213,7 @@ fn workspace_crates_depend_in_one_direction() {
         }
     }
     assert_no_violations(
-        "the dependency direction is cli → http, gateway, store, tools → core",
+        "the dependency direction is cli → http, gateway, store, tools, cluster → core",
         &violations,
     );
 }
@@ -317,4 +320,20 @@ fn the_cli_depends_on_neither_axum_nor_tower() {
         })
         .collect();
     assert_no_violations("the cli holds no server plumbing", &violations);
+}
+
+/// Core is the SDK: no server, no database driver, no Redis or chat
+/// client, with all its features (`docs/architecture.md`).
+#[test]
+fn core_pulls_no_server_driver_or_platform_client() {
+    let resolved = tree(&["-p", CORE, "--all-features"]);
+    let violations: Vec<String> = ["axum", "sqlx", "redis", "teloxide", "twilight-http"]
+        .iter()
+        .filter(|name| resolved.contains(**name))
+        .map(|name| format!("{CORE} resolves {name}"))
+        .collect();
+    assert_no_violations(
+        "core depends on no server, database driver or platform client",
+        &violations,
+    );
 }
