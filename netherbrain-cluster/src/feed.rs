@@ -58,9 +58,10 @@ impl WireNotice {
     }
 }
 
-/// A [`ConversationFeed`] shared by the replicas of one deployment; see
-/// the [module docs](self). Notices are hints: one Redis loses is made up
-/// for by followers re-reading the store every
+/// A [`ConversationFeed`] shared by the replicas of one deployment:
+/// notices published here reach this process's followers at once and the
+/// other replicas' over the deployment's feed channel. Notices are hints:
+/// one Redis loses is made up for by followers re-reading the store every
 /// [`LOCAL_RECHECK`](netherbrain_core::conversation::LOCAL_RECHECK).
 #[derive(Debug)]
 pub struct RedisFeed {

@@ -69,6 +69,29 @@ where
     }
 }
 
+/// A session's event stream as the server wrote it, without its
+/// keep-alive comments (sent on a timer, so not part of the events).
+async fn raw_events(api: &Api, session: &str) -> Result<String> {
+    let resp = api
+        .get_request(&format!("/api/sessions/{session}/events"))
+        .send()
+        .await?;
+    ensure!(resp.status() == 200, "{}", resp.status());
+    let body = tokio::time::timeout(PATIENCE, resp.text())
+        .await
+        .context("the stream did not end")??;
+    Ok(body
+        .split_inclusive('\n')
+        .filter(|line| !line.starts_with(':'))
+        .collect())
+}
+
+fn spawn_raw(api: &Api, session: &str) -> tokio::task::JoinHandle<Result<String>> {
+    let api = api.clone();
+    let session = session.to_owned();
+    tokio::spawn(async move { raw_events(&api, &session).await })
+}
+
 fn spawn_events(api: &Api, session: &str, after: u64) -> tokio::task::JoinHandle<Result<Vec<Sse>>> {
     let api = api.clone();
     let session = session.to_owned();
@@ -99,19 +122,19 @@ async fn a_run_on_one_replica_streams_identically_from_the_others() -> Result<()
         .run_detached(json!({"preset_id": preset, "input": "tell me"}))
         .await?;
     // Attached while the model is still thinking: the run is on A.
-    let on_a = spawn_events(&a, &session, 0);
-    let on_b = spawn_events(&b, &session, 0);
-    let on_c = spawn_events(&c, &session, 0);
-    let on_a = on_a.await??;
-    let (on_b, on_c) = (on_b.await??, on_c.await??);
+    let on_a = spawn_raw(&a, &session);
+    let on_b = spawn_raw(&b, &session);
+    let on_c = spawn_raw(&c, &session);
+    let (raw_a, raw_b, raw_c) = (on_a.await??, on_b.await??, on_c.await??);
+    ensure!(raw_a == raw_b, "B wrote the bytes A did");
+    ensure!(raw_a == raw_c, "C wrote the bytes A did");
+    let on_a = netherbrain_tests::sse::parse(&raw_a)?;
     ensure!(on_a.len() > 40, "{} events", on_a.len());
     ensure!(
         on_a.last().is_some_and(|e| e.event == "RUN_FINISHED"),
         "{:?}",
         on_a.last()
     );
-    ensure!(lines(&on_a) == lines(&on_b), "B streamed what A did");
-    ensure!(lines(&on_a) == lines(&on_c), "C streamed what A did");
     // A resume on C after event 5 gets exactly the rest.
     let resumed = c.session_events(&session, 5).await?;
     ensure!(lines(&on_a[5..]) == lines(&resumed), "a resume on C");
