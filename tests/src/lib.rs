@@ -81,6 +81,29 @@ where
     }
 }
 
+/// Retries `check` every 50 ms until it succeeds, for at most
+/// [`PATIENCE`]; its last error is in the failure.
+///
+/// # Errors
+///
+/// When `check` has not succeeded in time.
+pub async fn until<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match check().await {
+            Ok(value) => return Ok(value),
+            Err(e) if Instant::now() >= deadline => {
+                anyhow::bail!("timed out after {PATIENCE:?} waiting until {what}: {e:#}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// Replaces ids and timestamps in a JSON value so it can be snapshotted:
 /// UUIDs and 32-hex-digit ids inside strings become `[uuid]` / `[hex]`,
 /// values of keys ending in `_at` or named `timestamp` become

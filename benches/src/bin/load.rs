@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
+use netherbrain_benches::{ms, percentile};
 use netherbrain_core::agent::AgentCatalog;
 use netherbrain_core::provider::{
     FinishReason, ModelRequest, Provider, ProviderEvent, ProviderStream,
@@ -313,24 +314,6 @@ async fn one_stream(http: reqwest::Client, url: String, expected: usize) -> Stre
         ));
     }
     result
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-#[allow(clippy::cast_precision_loss)]
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
 }
 
 #[allow(clippy::cast_precision_loss)]

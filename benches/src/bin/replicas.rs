@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
+use netherbrain_benches::{ms, percentile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -297,24 +298,6 @@ async fn attach(http: reqwest::Client, base: String, session: String) -> Result<
 
 /// Per-event latencies (µs) of one run read on its replica and on another.
 type Latencies = (Vec<u64>, Vec<u64>);
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-#[allow(clippy::cast_precision_loss)]
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
-}
 
 async fn redis_used_memory(url: &str) -> Result<u64, String> {
     let addr = url

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use netherbrain_tests::{
-    Agent, AgentOptions, Api, FakeProvider, PATIENCE, PresetDoc, Reply, postgres_database,
+    Agent, AgentOptions, Api, FakeProvider, PATIENCE, PresetDoc, Reply, postgres_database, until,
 };
 use serde_json::{Value, json};
 
@@ -23,25 +23,6 @@ async fn provider(delay: Duration) -> FakeProvider {
         .await;
     provider.answer(Reply::text(&["fine"])).await;
     provider
-}
-
-/// Retries `check` until it succeeds, for at most [`PATIENCE`]; its last
-/// error is in the failure.
-async fn until<T, F, Fut>(what: &str, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        match check().await {
-            Ok(value) => return Ok(value),
-            Err(e) if std::time::Instant::now() >= deadline => {
-                bail!("timed out after {PATIENCE:?} waiting until {what}: {e:#}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
 }
 
 async fn status(api: &Api, session: &str) -> Result<Value> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use netherbrain_tests::sse::Sse;
 use netherbrain_tests::{
-    Agent, AgentOptions, Api, FakeProvider, PATIENCE, PresetDoc, Reply, postgres_database,
+    Agent, AgentOptions, Api, FakeProvider, PATIENCE, PresetDoc, Reply, postgres_database, until,
 };
 use serde_json::{Value, json};
 
@@ -50,23 +50,6 @@ fn lines(events: &[Sse]) -> Vec<String> {
         .iter()
         .map(|e| format!("{} {} {}", e.id, e.event, e.data))
         .collect()
-}
-
-async fn until<T, F, Fut>(what: &str, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        match check().await {
-            Ok(value) => return Ok(value),
-            Err(e) if std::time::Instant::now() >= deadline => {
-                bail!("timed out after {PATIENCE:?} waiting until {what}: {e:#}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
 }
 
 /// A session's event stream as the server wrote it, without its
