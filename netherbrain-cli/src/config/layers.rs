@@ -359,6 +359,13 @@ pub(super) fn resolve(
     let backend =
         netherbrain_store::Backend::from_url(&database_url).map_err(|e| anyhow!("{e}"))?;
     let redis_url = merged.redis_url.filter(|u| !u.trim().is_empty());
+    if let Some(url) = &redis_url
+        && !["redis://", "rediss://", "unix://", "redis+unix://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+    {
+        bail!("redis_url must be a redis://, rediss:// or unix:// URL");
+    }
     if redis_url.is_some() && backend == netherbrain_store::Backend::Sqlite {
         bail!(
             "redis_url (NETHER_REDIS_URL) is for several replicas sharing one Postgres database; SQLite serves a single process: set database_url to a postgres:// URL or leave redis_url out"

@@ -483,6 +483,12 @@ mod tests {
         ]);
         let s = resolve(&flags, &env, FileConfig::default(), None).unwrap();
         assert_eq!(s.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        let env = Env::from_pairs(&[
+            (env::REDIS_URL, "http://127.0.0.1:6379"),
+            (env::DATABASE_URL, "postgres://nb@db/nb"),
+        ]);
+        let err = resolve(&flags, &env, FileConfig::default(), None).unwrap_err();
+        assert!(err.to_string().contains("redis://"), "{err}");
         assert_eq!(s.drain_delay, Duration::from_secs(5));
         let f = file(
             "redis_url = \"redis://r:6379\"\ndrain_delay = 12\ndatabase_url = \"postgres://nb@db/nb\"\n",
