@@ -131,6 +131,10 @@ impl Follower {
         let mut ending = false;
         let mut abandoned_since: Option<Instant> = None;
         loop {
+            // The reader left: stop reading for it.
+            if self.tx.is_closed() {
+                return;
+            }
             let Some(_) = self.read_store(&mut failures).await else {
                 return;
             };
@@ -198,6 +202,7 @@ impl Follower {
                     }
                     // Quiet: still running under a live lease? Then keep
                     // waiting; else read the store (it may have ended).
+                    Err(_) if self.tx.is_closed() => return,
                     Err(_) => match self.store.get_session(self.session_id).await {
                         Ok(session)
                             if session.status.is_active()
